@@ -1,0 +1,28 @@
+# Two entry points for a fresh machine: `make demo` and `make test`.
+# Each creates .venv (with uv when available, for speed) and installs what it needs.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test lint install
+
+$(VENV)/.installed: pyproject.toml
+	$(PY) -m pip install -q uv || true
+	if command -v uv >/dev/null 2>&1; then \
+		uv venv -q --allow-existing -p $(PY) $(VENV) && VIRTUAL_ENV=$(VENV) uv pip install -q -e ".[test]"; \
+	else \
+		$(PY) -m venv $(VENV) && $(BIN)/pip install -q -e ".[test]"; \
+	fi
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: $(VENV)/.installed
+	$(BIN)/mosaic-pais demo --output demo_output
+
+test: $(VENV)/.installed
+	$(BIN)/ruff check mosaic_pais tests training benchmarks
+	$(BIN)/python -m pytest -q
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check mosaic_pais tests training benchmarks

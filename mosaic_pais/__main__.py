@@ -1,0 +1,4 @@
+from mosaic_pais.cli import main
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,7 @@
+"""Errors that the command line turns into a one-line message and exit status 2."""
+
+from __future__ import annotations
+
+
+class BadInputError(ValueError):
+    """The user's input cannot be processed; the message says why in one line."""

@@ -1,0 +1,389 @@
+"""The PAIS network (Hausen & Robertson 2021, §3.2) in Keras 3, layered like keras-hub.
+
+layers (``ResDown``, ``FastAttention``, ``FuseUp``, ``AsinhStretch``) → backbone
+(:func:`build_pais_model`) → task (:class:`PAISPredictor`: normalisation, batching, output
+reshaping). Every layer returns all constructor arguments from ``get_config`` so that a saved
+``.keras`` file reloads with ``safe_mode=True`` and no pickled Python.
+
+Inputs and outputs of the Keras model (``h`` and ``w`` any multiple of 32):
+
+* input ``(batch, h, w, b + 1)``: the ``b`` bands divided by their noise sigma (signal-to-noise
+  units), then a validity channel (1 inside the mosaic and finite, 0 elsewhere; invalid pixels
+  of the bands are set to 0 by the caller).
+* ``center`` ``(batch, h, w, 1)``: C^c, sigmoid.
+* ``vectors`` ``(batch, h, w, 2n)``: C^v, channel ``2k + c`` is slot ``k``, component ``c``
+  (0 = dy, 1 = dx), in pixels.
+* ``fraction_logits`` ``(batch, h, w, b·n)``: channel ``band·n + k``; softmax over the ``n``
+  slots of a band gives C^m.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+DEFAULT_MODEL_PATH = Path(__file__).parent / "models" / "pais_f160w.keras"
+PAPER_FILTERS = (16, 32, 64, 64, 128)
+
+
+def _keras():
+    # TensorFlow loads only when a model is actually built or loaded (keeps import light)
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    import keras
+
+    return keras
+
+
+def _layers():
+    """Define the custom layers once, on first use, and return them by name."""
+    if "_LAYERS" in globals():
+        return globals()["_LAYERS"]
+    keras = _keras()
+    from keras import layers, ops
+
+    register = keras.saving.register_keras_serializable(package="mosaic_pais")
+
+    @register
+    class AsinhStretch(layers.Layer):
+        """``asinh(x / scale)`` on the band channels; the validity channel passes through.
+
+        Inputs are in units of the noise sigma, so the stretch is linear below ``scale``·σ and
+        logarithmic above: faint and bright sources share the network's dynamic range.
+        """
+
+        def __init__(self, scale: float = 3.0, n_bands: int = 1, **kwargs):
+            super().__init__(**kwargs)
+            self.scale = float(scale)
+            self.n_bands = int(n_bands)
+
+        def call(self, x):
+            bands = ops.arcsinh(x[..., : self.n_bands] / self.scale)
+            return ops.concatenate([bands, x[..., self.n_bands:]], axis=-1)
+
+        def get_config(self):
+            return {**super().get_config(), "scale": self.scale, "n_bands": self.n_bands}
+
+    @register
+    class ResDown(layers.Layer):
+        """Residual block halving resolution, then an identity residual block."""
+
+        def __init__(self, filters: int, dropout: float = 0.1, **kwargs):
+            super().__init__(**kwargs)
+            self.filters = int(filters)
+            self.dropout = float(dropout)
+            f = self.filters
+            self.conv1 = layers.Conv2D(f, 3, strides=2, padding="same", use_bias=False)
+            self.bn1 = layers.BatchNormalization()
+            self.drop = layers.Dropout(self.dropout)
+            self.conv2 = layers.Conv2D(f, 3, padding="same", use_bias=False)
+            self.bn2 = layers.BatchNormalization()
+            self.short = layers.Conv2D(f, 3, strides=2, padding="same")
+            self.conv3 = layers.Conv2D(f, 3, padding="same", use_bias=False)
+            self.bn3 = layers.BatchNormalization()
+            self.conv4 = layers.Conv2D(f, 3, padding="same", use_bias=False)
+            self.bn4 = layers.BatchNormalization()
+
+        def build(self, input_shape):
+            inner = (*input_shape[:-1], self.filters)
+            self.conv1.build(input_shape)
+            self.short.build(input_shape)
+            for layer in (self.bn1, self.conv2, self.bn2, self.conv3, self.bn3, self.conv4,
+                          self.bn4):
+                layer.build(inner)
+            self.built = True
+
+        def call(self, x, training=None):
+            y = ops.relu(self.drop(self.bn1(self.conv1(x), training=training), training=training))
+            y = self.bn2(self.conv2(y), training=training)
+            x = ops.relu(y + self.short(x))
+            y = ops.relu(self.bn3(self.conv3(x), training=training))
+            y = self.bn4(self.conv4(y), training=training)
+            return ops.relu(x + y)
+
+        def get_config(self):
+            return {**super().get_config(), "filters": self.filters, "dropout": self.dropout}
+
+    @register
+    class FastAttention(layers.Layer):
+        """FANet fast attention: ``Q (Kᵀ V) / N`` without softmax, linear in the pixel count.
+
+        Q and K are L2-normalised 1×1 projections, V = ReLU(BN(1×1 conv)). Works at any input
+        size because N is read from the input, not fixed at build time.
+        """
+
+        def __init__(self, filters: int, key_filters: int | None = None, **kwargs):
+            super().__init__(**kwargs)
+            self.filters = int(filters)
+            self.key_filters = int(key_filters or max(self.filters // 2, 4))
+            self.q = layers.Conv2D(self.key_filters, 1)
+            self.k = layers.Conv2D(self.key_filters, 1)
+            self.v = layers.Conv2D(self.filters, 1, use_bias=False)
+            self.v_bn = layers.BatchNormalization()
+            self.out_conv = layers.Conv2D(self.filters, 3, padding="same", use_bias=False)
+            self.out_bn = layers.BatchNormalization()
+
+        def build(self, input_shape):
+            inner = (*input_shape[:-1], self.filters)
+            for layer in (self.q, self.k, self.v):
+                layer.build(input_shape)
+            for layer in (self.v_bn, self.out_conv, self.out_bn):
+                layer.build(inner)
+            self.built = True
+
+        def call(self, x, training=None):
+            shape = ops.shape(x)
+            batch, h, w = shape[0], shape[1], shape[2]
+            n = h * w
+            q = ops.reshape(self.q(x), (batch, n, self.key_filters))
+            k = ops.reshape(self.k(x), (batch, n, self.key_filters))
+            v = ops.relu(self.v_bn(self.v(x), training=training))
+            v = ops.reshape(v, (batch, n, self.filters))
+            q = q / (ops.sqrt(ops.sum(q * q, axis=-1, keepdims=True)) + 1e-6)
+            k = k / (ops.sqrt(ops.sum(k * k, axis=-1, keepdims=True)) + 1e-6)
+            context = ops.matmul(ops.transpose(k, (0, 2, 1)), v)  # (batch, kf, f): O(N)
+            y = ops.matmul(q, context) / ops.cast(n, x.dtype)
+            y = ops.reshape(y, (batch, h, w, self.filters))
+            y = ops.relu(self.out_bn(self.out_conv(y), training=training))
+            return x + y
+
+        def get_config(self):
+            return {**super().get_config(), "filters": self.filters,
+                    "key_filters": self.key_filters}
+
+    @register
+    class FuseUp(layers.Layer):
+        """Nearest ×2 upsampling, add the (projected) skip, conv3×3 → BN → ReLU."""
+
+        def __init__(self, filters: int, **kwargs):
+            super().__init__(**kwargs)
+            self.filters = int(filters)
+            self.up = layers.UpSampling2D(2, interpolation="nearest")
+            self.proj_x = layers.Conv2D(self.filters, 1)
+            self.proj_skip = layers.Conv2D(self.filters, 1)
+            self.conv = layers.Conv2D(self.filters, 3, padding="same", use_bias=False)
+            self.bn = layers.BatchNormalization()
+
+        def build(self, x_shape, skip_shape):
+            self.proj_x.build(x_shape)
+            self.proj_skip.build(skip_shape)
+            inner = (*skip_shape[:-1], self.filters)
+            self.conv.build(inner)
+            self.bn.build(inner)
+            self.built = True
+
+        def call(self, x, skip, training=None):
+            y = self.proj_x(self.up(x)) + self.proj_skip(skip)
+            return ops.relu(self.bn(self.conv(y), training=training))
+
+        def get_config(self):
+            return {**super().get_config(), "filters": self.filters}
+
+    @register
+    class StopGradient(layers.Layer):
+        """The attribution decoder reads the spatial decoder's features without training them."""
+
+        def call(self, x):
+            return ops.stop_gradient(x)
+
+    globals()["_LAYERS"] = {
+        "AsinhStretch": AsinhStretch,
+        "ResDown": ResDown,
+        "FastAttention": FastAttention,
+        "FuseUp": FuseUp,
+        "StopGradient": StopGradient,
+    }
+    return globals()["_LAYERS"]
+
+
+def build_pais_model(n_bands: int = 1, n_slots: int = 3,
+                     filters: tuple[int, ...] = PAPER_FILTERS, dropout: float = 0.1,
+                     stretch: float = 3.0, name: str = "pais"):
+    """Build the two-decoder PAIS network.
+
+    Parameters
+    ----------
+    n_bands : int
+        Bands of the input image (the validity channel is added on top).
+    n_slots : int
+        The PCR's n.
+    filters : tuple of int
+        Encoder widths, one ResDown per entry, each halving resolution. The paper used
+        (16, 32, 64, 64, 128), about 2.6 M parameters; the decoders mirror them.
+    dropout : float
+    stretch : float
+        Scale (in noise sigmas) of the asinh input stretch.
+
+    Returns
+    -------
+    keras.Model with outputs ``center``, ``vectors``, ``fraction_logits``.
+    """
+    keras = _keras()
+    from keras import layers
+
+    L = _layers()
+    inputs = keras.Input(shape=(None, None, n_bands + 1), name="image")
+    x = L["AsinhStretch"](scale=stretch, n_bands=n_bands, name="stretch")(inputs)
+    # full-resolution features keep sub-pixel detail for the last decoder level
+    stem = layers.Conv2D(filters[0], 3, padding="same", activation="relu", name="stem")(x)
+    skips = [stem]
+    x = stem
+    for i, f in enumerate(filters):
+        x = L["ResDown"](f, dropout=dropout, name=f"down{i}")(x)
+        skips.append(x)
+    attended = [L["FastAttention"](s.shape[-1], name=f"attention{i}")(s)
+                for i, s in enumerate(skips)]
+
+    # spatial decoder: bottleneck back up to full resolution
+    up_filters = list(reversed(filters))  # e.g. 128, 64, 64, 32, 16
+    y = attended[-1]
+    spatial_levels = []
+    for i, f in enumerate(up_filters):
+        y = L["FuseUp"](f, name=f"spatial_up{i}")(y, attended[-2 - i])
+        spatial_levels.append(y)
+    center = layers.Conv2D(1, 1, activation="sigmoid", name="center")(y)
+    vectors = layers.Conv2D(2 * n_slots, 1, name="vectors")(
+        layers.Conv2D(up_filters[-1], 3, padding="same", activation="relu",
+                      name="vectors_conv")(y))
+
+    # attribution decoder: its own chain, fed the spatial features without back-propagation
+    z = attended[-1]
+    for i, f in enumerate(up_filters):
+        guide = L["StopGradient"](name=f"stop_gradient{i}")(spatial_levels[i])
+        skip = layers.Concatenate(name=f"attribution_cat{i}")([guide, attended[-2 - i]])
+        z = L["FuseUp"](f, name=f"attribution_up{i}")(z, skip)
+    logits = layers.Conv2D(n_bands * n_slots, 1, name="fraction_logits")(z)
+    model = keras.Model(inputs, {"center": center, "vectors": vectors,
+                                 "fraction_logits": logits}, name=name)
+    model.pais_config = {"n_bands": n_bands, "n_slots": n_slots, "filters": list(filters)}
+    return model
+
+
+def load_model(path: str | Path | None = None):
+    """Load a ``.keras`` PAIS model with ``safe_mode=True`` (no arbitrary code)."""
+    from mosaic_pais.errors import BadInputError
+
+    path = Path(path) if path is not None else DEFAULT_MODEL_PATH
+    if path.suffix != ".keras":
+        raise BadInputError(f"model {path}: only the native .keras format is accepted")
+    if not path.is_file():
+        raise BadInputError(f"model {path}: no such file")
+    keras = _keras()
+    _layers()
+    try:
+        return keras.models.load_model(path, compile=False, safe_mode=True)
+    except Exception as exc:  # noqa: BLE001 - any failure here means the file is unusable
+        raise BadInputError(f"model {path}: cannot be loaded ({type(exc).__name__})") from exc
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file, for provenance."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def model_metadata(path: str | Path | None = None) -> dict[str, Any]:
+    """The JSON card shipped beside a model (bands, n, noise normalisation, training summary)."""
+    path = Path(path) if path is not None else DEFAULT_MODEL_PATH
+    card = path.with_suffix(".json")
+    meta = json.loads(card.read_text()) if card.is_file() else {}
+    meta.setdefault("bands", ["F160W"])
+    meta.setdefault("n_slots", 3)
+    return meta
+
+
+@dataclass
+class PCRPrediction:
+    """Model output for a batch, in the package's PCR conventions."""
+
+    center: np.ndarray     # (B, h, w)
+    vectors: np.ndarray    # (B, h, w, n, 2)
+    fractions: np.ndarray  # (B, h, w, b, n), softmax over n
+
+
+def split_outputs(outputs: dict, n_bands: int, n_slots: int) -> PCRPrediction:
+    """Reshape the network's flat channels into C^c, C^v and C^m (softmax over slots)."""
+    center = np.asarray(outputs["center"])[..., 0]
+    vec = np.asarray(outputs["vectors"])
+    batch, h, w = center.shape
+    vectors = vec.reshape(batch, h, w, n_slots, 2)
+    logits = np.asarray(outputs["fraction_logits"]).reshape(batch, h, w, n_bands, n_slots)
+    logits = logits - logits.max(-1, keepdims=True)
+    expl = np.exp(logits)
+    fractions = expl / expl.sum(-1, keepdims=True)
+    return PCRPrediction(center=center, vectors=vectors, fractions=fractions.astype(np.float32))
+
+
+def model_input(images: np.ndarray, noise_sigma, valid: np.ndarray | None = None) -> np.ndarray:
+    """Network input from images (B, b, h, w) in flux units and per-band noise sigmas.
+
+    Non-finite and invalid pixels become 0 and are marked in the validity channel.
+    """
+    images = np.asarray(images, dtype=np.float32)
+    sigma = np.asarray(noise_sigma, dtype=np.float32).reshape(1, -1, 1, 1)
+    finite = np.all(np.isfinite(images), axis=1)
+    if valid is not None:
+        finite &= valid
+    snr = np.where(finite[:, None], images / sigma, 0.0)
+    x = np.concatenate([snr, finite[:, None].astype(np.float32)], axis=1)
+    return np.ascontiguousarray(np.transpose(x, (0, 2, 3, 1)))
+
+
+class PAISPredictor:
+    """A loaded model plus the conventions around it: configure once, call per batch of tiles.
+
+    Parameters
+    ----------
+    model : keras.Model or path or None
+        The network; ``None`` loads the model shipped with the package.
+    batch_size : int
+    """
+
+    def __init__(self, model=None, batch_size: int = 16):
+        if model is None or isinstance(model, str | Path):
+            self.path = Path(model) if model is not None else DEFAULT_MODEL_PATH
+            model = load_model(self.path)
+        else:
+            self.path = None
+        self.model = model
+        self.batch_size = int(batch_size)
+        in_channels = model.inputs[0].shape[-1]
+        self.n_bands = int(in_channels) - 1
+        self.n_slots = self._output_channels("vectors") // 2
+        self._predict = None
+
+    def _output_channels(self, name: str) -> int:
+        out = self.model.output
+        return int(out[name].shape[-1])
+
+    def __call__(self, images: np.ndarray, noise_sigma, valid: np.ndarray | None = None
+                 ) -> PCRPrediction:
+        """Predict the PCR of tiles ``images`` (B, b, h, w); h and w multiples of 32."""
+        if images.shape[1] != self.n_bands:
+            from mosaic_pais.errors import BadInputError
+
+            raise BadInputError(
+                f"the model expects {self.n_bands} band(s), the image has {images.shape[1]}")
+        x = model_input(images, noise_sigma, valid)
+        outs = {"center": [], "vectors": [], "fraction_logits": []}
+        if self._predict is None:
+            import tensorflow as tf
+
+            self._predict = tf.function(lambda t: self.model(t, training=False),
+                                        reduce_retracing=True)
+        for start in range(0, len(x), self.batch_size):
+            res = self._predict(x[start:start + self.batch_size])
+            for key in outs:
+                outs[key].append(np.asarray(res[key]))
+        merged = {k: np.concatenate(v) for k, v in outs.items()}
+        return split_outputs(merged, self.n_bands, self.n_slots)

@@ -1,0 +1,165 @@
+"""The PAIS network: shapes, serialisation, any input size, the loss and one training step."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+
+from mosaic_pais.loss import LossConfig, pais_loss_terms  # noqa: E402
+from mosaic_pais.model import (  # noqa: E402
+    PAISPredictor,
+    build_pais_model,
+    load_model,
+    model_input,
+    split_outputs,
+)
+
+SMALL = (4, 8, 8, 8, 8)
+
+
+@pytest.fixture(scope="module")
+def small_model():
+    keras.utils.set_random_seed(0)
+    return build_pais_model(n_bands=2, n_slots=3, filters=SMALL)
+
+
+def test_output_shapes_at_any_size(small_model):
+    for h, w in ((64, 64), (32, 96)):
+        out = small_model(np.zeros((2, h, w, 3), np.float32), training=False)
+        assert out["center"].shape == (2, h, w, 1)
+        assert out["vectors"].shape == (2, h, w, 6)
+        assert out["fraction_logits"].shape == (2, h, w, 6)
+        pred = split_outputs({k: np.asarray(v) for k, v in out.items()}, 2, 3)
+        assert pred.vectors.shape == (2, h, w, 3, 2)
+        np.testing.assert_allclose(pred.fractions.sum(-1), 1.0, atol=1e-5)
+        assert np.all((pred.center >= 0) & (pred.center <= 1))
+
+
+def test_paper_configuration_size():
+    model = build_pais_model(n_bands=1, filters=(16, 32, 64, 64, 128))
+    assert 1.5e6 < model.count_params() < 3.0e6
+
+
+def test_layer_configs_round_trip(small_model):
+    for layer in small_model.layers:
+        config = layer.get_config()
+        again = type(layer).from_config(config).get_config()
+        assert again == config, layer.name
+
+
+def test_save_load_identical_outputs(small_model, tmp_path):
+    path = tmp_path / "m.keras"
+    small_model.save(path)
+    loaded = load_model(path)
+    x = np.random.default_rng(0).normal(size=(1, 64, 64, 3)).astype(np.float32)
+    a, b = small_model(x, training=False), loaded(x, training=False)
+    for key in a:
+        np.testing.assert_array_equal(np.asarray(a[key]), np.asarray(b[key]))
+
+
+def test_model_input_masks_invalid_pixels():
+    img = np.ones((1, 1, 4, 4), np.float32)
+    img[0, 0, 0, 0] = np.nan
+    x = model_input(img, [0.5])
+    assert x.shape == (1, 4, 4, 2)
+    assert x[0, 0, 0, 0] == 0 and x[0, 0, 0, 1] == 0
+    assert x[0, 1, 1, 0] == 2 and x[0, 1, 1, 1] == 1
+
+
+def test_predictor_checks_bands(small_model):
+    from mosaic_pais.errors import BadInputError
+
+    predictor = PAISPredictor(small_model, batch_size=2)
+    pred = predictor(np.zeros((3, 2, 32, 32), np.float32), [1.0, 1.0])
+    assert pred.center.shape == (3, 32, 32)
+    with pytest.raises(BadInputError, match="band"):
+        predictor(np.zeros((1, 1, 32, 32), np.float32), [1.0])
+
+
+def _labels(batch=1, h=4, w=4, n=3, b=1):
+    return {
+        "center": np.zeros((batch, h, w), np.float32),
+        "vectors": np.zeros((batch, h, w, n, 2), np.float32),
+        "fractions": np.full((batch, h, w, b, n), 1.0 / n, np.float32),
+        "valid": np.ones((batch, h, w), np.float32),
+    }
+
+
+def _outputs(batch=1, h=4, w=4, n=3, b=1, center=0.0, vec=0.0, logits=None):
+    return {
+        "center": np.full((batch, h, w, 1), center, np.float32),
+        "vectors": np.full((batch, h, w, 2 * n), vec, np.float32),
+        "fraction_logits": np.zeros((batch, h, w, b * n), np.float32) if logits is None
+        else logits,
+    }
+
+
+def test_loss_terms_on_hand_made_cases():
+    labels = _labels()
+    t = pais_loss_terms(_outputs(center=0.5, vec=2.0), labels, 1, 3, LossConfig())
+    assert float(t["center"]) == pytest.approx(0.25)
+    assert float(t["vectors"]) == pytest.approx(2.0)  # MAE per component
+    assert float(t["fractions"]) == pytest.approx(np.log(3), rel=1e-5)
+    assert float(t["entropy"]) == pytest.approx(np.log(3) / 3, rel=1e-5)
+    total = 15 * 0.25 + 0.06 * 2.0 + 4 * np.log(3) + 2 * np.log(3) / 3
+    assert float(t["loss"]) == pytest.approx(total, rel=1e-5)
+
+
+def test_loss_ignores_invalid_pixels():
+    labels = _labels()
+    labels["valid"][0, :2] = 0
+    out = _outputs(center=0.0)
+    out["center"][0, :2] = 1.0  # wrong only where invalid
+    t = pais_loss_terms(out, labels, 1, 3, LossConfig())
+    assert float(t["center"]) == 0.0
+
+
+def test_weighted_vector_loss_discounts_far_low_fraction_slots():
+    cfg = LossConfig(vector_mode="weighted", vector_scale=10.0, vector_floor=0.0)
+    labels = _labels(h=1, w=1)
+    labels["vectors"][..., 0, :] = [0.0, 0.0]
+    labels["vectors"][..., 1, :] = [30.0, 40.0]  # 50 px away
+    labels["fractions"][...] = [1.0, 0.0, 0.0]
+    out = _outputs(h=1, w=1)
+    out["vectors"][..., 2:4] = [10.0, 10.0]  # big error on slot 1 only, which carries no flux
+    t = pais_loss_terms(out, labels, 1, 3, cfg)
+    assert float(t["vectors"]) == pytest.approx(0.0)
+    out["vectors"][..., 0:2] = [1.0, 0.0]  # slot 0 (all the flux, 0 px away): error 1
+    t = pais_loss_terms(out, labels, 1, 3, cfg)
+    assert float(t["vectors"]) == pytest.approx(1.0)
+
+
+def test_one_training_step_lowers_the_loss(small_model):
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    model = build_pais_model(n_bands=1, filters=SMALL, dropout=0.0)
+    x = rng.normal(size=(2, 32, 32, 2)).astype(np.float32)
+    x[..., 1] = 1
+    labels = _labels(batch=2, h=32, w=32)
+    labels["center"] = rng.uniform(0, 1, (2, 32, 32)).astype(np.float32)
+    labels["vectors"] = rng.normal(0, 3, (2, 32, 32, 3, 2)).astype(np.float32)
+    opt = keras.optimizers.Adam(1e-2)
+
+    def loss():
+        return pais_loss_terms(model(x, training=False), labels, 1, 3)["loss"]
+
+    before = float(loss())
+    with tf.GradientTape() as tape:
+        value = pais_loss_terms(model(x, training=False), labels, 1, 3)["loss"]
+    grads = tape.gradient(value, model.trainable_variables)
+    opt.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+    assert float(loss()) < before
+
+
+def test_load_model_refuses_other_formats(tmp_path):
+    from mosaic_pais.errors import BadInputError
+
+    (tmp_path / "m.h5").write_bytes(b"x")
+    with pytest.raises(BadInputError, match=".keras"):
+        load_model(tmp_path / "m.h5")
+    (tmp_path / "bad.keras").write_bytes(b"not a zip")
+    with pytest.raises(BadInputError, match="cannot be loaded"):
+        load_model(tmp_path / "bad.keras")

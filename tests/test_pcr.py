@@ -1,0 +1,207 @@
+"""The PCR encoder and decoder: exact properties on small synthetic scenes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mosaic_pais.pcr import (
+    center_map,
+    decode,
+    deblend_images,
+    encode,
+    find_peaks,
+    nearest_sources,
+    resolve_votes,
+)
+from tests.conftest import gaussian_sources
+
+
+def test_fractions_sum_to_one_and_vectors_point_at_sources(random_scene):
+    centers, sources, shape = random_scene
+    p = encode(centers, sources, center_sigma=2.0)
+    assert p.center.shape == shape
+    assert p.vectors.shape == (*shape, 3, 2)
+    assert p.fractions.shape == (*shape, 1, 3)
+    np.testing.assert_allclose(p.fractions.sum(-1), 1.0, atol=1e-6)
+    yy, xx = np.mgrid[0:shape[0], 0:shape[1]]
+    target = np.stack([yy, xx], -1)[:, :, None, :] + p.vectors
+    np.testing.assert_allclose(target, centers[p.source_index], atol=1e-4)
+    # slots are ordered by distance
+    d = np.linalg.norm(p.vectors, axis=-1)
+    assert np.all(np.diff(d, axis=-1) >= -1e-5)
+
+
+def test_encoding_does_not_depend_on_source_order(random_scene, rng):
+    centers, sources, _ = random_scene
+    a = encode(centers, sources)
+    perm = rng.permutation(len(centers))
+    b = encode(centers[perm], sources[perm])
+    np.testing.assert_array_equal(a.center, b.center)
+    np.testing.assert_array_equal(a.vectors, b.vectors)
+    np.testing.assert_array_equal(a.fractions, b.fractions)
+
+
+def test_ties_are_broken_by_position_not_input_order():
+    # pixel (2, 2) is exactly 2 px from both sources
+    centers = np.array([[2.0, 0.0], [2.0, 4.0]])
+    for order in ([0, 1], [1, 0]):
+        idx = nearest_sources(centers[order], (5, 5), n=2)
+        chosen = centers[order][idx[2, 2, 0]]
+        np.testing.assert_array_equal(chosen, [2.0, 0.0])  # smaller x wins
+
+
+def test_decode_of_encode_recovers_sources_and_conserves_flux(random_scene):
+    centers, sources, shape = random_scene
+    image = sources.sum(0)
+    p = encode(centers, sources, center_sigma=2.0)
+    d = decode(image, p.center, p.vectors, p.fractions, threshold=0.1, window=5)
+    deblends = d.deblend(image)
+    # every pixel is claimed once there are peaks, so the deblends sum to the image
+    np.testing.assert_allclose(deblends.sum(0), image, rtol=1e-5, atol=1e-7)
+    inside = (centers[:, 0] > 0) & (centers[:, 0] < shape[0] - 1) & (
+        centers[:, 1] > 0) & (centers[:, 1] < shape[1] - 1)
+    sep = np.linalg.norm(centers[:, None] - centers[None], axis=-1)
+    np.fill_diagonal(sep, np.inf)
+    isolated = inside & (sep.min(1) >= 4)
+    dist = np.linalg.norm(centers[isolated][:, None] - d.peaks.yx[None], axis=-1)
+    assert np.all(dist.min(1) < 0.05)
+
+
+def test_sources_beyond_the_edge_keep_their_flux():
+    shape = (32, 32)
+    centers = np.array([[16.0, 10.0], [16.0, 33.5]])  # the second one is outside the frame
+    sources = gaussian_sources(centers, shape, [2.0, 3.0], [10.0, 30.0])
+    p = encode(centers, sources, center_sigma=2.0)
+    # the inside source's share of the right-hand edge pixels is small: the outside source
+    # takes its own light instead of it being absorbed
+    frac_inside = np.where(p.source_index == 0, p.fractions[:, :, 0, :], 0).sum(-1)
+    assert frac_inside[16, 31] < 0.01
+    # and the outside source is found at the edge with sub-pixel accuracy beyond it
+    peaks = find_peaks(p.center)
+    assert len(peaks) == 2
+    assert abs(peaks.x[1] - 33.5) < 0.6
+
+
+def test_fewer_sources_than_slots_repeat_the_last_and_split_its_fraction():
+    shape = (16, 16)
+    centers = np.array([[4.0, 4.0], [10.0, 12.0]])
+    sources = gaussian_sources(centers, shape, 2.0, [5.0, 5.0])
+    p = encode(centers, sources, n=3)
+    # slots 1 and 2 hold the same (farther) source, its fraction split equally
+    assert np.all(p.source_index[..., 1] == p.source_index[..., 2])
+    np.testing.assert_allclose(p.fractions[..., 1], p.fractions[..., 2], atol=1e-7)
+    one = encode(centers[:1], sources[:1], n=3)
+    assert np.all(one.source_index == 0)
+    np.testing.assert_allclose(one.fractions, 1.0 / 3.0, atol=1e-6)
+
+
+def test_no_sources():
+    p = encode(np.zeros((0, 2)), np.zeros((0, 1, 8, 8)))
+    assert not p.center.any() and not p.vectors.any()
+    np.testing.assert_allclose(p.fractions.sum(-1), 1.0)
+    d = decode(np.ones((1, 8, 8)), p.center, p.vectors, p.fractions)
+    assert len(d.peaks) == 0 and np.all(d.ids == -1)
+    assert d.deblend(np.ones((1, 8, 8))).shape == (0, 1, 8, 8)
+
+
+def test_background_goes_to_the_nearest_source():
+    shape = (40, 40)
+    centers = np.array([[5.0, 5.0], [30.0, 30.0]])
+    sources = np.zeros((2, 1, *shape))
+    sources[0, 0, 5, 5] = 1.0
+    sources[1, 0, 30, 30] = 1.0
+    p = encode(centers, sources, n=2)
+    np.testing.assert_array_equal(p.fractions[20, 0, 0], [1.0, 0.0])
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_rot90_of_the_scene_rotates_the_encoding(random_scene, k):
+    centers, sources, shape = random_scene
+    p = encode(centers, sources)
+    rotated_sources = np.rot90(sources, k, axes=(2, 3))
+    c = centers.copy()
+    h, w = shape
+    for _ in range(k):  # np.rot90 sends (y, x) to (w - 1 - x, y)
+        c = np.stack([w - 1 - c[:, 1], c[:, 0]], 1)
+        h, w = w, h
+    q = encode(c, rotated_sources)
+    np.testing.assert_allclose(np.rot90(p.center, k), q.center, atol=1e-6)
+    np.testing.assert_allclose(np.rot90(p.fractions, k), q.fractions, atol=1e-6)
+    vec = np.rot90(p.vectors, k)
+    for _ in range(k):
+        vec = np.stack([-vec[..., 1], vec[..., 0]], -1)
+    np.testing.assert_allclose(vec, q.vectors, atol=1e-4)
+
+
+def test_flip_of_the_scene_flips_the_encoding(random_scene):
+    centers, sources, shape = random_scene
+    p = encode(centers, sources)
+    q = encode(np.stack([centers[:, 0], shape[1] - 1 - centers[:, 1]], 1), sources[..., ::-1])
+    np.testing.assert_allclose(p.center[:, ::-1], q.center, atol=1e-6)
+    np.testing.assert_allclose(p.fractions[:, ::-1], q.fractions, atol=1e-6)
+    np.testing.assert_allclose(p.vectors[:, ::-1] * [1, -1], q.vectors, atol=1e-4)
+
+
+def test_peaks_in_the_last_row_and_column_are_found():
+    c = center_map([[15.0, 15.0], [0.0, 0.0], [15.0, 0.0]], (16, 16), sigma=2.0)
+    peaks = find_peaks(c)
+    np.testing.assert_allclose(sorted(map(tuple, peaks.yx)), [(0, 0), (15, 0), (15, 15)],
+                               atol=1e-6)
+
+
+def test_plateau_gives_one_peak():
+    c = np.zeros((9, 9), np.float32)
+    c[4, 4:6] = 0.8
+    assert len(find_peaks(c, refine=False)) == 1
+
+
+def test_subpixel_refinement_is_exact_for_gaussians(rng):
+    centers = rng.uniform(3, 29, (1, 2))
+    peaks = find_peaks(center_map(centers, (32, 32), sigma=2.0))
+    np.testing.assert_allclose(peaks.yx, centers, atol=1e-3)
+
+
+def test_votes_resolve_to_nearest_detected_centre_with_origin():
+    vectors = np.zeros((2, 2, 1, 2), np.float32)
+    vectors[..., 0, 1] = 10.0  # every pixel points 10 px to the right
+    peaks = np.array([[100.0, 110.0], [100.0, 200.0]])
+    ids = resolve_votes(vectors, peaks, origin=(100.0, 100.0))
+    assert np.all(ids == 0)
+    ids = resolve_votes(vectors, peaks, origin=(100.0, 180.0))
+    assert np.all(ids == 1)
+
+
+def test_invalid_pixels_are_not_claimed_and_do_not_enter_deblends(random_scene):
+    centers, sources, shape = random_scene
+    image = sources.sum(0)
+    image[0, 10:20, 10:20] = np.nan
+    p = encode(centers, sources)
+    d = decode(image, p.center, p.vectors, p.fractions)
+    assert np.all(d.ids[:, 10:20, 10:20] == -1)
+    deblends = d.deblend(image)
+    assert np.all(np.isfinite(deblends))
+    good = np.isfinite(image)
+    np.testing.assert_allclose(deblends.sum(0)[good], image[good], rtol=1e-5, atol=1e-7)
+
+
+def test_duplicate_votes_add_up():
+    image = np.ones((1, 1, 1))
+    ids = np.array([[[0]], [[0]], [[1]]])
+    fractions = np.array([0.25, 0.25, 0.5]).reshape(1, 3, 1, 1)
+    out = deblend_images(image, ids, fractions, 2)
+    np.testing.assert_allclose(out[:, 0, 0, 0], [0.5, 0.5])
+
+
+def test_multiband_fractions():
+    shape = (24, 24)
+    centers = np.array([[8.0, 8.0], [15.0, 15.0]])
+    band1 = gaussian_sources(centers, shape, 2.0, [1.0, 4.0])
+    band2 = gaussian_sources(centers, shape, 2.0, [4.0, 1.0])
+    sources = np.concatenate([band1, band2], axis=1)
+    p = encode(centers, sources)
+    assert p.fractions.shape == (*shape, 2, 3)
+    assert p.fractions[12, 12, 0].max() != pytest.approx(p.fractions[12, 12, 1].max())
+    image = sources.sum(0)
+    d = decode(image, p.center, p.vectors, p.fractions)
+    np.testing.assert_allclose(d.deblend(image).sum(0), image, rtol=1e-5, atol=1e-8)
