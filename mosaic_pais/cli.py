@@ -51,6 +51,43 @@ def main() -> None:
 
 
 @main.command()
+@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--output", "-o", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Output directory.")
+@click.option("--bands", default=None, help="Band names, comma-separated, one per image/plane.")
+@click.option("--weights", multiple=True, type=click.Path(path_type=Path),
+              help="Inverse-variance weight map per band (repeat the option).")
+@click.option("--hdu", default=None, help="HDU name or number holding the image.")
+@click.option("--cluster", is_flag=False, flag_value="local", default=None,
+              help="Run on Dask workers: 'local' (default when given alone; CUDA workers when "
+                   "GPUs are visible), 'cuda', 'slurm', 'pbs' or a scheduler ADDRESS.")
+@click.option("--workers", default=None, type=click.IntRange(min=1), help="Number of workers.")
+@click.option("--model", default=None, type=click.Path(path_type=Path),
+              help="A .keras model (default: the shipped one).")
+@click.option("--resume", is_flag=True, help="Continue an interrupted run in --output.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing run in --output.")
+@click.option("--tile", default=256, show_default=True, type=int)
+@click.option("--margin", default=32, show_default=True, type=int)
+@click.option("--tiles-per-block", default=8, show_default=True, type=click.IntRange(min=1))
+@click.option("--threshold", default=None, type=float, help="Centre-map peak threshold.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@_friendly_errors
+def run(images, output, bands, weights, hdu, cluster, workers, model, resume, overwrite, tile,
+        margin, tiles_per_block, threshold, quiet) -> None:
+    """Detect and deblend every source of IMAGE(s); write catalogue, PCR store and picture."""
+    from mosaic_pais.run import run as run_pipeline
+
+    hdu_value = int(hdu) if hdu is not None and str(hdu).isdigit() else hdu
+    table, _ = run_pipeline(
+        list(images), output, bands=bands.split(",") if bands else None,
+        weights=list(weights) or None, hdu=hdu_value, model=model, cluster=cluster,
+        workers=workers, resume=resume, overwrite=overwrite, tile=tile, margin=margin,
+        tiles_per_block=tiles_per_block, threshold=threshold, progress=not quiet)
+    click.echo(f"{len(table)} sources; wrote {output}/catalog.fits, catalog.parquet, pcr.zarr, "
+               "overview.png, run.json")
+
+
+@main.command()
 @click.option("--output", "-o", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Directory for mosaic.fits and truth.fits.")
 @click.option("--size", required=True, type=click.IntRange(min=16),
@@ -70,8 +107,8 @@ def simulate(output: Path, size: int, seed: int, density: float) -> None:
 @main.command()
 @click.argument("catalog", type=click.Path(dir_okay=False, path_type=Path))
 @click.argument("truth", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--radius", default=3.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
-              help="Matching radius in pixels.")
+@click.option("--radius", default=3.0, show_default=True,
+              type=click.FloatRange(min=0, min_open=True), help="Matching radius in pixels.")
 @click.option("--mag-limit", default=None, type=float,
               help="Only truth sources brighter than this count towards completeness.")
 @click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False, path_type=Path),
@@ -87,6 +124,48 @@ def evaluate(catalog: Path, truth: Path, radius: float, mag_limit: float | None,
     json_path = json_path or catalog.with_name("evaluation.json")
     json_path.write_text(json.dumps(result, indent=2))
     click.echo(f"wrote {json_path}")
+
+
+@main.command()
+@click.option("--data", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Training set folder (train/ and val/ Zarr shards).")
+@click.option("--output", "-o", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Run folder: checkpoints, logs, exported model.keras.")
+@click.option("--config", "config_path", default=None, type=click.Path(path_type=Path),
+              help="A JSON training configuration (see training/configs/).")
+@click.option("--simulate-tiles", default=0, show_default=True, type=click.IntRange(min=0),
+              help="First simulate and label this many training tiles into --data.")
+@click.option("--val-tiles", default=0, show_default=True, type=click.IntRange(min=0),
+              help="... and this many validation tiles.")
+@click.option("--processes", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Processes for simulating tiles.")
+@click.option("--steps", default=None, type=click.IntRange(min=1), help="Stop after this step.")
+@click.option("--minutes", default=None, type=float, help="Stop after this many minutes.")
+@click.option("--from", "init_from", default=None, type=click.Path(path_type=Path),
+              help="Start from (fine-tune) this .keras model.")
+@_friendly_errors
+def train(data, output, config_path, simulate_tiles, val_tiles, processes, steps, minutes,
+          init_from) -> None:
+    """Build a simulated training set and/or train (resuming from the last checkpoint)."""
+    from mosaic_pais.train import TrainConfig, build_training_set
+    from mosaic_pais.train import train as train_model
+
+    if simulate_tiles:
+        build_training_set(data, "train", simulate_tiles, processes=processes)
+    if val_tiles:
+        build_training_set(data, "val", val_tiles, processes=processes)
+    cfg = TrainConfig.from_json(config_path) if config_path else TrainConfig()
+    cfg.data, cfg.output = str(data), str(output)
+    if steps:
+        cfg.steps = steps
+    if minutes is not None:
+        cfg.minutes = minutes
+    if init_from:
+        cfg.init_from = str(init_from)
+    if not (data / "train").is_dir():
+        raise BadInputError(f"no training set in {data}/train (use --simulate-tiles N)")
+    path = train_model(cfg)
+    click.echo(f"model written to {path}")
 
 
 @main.command()

@@ -215,11 +215,17 @@ def encode(centers_yx, source_images: np.ndarray, *, n: int = N_SLOTS,
 
 @dataclass
 class Peaks:
-    """Detected centres: sub-pixel positions (y, x) and centre-map peak values."""
+    """Detected centres: sub-pixel positions (y, x), their pixels and centre-map peak values.
+
+    ``iy, ix`` is the pixel holding the maximum: it decides which block owns a peak when a
+    mosaic is stitched, because the refined position may lie across a block border.
+    """
 
     y: np.ndarray
     x: np.ndarray
     score: np.ndarray
+    iy: np.ndarray
+    ix: np.ndarray
 
     def __len__(self) -> int:
         return len(self.y)
@@ -257,7 +263,8 @@ def find_peaks(center: np.ndarray, *, threshold: float = 0.1, window: int = 7,
     labels, n_lab = ndimage.label(is_peak, structure=np.ones((3, 3)))
     if n_lab == 0:
         empty = np.zeros(0, dtype=np.float64)
-        return Peaks(empty, empty.copy(), empty.copy().astype(np.float32))
+        none = np.zeros(0, dtype=np.int64)
+        return Peaks(empty, empty.copy(), empty.astype(np.float32), none, none.copy())
     flat_first = ndimage.minimum(np.arange(work.size).reshape(work.shape), labels,
                                  index=np.arange(1, n_lab + 1)).astype(np.int64)
     py, px = np.unravel_index(np.sort(flat_first), work.shape)
@@ -267,7 +274,7 @@ def find_peaks(center: np.ndarray, *, threshold: float = 0.1, window: int = 7,
     if refine:
         y += _parabola_offset(work, py, px, axis=0)
         x += _parabola_offset(work, py, px, axis=1)
-    return Peaks(y=y, x=x, score=score)
+    return Peaks(y=y, x=x, score=score, iy=py.astype(np.int64), ix=px.astype(np.int64))
 
 
 def _parabola_offset(work: np.ndarray, py: np.ndarray, px: np.ndarray, axis: int) -> np.ndarray:

@@ -1,0 +1,181 @@
+"""Where the work runs: a local scheduler, a LocalCluster (CUDA when GPUs are visible), a
+running scheduler, or SLURM through dask-jobqueue.
+
+:class:`Runner` hides the difference: ``runner.map(func, items)`` runs ``func(item)`` for every
+item, with a progress bar, on threads of this process or on the cluster's workers. The model is
+loaded on each distributed worker once, by :class:`ModelPlugin`, before tasks arrive.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
+from typing import Any
+
+from mosaic_pais.errors import BadInputError
+
+
+def gpus_visible() -> int:
+    """Number of NVIDIA GPUs this process can use (0 without the driver)."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES", None) == "":
+        return 0
+    try:
+        import pynvml  # shipped with dask-cuda's dependencies
+
+        pynvml.nvmlInit()
+        return int(pynvml.nvmlDeviceGetCount())
+    except Exception:  # noqa: BLE001 - no NVML library or no driver: no GPU
+        return 0
+
+
+class ModelPlugin:
+    """Distributed worker plugin: load the model once per worker at start-up.
+
+    Arguments are checked on the client; the device (and TensorFlow) is touched only in
+    ``setup``, on the worker, where GPU memory growth is switched on first so that TensorFlow
+    does not take all GPU memory.
+    """
+
+    name = "mosaic-pais-model"
+
+    def __init__(self, model_path: str, batch_size: int = 16):
+        if not str(model_path).endswith(".keras"):
+            raise BadInputError(f"model {model_path}: only the native .keras format is accepted")
+        self.model_path = str(model_path)
+        self.batch_size = int(batch_size)
+
+    def setup(self, worker=None):
+        enable_gpu_memory_growth()
+        from mosaic_pais.infer import predictor_for
+
+        predictor_for(self.model_path, self.batch_size)
+
+    def teardown(self, worker=None):
+        pass
+
+
+def enable_gpu_memory_growth() -> None:
+    """Ask TensorFlow to grow GPU memory on demand (no-op without GPUs)."""
+    try:
+        import tensorflow as tf
+
+        for gpu in tf.config.list_physical_devices("GPU"):
+            tf.config.experimental.set_memory_growth(gpu, True)
+    except Exception:  # noqa: BLE001 - already initialised or no TensorFlow GPU support
+        pass
+
+
+def start_cluster(kind: str | None, workers: int | None = None,
+                  memory_limit: str | None = None) -> tuple[Any, Any]:
+    """Start or join a cluster; returns ``(client, cluster)`` (``cluster`` None when joined).
+
+    ``kind``: None/"local" → LocalCluster (LocalCUDACluster when GPUs are visible, imported only
+    then), "cuda" → LocalCUDACluster, "slurm"/"pbs" → dask-jobqueue with deploy/ configuration,
+    anything else → the address of a running scheduler. Dashboards listen on localhost.
+    """
+    from distributed import Client, LocalCluster
+
+    kind = (kind or "local").strip()
+    if kind in ("local", "cuda"):
+        if kind == "cuda" or gpus_visible():
+            try:
+                from dask_cuda import LocalCUDACluster
+
+                cluster = LocalCUDACluster(ip="127.0.0.1", dashboard_address="127.0.0.1:0",
+                                           memory_limit=memory_limit or "auto")
+                return Client(cluster), cluster
+            except Exception as exc:  # noqa: BLE001 - fall back to CPU workers, say so
+                if kind == "cuda":
+                    raise BadInputError(f"--cluster cuda: cannot start GPU workers ({exc})") \
+                        from exc
+                print(f"mosaic-pais: no usable GPU ({type(exc).__name__}); using CPU workers",
+                      file=sys.stderr)
+        n = workers or max(1, min(os.cpu_count() or 1, 8) // 1)
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                               host="127.0.0.1", dashboard_address="127.0.0.1:0",
+                               memory_limit=memory_limit or "auto")
+        return Client(cluster), cluster
+    if kind in ("slurm", "pbs"):
+        try:
+            import dask_jobqueue
+        except ImportError as exc:
+            raise BadInputError(f"--cluster {kind} needs dask-jobqueue "
+                                "(pip install 'mosaic-pais[cluster]')") from exc
+        cls = dask_jobqueue.SLURMCluster if kind == "slurm" else dask_jobqueue.PBSCluster
+        cluster = cls()  # configured by ~/.config/dask/jobqueue.yaml (see deploy/)
+        cluster.scale(jobs=workers or 1)
+        return Client(cluster), cluster
+    try:
+        return Client(kind, timeout="20s"), None
+    except Exception as exc:  # noqa: BLE001 - one line for an unreachable address
+        raise BadInputError(f"cannot reach the Dask scheduler at {kind!r} ({exc})") from exc
+
+
+class Runner(AbstractContextManager):
+    """Run tasks locally (threads) or on a distributed client, with a progress bar."""
+
+    def __init__(self, client=None, threads: int | None = None, progress: bool = True):
+        self.client = client
+        self.threads = threads or min(os.cpu_count() or 1, 4)
+        self.progress = progress
+
+    def map(self, func: Callable, items: Iterable, desc: str = "", **kwargs) -> list:
+        """``[func(item, **kwargs) for item in items]`` in parallel, results in order."""
+        from tqdm import tqdm
+
+        items = list(items)
+        if not items:
+            return []
+        if self.client is not None:
+            from distributed import as_completed
+
+            shared = {k: self.client.scatter(v, broadcast=True) if _is_large(v) else v
+                      for k, v in kwargs.items()}
+            futures = [self.client.submit(func, item, **shared, pure=False, retries=2)
+                       for item in items]
+            index = {f.key: i for i, f in enumerate(futures)}
+            results: list = [None] * len(items)
+            with tqdm(total=len(items), desc=desc, disable=not self.progress,
+                      file=sys.stderr) as bar:
+                for future in as_completed(futures):
+                    results[index[future.key]] = future.result()
+                    bar.update(1)
+            return results
+        import dask
+        from dask.callbacks import Callback
+
+        class _Bar(Callback):
+            def _start_state(self, dsk, state):
+                self.bar = tqdm(total=len(items), desc=desc, disable=not runner.progress,
+                                file=sys.stderr)
+
+            def _posttask(self, key, result, dsk, state, worker_id):
+                if isinstance(key, tuple) and key and str(key[0]).startswith("task-"):
+                    self.bar.update(1)
+
+            def _finish(self, dsk, state, errored):
+                self.bar.close()
+
+        runner = self
+        shared = {k: dask.delayed(v, pure=False) if _is_large(v) else v
+                  for k, v in kwargs.items()}
+        tasks = [dask.delayed(func, pure=False)(item, **shared,
+                                                dask_key_name=("task-", i))
+                 for i, item in enumerate(items)]
+        with _Bar():
+            return list(dask.compute(*tasks, scheduler="threads", num_workers=self.threads))
+
+    def __exit__(self, *exc):
+        return None
+
+
+def _is_large(value: Any) -> bool:
+    import numpy as np
+
+    if isinstance(value, np.ndarray):
+        return value.nbytes > 1 << 20
+    if isinstance(value, dict):
+        return sum(getattr(v, "nbytes", 0) for v in value.values()) > 1 << 20
+    return False

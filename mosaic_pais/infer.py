@@ -1,0 +1,127 @@
+"""Inference: the network over every tile of a block, each tile's core written to the store.
+
+A block (a rectangle of tiles, the unit of a Dask task) reads its window of the mosaic once,
+cuts its tiles (padding outside the mosaic with zeros marked invalid — never mirrored), runs
+them through the model in batches and writes the cores of their PCR into the global store.
+Cores are disjoint and the store is chunked by block cores, so no two tasks touch the same
+chunk. The model is loaded once per worker process (:func:`predictor_for`).
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from mosaic_pais.store import open_array
+
+_LOCK = threading.Lock()
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_predictor(model_path: str, batch_size: int):
+    from mosaic_pais.model import PAISPredictor
+
+    return PAISPredictor(model_path, batch_size=batch_size)
+
+
+def predictor_for(model_path: str | Path, batch_size: int = 16):
+    """The model of this worker process, loaded on first use (one instance per process).
+
+    On a distributed worker the :class:`~mosaic_pais.cluster.ModelPlugin` loads it at worker
+    start-up, so the first task does not pay for it; the cache is the same.
+    """
+    with _LOCK:  # threads of one worker must not load the same model twice
+        return _cached_predictor(str(model_path), int(batch_size))
+
+
+def estimate_noise_sigma(image, n_windows: int = 48, size: int = 256, seed: int = 0) -> np.ndarray:
+    """Robust per-band pixel noise of a (band, y, x) array (numpy or dask) from sample windows.
+
+    The median absolute deviation of sigma-clipped pixels is taken in windows spread over the
+    mosaic (reading only those windows); sources are clipped away, and the median over windows
+    keeps a few crowded or empty windows from biasing it.
+    """
+    from astropy.stats import sigma_clipped_stats
+
+    n_band, h, w = image.shape
+    rng = np.random.default_rng(seed)
+    size_y, size_x = min(size, h), min(size, w)
+    sigmas = []
+    for _ in range(n_windows):
+        y0 = int(rng.integers(0, h - size_y + 1))
+        x0 = int(rng.integers(0, w - size_x + 1))
+        block = np.asarray(image[:, y0:y0 + size_y, x0:x0 + size_x], dtype=np.float64)
+        row = []
+        for band in block:
+            good = band[np.isfinite(band) & (band != 0)]
+            if good.size < 64:
+                row.append(np.nan)
+                continue
+            _, _, std = sigma_clipped_stats(good, sigma=3.0, maxiters=5, stdfunc="mad_std")
+            row.append(std)
+        sigmas.append(row)
+    with np.errstate(all="ignore"):
+        sigma = np.nanmedian(np.asarray(sigmas, np.float64), axis=0)
+    return np.asarray(sigma, np.float64)
+
+
+def predict_block(window: np.ndarray, valid: np.ndarray, tiles: list, window_origin: tuple,
+                  core: tuple, predictor, noise_sigma, tile_size: int) -> dict:
+    """PCR of a block's core from its window.
+
+    Parameters
+    ----------
+    window : (b, H, W) float32
+        The block's read window (zeros outside the mosaic).
+    valid : (H, W) bool
+        Inside the mosaic and finite.
+    tiles : list of ((ty0, tx0), (cy0, cy1, cx0, cx1))
+        Each tile's top-left corner and its core, in mosaic coordinates.
+    window_origin : (y, x) of the window's pixel (0, 0) in the mosaic.
+    core : (y0, y1, x0, x1) the block's core in the mosaic.
+    predictor : callable like :class:`~mosaic_pais.model.PAISPredictor`.
+    noise_sigma : per-band noise, the model's input unit.
+    tile_size : side of the square tiles.
+
+    Returns
+    -------
+    dict with ``center (h, w)``, ``vectors (n, 2, h, w)`` (NaN where invalid) and
+    ``fractions (b, n, h, w)`` for the core.
+    """
+    size = tile_size
+    oy, ox = window_origin
+    y0, y1, x0, x1 = core
+    h, w = y1 - y0, x1 - x0
+    n_band = window.shape[0]
+    n_slots = predictor.n_slots
+    out = {"center": np.zeros((h, w), np.float32),
+           "vectors": np.full((n_slots, 2, h, w), np.nan, np.float32),
+           "fractions": np.zeros((n_band, n_slots, h, w), np.float32)}
+    if not tiles:
+        return out
+    batch = np.stack([window[:, ty - oy:ty - oy + size, tx - ox:tx - ox + size]
+                      for (ty, tx), _ in tiles])
+    masks = np.stack([valid[ty - oy:ty - oy + size, tx - ox:tx - ox + size]
+                      for (ty, tx), _ in tiles])
+    pred = predictor(batch, noise_sigma, masks)
+    for i, ((ty, tx), (cy0, cy1, cx0, cx1)) in enumerate(tiles):
+        src = (slice(cy0 - ty, cy1 - ty), slice(cx0 - tx, cx1 - tx))
+        dst = (slice(cy0 - y0, cy1 - y0), slice(cx0 - x0, cx1 - x0))
+        ok = masks[i][src]
+        out["center"][dst] = np.where(ok, pred.center[i][src], 0.0)
+        vec = np.transpose(pred.vectors[i][src], (2, 3, 0, 1))  # (n, 2, h, w)
+        out["vectors"][(slice(None), slice(None), *dst)] = np.where(ok, vec, np.nan)
+        frac = np.transpose(pred.fractions[i][src], (2, 3, 0, 1))  # (b, n, h, w)
+        out["fractions"][(slice(None), slice(None), *dst)] = np.where(ok, frac, 0.0)
+    return out
+
+
+def write_block(store: str | Path, scratch: str | Path, core: tuple, result: dict) -> None:
+    """Write one block's core into the PCR store and the scratch vectors store."""
+    y0, y1, x0, x1 = core
+    open_array(store, "center", mode="r+")[y0:y1, x0:x1] = result["center"]
+    open_array(store, "fractions", mode="r+")[:, :, y0:y1, x0:x1] = result["fractions"]
+    open_array(scratch, "vectors", mode="r+")[:, :, y0:y1, x0:x1] = result["vectors"]

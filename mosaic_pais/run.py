@@ -1,0 +1,323 @@
+"""The main job: open → tile → infer → stitch → measure → write (DESIGN.md, "flow of a run").
+
+:func:`run` is what ``mosaic-pais run`` calls. Each stage lives in its own module; this one
+only wires them, decides where work runs (:mod:`mosaic_pais.cluster`) and keeps the record that
+lets ``--resume`` skip finished inference blocks.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mosaic_pais import __version__
+from mosaic_pais.errors import BadInputError
+
+DEFAULT_TILE = 256
+DEFAULT_MARGIN = 32
+DEFAULT_TILES_PER_BLOCK = 8
+
+
+@dataclass(frozen=True)
+class BlockSpec:
+    """A unit of work: tiles whose cores make up one rectangular core of the store."""
+
+    key: str
+    core: tuple[int, int, int, int]          # (y0, y1, x0, x1) in the mosaic
+    window: tuple[int, int, int, int]        # read window, may extend beyond the mosaic
+    tiles: tuple                             # ((ty0, tx0), (cy0, cy1, cx0, cx1)) per tile
+
+
+class _Handle:
+    """Carries a dask array into a task without the scheduler materialising it first."""
+
+    def __init__(self, array):
+        self.array = array
+
+    def read(self, window: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """The window (zeros outside the array) and its validity (inside and finite)."""
+        y0, y1, x0, x1 = window
+        n_band, h, w = self.array.shape
+        out = np.zeros((n_band, y1 - y0, x1 - x0), np.float32)
+        valid = np.zeros((y1 - y0, x1 - x0), bool)
+        sy0, sy1, sx0, sx1 = max(y0, 0), min(y1, h), max(x0, 0), min(x1, w)
+        if sy0 < sy1 and sx0 < sx1:
+            part = self.array[:, sy0:sy1, sx0:sx1]
+            if hasattr(part, "compute"):
+                part = part.compute(scheduler="synchronous")
+            part = np.asarray(part, np.float32)
+            finite = np.all(np.isfinite(part), axis=0)
+            out[:, sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = np.where(finite, part, 0.0)
+            valid[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = finite
+        return out, valid
+
+
+def plan_blocks(height: int, width: int, tile: int, margin: int, tiles_per_block: int
+                ) -> tuple[list[BlockSpec], tuple[int, int]]:
+    """The blocks of work and the store's chunk shape (the regular block core)."""
+    from mosaic_pais.tile import blocks, make_grid
+
+    grid = make_grid(height, width, tile=tile, margin=margin)
+    specs = []
+    for block in blocks(grid, (tiles_per_block, tiles_per_block)):
+        tiles = tuple(((t.window[0], t.window[2]), tuple(t.core)) for t in block.tiles)
+        key = f"{block.index[0]}_{block.index[1]}"
+        specs.append(BlockSpec(key=key, core=tuple(block.core), window=tuple(block.window),
+                               tiles=tiles))
+    stride = tile - 2 * margin
+    chunks = (min(stride * tiles_per_block, height), min(stride * tiles_per_block, width))
+    return specs, chunks
+
+
+def _infer_task(spec: BlockSpec, *, image: _Handle, store: str, scratch: str, model: str,
+                noise_sigma: np.ndarray, tile: int, batch_size: int) -> str:
+    from mosaic_pais.infer import predict_block, predictor_for, write_block
+    from mosaic_pais.store import record_block
+
+    window, valid = image.read(spec.window)
+    predictor = predictor_for(model, batch_size)
+    result = predict_block(window, valid, list(spec.tiles), (spec.window[0], spec.window[2]),
+                           spec.core, predictor, noise_sigma, tile)
+    write_block(store, scratch, spec.core, result)
+    record_block(store, "infer", spec.key, ["center", "fractions", "vectors"], spec.core,
+                 stores={"vectors": scratch})
+    return spec.key
+
+
+def _peaks_task(spec: BlockSpec, *, store: str, shape: tuple, threshold: float,
+                window: int) -> dict:
+    from mosaic_pais.stitch import peaks_in_region
+
+    return peaks_in_region(store, spec.core, shape, threshold, window)
+
+
+def _resolve_task(spec: BlockSpec, *, store: str, scratch: str, peaks_yx: np.ndarray,
+                  min_fraction: float) -> str:
+    from mosaic_pais.stitch import resolve_region
+
+    resolve_region(store, scratch, spec.core, peaks_yx, min_fraction)
+    return spec.key
+
+
+def _measure_task(spec: BlockSpec, *, image: _Handle, weights: _Handle | None, store: str,
+                  peaks: dict, shape: tuple) -> dict:
+    from mosaic_pais.measure import invalid_neighbourhood, measure_region
+    from mosaic_pais.store import open_array
+
+    y0, y1, x0, x1 = spec.core
+    # one pixel more on each side so that "touches a masked pixel" sees across block borders
+    pad = (y0 - 1, y1 + 1, x0 - 1, x1 + 1)
+    img, valid = image.read(pad)
+    inside = np.zeros_like(valid)
+    inside[max(0, 1 - y0):valid.shape[0] - max(0, y1 + 1 - shape[0]),
+           max(0, 1 - x0):valid.shape[1] - max(0, x1 + 1 - shape[1])] = True
+    near = invalid_neighbourhood(valid | ~inside)[1:-1, 1:-1]
+    w = weights.read(spec.core)[0] if weights is not None else None
+    ids = np.asarray(open_array(store, "ids")[:, y0:y1, x0:x1])
+    fractions = np.asarray(open_array(store, "fractions")[:, :, y0:y1, x0:x1])
+    return measure_region(img[:, 1:-1, 1:-1], ids, fractions, peaks["y"], peaks["x"], (y0, x0),
+                          shape, weights=w, invalid_near=near)
+
+
+def run(images, output, *, bands=None, weights=None, hdu=None, model=None, cluster=None,
+        workers: int | None = None, resume: bool = False, overwrite: bool = False,
+        tile: int = DEFAULT_TILE, margin: int = DEFAULT_MARGIN,
+        tiles_per_block: int = DEFAULT_TILES_PER_BLOCK, batch_size: int = 16,
+        threshold: float | None = None, window: int | None = None,
+        min_fraction: float = 0.01, keep_work: bool = False, progress: bool = True,
+        client=None):
+    """Detect and deblend every source of a mosaic.
+
+    Parameters
+    ----------
+    images : path or list of paths
+        FITS files (one per band, or a cube) or a Zarr store made by ``mosaic-pais convert``.
+    output : path
+        Output directory (see DESIGN.md: catalog.fits/.parquet, pcr.zarr, overview.png,
+        run.json).
+    bands, weights, hdu
+        Passed to :func:`mosaic_pais.open.open_mosaic`.
+    model : path, optional
+        A ``.keras`` model; the shipped one by default.
+    cluster : None, "local", "cuda", "slurm", "pbs" or a scheduler address
+        None runs on a local (threaded) Dask scheduler.
+    resume, overwrite : bool
+        Continue an interrupted run in ``output``; or replace an existing one.
+    tile, margin, tiles_per_block : int
+        Tile grid (stride = tile − 2·margin) and tiles per task side.
+    threshold, window : float, int
+        Peak finding on the centre map (default: the model card's values).
+    client : distributed.Client, optional
+        An existing client to run on (overrides ``cluster``).
+
+    Returns
+    -------
+    (astropy.table.Table, xarray.Dataset)
+        The catalogue and the PCR store.
+    """
+    import xarray as xr
+    from astropy.table import Table
+
+    from mosaic_pais import measure as measure_mod
+    from mosaic_pais.cluster import ModelPlugin, Runner, start_cluster
+    from mosaic_pais.infer import estimate_noise_sigma
+    from mosaic_pais.model import DEFAULT_MODEL_PATH, file_sha256, model_metadata
+    from mosaic_pais.open import check_not_empty, open_mosaic, pixel_to_world
+    from mosaic_pais.stitch import merge_peaks
+    from mosaic_pais.store import (
+        SCRATCH_VARIABLES,
+        VARIABLES,
+        block_is_done,
+        clear_records,
+        create_store,
+    )
+    from mosaic_pais.write import draw_overview, write_catalog, write_json
+
+    timings: dict[str, float] = {}
+    t0 = time.time()
+    images = [images] if isinstance(images, str | Path) else list(images)
+    output = Path(output)
+    model_path = Path(model) if model is not None else DEFAULT_MODEL_PATH
+    meta = model_metadata(model_path)
+    threshold = float(threshold if threshold is not None else meta.get("threshold", 0.3))
+    window = int(window if window is not None else meta.get("window", 5))
+    if tile % 32 or not 0 <= 2 * margin < tile:
+        raise BadInputError(f"tile {tile} must be a multiple of 32 and margin {margin} < tile/2")
+
+    if output.exists() and any(output.iterdir()) and not (resume or overwrite):
+        raise BadInputError(f"output directory {output} is not empty: "
+                            "use --resume to continue or --overwrite to replace it")
+    if overwrite and not resume and output.exists():
+        for name in ("pcr.zarr", "work", "catalog.fits", "catalog.parquet", "overview.png",
+                     "run.json"):
+            target = output / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
+    output.mkdir(parents=True, exist_ok=True)
+
+    ds = open_mosaic(images, bands=bands, weights=weights, hdu=hdu)
+    image = ds["image"]
+    band_names = [str(b) for b in image["band"].values]
+    n_band, height, width = image.shape
+    from mosaic_pais.model import load_model
+
+    expected = int(load_model(model_path).inputs[0].shape[-1]) - 1
+    if expected != n_band:
+        raise BadInputError(f"the model expects {expected} band(s) "
+                            f"({', '.join(meta.get('bands', []))}); the input has {n_band} "
+                            f"({', '.join(band_names)})")
+    check_not_empty(ds)
+    noise_sigma = estimate_noise_sigma(image.data)
+    if not np.all(np.isfinite(noise_sigma) & (noise_sigma > 0)):
+        raise BadInputError("cannot estimate the image noise (constant or almost empty image)")
+    timings["open"] = time.time() - t0
+
+    specs, chunks = plan_blocks(height, width, tile, margin, tiles_per_block)
+    store = output / "pcr.zarr"
+    scratch = output / "work" / "vectors.zarr"
+    n_slots = int(meta.get("n_slots", 3))
+    params = {"tile": tile, "margin": margin, "tiles_per_block": tiles_per_block,
+              "model_sha256": file_sha256(model_path), "shape": [height, width],
+              "bands": band_names, "noise_sigma": noise_sigma.tolist()}
+    sizes = {"band": n_band, "slot": n_slots, "component": 2, "y": height, "x": width}
+    chunk_map = {"y": chunks[0], "x": chunks[1]}
+    if resume and store.exists():
+        previous = json.loads((output / "work" / "params.json").read_text()) \
+            if (output / "work" / "params.json").exists() else None
+        if previous != json.loads(json.dumps(params)):
+            raise BadInputError(f"{output} holds a run with other inputs or parameters; "
+                                "cannot resume it (use --overwrite)")
+    else:
+        from mosaic_pais.open import wcs_header_of
+
+        create_store(store, VARIABLES, sizes, chunk_map, overwrite=True,
+                     attrs={"bands": band_names, "wcs_header": wcs_header_of(ds),
+                            "tile": tile, "margin": margin,
+                            "mosaic_pais_version": __version__})
+        create_store(scratch, SCRATCH_VARIABLES, sizes, chunk_map, overwrite=True)
+        write_json(params, output / "work" / "params.json")
+
+    own_cluster = None
+    if client is None and cluster is not None:
+        client, own_cluster = start_cluster(cluster, workers)
+        if progress:
+            print(f"Dask dashboard: {client.dashboard_link}", flush=True)
+    try:
+        if client is not None:
+            client.register_plugin(ModelPlugin(str(model_path), batch_size))
+        runner = Runner(client, threads=workers, progress=progress)
+        handle = _Handle(image.data)
+        weight_handle = _Handle(ds["weight"].data) if "weight" in ds else None
+
+        t = time.time()
+        todo = [s for s in specs
+                if not (resume and block_is_done(store, "infer", s.key,
+                                                 stores={"vectors": scratch}))]
+        runner.map(_infer_task, todo, desc="infer", image=handle, store=str(store),
+                   scratch=str(scratch), model=str(model_path), noise_sigma=noise_sigma,
+                   tile=tile, batch_size=batch_size)
+        timings["infer"] = time.time() - t
+        timings["infer_blocks"] = len(todo)
+
+        t = time.time()
+        clear_records(store, "stitch")
+        parts = runner.map(_peaks_task, specs, desc="peaks", store=str(store),
+                           shape=(height, width), threshold=threshold, window=window)
+        peaks = merge_peaks(parts)
+        peaks_yx = np.stack([peaks["y"], peaks["x"]], axis=1)
+        runner.map(_resolve_task, specs, desc="stitch", store=str(store), scratch=str(scratch),
+                   peaks_yx=peaks_yx, min_fraction=min_fraction)
+        timings["stitch"] = time.time() - t
+
+        t = time.time()
+        parts = runner.map(_measure_task, specs, desc="measure", image=handle,
+                           weights=weight_handle, store=str(store), peaks=peaks,
+                           shape=(height, width))
+        total = measure_mod.combine(parts, len(peaks["id"]), n_band)
+        columns = measure_mod.finalize(total, peaks, band_names, weight_handle is not None)
+        timings["measure"] = time.time() - t
+    finally:
+        if own_cluster is not None:
+            client.close()
+            own_cluster.close()
+
+    t = time.time()
+    ra, dec = pixel_to_world(ds, columns["x"], columns["y"])
+    table = Table()
+    for name in ("id", "x", "y"):
+        table[name] = columns.pop(name)
+    table["ra"], table["dec"] = ra, dec
+    for name, value in columns.items():
+        table[name] = value
+    table.meta["BANDS"] = ",".join(band_names)
+    write_catalog(table, output)
+    draw_overview(image.data, table, output / "overview.png", noise_sigma=float(noise_sigma[0]),
+                  title=f"{images[0]}: {len(table)} sources" if len(images) == 1 else "")
+    timings["write"] = time.time() - t
+    timings["total"] = time.time() - t0
+    provenance = {
+        "mosaic_pais_version": __version__,
+        "model": {"path": str(model_path), "sha256": params["model_sha256"],
+                  "version": meta.get("version"), "card": meta},
+        "inputs": {"images": [str(p) for p in images], "weights": [str(p) for p in weights]
+                   if weights else None, "bands": band_names, "shape": [height, width]},
+        "parameters": {"tile": tile, "margin": margin, "tiles_per_block": tiles_per_block,
+                       "batch_size": batch_size, "threshold": threshold, "window": window,
+                       "min_fraction": min_fraction, "cluster": cluster, "workers": workers,
+                       "noise_sigma": noise_sigma.tolist(), "resume": resume},
+        "n_sources": len(table),
+        "timings_s": timings,
+    }
+    write_json(provenance, output / "run.json")
+    if not keep_work:
+        shutil.rmtree(output / "work", ignore_errors=True)
+        shutil.rmtree(store / ".done", ignore_errors=True)
+    pcr = xr.open_zarr(store, consolidated=False)
+    return table, pcr

@@ -1,0 +1,117 @@
+"""The global PCR store (``pcr.zarr``): layout, creation and the record of finished blocks.
+
+Layout (zarr v3, dimension names set so that ``xarray.open_zarr`` reads it as a Dataset):
+
+============  ======================  =======  ===========================================
+variable      dims                    dtype    meaning
+============  ======================  =======  ===========================================
+center        (y, x)                  float32  C^c predicted by the network
+fractions     (band, slot, y, x)      float32  C^m, zero below ``min_fraction``, renormalised
+ids           (slot, y, x)            int64    global source id of each slot, -1 for none
+============  ======================  =======  ===========================================
+
+The claim vectors are kept in a scratch store (``work/vectors.zarr``): they are only needed to
+resolve the votes and are 2n floats per pixel.
+
+Chunks are the blocks' cores, so blocks write disjoint chunks and need no locks. A block is
+recorded as finished by a small JSON file written (atomically) after its data, holding a
+checksum of what was written; on ``--resume`` a block without a record, or whose data no longer
+matches its checksum, is recomputed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+VARIABLES = {
+    "center": (("y", "x"), "float32", 0.0),
+    "fractions": (("band", "slot", "y", "x"), "float32", 0.0),
+    "ids": (("slot", "y", "x"), "int64", -1),
+}
+SCRATCH_VARIABLES = {"vectors": (("slot", "component", "y", "x"), "float32", np.nan)}
+
+
+def create_store(path: str | Path, variables: dict, sizes: dict, chunks: dict,
+                 attrs: dict | None = None, overwrite: bool = False) -> Path:
+    """Create (or, unless ``overwrite``, reuse) a zarr group holding ``variables``."""
+    import zarr
+
+    path = Path(path)
+    if path.exists() and not overwrite:
+        group = zarr.open_group(str(path), mode="r+")
+        missing = [v for v in variables if v not in group]
+        if not missing:
+            return path
+    group = zarr.open_group(str(path), mode="w" if overwrite or not path.exists() else "a")
+    for name, (dims, dtype, fill) in variables.items():
+        if name in group:
+            continue
+        group.create_array(name, shape=tuple(sizes[d] for d in dims), dtype=dtype,
+                           chunks=tuple(chunks.get(d, sizes[d]) for d in dims),
+                           fill_value=fill, dimension_names=list(dims))
+    if attrs:
+        group.attrs.update(attrs)
+    return path
+
+
+def open_array(path: str | Path, name: str, mode: str = "r"):
+    import zarr
+
+    return zarr.open_group(str(path), mode=mode)[name]
+
+
+def region_checksum(path: str | Path, names: list[str], region: tuple[int, int, int, int]) -> str:
+    """SHA-256 of the data of ``names`` inside a (y0, y1, x0, x1) region."""
+    y0, y1, x0, x1 = region
+    digest = hashlib.sha256()
+    for name in names:
+        arr = open_array(path, name)
+        digest.update(np.ascontiguousarray(arr[..., y0:y1, x0:x1]).tobytes())
+    return digest.hexdigest()
+
+
+def _record_path(path: Path, stage: str, key: str) -> Path:
+    return Path(path) / ".done" / stage / f"{key}.json"
+
+
+def record_block(path: str | Path, stage: str, key: str, names: list[str],
+                 region: tuple[int, int, int, int], stores: dict | None = None) -> None:
+    """Record that block ``key`` of ``stage`` is written, with checksums of its data."""
+    stores = stores or {}
+    record = {"region": list(region),
+              "checksums": {n: region_checksum(stores.get(n, path), [n], region) for n in names}}
+    target = _record_path(Path(path), stage, key)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record))
+    os.replace(tmp, target)
+
+
+def block_is_done(path: str | Path, stage: str, key: str, stores: dict | None = None,
+                  verify: bool = True) -> bool:
+    """Whether block ``key`` was recorded and its data still matches the record."""
+    target = _record_path(Path(path), stage, key)
+    if not target.is_file():
+        return False
+    try:
+        record = json.loads(target.read_text())
+        if not verify:
+            return True
+        stores = stores or {}
+        region = tuple(record["region"])
+        return all(region_checksum(stores.get(n, path), [n], region) == digest
+                   for n, digest in record["checksums"].items())
+    except Exception:  # noqa: BLE001 - an unreadable record or chunk means: recompute
+        return False
+
+
+def clear_records(path: str | Path, stage: str) -> None:
+    """Forget every finished block of ``stage`` (when a later stage must be redone)."""
+    import shutil
+
+    shutil.rmtree(Path(path) / ".done" / stage, ignore_errors=True)
