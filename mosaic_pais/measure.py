@@ -27,8 +27,8 @@ Columns (DESIGN.md contract) and how they are measured:
 ``blend_fraction``
     Share of the source's deblended flux in pixels that other sources also hold.
 ``flags``
-    1 touches the mosaic edge, 2 touches masked/NaN pixels, 4 deblend uncertain (over half the
-    flux in shared pixels and a centre-map peak below 0.5).
+    1 its Kron aperture touches the mosaic edge, 2 its Kron aperture touches masked/NaN pixels,
+    4 deblend uncertain (over half the flux in shared pixels and a centre-map peak below 0.5).
 """
 
 from __future__ import annotations
@@ -84,8 +84,9 @@ def measure_region(image: np.ndarray, ids: np.ndarray, fractions: np.ndarray,
 
     out = {"id": present,
            "flux": np.zeros((n_band, k)), "var": np.zeros((n_band, k)),
-           "npix": np.zeros(k), "shared_flux": np.zeros(k), "edge": np.zeros(k),
-           "masked": np.zeros(k), "hist": np.zeros((k, N_BINS)),
+           "npix": np.zeros(k), "shared_flux": np.zeros(k),
+           "edge": np.zeros((k, N_BINS)), "masked": np.zeros((k, N_BINS)),
+           "hist": np.zeros((k, N_BINS)),
            "hist_yy": np.zeros((k, N_BINS)), "hist_xx": np.zeros((k, N_BINS)),
            "hist_xy": np.zeros((k, N_BINS))}
     inv_w = None
@@ -107,14 +108,18 @@ def measure_region(image: np.ndarray, ids: np.ndarray, fractions: np.ndarray,
         uniq = first[s][sel]
         out["npix"] += np.bincount(local, weights=uniq, minlength=k)
         out["shared_flux"] += np.bincount(local, weights=det * shared[sel], minlength=k)
-        out["edge"] += np.bincount(local, weights=uniq & on_edge[sel], minlength=k)
-        if invalid_near is not None:
-            out["masked"] += np.bincount(local, weights=uniq & invalid_near[sel], minlength=k)
         src = ids[s][sel]
         dy = gy[sel] - peak_y[src]
         dx = gx[sel] - peak_x[src]
         rbin = np.minimum((np.hypot(dy, dx) / BIN).astype(np.int64), N_BINS - 1)
         flat = local * N_BINS + rbin
+        # where the source meets the mosaic edge or masked pixels, by radius: flagged later
+        # only if that happens inside its Kron aperture, not anywhere in its claimed area
+        out["edge"] += np.bincount(flat, weights=uniq & on_edge[sel],
+                                   minlength=k * N_BINS).reshape(k, N_BINS)
+        if invalid_near is not None:
+            out["masked"] += np.bincount(flat, weights=uniq & invalid_near[sel],
+                                         minlength=k * N_BINS).reshape(k, N_BINS)
         pos = np.clip(det, 0.0, None)  # moments use the positive part (noise can be negative)
         for key, weight in (("hist", det), ("hist_yy", pos * dy * dy),
                             ("hist_xx", pos * dx * dx), ("hist_xy", pos * dx * dy)):
@@ -126,9 +131,8 @@ def measure_region(image: np.ndarray, ids: np.ndarray, fractions: np.ndarray,
 def combine(parts: list[dict], n_sources: int, n_band: int) -> dict:
     """Add the blocks' partial sums into arrays over all ``n_sources`` global ids."""
     total = {"flux": np.zeros((n_band, n_sources)), "var": np.zeros((n_band, n_sources)),
-             "npix": np.zeros(n_sources), "shared_flux": np.zeros(n_sources),
-             "edge": np.zeros(n_sources), "masked": np.zeros(n_sources)}
-    for key in ("hist", "hist_yy", "hist_xx", "hist_xy"):
+             "npix": np.zeros(n_sources), "shared_flux": np.zeros(n_sources)}
+    for key in ("hist", "hist_yy", "hist_xx", "hist_xy", "edge", "masked"):
         total[key] = np.zeros((n_sources, N_BINS))
     for part in parts:
         ids = part["id"]
@@ -195,8 +199,8 @@ def finalize(total: dict, peaks: dict, bands: list[str], has_weights: bool) -> d
     with np.errstate(invalid="ignore", divide="ignore"):
         blend = np.where(flux[0] != 0, total["shared_flux"] / flux[0], 0.0)
     flags = np.zeros(len(hist), np.int32)
-    flags |= np.where(total["edge"] > 0, FLAG_EDGE, 0).astype(np.int32)
-    flags |= np.where(total["masked"] > 0, FLAG_MASKED, 0).astype(np.int32)
+    flags |= np.where((total["edge"] * in_kron).sum(1) > 0, FLAG_EDGE, 0).astype(np.int32)
+    flags |= np.where((total["masked"] * in_kron).sum(1) > 0, FLAG_MASKED, 0).astype(np.int32)
     flags |= np.where((blend > 0.5) & (peaks["score"] < 0.5), FLAG_UNCERTAIN, 0).astype(np.int32)
 
     columns = {
