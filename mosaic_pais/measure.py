@@ -187,13 +187,14 @@ def finalize(total: dict, peaks: dict, bands: list[str], has_weights: bool) -> d
         myy = (total["hist_yy"] * in_kron).sum(1) / wpos
         mxx = (total["hist_xx"] * in_kron).sum(1) / wpos
         mxy = (total["hist_xy"] * in_kron).sum(1) / wpos
-    half_trace = 0.5 * (mxx + myy)
-    root = np.sqrt(np.clip((0.5 * (mxx - myy)) ** 2 + mxy ** 2, 0.0, None))
-    a = np.sqrt(np.clip(half_trace + root, 0.0, None))
-    b = np.sqrt(np.clip(half_trace - root, 0.0, None))
-    # y grows downwards in the array, so the angle from +x towards +y is counter-clockwise on
-    # a display with the origin at the lower left (as astronomical images are shown)
-    theta = np.degrees(0.5 * np.arctan2(2 * mxy, mxx - myy))
+    with np.errstate(invalid="ignore"):  # sources without positive flux give NaN shapes
+        half_trace = 0.5 * (mxx + myy)
+        root = np.sqrt(np.clip((0.5 * (mxx - myy)) ** 2 + mxy ** 2, 0.0, None))
+        a = np.sqrt(np.clip(half_trace + root, 0.0, None))
+        b = np.sqrt(np.clip(half_trace - root, 0.0, None))
+        # y grows along rows, so the angle from +x towards +y is counter-clockwise on a display
+        # with the origin at the lower left (as astronomical images are shown)
+        theta = np.degrees(0.5 * np.arctan2(2 * mxy, mxx - myy))
 
     flux = total["flux"]
     with np.errstate(invalid="ignore", divide="ignore"):

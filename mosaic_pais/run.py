@@ -41,20 +41,9 @@ class _Handle:
 
     def read(self, window: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
         """The window (zeros outside the array) and its validity (inside and finite)."""
-        y0, y1, x0, x1 = window
-        n_band, h, w = self.array.shape
-        out = np.zeros((n_band, y1 - y0, x1 - x0), np.float32)
-        valid = np.zeros((y1 - y0, x1 - x0), bool)
-        sy0, sy1, sx0, sx1 = max(y0, 0), min(y1, h), max(x0, 0), min(x1, w)
-        if sy0 < sy1 and sx0 < sx1:
-            part = self.array[:, sy0:sy1, sx0:sx1]
-            if hasattr(part, "compute"):
-                part = part.compute(scheduler="synchronous")
-            part = np.asarray(part, np.float32)
-            finite = np.all(np.isfinite(part), axis=0)
-            out[:, sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = np.where(finite, part, 0.0)
-            valid[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = finite
-        return out, valid
+        from mosaic_pais.tile import read_window
+
+        return read_window(self.array, window)
 
 
 def plan_blocks(height: int, width: int, tile: int, margin: int, tiles_per_block: int

@@ -1,0 +1,309 @@
+"""Opening mosaics lazily: FITS or Zarr → ``xarray.Dataset`` over Dask, nothing read yet.
+
+The Dataset has ``image`` (band, y, x) float32 and, with weight maps, ``weight`` (band, y, x)
+(inverse variance; 0 or NaN = masked). Band names are the ``band`` coordinate; the celestial
+WCS header (a string, or None) and the input paths are in ``attrs``.
+
+Readers are plugins, as xarray's backends are: each says whether it can open a path
+(:meth:`guess_can_open`) and builds a lazy array. FITS images are read block by block through
+``section`` — memory-mapped for plain images, decompressing only the needed tiles of
+tile-compressed ones, scaling BSCALE/BZERO and integer data to float32 and converting FITS's
+big-endian bytes to native order once per block. Every task reopens the file itself, so the
+arrays pickle to distributed workers.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from mosaic_pais.errors import BadInputError
+
+DEFAULT_CHUNK = 2048
+
+
+class MissingWCSWarning(UserWarning):
+    """The input has no usable celestial WCS: the catalogue will have NaN RA/Dec."""
+
+
+class _FitsSection:
+    """A picklable, lazily opened view of one FITS HDU, usable by ``dask.array.from_array``."""
+
+    def __init__(self, path: str, hdu, shape: tuple, plane: int | None):
+        self.path, self.hdu, self.plane = path, hdu, plane
+        self.shape = shape
+        self.dtype = np.dtype("float32")
+        self.ndim = len(shape)
+
+    def __getitem__(self, key):
+        from astropy.io import fits
+
+        with fits.open(self.path, memmap=True, lazy_load_hdus=True) as hdul:
+            section = hdul[self.hdu].section
+            if self.plane is not None:
+                key = (self.plane, *key) if isinstance(key, tuple) else (self.plane, key)
+            data = section[key]
+        return np.asarray(data, dtype=np.float32)  # native float32, scaled
+
+
+class FitsReader:
+    """FITS images: ``.fits``, ``.fit``, ``.fts``, ``.fits.fz`` (tile-compressed)."""
+
+    name = "fits"
+    suffixes = (".fits", ".fit", ".fts", ".fits.fz", ".fz")
+
+    @classmethod
+    def guess_can_open(cls, path: Path) -> bool:
+        name = path.name.lower()
+        if any(name.endswith(s) for s in cls.suffixes):
+            return True
+        try:
+            with open(path, "rb") as fh:
+                return fh.read(9) == b"SIMPLE  ="
+        except OSError:
+            return False
+
+    @staticmethod
+    def _pick_hdu(hdul, hdu, path):
+        if hdu is not None:
+            try:
+                return hdul[hdu], hdu
+            except (KeyError, IndexError) as exc:
+                raise BadInputError(f"{path}: no HDU {hdu!r}") from exc
+        for index, candidate in enumerate(hdul):
+            shape = getattr(candidate, "shape", None) if candidate.is_image else None
+            if shape and len(shape) >= 1 and np.prod(shape) > 0:
+                return candidate, index
+        raise BadInputError(f"{path}: no image data in any HDU")
+
+    def open(self, path: Path, hdu=None, chunks: int = DEFAULT_CHUNK):
+        """Lazy planes (list of dask arrays (y, x)), their header, and default band names."""
+        import dask.array as da
+        from astropy.io import fits
+
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", fits.verify.VerifyWarning)
+                with fits.open(path, memmap=True, lazy_load_hdus=True) as hdul:
+                    hdul.verify("silentfix")
+                    chosen, key = self._pick_hdu(hdul, hdu, path)
+                    shape = tuple(int(s) for s in chosen.shape)
+                    header = chosen.header.copy()
+                    if chosen.data is None:
+                        raise BadInputError(f"{path}: HDU {key!r} is empty")
+                    # reading one pixel catches truncated files now, not in a worker later
+                    corner = (0,) * len(shape)
+                    _ = chosen.section[corner] if len(shape) > 1 else None
+                    last = tuple(s - 1 for s in shape)
+                    _ = chosen.section[last] if len(shape) > 1 else None
+        except BadInputError:
+            raise
+        except (OSError, ValueError, TypeError, IndexError, KeyError) as exc:
+            raise BadInputError(f"{path}: not a readable FITS file ({exc})") from exc
+        if len(shape) not in (2, 3):
+            raise BadInputError(f"{path}: image data must be 2-D or a 3-D cube, "
+                                f"got {len(shape)}-D {shape}")
+        planes = []
+        plane_shape = shape[-2:]
+        for plane in range(shape[0]) if len(shape) == 3 else [None]:
+            source = _FitsSection(str(path), key, plane_shape, plane)
+            planes.append(da.from_array(source, chunks=(chunks, chunks), asarray=True,
+                                        name=f"fits-{path.name}-{key}-{plane}-{_mtime(path)}",
+                                        meta=np.zeros((0, 0), np.float32)))
+        band = header.get("FILTER") or header.get("BAND") or path.name.split(".")[0]
+        names = [f"{band}_{i}" for i in range(len(planes))] if len(planes) > 1 else [str(band)]
+        return planes, header, names
+
+
+def _mtime(path: Path) -> int:
+    return int(path.stat().st_mtime_ns)
+
+
+class ZarrReader:
+    """Zarr stores written by :func:`convert` (a directory with ``image``)."""
+
+    name = "zarr"
+
+    @classmethod
+    def guess_can_open(cls, path: Path) -> bool:
+        return path.is_dir() and ((path / "zarr.json").exists() or (path / ".zgroup").exists())
+
+
+READERS = [FitsReader, ZarrReader]
+
+
+def _reader_for(path: Path):
+    if not path.exists():
+        raise BadInputError(f"{path}: no such file or directory")
+    for reader in READERS:
+        if reader.guess_can_open(path):
+            return reader()
+    raise BadInputError(f"{path}: unknown format; supported: "
+                        + ", ".join(f"{r.name}" for r in READERS))
+
+
+def _celestial_header(header) -> str | None:
+    from astropy.wcs import WCS
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            wcs = WCS(header, naxis=2).celestial
+        if not wcs.has_celestial:
+            return None
+        # a WCS that cannot transform is as good as none
+        wcs.pixel_to_world_values(0.0, 0.0)
+        return wcs.to_header_string()
+    except Exception:  # noqa: BLE001 - any broken keyword means no usable WCS
+        return None
+
+
+def open_mosaic(images, *, bands=None, weights=None, hdu=None,
+                chunks: int = DEFAULT_CHUNK):
+    """Open one or more images as a lazy ``xarray.Dataset`` (see the module docstring).
+
+    Parameters
+    ----------
+    images : path or list of paths
+        One FITS file per band, one FITS cube (planes = bands), or one Zarr store.
+    bands : list of str, optional
+        Band names (default: FILTER/BAND keywords or file names).
+    weights : path or list of paths, optional
+        Inverse-variance maps, one per band, the same shape as the image.
+    hdu : int or str, optional
+        HDU holding the image (default: the first with image data).
+    chunks : int
+        Dask chunk size in pixels.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> from astropy.io import fits
+    >>> path = os.path.join(tempfile.mkdtemp(), "one.fits")
+    >>> fits.PrimaryHDU(np.ones((40, 60), ">f4")).writeto(path)
+    >>> ds = open_mosaic(path)  # doctest: +SKIP
+    >>> ds["image"].dims, ds["image"].shape  # doctest: +SKIP
+    (('band', 'y', 'x'), (1, 40, 60))
+    """
+    import dask.array as da
+    import xarray as xr
+
+    paths = [Path(images)] if isinstance(images, str | Path) else [Path(p) for p in images]
+    if not paths:
+        raise BadInputError("no input image given")
+    if len(paths) == 1 and ZarrReader.guess_can_open(paths[0]):
+        ds = xr.open_zarr(paths[0], consolidated=False)
+        if "image" not in ds:
+            raise BadInputError(f"{paths[0]}: a Zarr store without an 'image' array")
+        ds.attrs.setdefault("sources", [str(paths[0])])
+        return ds
+    planes, names, header0 = [], [], None
+    for path in paths:
+        reader = _reader_for(path)
+        if isinstance(reader, ZarrReader):
+            raise BadInputError(f"{path}: a Zarr store must be the only input")
+        p, header, default_names = reader.open(path, hdu=hdu, chunks=chunks)
+        planes += p
+        names += default_names
+        header0 = header if header0 is None else header0
+    shapes = {tuple(p.shape) for p in planes}
+    if len(shapes) > 1:
+        raise BadInputError(f"bands have different shapes: {sorted(shapes)}")
+    if bands is not None:
+        bands = list(bands)
+        if len(bands) != len(planes):
+            raise BadInputError(f"{len(bands)} band names for {len(planes)} image planes")
+        names = bands
+    if len(set(names)) != len(names):
+        names = [f"{n}_{i}" for i, n in enumerate(names)]
+    image = da.stack(planes)
+    wcs_header = _celestial_header(header0)
+    if wcs_header is None:
+        warnings.warn(f"{paths[0]}: no usable celestial WCS; RA/Dec will be NaN",
+                      MissingWCSWarning, stacklevel=2)
+    data_vars = {"image": (("band", "y", "x"), image)}
+    if weights:
+        wpaths = [Path(weights)] if isinstance(weights, str | Path) else [Path(w) for w in weights]
+        if len(wpaths) != len(planes):
+            raise BadInputError(f"{len(wpaths)} weight maps for {len(planes)} bands")
+        wplanes = []
+        for path in wpaths:
+            p, _, _ = _reader_for(path).open(path, chunks=chunks)
+            if len(p) != 1 or tuple(p[0].shape) != tuple(planes[0].shape):
+                raise BadInputError(f"{path}: weight map shape {tuple(p[0].shape)} differs from "
+                                    f"the image's {tuple(planes[0].shape)}")
+            wplanes.append(p[0])
+        weight = da.stack(wplanes)
+        data_vars["weight"] = (("band", "y", "x"), weight)
+    bunit = str(header0.get("BUNIT", "")) if header0 is not None else ""
+    ds = xr.Dataset(data_vars, coords={"band": names},
+                    attrs={"wcs_header": wcs_header, "bands": names,
+                           "sources": [str(p) for p in paths], "bunit": bunit})
+    if "weight" in ds:
+        check_weights(ds)
+    return ds
+
+
+def check_weights(ds) -> None:
+    """Weight maps must not be negative (computed once, block by block)."""
+    negative = bool((ds["weight"].data < 0).any().compute())
+    if negative:
+        raise BadInputError("weight map has negative values (weights are inverse variances)")
+
+
+def check_not_empty(ds) -> None:
+    """Refuse an image without a single finite, non-zero pixel in some band."""
+    import dask.array as da
+
+    data = ds["image"].data
+    good = da.isfinite(data) & (data != 0)
+    per_band = good.any(axis=(1, 2)).compute()
+    if not per_band.any():
+        raise BadInputError("the image has no finite non-zero pixel (all NaN, inf or zero)")
+    finite = da.isfinite(data) | da.isnan(data)
+    if not bool(finite.all().compute()):
+        pass  # inf pixels are masked like NaN downstream
+
+
+def wcs_header_of(ds) -> str | None:
+    return ds.attrs.get("wcs_header")
+
+
+def pixel_to_world(ds, x, y) -> tuple[np.ndarray, np.ndarray]:
+    """RA, Dec (degrees) of 0-based pixel positions; NaN without a WCS."""
+    x = np.asarray(x, float)
+    y = np.asarray(y, float)
+    header = wcs_header_of(ds)
+    if not header:
+        return np.full(x.shape, np.nan), np.full(y.shape, np.nan)
+    from astropy.io import fits
+    from astropy.wcs import WCS
+
+    wcs = WCS(fits.Header.fromstring(header))
+    ra, dec = wcs.pixel_to_world_values(x, y)
+    return np.asarray(ra, float), np.asarray(dec, float)
+
+
+def convert(images, out, *, bands=None, weights=None, hdu=None, chunks: int = DEFAULT_CHUNK,
+            progress: bool = True) -> Path:
+    """Write FITS input as a chunked Zarr store, keeping WCS and band names; bounded memory."""
+    out = Path(out)
+    if out.exists():
+        raise BadInputError(f"{out} exists; remove it first")
+    ds = open_mosaic(images, bands=bands, weights=weights, hdu=hdu, chunks=chunks)
+    attrs = {k: v for k, v in ds.attrs.items() if v is not None}
+    ds = ds.assign_attrs(attrs)
+    if ds.attrs.get("wcs_header") is None:
+        ds.attrs.pop("wcs_header", None)
+    tmp = out.with_name(f".{out.name}.tmp")
+    if progress:
+        from dask.diagnostics import ProgressBar
+
+        with ProgressBar():
+            ds.to_zarr(tmp, mode="w", consolidated=False)
+    else:
+        ds.to_zarr(tmp, mode="w", consolidated=False)
+    tmp.rename(out)
+    return out

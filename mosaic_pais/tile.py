@@ -1,0 +1,198 @@
+"""The tile grid: overlapping 256×256 tiles whose cores partition the mosaic exactly.
+
+With tile size ``T`` and margin ``m`` the stride is ``s = T − 2m``. Tile row ``i`` reads mosaic
+rows ``[i·s − m, i·s − m + T)`` and owns the core rows ``[i·s, (i+1)·s)``; the last row's core
+is extended to the mosaic edge. When the remainder beyond the last full core is no larger than
+the margin it joins that core (the window still covers it, because beyond it there is only the
+mosaic edge), otherwise it gets a row of its own. Columns work the same way. A mosaic smaller
+than one tile is one tile whose core is the whole mosaic. Pixels of a window outside the mosaic
+are padding: zeros marked invalid, never mirrored (mirroring would invent sources).
+
+The margin is what the network needs to see around a core for its prediction there not to
+depend on where the tile ends, and at least what the peak finder needs (half its box):
+:func:`margin_for` states the rule; 32 px (the default) is ~4× the 7–8 px PSF-convolved size of
+typical faint galaxies at 0.06″/px, and the tests show 32 → 48 changes little.
+
+Tiles are grouped into rectangular blocks (:func:`blocks`), the unit of one Dask task; block
+cores are aligned on multiples of ``tiles_per_block·s``, which is the PCR store's chunk size,
+so blocks never write the same chunk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from mosaic_pais.errors import BadInputError
+
+
+def margin_for(receptive_radius: int, peak_window: int) -> int:
+    """Smallest sensible margin: the network's effective context and the peak box half-width.
+
+    Parameters
+    ----------
+    receptive_radius : int
+        Radius (px) beyond which pixels hardly change the network's output at a pixel. The
+        encoder's nominal receptive field is much larger (and fast attention is global within
+        a tile), but its effective weight falls off quickly; it is measured by how the
+        catalogue changes with the margin (docs/benchmarks.md).
+    peak_window : int
+        The decoder's peak-finding box.
+
+    Examples
+    --------
+    >>> margin_for(24, 7)
+    24
+    """
+    return int(max(receptive_radius, peak_window // 2 + 1))
+
+
+def _axis_rows(length: int, stride: int, margin: int) -> int:
+    n = max(1, -(-length // stride))
+    if n > 1 and length - (n - 1) * stride <= margin:
+        n -= 1  # the remainder is within the last window's margin: extend that core instead
+    return n
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One tile: ``window`` and ``core`` as (y0, y1, x0, x1) in mosaic pixels."""
+
+    index: tuple[int, int]
+    window: tuple[int, int, int, int]
+    core: tuple[int, int, int, int]
+
+    @property
+    def core_in_tile(self) -> tuple[slice, slice]:
+        """The core as slices of the tile's own array."""
+        y0, y1, x0, x1 = self.core
+        return (slice(y0 - self.window[0], y1 - self.window[0]),
+                slice(x0 - self.window[2], x1 - self.window[2]))
+
+
+@dataclass(frozen=True)
+class TileGrid:
+    """Tiles over a ``height`` × ``width`` mosaic. Build it with :func:`make_grid`."""
+
+    height: int
+    width: int
+    tile: int
+    margin: int
+    rows: int
+    cols: int
+
+    @property
+    def stride(self) -> int:
+        return self.tile - 2 * self.margin
+
+    @property
+    def n_tiles(self) -> int:
+        return self.rows * self.cols
+
+    def _span(self, i: int, n: int, length: int) -> tuple[int, int, int, int]:
+        s, m = self.stride, self.margin
+        core0 = i * s
+        core1 = length if i == n - 1 else (i + 1) * s
+        return core0 - m, core0 - m + self.tile, core0, core1
+
+    def tile_at(self, row: int, col: int) -> Tile:
+        wy0, wy1, cy0, cy1 = self._span(row, self.rows, self.height)
+        wx0, wx1, cx0, cx1 = self._span(col, self.cols, self.width)
+        return Tile((row, col), (wy0, wy1, wx0, wx1), (cy0, cy1, cx0, cx1))
+
+    def tiles(self) -> Iterator[Tile]:
+        for row in range(self.rows):
+            for col in range(self.cols):
+                yield self.tile_at(row, col)
+
+    def core_of(self, row: int, col: int) -> tuple[int, int, int, int]:
+        return self.tile_at(row, col).core
+
+    def owner(self, y, x) -> tuple[np.ndarray, np.ndarray]:
+        """(row, col) of the tile whose core holds mosaic pixel(s) (y, x)."""
+        y = np.asarray(y, dtype=np.int64)
+        x = np.asarray(x, dtype=np.int64)
+        return (np.minimum(y // self.stride, self.rows - 1),
+                np.minimum(x // self.stride, self.cols - 1))
+
+
+def make_grid(height: int, width: int, tile: int = 256, margin: int = 32) -> TileGrid:
+    """The tile grid of a mosaic.
+
+    Examples
+    --------
+    >>> g = make_grid(1000, 700)
+    >>> g.stride, g.rows, g.cols
+    (192, 6, 4)
+    >>> g.tile_at(5, 3).core  # the last row and column end at the mosaic edge
+    (960, 1000, 576, 700)
+    >>> make_grid(1010, 700).rows  # 50 px beyond the 5th core: more than the margin
+    6
+    >>> make_grid(984, 700).rows  # 24 px beyond the 5th core fit in its margin
+    5
+    >>> make_grid(100, 80).tile_at(0, 0).core  # smaller than a tile: one tile, whole mosaic
+    (0, 100, 0, 80)
+    """
+    if height < 1 or width < 1:
+        raise BadInputError(f"the mosaic is empty ({height}×{width} pixels)")
+    if tile < 1 or margin < 0 or tile - 2 * margin < 1:
+        raise BadInputError(f"tile {tile} with margin {margin} leaves no core")
+    stride = tile - 2 * margin
+    return TileGrid(height, width, tile, margin, _axis_rows(height, stride, margin),
+                    _axis_rows(width, stride, margin))
+
+
+@dataclass(frozen=True)
+class Block:
+    """A rectangle of tiles: one task. ``core`` is the union of their cores, ``window`` the
+    union of their windows (what the task reads)."""
+
+    index: tuple[int, int]
+    tiles: tuple[Tile, ...]
+    core: tuple[int, int, int, int]
+    window: tuple[int, int, int, int]
+
+
+def blocks(grid: TileGrid, tiles_per_block: tuple[int, int] = (8, 8)) -> list[Block]:
+    """Group the grid's tiles into blocks of ``tiles_per_block`` (rows, cols) tiles."""
+    br, bc = tiles_per_block
+    out = []
+    for i, r0 in enumerate(range(0, grid.rows, br)):
+        for j, c0 in enumerate(range(0, grid.cols, bc)):
+            tiles = tuple(grid.tile_at(r, c) for r in range(r0, min(r0 + br, grid.rows))
+                          for c in range(c0, min(c0 + bc, grid.cols)))
+            first, last = tiles[0], tiles[-1]
+            core = (first.core[0], last.core[1], first.core[2], last.core[3])
+            window = (first.window[0], last.window[1], first.window[2], last.window[3])
+            out.append(Block((i, j), tiles, core, window))
+    return out
+
+
+def read_tile(image, tile: Tile) -> tuple[np.ndarray, np.ndarray]:
+    """A tile's pixels (b, T, T) float32 — zeros outside the mosaic — and its validity mask."""
+    return read_window(image, tile.window)
+
+
+def read_window(image, window: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Pixels of a (y0, y1, x0, x1) window that may extend beyond the mosaic, and validity.
+
+    ``image`` is a (band, y, x) numpy or dask array; only the overlap is read (dask arrays
+    with the synchronous scheduler: this runs inside a task). Outside the mosaic and at
+    non-finite pixels the values are 0 and the mask is False.
+    """
+    n_band, h, w = image.shape
+    y0, y1, x0, x1 = window
+    out = np.zeros((n_band, y1 - y0, x1 - x0), np.float32)
+    valid = np.zeros((y1 - y0, x1 - x0), bool)
+    sy0, sy1, sx0, sx1 = max(y0, 0), min(y1, h), max(x0, 0), min(x1, w)
+    if sy0 < sy1 and sx0 < sx1:
+        part = image[:, sy0:sy1, sx0:sx1]
+        if hasattr(part, "compute"):
+            part = part.compute(scheduler="synchronous")
+        part = np.asarray(part, np.float32)
+        finite = np.all(np.isfinite(part), axis=0)
+        out[:, sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = np.where(finite, part, 0.0)
+        valid[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = finite
+    return out, valid
