@@ -21,7 +21,8 @@ def gaussian_sources(centers, shape, sigmas=2.0, fluxes=1.0):
     yy, xx = np.mgrid[0:shape[0], 0:shape[1]]
     out = np.zeros((len(centers), 1, *shape))
     for i, ((cy, cx), s, f) in enumerate(zip(centers, sigmas, fluxes, strict=True)):
-        out[i, 0] = f * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * s * s)) / (2 * np.pi * s * s)
+        r2 = (yy - cy) ** 2 + (xx - cx) ** 2
+        out[i, 0] = f * np.exp(-r2 / (2 * s * s)) / (2 * np.pi * s * s)
     return out
 
 

@@ -7,8 +7,8 @@ import pytest
 
 from mosaic_pais.pcr import (
     center_map,
-    decode,
     deblend_images,
+    decode,
     encode,
     find_peaks,
     nearest_sources,
