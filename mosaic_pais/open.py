@@ -40,7 +40,9 @@ class _FitsSection:
     def __getitem__(self, key):
         from astropy.io import fits
 
-        with fits.open(self.path, memmap=True, lazy_load_hdus=True) as hdul:
+        # section reads only the requested pixels (seeking in the file, decompressing only the
+        # needed tiles of compressed images) and applies BSCALE/BZERO, which memmap cannot
+        with fits.open(self.path, memmap=False, lazy_load_hdus=True) as hdul:
             section = hdul[self.hdu].section
             if self.plane is not None:
                 key = (self.plane, *key) if isinstance(key, tuple) else (self.plane, key)
@@ -84,20 +86,23 @@ class FitsReader:
         from astropy.io import fits
 
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", fits.verify.VerifyWarning)
-                with fits.open(path, memmap=True, lazy_load_hdus=True) as hdul:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                with fits.open(path, memmap=False, lazy_load_hdus=True) as hdul:
                     hdul.verify("silentfix")
                     chosen, key = self._pick_hdu(hdul, hdu, path)
-                    shape = tuple(int(s) for s in chosen.shape)
+                    shape = tuple(int(s) for s in (chosen.shape or ()))
                     header = chosen.header.copy()
-                    if chosen.data is None:
-                        raise BadInputError(f"{path}: HDU {key!r} is empty")
+                    if not shape or int(np.prod(shape)) == 0:
+                        raise BadInputError(f"{path}: HDU {key!r} holds no image data")
                     # reading one pixel catches truncated files now, not in a worker later
                     corner = (0,) * len(shape)
                     _ = chosen.section[corner] if len(shape) > 1 else None
                     last = tuple(s - 1 for s in shape)
                     _ = chosen.section[last] if len(shape) > 1 else None
+            for warning in caught:
+                if "truncated" in str(warning.message):
+                    raise BadInputError(f"{path}: the file is truncated")
         except BadInputError:
             raise
         except (OSError, ValueError, TypeError, IndexError, KeyError) as exc:
@@ -262,9 +267,6 @@ def check_not_empty(ds) -> None:
     per_band = good.any(axis=(1, 2)).compute()
     if not per_band.any():
         raise BadInputError("the image has no finite non-zero pixel (all NaN, inf or zero)")
-    finite = da.isfinite(data) | da.isnan(data)
-    if not bool(finite.all().compute()):
-        pass  # inf pixels are masked like NaN downstream
 
 
 def wcs_header_of(ds) -> str | None:
