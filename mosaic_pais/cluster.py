@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from typing import Any
 
+from distributed.diagnostics.plugin import WorkerPlugin
+
 from mosaic_pais.errors import BadInputError
 
 
@@ -30,7 +32,7 @@ def gpus_visible() -> int:
         return 0
 
 
-class ModelPlugin:
+class ModelPlugin(WorkerPlugin):
     """Distributed worker plugin: load the model once per worker at start-up.
 
     Arguments are checked on the client; the device (and TensorFlow) is touched only in
@@ -41,6 +43,7 @@ class ModelPlugin:
     name = "mosaic-pais-model"
 
     def __init__(self, model_path: str, batch_size: int = 16):
+        super().__init__()
         if not str(model_path).endswith(".keras"):
             raise BadInputError(f"model {model_path}: only the native .keras format is accepted")
         self.model_path = str(model_path)

@@ -256,7 +256,8 @@ def _read_table(path: Path, required: list[str], what: str):
     if not Path(path).is_file():
         raise BadInputError(f"{what} {path}: no such file")
     try:
-        table = Table.read(path)
+        fits_like = str(path).lower().endswith((".fits", ".fit", ".fits.gz"))
+        table = Table.read(path, mask_invalid=False) if fits_like else Table.read(path)
     except Exception as exc:  # noqa: BLE001 - any reader failure is bad input
         raise BadInputError(f"{what} {path}: not a readable table ({type(exc).__name__})") from exc
     missing = [c for c in required if c not in table.colnames]

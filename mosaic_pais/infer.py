@@ -120,8 +120,9 @@ def predict_block(window: np.ndarray, valid: np.ndarray, tiles: list, window_ori
 
 
 def write_block(store: str | Path, scratch: str | Path, core: tuple, result: dict) -> None:
-    """Write one block's core into the PCR store and the scratch vectors store."""
+    """Write one block's core: the centre map into the PCR store, vectors and raw fractions
+    into the scratch store."""
     y0, y1, x0, x1 = core
     open_array(store, "center", mode="r+")[y0:y1, x0:x1] = result["center"]
-    open_array(store, "fractions", mode="r+")[:, :, y0:y1, x0:x1] = result["fractions"]
+    open_array(scratch, "raw_fractions", mode="r+")[:, :, y0:y1, x0:x1] = result["fractions"]
     open_array(scratch, "vectors", mode="r+")[:, :, y0:y1, x0:x1] = result["vectors"]

@@ -73,8 +73,8 @@ def _infer_task(spec: BlockSpec, *, image: _Handle, store: str, scratch: str, mo
     result = predict_block(window, valid, list(spec.tiles), (spec.window[0], spec.window[2]),
                            spec.core, predictor, noise_sigma, tile)
     write_block(store, scratch, spec.core, result)
-    record_block(store, "infer", spec.key, ["center", "fractions", "vectors"], spec.core,
-                 stores={"vectors": scratch})
+    record_block(store, "infer", spec.key, ["center", "vectors", "raw_fractions"], spec.core,
+                 stores={"vectors": scratch, "raw_fractions": scratch})
     return spec.key
 
 
@@ -164,6 +164,7 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
         block_is_done,
         clear_records,
         create_store,
+        records_dir,
     )
     from mosaic_pais.write import draw_overview, write_catalog, write_json
 
@@ -182,8 +183,8 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
         raise BadInputError(f"output directory {output} is not empty: "
                             "use --resume to continue or --overwrite to replace it")
     if overwrite and not resume and output.exists():
-        for name in ("pcr.zarr", "work", "catalog.fits", "catalog.parquet", "overview.png",
-                     "run.json"):
+        for name in ("pcr.zarr", "pcr.zarr.done", "work", "catalog.fits", "catalog.parquet",
+                     "overview.png", "run.json"):
             target = output / name
             if target.is_dir():
                 shutil.rmtree(target)
@@ -248,7 +249,8 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
         t = time.time()
         todo = [s for s in specs
                 if not (resume and block_is_done(store, "infer", s.key,
-                                                 stores={"vectors": scratch}))]
+                                                 stores={"vectors": scratch,
+                                                         "raw_fractions": scratch}))]
         runner.map(_infer_task, todo, desc="infer", image=handle, store=str(store),
                    scratch=str(scratch), model=str(model_path), noise_sigma=noise_sigma,
                    tile=tile, batch_size=batch_size)
@@ -307,6 +309,6 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
     write_json(provenance, output / "run.json")
     if not keep_work:
         shutil.rmtree(output / "work", ignore_errors=True)
-        shutil.rmtree(store / ".done", ignore_errors=True)
+        shutil.rmtree(records_dir(store), ignore_errors=True)
     pcr = xr.open_zarr(store, consolidated=False)
     return table, pcr

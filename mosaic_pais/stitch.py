@@ -67,10 +67,10 @@ def resolve_region(store: str | Path, scratch: str | Path, region: Region, peaks
     vectors = np.transpose(vec, (2, 3, 0, 1))
     valid = np.all(np.isfinite(vectors), axis=(-1, -2))
     ids = resolve_votes(vectors, peaks_yx, origin=(y0, x0), valid=valid)
-    fractions_arr = open_array(store, "fractions", mode="r+")
-    frac = np.asarray(fractions_arr[:, :, y0:y1, x0:x1], dtype=np.float64)  # (b, n, h, w)
+    raw = open_array(scratch, "raw_fractions")
+    frac = np.asarray(raw[:, :, y0:y1, x0:x1], dtype=np.float64)  # (b, n, h, w)
     frac = np.where(frac >= min_fraction, frac, 0.0)
     frac = normalise_fractions(frac, axis=1)
     frac = np.where((ids >= 0)[None], frac, 0.0)
     open_array(store, "ids", mode="r+")[:, y0:y1, x0:x1] = ids
-    fractions_arr[:, :, y0:y1, x0:x1] = frac.astype(np.float32)
+    open_array(store, "fractions", mode="r+")[:, :, y0:y1, x0:x1] = frac.astype(np.float32)

@@ -10,13 +10,15 @@ fractions     (band, slot, y, x)      float32  C^m, zero below ``min_fraction``,
 ids           (slot, y, x)            int64    global source id of each slot, -1 for none
 ============  ======================  =======  ===========================================
 
-The claim vectors are kept in a scratch store (``work/vectors.zarr``): they are only needed to
-resolve the votes and are 2n floats per pixel.
+The network's raw output for the claim vectors and fractions is kept in a scratch store
+(``work/vectors.zarr``): the vectors are only needed to resolve the votes (2n floats per pixel),
+and stitching writes cleaned fractions into the store without touching what inference wrote, so
+a finished inference block can always be verified against its checksum.
 
 Chunks are the blocks' cores, so blocks write disjoint chunks and need no locks. A block is
-recorded as finished by a small JSON file written (atomically) after its data, holding a
-checksum of what was written; on ``--resume`` a block without a record, or whose data no longer
-matches its checksum, is recomputed.
+recorded as finished by a small JSON file (in ``pcr.zarr.done/``) written atomically after its
+data, holding a checksum of what was written; on ``--resume`` a block without a record, or
+whose data no longer matches its checksum, is recomputed.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ VARIABLES = {
     "fractions": (("band", "slot", "y", "x"), "float32", 0.0),
     "ids": (("slot", "y", "x"), "int64", -1),
 }
-SCRATCH_VARIABLES = {"vectors": (("slot", "component", "y", "x"), "float32", np.nan)}
+SCRATCH_VARIABLES = {"vectors": (("slot", "component", "y", "x"), "float32", np.nan),
+                     "raw_fractions": (("band", "slot", "y", "x"), "float32", 0.0)}
 
 
 def create_store(path: str | Path, variables: dict, sizes: dict, chunks: dict,
@@ -75,8 +78,15 @@ def region_checksum(path: str | Path, names: list[str], region: tuple[int, int, 
     return digest.hexdigest()
 
 
+def records_dir(path: str | Path) -> Path:
+    """Where finished blocks of the store at ``path`` are recorded: ``<store>.done/`` beside it
+    (inside the store zarr would take it for a broken member)."""
+    path = Path(path)
+    return path.with_name(path.name + ".done")
+
+
 def _record_path(path: Path, stage: str, key: str) -> Path:
-    return Path(path) / ".done" / stage / f"{key}.json"
+    return records_dir(path) / stage / f"{key}.json"
 
 
 def record_block(path: str | Path, stage: str, key: str, names: list[str],
@@ -114,4 +124,4 @@ def clear_records(path: str | Path, stage: str) -> None:
     """Forget every finished block of ``stage`` (when a later stage must be redone)."""
     import shutil
 
-    shutil.rmtree(Path(path) / ".done" / stage, ignore_errors=True)
+    shutil.rmtree(records_dir(path) / stage, ignore_errors=True)

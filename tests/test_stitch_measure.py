@@ -40,7 +40,7 @@ def _stitch(tmp_path, scene, chunk):
     create_store(store, VARIABLES, sizes, {"y": chunk, "x": chunk})
     create_store(scratch, SCRATCH_VARIABLES, sizes, {"y": chunk, "x": chunk})
     open_array(store, "center", "r+")[:] = pcr.center
-    open_array(store, "fractions", "r+")[:] = np.transpose(pcr.fractions, (2, 3, 0, 1))
+    open_array(scratch, "raw_fractions", "r+")[:] = np.transpose(pcr.fractions, (2, 3, 0, 1))
     open_array(scratch, "vectors", "r+")[:] = np.transpose(pcr.vectors, (2, 3, 0, 1))
     regions = [(y, min(y + chunk, H), x, min(x + chunk, W))
                for y in range(0, H, chunk) for x in range(0, W, chunk)]

@@ -1,0 +1,170 @@
+"""The whole run on small mosaics: contracts, the same answer every way, bad input."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.table import Table
+from click.testing import CliRunner
+
+from mosaic_pais.cli import main
+from mosaic_pais.errors import BadInputError
+from mosaic_pais.run import run
+from mosaic_pais.simulate import simulate_mosaic, tan_wcs
+
+CATALOG_COLUMNS = ["id", "x", "y", "ra", "dec", "flux", "flux_err", "r50", "r90", "a", "b",
+                   "theta", "npix", "blend_fraction", "score", "flags"]
+
+
+@pytest.fixture(scope="module")
+def mosaic(tmp_path_factory):
+    out = tmp_path_factory.mktemp("sim")
+    simulate_mosaic(out, size=333, seed=7, block=128)
+    return out
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory):
+    """The shipped model when present; the plumbing does not depend on its quality."""
+    from mosaic_pais.model import DEFAULT_MODEL_PATH, build_pais_model
+
+    if DEFAULT_MODEL_PATH.exists():
+        return DEFAULT_MODEL_PATH
+    import keras
+
+    keras.utils.set_random_seed(0)
+    path = tmp_path_factory.mktemp("model") / "tiny.keras"
+    build_pais_model(filters=(4, 8, 8, 8, 8)).save(path)
+    return path
+
+
+def _run(mosaic, out, model_path, **kwargs):
+    kwargs.setdefault("threshold", 0.3)
+    return run([mosaic / "mosaic.fits"], out, model=model_path, progress=False, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def reference(mosaic, model_path, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ref")
+    table, pcr = _run(mosaic, out, model_path, tiles_per_block=1)
+    return out, table, pcr
+
+
+def test_outputs_follow_the_contract(reference):
+    out, table, pcr = reference
+    for name in ("catalog.fits", "catalog.parquet", "pcr.zarr", "overview.png", "run.json"):
+        assert (out / name).exists(), name
+    assert not (out / "work").exists()
+    cat = Table.read(out / "catalog.fits", mask_invalid=False)
+    for column in CATALOG_COLUMNS + ["flux_F160W"]:
+        assert column in cat.colnames, column
+    assert cat["id"].dtype.kind == "i" and cat["id"].dtype.itemsize == 8
+    assert len(np.unique(cat["id"])) == len(cat)
+    assert np.isfinite(cat["ra"]).all() and np.isfinite(cat["dec"]).all()
+    assert np.isnan(cat["flux_err"]).all()  # no weight map given
+    assert set(pcr.data_vars) >= {"center", "ids", "fractions"}
+    assert pcr["ids"].dims == ("slot", "y", "x") and pcr["ids"].dtype == np.int64
+    assert pcr["fractions"].dims == ("band", "slot", "y", "x")
+    provenance = json.loads((out / "run.json").read_text())
+    assert len(provenance["model"]["sha256"]) == 64
+    assert provenance["n_sources"] == len(cat)
+
+
+def test_flux_is_conserved(reference, mosaic):
+    _, table, pcr = reference
+    image = fits.getdata(mosaic / "mosaic.fits").astype(np.float64)
+    ids = pcr["ids"].values
+    fractions = pcr["fractions"].values[0].astype(np.float64)
+    claimed = (ids >= 0).any(0)
+    # catalogue fluxes add up to the claimed image flux
+    assert table["flux"].sum() == pytest.approx(image[claimed].sum(), rel=1e-4)
+    np.testing.assert_allclose(np.where(ids >= 0, fractions, 0).sum(0)[claimed], 1.0, atol=1e-5)
+
+
+def test_block_size_does_not_change_the_catalogue(reference, mosaic, model_path, tmp_path):
+    _, table, _ = reference
+    other, _ = _run(mosaic, tmp_path / "b", model_path, tiles_per_block=3)
+    _assert_same(table, other)
+
+
+def _assert_same(a, b):
+    assert len(a) == len(b)
+    np.testing.assert_array_equal(a["id"], b["id"])
+    np.testing.assert_allclose(a["x"], b["x"], atol=1e-3)
+    np.testing.assert_allclose(a["y"], b["y"], atol=1e-3)
+    np.testing.assert_allclose(a["flux"], b["flux"], rtol=1e-5, atol=1e-9)
+
+
+def test_local_cluster_two_workers(reference, mosaic, model_path, tmp_path):
+    from distributed import Client, LocalCluster
+
+    _, table, _ = reference
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        other, _ = _run(mosaic, tmp_path / "c", model_path, tiles_per_block=1, client=client)
+    _assert_same(table, other)
+
+
+def test_resume_recomputes_only_missing_blocks(reference, mosaic, model_path, tmp_path):
+    from mosaic_pais.store import open_array
+
+    _, table, _ = reference
+    out = tmp_path / "r"
+    _run(mosaic, out, model_path, tiles_per_block=1, keep_work=True)
+    done = sorted((out / "pcr.zarr.done" / "infer").glob("*.json"))
+    assert len(done) == 4
+    # pretend the run died: one block never recorded, another half-written (corrupt)
+    done[0].unlink()
+    region = json.loads(done[1].read_text())["region"]
+    open_array(out / "pcr.zarr", "center", "r+")[region[0], region[2]] = 0.123
+    run_json = json.loads((out / "run.json").read_text())
+    resumed, _ = _run(mosaic, out, model_path, tiles_per_block=1, resume=True)
+    assert json.loads((out / "run.json").read_text())["timings_s"]["infer_blocks"] == 2
+    assert run_json["timings_s"]["infer_blocks"] == 4
+    _assert_same(table, resumed)
+
+
+def test_refuses_to_overwrite(reference, mosaic, model_path):
+    out, _, _ = reference
+    with pytest.raises(BadInputError, match="--overwrite"):
+        _run(mosaic, out, model_path)
+
+
+def test_odd_sizes_nan_regions_and_several_bands(tmp_path, model_path):
+    rng = np.random.default_rng(0)
+    for shape in ((37, 51), (300, 70)):
+        data = rng.normal(0, 0.005, shape).astype(np.float32)
+        data[5:9, 5:40] = np.nan
+        yy, xx = np.mgrid[0:shape[0], 0:shape[1]]
+        data += (3.0 * np.exp(-((yy - 20) ** 2 + (xx - 25) ** 2) / 8)).astype(np.float32)
+        path = tmp_path / f"odd{shape[0]}.fits"
+        fits.PrimaryHDU(data, header=tan_wcs(*shape).to_header()).writeto(path)
+        table, pcr = run([path], tmp_path / f"out{shape[0]}", model=model_path, progress=False)
+        assert pcr["ids"].shape == (3, *shape)
+        assert np.all(pcr["ids"].values[:, 5:9, 5:40] == -1)  # NaN pixels are claimed by none
+    two = tmp_path / "two.fits"
+    fits.PrimaryHDU(np.stack([data, data])).writeto(two)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(BadInputError, match="band"):
+            run([two], tmp_path / "two", model=model_path, progress=False)
+
+
+def test_cli_bad_input_exit_2(tmp_path, model_path):
+    (tmp_path / "x.fits").write_text("not fits")
+    fits.PrimaryHDU(np.full((64, 64), np.nan, np.float32),
+                    header=tan_wcs(64, 64).to_header()).writeto(tmp_path / "nan.fits")
+    fits.PrimaryHDU(np.zeros((64, 64), np.float32),
+                    header=tan_wcs(64, 64).to_header()).writeto(tmp_path / "zero.fits")
+    runner = CliRunner()
+    for name in ("x.fits", "nan.fits", "zero.fits", "missing.fits"):
+        result = runner.invoke(main, ["run", str(tmp_path / name), "--output",
+                                      str(tmp_path / f"o_{name}"), "--model", str(model_path),
+                                      "--quiet"])
+        assert result.exit_code == 2, (name, result.output)
+        assert "Traceback" not in result.output
+        assert result.output.strip().count("\n") == 0, result.output  # one line
