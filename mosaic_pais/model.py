@@ -205,7 +205,7 @@ def _layers():
 
 def build_pais_model(n_bands: int = 1, n_slots: int = 3,
                      filters: tuple[int, ...] = PAPER_FILTERS, dropout: float = 0.1,
-                     stretch: float = 3.0, name: str = "pais"):
+                     stretch: float = 3.0, vector_scale: float = 16.0, name: str = "pais"):
     """Build the two-decoder PAIS network.
 
     Parameters
@@ -220,6 +220,10 @@ def build_pais_model(n_bands: int = 1, n_slots: int = 3,
     dropout : float
     stretch : float
         Scale (in noise sigmas) of the asinh input stretch.
+    vector_scale : float
+        The vector head's output is multiplied by this (px): claim vectors reach ~100 px, and
+        a unit-scale linear head would need many thousands of Adam steps just to grow its
+        weights that large.
 
     Returns
     -------
@@ -249,9 +253,10 @@ def build_pais_model(n_bands: int = 1, n_slots: int = 3,
         y = L["FuseUp"](f, name=f"spatial_up{i}")(y, attended[-2 - i])
         spatial_levels.append(y)
     center = layers.Conv2D(1, 1, activation="sigmoid", name="center")(y)
-    vectors = layers.Conv2D(2 * n_slots, 1, name="vectors")(
+    vectors = layers.Conv2D(2 * n_slots, 1, name="vectors_head")(
         layers.Conv2D(up_filters[-1], 3, padding="same", activation="relu",
                       name="vectors_conv")(y))
+    vectors = layers.Rescaling(vector_scale, name="vectors")(vectors)
 
     # attribution decoder: its own chain, fed the spatial features without back-propagation
     z = attended[-1]
