@@ -127,6 +127,43 @@ def evaluate(catalog: Path, truth: Path, radius: float, mag_limit: float | None,
 
 
 @main.command()
+@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--bands", default=None, help="Band names, comma-separated.")
+@click.option("--weights", multiple=True, type=click.Path(path_type=Path))
+@click.option("--hdu", default=None, help="HDU name or number holding the image.")
+@click.option("--chunks", default=2048, show_default=True, type=click.IntRange(min=16))
+@_friendly_errors
+def convert(images, out, bands, weights, hdu, chunks) -> None:
+    """Write FITS IMAGE(s) as a chunked Zarr store OUT (keeps WCS and band names)."""
+    from mosaic_pais.open import convert as convert_images
+
+    hdu_value = int(hdu) if hdu is not None and str(hdu).isdigit() else hdu
+    path = convert_images(list(images), out, bands=bands.split(",") if bands else None,
+                          weights=list(weights) or None, hdu=hdu_value, chunks=chunks)
+    click.echo(f"wrote {path}")
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--ids", required=True, help="Source ids, comma-separated.")
+@click.option("--output", "-o", default=None, type=click.Path(file_okay=False, path_type=Path),
+              help="Where to write (default: RUN_DIR/stamps).")
+@click.option("--size", default=None, type=click.IntRange(min=3), help="Box side in pixels.")
+@_friendly_errors
+def stamps(run_dir, ids, output, size) -> None:
+    """Deblended images of chosen sources of a finished run, as FITS."""
+    from mosaic_pais.stamps import write_stamps
+
+    try:
+        id_list = [int(v) for v in ids.split(",") if v.strip()]
+    except ValueError as exc:
+        raise BadInputError(f"--ids must be integers separated by commas, got {ids!r}") from exc
+    for path in write_stamps(run_dir, id_list, output, size):
+        click.echo(f"wrote {path}")
+
+
+@main.command()
 @click.option("--data", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Training set folder (train/ and val/ Zarr shards).")
 @click.option("--output", "-o", required=True, type=click.Path(file_okay=False, path_type=Path),

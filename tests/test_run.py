@@ -168,3 +168,19 @@ def test_cli_bad_input_exit_2(tmp_path, model_path):
         assert result.exit_code == 2, (name, result.output)
         assert "Traceback" not in result.output
         assert result.output.strip().count("\n") == 0, result.output  # one line
+
+
+def test_stamps_add_up_to_the_image(reference):
+    from astropy.io import fits as pyfits
+
+    out, table, _ = reference
+    brightest = int(table["id"][np.argmax(table["flux"])])
+    result = CliRunner().invoke(main, ["stamps", str(out), "--ids", f"{brightest}",
+                                       "--size", "41"])
+    assert result.exit_code == 0, result.output
+    with pyfits.open(out / "stamps" / f"stamp_{brightest}.fits") as hdul:
+        deblend, image = hdul["DEBLEND"].data, hdul["IMAGE"].data
+        assert deblend.shape == image.shape == (1, 41, 41) or deblend.shape[1] <= 41
+        assert np.all(np.abs(deblend) <= np.abs(image) + 1e-6)
+    bad = CliRunner().invoke(main, ["stamps", str(out), "--ids", "999999"])
+    assert bad.exit_code == 2 and "not in" in bad.output
