@@ -13,9 +13,11 @@ __version__ = "0.1.0"
 
 # public name -> module that defines it; resolved on first access (PEP 562)
 _LAZY = {
+    "run": "mosaic_pais.pipeline",
+    "open_mosaic": "mosaic_pais.open",
+    "simulate_scene": "mosaic_pais.simulate",
     "encode": "mosaic_pais.pcr",
     "decode": "mosaic_pais.pcr",
-    "simulate_scene": "mosaic_pais.simulate",
     "simulate_mosaic": "mosaic_pais.simulate",
     "evaluate": "mosaic_pais.evaluate",
     "match_catalogs": "mosaic_pais.evaluate",

@@ -75,7 +75,7 @@ def main() -> None:
 def run(images, output, bands, weights, hdu, cluster, workers, model, resume, overwrite, tile,
         margin, tiles_per_block, threshold, quiet) -> None:
     """Detect and deblend every source of IMAGE(s); write catalogue, PCR store and picture."""
-    from mosaic_pais.run import run as run_pipeline
+    from mosaic_pais.pipeline import run as run_pipeline
 
     hdu_value = int(hdu) if hdu is not None and str(hdu).isdigit() else hdu
     table, _ = run_pipeline(

@@ -16,7 +16,7 @@ def run_demo(output: str | Path, *, seed: int = 0, size: int = DEMO_SIZE,
     from astropy.table import Table
 
     from mosaic_pais.evaluate import evaluate_files, format_report
-    from mosaic_pais.run import run
+    from mosaic_pais.pipeline import run
     from mosaic_pais.simulate import simulate_mosaic
     from mosaic_pais.write import draw_overview
 
