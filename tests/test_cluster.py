@@ -1,0 +1,57 @@
+"""Where the work runs: LocalCluster (the GPU branch's CPU fallback), a scheduler address."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mosaic_pais.cluster import Runner, gpus_visible, start_cluster
+from mosaic_pais.errors import BadInputError
+
+
+def _square(x, offset=0):
+    return x * x + offset
+
+
+def test_no_gpu_here():
+    assert gpus_visible() == 0
+
+
+def test_local_falls_back_to_cpu_workers():
+    client, cluster = start_cluster("local", workers=2)
+    try:
+        assert len(client.scheduler_info()["workers"]) == 2
+        assert "127.0.0.1" in client.dashboard_link
+        assert Runner(client, progress=False).map(_square, range(5), offset=1) == [1, 2, 5, 10,
+                                                                                  17]
+    finally:
+        client.close()
+        cluster.close()
+
+
+def test_cuda_without_gpus_is_a_clear_error():
+    with pytest.raises(BadInputError, match="cuda"):
+        start_cluster("cuda")
+
+
+def test_join_a_running_scheduler():
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                      dashboard_address=None) as cluster:
+        client, owned = start_cluster(cluster.scheduler_address)
+        try:
+            assert owned is None
+            big = np.arange(300_000.0)  # scattered once, not sent with every task
+            assert Runner(client, progress=False).map(_square, [2, 3], offset=big[1]) == [5, 10]
+        finally:
+            client.close()
+
+
+def test_unreachable_scheduler():
+    with pytest.raises(BadInputError, match="cannot reach"):
+        start_cluster("tcp://127.0.0.1:1")
+
+
+def test_local_threads_runner_keeps_order():
+    assert Runner(threads=2, progress=False).map(_square, range(6)) == [0, 1, 4, 9, 16, 25]
