@@ -40,11 +40,11 @@ from mosaic_pais.train import split_scene
 
 
 def model_catalog(pred, index: int, image: np.ndarray, threshold: float, window: int,
-                  min_fraction: float = 0.01) -> Table:
+                  vote: str = "vectors", min_fraction: float = 0.01) -> Table:
     """The mosaic pipeline's decode + measure, on one tile."""
     center, vectors, fractions = pred.center[index], pred.vectors[index], pred.fractions[index]
     peaks = find_peaks(center, threshold=threshold, window=window)
-    ids = resolve_votes(vectors, peaks.yx)
+    ids = resolve_votes(vectors, peaks.yx, mode=vote)
     frac = np.transpose(fractions, (2, 3, 0, 1)).astype(np.float64)
     frac = normalise_fractions(np.where(frac >= min_fraction, frac, 0.0), axis=1)
     part = measure_region(image, ids, frac, peaks.y, peaks.x, (0, 0), image.shape[1:])
@@ -87,35 +87,45 @@ def main() -> None:
     truth = vstack(truths)
     window = int(meta.get("window", 5))
 
-    def model_run(threshold):
+    def model_run(threshold, vote):
         rows = []
         for b, p in enumerate(preds):
             for j in range(len(p.center)):
                 i = b * 16 + j
-                rows.append(with_offset(model_catalog(p, j, scenes[i].image, threshold, window),
-                                        i))
+                rows.append(with_offset(model_catalog(p, j, scenes[i].image, threshold, window,
+                                                      vote), i))
         return vstack(rows)
 
     if args.tune:
+        # the peak threshold by F1, then the vote mode by the blended sources' median |δ|
         best = None
         for threshold in (0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5):
-            r = evaluate(model_run(threshold), truth, mag_limit=args.mag_limit)
+            r = evaluate(model_run(threshold, "geometric"), truth, mag_limit=args.mag_limit)
             print(f"threshold {threshold}: F1 {r['f1']:.4f} (C {r['completeness']:.3f}, "
                   f"P {r['purity']:.3f})", flush=True)
             if best is None or r["f1"] > best[1]:
                 best = (threshold, r["f1"])
+        votes = {}
+        for vote in ("vectors", "geometric"):
+            r = evaluate(model_run(best[0], vote), truth, mag_limit=args.mag_limit)
+            votes[vote] = r["flux_blended"]["median_abs"]
+            print(f"vote {vote}: median |δ| blended {votes[vote]:.4f}, all "
+                  f"{r['flux']['median_abs']:.4f}", flush=True)
+        vote = min(votes, key=votes.get)
         card_path = Path(args.model).with_suffix(".json")
         card = json.loads(card_path.read_text()) if card_path.exists() else {}
-        card["threshold"] = best[0]
-        card["window"] = window
-        card["threshold_tuned_on"] = f"{args.tiles} '{args.split}' tiles, best F1 {best[1]:.4f}"
+        card.update({"threshold": best[0], "window": window, "vote": vote,
+                     "threshold_tuned_on": f"{args.tiles} '{args.split}' tiles: best F1 "
+                                           f"{best[1]:.4f}; vote by blended median |δ| "
+                                           + ", ".join(f"{k} {v:.4f}" for k, v in votes.items())})
         card_path.write_text(json.dumps(card, indent=2))
-        print(f"chose threshold {best[0]} → {card_path}")
+        print(f"chose threshold {best[0]}, vote {vote} → {card_path}")
         return
 
     threshold = float(meta.get("threshold", 0.3))
+    vote = str(meta.get("vote", "vectors"))
     results = {}
-    catalogs = {"mosaic-pais": model_run(threshold)}
+    catalogs = {"mosaic-pais": model_run(threshold, vote)}
     timings = {"mosaic-pais": model_seconds}
     for name, runner in (("sep", run_sep), ("photutils", run_photutils)):
         t = time.time()
@@ -132,7 +142,8 @@ def main() -> None:
             print("flux_kron:", results["mosaic-pais (flux_kron)"]["flux"],
                   results["mosaic-pais (flux_kron)"].get("flux_blended"))
     results["setup"] = {"split": args.split, "tiles": args.tiles, "model": str(args.model),
-                        "threshold": threshold, "window": window, "mag_limit": args.mag_limit,
+                        "threshold": threshold, "window": window, "vote": vote,
+                        "mag_limit": args.mag_limit,
                         "truth_sources": len(truth)}
     out = Path(f"docs/results/accuracy_{args.split}.json")
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -42,7 +42,8 @@ def accuracy_section(r) -> list[str]:
     setup = r["setup"]
     lines = [f"{setup['tiles']} held-out test tiles (seeds 3,000,000+), {setup['truth_sources']} "
              f"truth sources; completeness over in-frame truths with H < {setup['mag_limit']}; "
-             f"model threshold {setup['threshold']}, window {setup['window']}.", "",
+             f"model threshold {setup['threshold']}, window {setup['window']}, votes "
+             f"{setup.get('vote', 'vectors')}.", "",
              "| method | completeness | purity | F1 | median \\|δ\\| all | bias | σ_NMAD | "
              "median \\|δ\\| blended (β > 0.1) | N blended | completeness blended | seconds |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]

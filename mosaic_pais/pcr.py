@@ -305,10 +305,19 @@ def _parabola_offset(work: np.ndarray, py: np.ndarray, px: np.ndarray, axis: int
     return np.where(ok, np.clip(off, -limit, limit), 0.0)
 
 
+VOTE_MODES = ("vectors", "geometric")
+
+
 def resolve_votes(vectors: np.ndarray, peaks_yx: np.ndarray,
                   origin: tuple[float, float] = (0.0, 0.0),
-                  valid: np.ndarray | None = None) -> np.ndarray:
+                  valid: np.ndarray | None = None, mode: str = "vectors") -> np.ndarray:
     """Resolve each pixel's n votes to the index of the nearest detected centre.
+
+    ``mode="vectors"`` (the paper's decoder): slot k votes for the detected centre nearest to
+    pixel + C^v[k]. ``mode="geometric"``: slot k goes to the k-th nearest detected centre of the
+    pixel itself, ignoring C^v. Labels order slots nearest-first, so both agree where the
+    vectors are right; the geometric mode is the fallback for a model whose claim vectors are
+    not yet reliable, and which one a shipped model uses is chosen on validation data.
 
     Parameters
     ----------
@@ -331,6 +340,8 @@ def resolve_votes(vectors: np.ndarray, peaks_yx: np.ndarray,
     ids = np.full((n, h, w), -1, dtype=np.int64)
     if len(peaks_yx) == 0:
         return ids
+    if mode not in VOTE_MODES:
+        raise ValueError(f"vote mode must be one of {VOTE_MODES}, got {mode!r}")
     yy, xx = np.mgrid[0:h, 0:w]
     target = np.empty((h, w, n, 2), dtype=np.float64)
     target[..., 0] = vectors[..., 0] + (yy + origin[0])[..., None]
@@ -338,8 +349,18 @@ def resolve_votes(vectors: np.ndarray, peaks_yx: np.ndarray,
     good = np.all(np.isfinite(target), axis=(-1, -2))
     if valid is not None:
         good &= valid
-    _, nearest = cKDTree(peaks_yx).query(target[good].reshape(-1, 2))
-    ids[:, good] = nearest.reshape(-1, n).T
+    tree = cKDTree(peaks_yx)
+    if mode == "vectors":
+        _, nearest = tree.query(target[good].reshape(-1, 2))
+        ids[:, good] = nearest.reshape(-1, n).T
+        return ids
+    pixels = np.stack([(yy + origin[0])[good], (xx + origin[1])[good]], axis=1).astype(float)
+    k = min(n, len(peaks_yx))
+    _, nearest = tree.query(pixels, k=k)
+    nearest = nearest.reshape(-1, k)
+    if k < n:  # fewer peaks than slots: repeat the farthest, as the encoder does
+        nearest = np.concatenate([nearest, np.repeat(nearest[:, -1:], n - k, axis=1)], axis=1)
+    ids[:, good] = nearest.T
     return ids
 
 
@@ -399,7 +420,8 @@ def deblend_images(image: np.ndarray, ids: np.ndarray, fractions: np.ndarray,
 
 
 def decode(image: np.ndarray, center: np.ndarray, vectors: np.ndarray, fractions: np.ndarray,
-           *, threshold: float = 0.1, window: int = 7, valid: np.ndarray | None = None) -> Decoded:
+           *, threshold: float = 0.1, window: int = 7, valid: np.ndarray | None = None,
+           vote: str = "vectors") -> Decoded:
     """Decode one tile's PCR into detected sources and their share of every pixel.
 
     Parameters
@@ -413,6 +435,8 @@ def decode(image: np.ndarray, center: np.ndarray, vectors: np.ndarray, fractions
         Peak threshold on the centre map and the peak-finding box size.
     valid : ndarray of bool (h, w), optional
         Pixels that may hold peaks and be claimed (e.g. not NaN, inside the mosaic).
+    vote : {"vectors", "geometric"}
+        How slots are resolved to sources (see :func:`resolve_votes`).
 
     Examples
     --------
@@ -437,6 +461,6 @@ def decode(image: np.ndarray, center: np.ndarray, vectors: np.ndarray, fractions
     if valid is None:
         valid = np.all(np.isfinite(image), axis=0)
     peaks = find_peaks(center, threshold=threshold, window=window, valid=valid)
-    ids = resolve_votes(vectors, peaks.yx, valid=valid)
+    ids = resolve_votes(vectors, peaks.yx, valid=valid, mode=vote)
     frac = normalise_fractions(fractions, axis=-1).astype(np.float32)  # (h, w, b, n)
     return Decoded(peaks=peaks, ids=ids, fractions=np.transpose(frac, (2, 3, 0, 1)))

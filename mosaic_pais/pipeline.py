@@ -86,10 +86,10 @@ def _peaks_task(spec: BlockSpec, *, store: str, shape: tuple, threshold: float,
 
 
 def _resolve_task(spec: BlockSpec, *, store: str, scratch: str, peaks_yx: np.ndarray,
-                  min_fraction: float) -> str:
+                  min_fraction: float, vote: str) -> str:
     from mosaic_pais.stitch import resolve_region
 
-    resolve_region(store, scratch, spec.core, peaks_yx, min_fraction)
+    resolve_region(store, scratch, spec.core, peaks_yx, min_fraction, vote)
     return spec.key
 
 
@@ -118,7 +118,8 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
         tile: int = DEFAULT_TILE, margin: int = DEFAULT_MARGIN,
         tiles_per_block: int = DEFAULT_TILES_PER_BLOCK, batch_size: int = 16,
         threshold: float | None = None, window: int | None = None,
-        min_fraction: float = 0.01, keep_work: bool = False, progress: bool = True,
+        min_fraction: float = 0.01, vote: str | None = None, keep_work: bool = False,
+        progress: bool = True,
         client=None):
     """Detect and deblend every source of a mosaic.
 
@@ -141,6 +142,9 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
         Tile grid (stride = tile − 2·margin) and tiles per task side.
     threshold, window : float, int
         Peak finding on the centre map (default: the model card's values).
+    vote : {"vectors", "geometric"}, optional
+        How pixels' slots are resolved to sources (default: the model card's choice; see
+        :func:`mosaic_pais.pcr.resolve_votes`).
     client : distributed.Client, optional
         An existing client to run on (overrides ``cluster``).
 
@@ -176,6 +180,7 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
     meta = model_metadata(model_path)
     threshold = float(threshold if threshold is not None else meta.get("threshold", 0.3))
     window = int(window if window is not None else meta.get("window", 5))
+    vote = str(vote if vote is not None else meta.get("vote", "vectors"))
     if tile % 32 or not 0 <= 2 * margin < tile:
         raise BadInputError(f"tile {tile} must be a multiple of 32 and margin {margin} < tile/2")
 
@@ -264,7 +269,7 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
         peaks = merge_peaks(parts)
         peaks_yx = np.stack([peaks["y"], peaks["x"]], axis=1)
         runner.map(_resolve_task, specs, desc="stitch", store=str(store), scratch=str(scratch),
-                   peaks_yx=peaks_yx, min_fraction=min_fraction)
+                   peaks_yx=peaks_yx, min_fraction=min_fraction, vote=vote)
         timings["stitch"] = time.time() - t
 
         t = time.time()
@@ -301,7 +306,8 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
                    if weights else None, "bands": band_names, "shape": [height, width]},
         "parameters": {"tile": tile, "margin": margin, "tiles_per_block": tiles_per_block,
                        "batch_size": batch_size, "threshold": threshold, "window": window,
-                       "min_fraction": min_fraction, "cluster": cluster, "workers": workers,
+                       "min_fraction": min_fraction, "vote": vote, "cluster": cluster,
+                       "workers": workers,
                        "noise_sigma": noise_sigma.tolist(), "resume": resume},
         "n_sources": len(table),
         "timings_s": timings,

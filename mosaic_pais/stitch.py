@@ -60,13 +60,13 @@ def merge_peaks(parts: list[dict]) -> dict:
 
 
 def resolve_region(store: str | Path, scratch: str | Path, region: Region, peaks_yx: np.ndarray,
-                   min_fraction: float = 0.01) -> None:
+                   min_fraction: float = 0.01, vote: str = "vectors") -> None:
     """Write global ids and cleaned fractions for one block's core."""
     y0, y1, x0, x1 = region
     vec = np.asarray(open_array(scratch, "vectors")[:, :, y0:y1, x0:x1])  # (n, 2, h, w)
     vectors = np.transpose(vec, (2, 3, 0, 1))
     valid = np.all(np.isfinite(vectors), axis=(-1, -2))
-    ids = resolve_votes(vectors, peaks_yx, origin=(y0, x0), valid=valid)
+    ids = resolve_votes(vectors, peaks_yx, origin=(y0, x0), valid=valid, mode=vote)
     raw = open_array(scratch, "raw_fractions")
     frac = np.asarray(raw[:, :, y0:y1, x0:x1], dtype=np.float64)  # (b, n, h, w)
     frac = np.where(frac >= min_fraction, frac, 0.0)

@@ -205,3 +205,15 @@ def test_multiband_fractions():
     image = sources.sum(0)
     d = decode(image, p.center, p.vectors, p.fractions)
     np.testing.assert_allclose(d.deblend(image).sum(0), image, rtol=1e-5, atol=1e-8)
+
+
+def test_geometric_votes_go_to_the_k_nearest_peaks():
+    vectors = np.full((1, 3, 3, 2), 50.0, np.float32)  # useless vectors are ignored
+    peaks = np.array([[0.0, 0.0], [0.0, 2.0], [0.0, 10.0]])
+    ids = resolve_votes(vectors, peaks, mode="geometric")
+    assert ids[:, 0, 0].tolist() == [0, 1, 2]
+    assert ids[:, 0, 2].tolist() == [1, 0, 2]
+    two = resolve_votes(vectors, peaks[:2], mode="geometric")
+    assert two[:, 0, 0].tolist() == [0, 1, 1]  # fewer peaks than slots: the last repeats
+    with pytest.raises(ValueError):
+        resolve_votes(vectors, peaks, mode="magic")

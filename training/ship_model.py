@@ -41,6 +41,7 @@ def main(run: Path) -> None:
         "center_sigma_px": 2.0,
         "threshold": old.get("threshold", 0.3),
         "window": old.get("window", 5),
+        "vote": old.get("vote", "vectors"),
         "threshold_tuned_on": old.get("threshold_tuned_on", "not tuned"),
         "training": {
             "data": "simulated GOODS-S-like F160W tiles, train split seeds 1,000,000+ "
