@@ -1,5 +1,9 @@
 """mosaic-pais: detect and deblend every source in survey mosaics with PAIS.
 
+``mosaic_pais.run``, ``open_mosaic``, ``simulate_scene``/``simulate_mosaic``, ``encode``,
+``decode`` and ``match_catalogs`` are importable from here; the metrics are
+``from mosaic_pais.evaluate import evaluate`` (``mosaic_pais.evaluate`` is that module).
+
 The package imports lightly: TensorFlow, GalSim and scarlet2 are loaded only by the
 functions that need them, so ``import mosaic_pais`` stays fast.
 """
@@ -19,7 +23,6 @@ _LAZY = {
     "encode": "mosaic_pais.pcr",
     "decode": "mosaic_pais.pcr",
     "simulate_mosaic": "mosaic_pais.simulate",
-    "evaluate": "mosaic_pais.evaluate",
     "match_catalogs": "mosaic_pais.evaluate",
     "BadInputError": "mosaic_pais.errors",
 }

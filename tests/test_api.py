@@ -17,8 +17,11 @@ def test_import_is_light():
 def test_api_names():
     import mosaic_pais
 
-    assert callable(mosaic_pais.run) and callable(mosaic_pais.evaluate)
+    from mosaic_pais.evaluate import evaluate
+
+    assert callable(mosaic_pais.run) and callable(evaluate)
     assert callable(mosaic_pais.simulate_scene) and callable(mosaic_pais.open_mosaic)
+    assert callable(mosaic_pais.simulate_mosaic) and callable(mosaic_pais.decode)
 
 
 def test_cli_help_lists_commands():
