@@ -11,7 +11,11 @@
   (the default for training) weights slot ``k`` of a pixel by its true flux fraction plus a floor,
   and divides the error by ``1 + |v|/vector_scale``: a vote matters in proportion to the flux it
   carries, and what it must get right is which source it points to, i.e. an error small
-  compared with the distance to that source.
+  compared with the distance to that source. ``vector_radius`` further limits the term to
+  pixels whose nearest source is closer than that: the first training run (no radius) did not
+  learn the vectors at all in 1,150 steps — its vector loss went from 12.4 (the value for an
+  all-zero prediction) to 11.2 — because background pixels tens of pixels from any source,
+  whose offsets need long-range context and whose votes carry only noise, dominated it.
 * ``L_m``: cross-entropy of the fractions against the soft labels, from logits, per band.
 * ``L_S``: entropy ``mean_n(−p log p)`` of the predicted fractions (the paper's λ_S = 2).
 
@@ -36,6 +40,7 @@ class LossConfig:
     vector_mode: str = "paper"  # "paper" or "weighted"
     vector_scale: float = 16.0
     vector_floor: float = 0.1
+    vector_radius: float | None = None  # "weighted" mode: no vector loss beyond this (px)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -82,8 +87,12 @@ def pais_loss_terms(outputs: dict, labels: dict, n_bands: int, n_slots: int,
         length = ops.sqrt(ops.sum(v_true * v_true, axis=-1))
         slot_weight = ops.mean(f_true, axis=-2) + cfg.vector_floor  # mean over bands
         rel = err / (1.0 + length / cfg.vector_scale)
-        l_vectors = masked_mean(ops.sum(slot_weight * rel, axis=-1)
-                                / ops.sum(slot_weight, axis=-1))
+        per_pixel = ops.sum(slot_weight * rel, axis=-1) / ops.sum(slot_weight, axis=-1)
+        if cfg.vector_radius is None:
+            l_vectors = masked_mean(per_pixel)
+        else:  # only pixels whose nearest source is within the radius: sources' own pixels
+            near = ops.cast(length[..., 0] < cfg.vector_radius, "float32") * valid
+            l_vectors = ops.sum(per_pixel * near) / ops.maximum(ops.sum(near), 1.0)
     else:
         raise ValueError(f"unknown vector_mode {cfg.vector_mode!r}")
 

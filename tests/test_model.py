@@ -163,3 +163,15 @@ def test_load_model_refuses_other_formats(tmp_path):
     (tmp_path / "bad.keras").write_bytes(b"not a zip")
     with pytest.raises(BadInputError, match="cannot be loaded"):
         load_model(tmp_path / "bad.keras")
+
+
+def test_vector_radius_ignores_far_pixels():
+    cfg = LossConfig(vector_mode="weighted", vector_radius=10.0, vector_floor=0.0)
+    labels = _labels(h=1, w=2)
+    labels["vectors"][0, 0, 0, 0] = [30.0, 40.0]  # far from every source
+    labels["vectors"][0, 0, 1, 0] = [1.0, 0.0]
+    labels["fractions"][...] = [1.0, 0.0, 0.0]
+    out = _outputs(h=1, w=2)
+    out["vectors"][0, 0, 0, 0:2] = [0.0, 0.0]  # wrong by 70 px where it does not matter
+    out["vectors"][0, 0, 1, 0:2] = [1.0, 0.0]  # right where it matters
+    assert float(pais_loss_terms(out, labels, 1, 3, cfg)["vectors"]) == pytest.approx(0.0)
