@@ -57,13 +57,16 @@ def estimate_noise_sigma(image, n_windows: int = 48, size: int = 256, seed: int 
         row = []
         for band in block:
             good = band[np.isfinite(band) & (band != 0)]
-            if good.size < 64:
+            if good.size < 16:
                 row.append(np.nan)
                 continue
             _, _, std = sigma_clipped_stats(good, sigma=3.0, maxiters=5, stdfunc="mad_std")
             row.append(std)
         sigmas.append(row)
-    with np.errstate(all="ignore"):
+    import warnings
+
+    with warnings.catch_warnings():  # bands without any usable window give NaN, checked later
+        warnings.simplefilter("ignore", RuntimeWarning)
         sigma = np.nanmedian(np.asarray(sigmas, np.float64), axis=0)
     return np.asarray(sigma, np.float64)
 

@@ -211,7 +211,8 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
     check_not_empty(ds)
     noise_sigma = estimate_noise_sigma(image.data)
     if not np.all(np.isfinite(noise_sigma) & (noise_sigma > 0)):
-        raise BadInputError("cannot estimate the image noise (constant or almost empty image)")
+        raise BadInputError("cannot estimate the image noise: too few valid pixels, or a "
+                            "constant image")
     timings["open"] = time.time() - t0
 
     specs, chunks = plan_blocks(height, width, tile, margin, tiles_per_block)
