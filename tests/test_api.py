@@ -16,7 +16,6 @@ def test_import_is_light():
 
 def test_api_names():
     import mosaic_pais
-
     from mosaic_pais.evaluate import evaluate
 
     assert callable(mosaic_pais.run) and callable(evaluate)
