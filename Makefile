@@ -1,5 +1,6 @@
 # Two entry points for a fresh machine: `make demo` and `make test`.
-# Each creates .venv (with uv when available, for speed) and installs what it needs.
+# Each creates .venv (with uv when it can be installed, for speed; else venv + pip) and installs
+# what it needs.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -7,9 +8,10 @@ BIN := $(VENV)/bin
 .PHONY: demo test lint install
 
 $(VENV)/.installed: pyproject.toml
-	$(PY) -m pip install -q uv || true
-	if command -v uv >/dev/null 2>&1; then \
-		uv venv -q --allow-existing -p $(PY) $(VENV) && VIRTUAL_ENV=$(VENV) uv pip install -q -e ".[test]"; \
+	$(PY) -m pip install -q uv >/dev/null 2>&1 || true
+	if $(PY) -m uv --version >/dev/null 2>&1; then \
+		$(PY) -m uv venv -q --allow-existing -p $(PY) $(VENV) && \
+		VIRTUAL_ENV=$(CURDIR)/$(VENV) $(PY) -m uv pip install -q -e ".[test]"; \
 	else \
 		$(PY) -m venv $(VENV) && $(BIN)/pip install -q -e ".[test]"; \
 	fi
