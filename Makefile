@@ -11,7 +11,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q uv >/dev/null 2>&1 || true
 	if $(PY) -m uv --version >/dev/null 2>&1; then \
 		$(PY) -m uv venv -q --allow-existing -p $(PY) $(VENV) && \
-		VIRTUAL_ENV=$(CURDIR)/$(VENV) $(PY) -m uv pip install -q -e ".[test]"; \
+		$(PY) -m uv pip install -q --python $(BIN)/python -e ".[test]"; \
 	else \
 		$(PY) -m venv $(VENV) && $(BIN)/pip install -q -e ".[test]"; \
 	fi
