@@ -377,6 +377,8 @@ def _render_strip(args) -> tuple[np.ndarray, list]:
             ty0 = sy - (y0 - halo)
             ys = slice(max(ty0, 0), min(ty0 + stamp.shape[0], noiseless.shape[0]))
             xs = slice(max(sx, 0), min(sx + stamp.shape[1], width))
+            if ys.stop <= ys.start or xs.stop <= xs.start:
+                continue  # entirely outside (a negative stop would wrap around)
             py = slice(ys.start - ty0, ys.stop - ty0)
             px = slice(xs.start - sx, xs.stop - sx)
             patch[py, px] = noiseless[ys, xs]

@@ -88,3 +88,10 @@ def test_mosaic_fits_with_wcs(tmp_path):
     np.testing.assert_allclose(ra, truth["ra"], atol=1e-9)
     np.testing.assert_allclose(dec, truth["dec"], atol=1e-9)
     assert len(np.unique(truth["id"])) == len(truth)
+
+
+def test_mosaic_sources_far_outside_the_edge(tmp_path):
+    # a dense, small mosaic puts sources up to 20 px outside every edge
+    info = simulate_mosaic(tmp_path, size=64, seed=2, density=8.0, block=32)
+    truth = Table.read(info["truth"])
+    assert np.all(truth["flux_in_frame"] > 0)
