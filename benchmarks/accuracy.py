@@ -99,7 +99,7 @@ def main() -> None:
     if args.tune:
         # the peak threshold by F1, then the vote mode by the blended sources' median |δ|
         best = None
-        for threshold in (0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5):
+        for threshold in (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9):
             r = evaluate(model_run(threshold, "geometric"), truth, mag_limit=args.mag_limit)
             print(f"threshold {threshold}: F1 {r['f1']:.4f} (C {r['completeness']:.3f}, "
                   f"P {r['purity']:.3f})", flush=True)

@@ -439,6 +439,7 @@ def simulate_mosaic(output, *, size: int, seed: int = 0, density: float = 1.0,
     strips = [(pop, y0, min(y0 + block, size), size, seed, sigma, k)
               for k, y0 in enumerate(range(0, size, block))]
     tmp = output / ".mosaic.fits.tmp"
+    tmp.unlink(missing_ok=True)  # StreamingHDU would append to a leftover of a killed run
     rows = []
     shdu = fits.StreamingHDU(tmp, header)
     try:

@@ -18,6 +18,17 @@ from mosaic_pais.model import DEFAULT_MODEL_PATH, file_sha256, load_model
 TERMS = ("loss", "center", "vectors", "fractions", "entropy")
 
 
+def total_wall_seconds(rows: list[dict]) -> float:
+    """Training time over all resumed segments (each segment's clock restarts at 0)."""
+    total, previous = 0.0, 0.0
+    for row in rows:
+        wall = float(row["wall_s"])
+        if wall < previous:
+            total += previous
+        previous = wall
+    return total + previous
+
+
 def main(run: Path) -> None:
     config = json.loads((run / "config.json").read_text())
     rows = list(csv.DictReader(open(run / "log.csv")))
@@ -47,7 +58,7 @@ def main(run: Path) -> None:
             "data": "simulated GOODS-S-like F160W tiles, train split seeds 1,000,000+ "
                     "(validation 2,000,000+; the test split 3,000,000+ is never used)",
             "steps": int(last.get("step", 0)),
-            "wall_seconds": float(last.get("wall_s", 0)),
+            "wall_seconds": total_wall_seconds(rows),
             "batch": config["batch"], "crop": config["crop"],
             "learning_rate": config["learning_rate"], "loss": config["loss"],
             "last_train_loss": {k: float(last[k]) for k in TERMS} if last else {},
@@ -80,9 +91,6 @@ def main(run: Path) -> None:
     fig.savefig("docs/figures/loss_curves.png", dpi=100)
 
 
-if __name__ == "__main__":
-    main(Path(sys.argv[1] if len(sys.argv) > 1 else "training/runs/f160w_v1"))
-
 
 def write_model_card_doc(card: dict, accuracy: dict | None) -> None:
     """docs/model_card.md from the card JSON (and the accuracy results when present)."""
@@ -103,11 +111,11 @@ def write_model_card_doc(card: dict, accuracy: dict | None) -> None:
         f"| data | {t['data']} |",
         f"| training | {t['steps']} steps of {t['batch']} random {t['crop']}² crops (flips, "
         "quarter turns, rotations, random edges/masks), Adam lr "
-        f"{t['learning_rate']} cosine, {t['wall_seconds'] / 3600:.2f} h on 2 CPU cores "
-        "(this run; warm-started from run v1a, see below) |",
+        f"{t['learning_rate']} cosine, {t['wall_seconds'] / 3600:.2f} h on 2 shared CPU cores "
+        "(this run, warm-started from run v1a: 1,350 steps, 0.22 h) |",
         f"| loss | {t['loss']} |", "",
         "![loss curves](figures/loss_curves.png)", "",
-        "Run v1a (1,300 steps, the same data and configuration without `vector_radius`) "
+        "Run v1a (1,350 steps, the same data and configuration without `vector_radius`) "
         "learned the centre map and fractions but not the claim vectors: its vector loss "
         "stayed near the value of an all-zero prediction. Run v1 started from its weights with "
         "the vector loss limited to pixels within 24 px of their nearest source.", "",
@@ -121,3 +129,7 @@ def write_model_card_doc(card: dict, accuracy: dict | None) -> None:
                   f"{(m.get('flux_blended') or {}).get('median_abs') or float('nan'):.3f} (sep "
                   f"{(s.get('flux_blended') or {}).get('median_abs') or float('nan'):.3f})."]
     Path("docs/model_card.md").write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1] if len(sys.argv) > 1 else "training/runs/f160w_v1"))
