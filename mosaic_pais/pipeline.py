@@ -201,9 +201,14 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
     image = ds["image"]
     band_names = [str(b) for b in image["band"].values]
     n_band, height, width = image.shape
-    from mosaic_pais.model import load_model
+    # the card says which bands the model takes; without one, the model itself is asked
+    # (loading it here once more only for that costs a second or two)
+    if model_path.with_suffix(".json").is_file():
+        expected = len(meta["bands"])
+    else:
+        from mosaic_pais.model import load_model
 
-    expected = int(load_model(model_path).inputs[0].shape[-1]) - 1
+        expected = int(load_model(model_path).inputs[0].shape[-1]) - 1
     if expected != n_band:
         raise BadInputError(f"the model expects {expected} band(s) "
                             f"({', '.join(meta.get('bands', []))}); the input has {n_band} "
