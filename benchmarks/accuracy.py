@@ -26,7 +26,7 @@ from astropy.table import Table, vstack
 
 from mosaic_pais.evaluate import evaluate, format_report
 from mosaic_pais.infer import estimate_noise_sigma
-from mosaic_pais.measure import combine, finalize, measure_region
+from mosaic_pais.measure import measure_image
 from mosaic_pais.model import (
     DEFAULT_MODEL_PATH,
     PAISPredictor,
@@ -39,18 +39,17 @@ from mosaic_pais.peers import run_photutils, run_sep
 from mosaic_pais.train import split_scene
 
 
-def model_catalog(pred, index: int, image: np.ndarray, threshold: float, window: int,
-                  vote: str = "vectors", min_fraction: float = 0.01) -> Table:
+def model_catalog(pred, index: int, image: np.ndarray, noise_sigma: float, threshold: float,
+                  window: int, vote: str = "vectors", min_fraction: float = 0.01) -> Table:
     """The mosaic pipeline's decode + measure, on one tile."""
     center, vectors, fractions = pred.center[index], pred.vectors[index], pred.fractions[index]
     peaks = find_peaks(center, threshold=threshold, window=window)
     ids = resolve_votes(vectors, peaks.yx, mode=vote)
     frac = np.transpose(fractions, (2, 3, 0, 1)).astype(np.float64)
     frac = normalise_fractions(np.where(frac >= min_fraction, frac, 0.0), axis=1)
-    part = measure_region(image, ids, frac, peaks.y, peaks.x, (0, 0), image.shape[1:])
     p = {"id": np.arange(len(peaks)), "y": peaks.y, "x": peaks.x, "score": peaks.score}
-    cols = finalize(combine([part], len(peaks), image.shape[0]), p, ["F160W"], False)
-    return Table({k: cols[k] for k in ("id", "x", "y", "flux", "flux_kron", "score")})
+    cols, _, _ = measure_image(image, ids, frac, p, ["F160W"], noise_sigma)
+    return Table({k: cols[k] for k in ("id", "x", "y", "flux", "kron_radius", "score")})
 
 
 def with_offset(table: Table, tile: int) -> Table:
@@ -73,10 +72,11 @@ def main() -> None:
     scenes = [split_scene(args.split, i) for i in range(args.tiles)]
     t0 = time.time()
     preds = []
+    # each tile has its own noise level: estimated per tile, as the pipeline does per mosaic
+    sigmas = [float(estimate_noise_sigma(s.image, n_windows=1)[0]) for s in scenes]
     for i in range(0, len(scenes), 16):
         batch = scenes[i:i + 16]
-        # each tile has its own noise level: estimated per tile, as the pipeline does per mosaic
-        sigma = [float(estimate_noise_sigma(s.image, n_windows=1)[0]) for s in batch]
+        sigma = sigmas[i:i + 16]
         x = np.concatenate([model_input(s.image[None], [sg]) for s, sg in zip(batch, sigma,
                                                                              strict=True)])
         out = predictor.model(x, training=False)
@@ -92,8 +92,8 @@ def main() -> None:
         for b, p in enumerate(preds):
             for j in range(len(p.center)):
                 i = b * 16 + j
-                rows.append(with_offset(model_catalog(p, j, scenes[i].image, threshold, window,
-                                                      vote), i))
+                rows.append(with_offset(model_catalog(p, j, scenes[i].image, sigmas[i],
+                                                      threshold, window, vote), i))
         return vstack(rows)
 
     if args.tune:
@@ -136,11 +136,6 @@ def main() -> None:
         results[name] = evaluate(cat, truth, mag_limit=args.mag_limit)
         results[name]["seconds"] = timings[name]
         print(f"\n=== {name} ===\n{format_report(results[name])}", flush=True)
-        if name == "mosaic-pais":
-            results["mosaic-pais (flux_kron)"] = evaluate(cat, truth, mag_limit=args.mag_limit,
-                                                          flux_column="flux_kron")
-            print("flux_kron:", results["mosaic-pais (flux_kron)"]["flux"],
-                  results["mosaic-pais (flux_kron)"].get("flux_blended"))
     results["setup"] = {"split": args.split, "tiles": args.tiles, "model": str(args.model),
                         "threshold": threshold, "window": window, "vote": vote,
                         "mag_limit": args.mag_limit,

@@ -47,7 +47,7 @@ def accuracy_section(r) -> list[str]:
              "| method | completeness | purity | F1 | median \\|δ\\| all | bias | σ_NMAD | "
              "median \\|δ\\| blended (β > 0.1) | N blended | completeness blended | seconds |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for name in ("mosaic-pais", "mosaic-pais (flux_kron)", "sep", "photutils"):
+    for name in ("mosaic-pais", "sep", "photutils"):
         v = r.get(name)
         if not v:
             continue
@@ -152,8 +152,8 @@ def main() -> None:
             "validation tiles by `python benchmarks/accuracy.py --split val --tiles 100 --tune`). "
             "sep: SExtractor-like (1.5σ, minarea 5, 32 thresholds, contrast 0.005, default.conv, "
             "Kron fluxes); photutils: detect_sources + deblend_sources + SourceCatalog Kron "
-            "fluxes. `flux` is the model's total deblended flux, `flux_kron` the same deblend "
-            "inside a Kron aperture.", ""]
+            "fluxes. The model's `flux` is its deblended flux inside each source's footprint "
+            "(docs/architecture.md, Measurements).", ""]
     out += accuracy_section(load("accuracy_test"))
     out += ["", "## Speed", "", "`python benchmarks/speed.py`", ""]
     out += speed_section(load("speed"))

@@ -29,7 +29,12 @@ def _friendly_errors(func):
         except BadInputError as exc:
             click.echo(f"mosaic-pais: error: {exc}", err=True)
             sys.exit(2)
-        except (click.exceptions.Exit, click.ClickException, KeyboardInterrupt, SystemExit):
+        except KeyboardInterrupt:
+            # finished blocks are recorded as they complete: nothing done so far is lost
+            click.echo("mosaic-pais: interrupted; what is finished is kept (rerun with "
+                       "--resume to continue a run)", err=True)
+            sys.exit(130)
+        except (click.exceptions.Exit, click.ClickException, SystemExit):
             raise
         except Exception as exc:  # noqa: BLE001 - the user gets one line, developers a flag
             if os.environ.get("MOSAIC_PAIS_DEBUG"):
@@ -62,6 +67,8 @@ def main() -> None:
               help="Run on Dask workers: 'local' (default when given alone; CUDA workers when "
                    "GPUs are visible), 'cuda', 'slurm', 'pbs' or a scheduler ADDRESS.")
 @click.option("--workers", default=None, type=click.IntRange(min=1), help="Number of workers.")
+@click.option("--memory-limit", default=None,
+              help="Memory limit per worker of a cluster the run starts, e.g. 3GB.")
 @click.option("--model", default=None, type=click.Path(path_type=Path),
               help="A .keras model (default: the shipped one).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in --output.")
@@ -72,8 +79,8 @@ def main() -> None:
 @click.option("--threshold", default=None, type=float, help="Centre-map peak threshold.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @_friendly_errors
-def run(images, output, bands, weights, hdu, cluster, workers, model, resume, overwrite, tile,
-        margin, tiles_per_block, threshold, quiet) -> None:
+def run(images, output, bands, weights, hdu, cluster, workers, memory_limit, model, resume,
+        overwrite, tile, margin, tiles_per_block, threshold, quiet) -> None:
     """Detect and deblend every source of IMAGE(s); write catalogue, PCR store and picture."""
     from mosaic_pais.pipeline import run as run_pipeline
 
@@ -81,7 +88,8 @@ def run(images, output, bands, weights, hdu, cluster, workers, model, resume, ov
     table, _ = run_pipeline(
         list(images), output, bands=bands.split(",") if bands else None,
         weights=list(weights) or None, hdu=hdu_value, model=model, cluster=cluster,
-        workers=workers, resume=resume, overwrite=overwrite, tile=tile, margin=margin,
+        workers=workers, memory_limit=memory_limit, resume=resume, overwrite=overwrite,
+        tile=tile, margin=margin,
         tiles_per_block=tiles_per_block, threshold=threshold, progress=not quiet)
     click.echo(f"{len(table)} sources; wrote {output}/catalog.fits, catalog.parquet, pcr.zarr, "
                "overview.png, run.json")

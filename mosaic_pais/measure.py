@@ -3,31 +3,37 @@
 Nothing here builds a dense per-source image: each block reduces its pixels to sums indexed by
 the global ids present in it (``np.bincount``), and the partial sums of all blocks are added
 (:func:`combine`). Radial profiles are kept as histograms (0.5 px bins about the detected
-centre), which give the Kron aperture, r50, r90 and the second moments in one pass.
+centre). Two passes: the first gives each source's profile and so its footprint radius
+(:func:`footprint_bins`); the second (:func:`claim_footprints`, then :func:`measure_region`
+again) drops every claim beyond its source's footprint and sums what is left — r50, r90 and the
+second moments come from the same histograms. :func:`measure_image` runs both passes on one
+image in memory.
 
 Columns (DESIGN.md contract) and how they are measured:
 
 ``flux``, ``flux_<BAND>``
-    Deblended flux: the sum over every pixel the source claims of its fraction times the image.
-    These add up to the image summed over claimed pixels (flux conservation).
-``flux_kron``
-    The deblended flux inside a circular Kron aperture (2.5·r1, at least 3.5 px) of the
-    source's deblended image: less noisy for faint sources in sparse fields, whose claimed
-    area holds much background.
+    Deblended flux inside the source's footprint: the sum, over the pixels the source claims,
+    of its fraction times the image. PAIS gives every pixel to some source, background
+    included; summing a faint source's whole share of the sky would add the noise of hundreds
+    of pixels to it. So a source claims only the pixels within its *footprint radius*
+    (``kron_radius``): 2.5 first-moment radii of its deblended profile (at least 3.5 px),
+    the moment taken inside 2.5 times its 1σ isophotal radius (:func:`footprint_bins`).
+    Pixels beyond every claimant's footprint stay unclaimed (id −1), and the fluxes add up to
+    the image summed over the claimed shares of pixels (flux conservation).
 ``flux_err``
     From the weight map (inverse variance): sqrt(Σ fraction² / weight); NaN without weights.
 ``x``, ``y``
     The network's sub-pixel centre (the centre map is trained on flux-weighted centroids).
 ``r50``, ``r90``
-    Radii enclosing 50% and 90% of ``flux_kron``.
+    Radii enclosing 50% and 90% of ``flux``.
 ``a``, ``b``, ``theta``
-    Second-moment ellipse (px, px, degrees counter-clockwise from +x) inside the Kron aperture.
+    Second-moment ellipse (px, px, degrees counter-clockwise from +x) of the claimed pixels.
 ``npix``
     Pixels where the source holds a fraction > 0.
 ``blend_fraction``
     Share of the source's deblended flux in pixels that other sources also hold.
 ``flags``
-    1 its Kron aperture touches the mosaic edge, 2 its Kron aperture touches masked/NaN pixels,
+    1 its footprint touches the mosaic edge, 2 its footprint touches masked/NaN pixels,
     4 deblend uncertain (over half the flux in shared pixels and a centre-map peak below 0.5).
 """
 
@@ -86,7 +92,7 @@ def measure_region(image: np.ndarray, ids: np.ndarray, fractions: np.ndarray,
            "flux": np.zeros((n_band, k)), "var": np.zeros((n_band, k)),
            "npix": np.zeros(k), "shared_flux": np.zeros(k),
            "edge": np.zeros((k, N_BINS)), "masked": np.zeros((k, N_BINS)),
-           "hist": np.zeros((k, N_BINS)),
+           "hist": np.zeros((k, N_BINS)), "count": np.zeros((k, N_BINS)),
            "hist_yy": np.zeros((k, N_BINS)), "hist_xx": np.zeros((k, N_BINS)),
            "hist_xy": np.zeros((k, N_BINS))}
     inv_w = None
@@ -113,15 +119,15 @@ def measure_region(image: np.ndarray, ids: np.ndarray, fractions: np.ndarray,
         dx = gx[sel] - peak_x[src]
         rbin = np.minimum((np.hypot(dy, dx) / BIN).astype(np.int64), N_BINS - 1)
         flat = local * N_BINS + rbin
-        # where the source meets the mosaic edge or masked pixels, by radius: flagged later
-        # only if that happens inside its Kron aperture, not anywhere in its claimed area
+        # where the source meets the mosaic edge or masked pixels (by radius, like the rest)
         out["edge"] += np.bincount(flat, weights=uniq & on_edge[sel],
                                    minlength=k * N_BINS).reshape(k, N_BINS)
         if invalid_near is not None:
             out["masked"] += np.bincount(flat, weights=uniq & invalid_near[sel],
                                          minlength=k * N_BINS).reshape(k, N_BINS)
         pos = np.clip(det, 0.0, None)  # moments use the positive part (noise can be negative)
-        for key, weight in (("hist", det), ("hist_yy", pos * dy * dy),
+        for key, weight in (("hist", det), ("count", frac[0, s][sel]),
+                            ("hist_yy", pos * dy * dy),
                             ("hist_xx", pos * dx * dx), ("hist_xy", pos * dx * dy)):
             out[key] += np.bincount(flat, weights=weight, minlength=k * N_BINS).reshape(
                 k, N_BINS)
@@ -132,7 +138,7 @@ def combine(parts: list[dict], n_sources: int, n_band: int) -> dict:
     """Add the blocks' partial sums into arrays over all ``n_sources`` global ids."""
     total = {"flux": np.zeros((n_band, n_sources)), "var": np.zeros((n_band, n_sources)),
              "npix": np.zeros(n_sources), "shared_flux": np.zeros(n_sources)}
-    for key in ("hist", "hist_yy", "hist_xx", "hist_xy", "edge", "masked"):
+    for key in ("hist", "count", "hist_yy", "hist_xx", "hist_xy", "edge", "masked"):
         total[key] = np.zeros((n_sources, N_BINS))
     for part in parts:
         ids = part["id"]
@@ -159,34 +165,113 @@ def _radius_enclosing(cum: np.ndarray, target: np.ndarray) -> np.ndarray:
     return edges[idx] - BIN + frac * BIN
 
 
-def finalize(total: dict, peaks: dict, bands: list[str], has_weights: bool) -> dict:
-    """Catalogue columns (a dict of arrays) from the combined sums."""
-    hist = total["hist"]
+ISOPHOTE_SIGMA = 1.0   # the isophote bounding where a footprint's first moment is taken
+MIN_FOOTPRINT = 3.5    # px, like SExtractor's minimum Kron radius
+
+
+def footprint_bins(total: dict, noise_sigma: float) -> tuple[np.ndarray, np.ndarray]:
+    """Each source's footprint radius (px) and the number of radial bins it spans.
+
+    From the first pass's profiles: the isophotal radius is where the mean deblended surface
+    brightness in 1 px rings first drops below ``ISOPHOTE_SIGMA`` times the pixel noise; the
+    first-moment radius r1 of the positive profile is taken inside 2.5 isophotal radii (at
+    least 6 px), so that the noise of a faint source's large share of the sky cannot inflate
+    it; the footprint radius is 2.5·r1, at least ``MIN_FOOTPRINT``, as SExtractor's Kron
+    aperture.
+
+    Examples
+    --------
+    A source whose profile is 10σ per pixel out to 4 px and nothing beyond:
+
+    >>> hist = np.zeros((1, N_BINS)); count = np.zeros((1, N_BINS))
+    >>> count[0, :8] = 2 * np.pi * (np.arange(8) + 0.5) * BIN * BIN
+    >>> hist[0, :8] = 10.0 * count[0, :8]
+    >>> radius, n_bins = footprint_bins({"hist": hist, "count": count}, noise_sigma=1.0)
+    >>> round(float(radius[0]), 2), int(n_bins[0])
+    (6.67, 14)
+    """
+    hist, count = total["hist"], total["count"]
+    k = len(hist)
+    rings_flux = hist[:, : N_BINS // 2 * 2].reshape(k, -1, 2).sum(-1)
+    rings_area = count[:, : N_BINS // 2 * 2].reshape(k, -1, 2).sum(-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_sb = rings_flux / rings_area
+    below = ~(mean_sb >= ISOPHOTE_SIGMA * float(noise_sigma))  # NaN (no pixels) counts as below
+    below[:, 0] = False  # the central ring always belongs to the source
+    first_below = np.where(below.any(1), below.argmax(1), below.shape[1])
+    r_iso = first_below * 2 * BIN  # outer edge of the last ring above the isophote (px)
+    limit = np.clip(2.5 * r_iso, 6.0, N_BINS * BIN)
     centres = (np.arange(N_BINS) + 0.5) * BIN
+    positive = np.clip(hist, 0.0, None) * (centres[None, :] < limit[:, None])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r1 = (positive * centres[None, :]).sum(1) / positive.sum(1)
+    radius = np.clip(np.where(np.isfinite(r1), 2.5 * r1, MIN_FOOTPRINT), MIN_FOOTPRINT, limit)
+    return radius, np.ceil(radius / BIN).astype(np.int64)
+
+
+def claim_footprints(ids: np.ndarray, fractions: np.ndarray, peak_y: np.ndarray,
+                     peak_x: np.ndarray, origin: tuple[int, int], n_bins: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Drop every claim of a pixel that lies beyond its source's footprint.
+
+    ``ids (n, h, w)`` and ``fractions (b, n, h, w)`` of a block at ``origin``; ``n_bins`` per
+    global id from :func:`footprint_bins`. Dropped slots get id −1 and fraction 0; the other
+    slots keep their fractions, so a pixel's unclaimed share is simply not in any source.
+    The test is the radial-bin index used by the histograms, so a source's claimed flux is
+    exactly its profile summed over its footprint.
+    """
+    ids = np.array(ids, copy=True)
+    fractions = np.array(fractions, copy=True)
+    h, w = ids.shape[1:]
+    yy, xx = np.mgrid[0:h, 0:w]
+    gy, gx = yy + origin[0], xx + origin[1]
+    for s in range(ids.shape[0]):
+        sel = ids[s] >= 0
+        src = ids[s][sel]
+        rbin = (np.hypot(gy[sel] - peak_y[src], gx[sel] - peak_x[src]) / BIN).astype(np.int64)
+        outside = np.zeros_like(sel)
+        outside[sel] = rbin >= n_bins[src]
+        ids[s][outside] = -1
+        fractions[:, s][:, outside] = 0.0
+    return ids, fractions
+
+
+def measure_image(image: np.ndarray, ids: np.ndarray, fractions: np.ndarray, peaks: dict,
+                  bands: list[str], noise_sigma: float, weights: np.ndarray | None = None,
+                  invalid_near: np.ndarray | None = None) -> tuple[dict, np.ndarray, np.ndarray]:
+    """Both measuring passes on one in-memory image (a single tile, or a test's reference).
+
+    Returns the catalogue columns and the footprint-limited ``ids`` and ``fractions``.
+    """
+    n = len(peaks["id"])
+    args = (peaks["y"], peaks["x"], (0, 0), image.shape[1:])
+    first = combine([measure_region(image, ids, fractions, *args)], n, image.shape[0])
+    radius, n_bins = footprint_bins(first, noise_sigma)
+    ids, fractions = claim_footprints(ids, fractions, peaks["y"], peaks["x"], (0, 0), n_bins)
+    part = measure_region(image, ids, fractions, *args, weights=weights,
+                          invalid_near=invalid_near)
+    columns = finalize(combine([part], n, image.shape[0]), peaks, bands, weights is not None,
+                       radius)
+    return columns, ids, fractions
+
+
+def finalize(total: dict, peaks: dict, bands: list[str], has_weights: bool,
+             footprint_radius: np.ndarray) -> dict:
+    """Catalogue columns (a dict of arrays) from the second pass's combined sums."""
+    hist = total["hist"]
     positive = np.clip(hist, 0.0, None)
-    # Kron radius, iterated: the first moment is measured inside 3 Kron radii of the last guess
-    limit = np.full(len(hist), 32.0)
-    kron = np.full(len(hist), 3.5)
-    for _ in range(3):
-        inside = centres[None, :] < limit[:, None]
-        wsum = (positive * inside).sum(1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            r1 = (positive * inside * centres[None, :]).sum(1) / wsum
-        kron = np.clip(np.where(np.isfinite(r1), 2.5 * r1, 3.5), 3.5, N_BINS * BIN)
-        limit = 3.0 * kron
-    in_kron = centres[None, :] < kron[:, None]
     cum = np.cumsum(hist, axis=1)
-    flux_kron = (hist * in_kron).sum(1)
-    r50 = _radius_enclosing(cum, 0.5 * flux_kron)
-    r90 = _radius_enclosing(cum, 0.9 * flux_kron)
-    bad = flux_kron <= 0
+    flux = total["flux"]
+    r50 = _radius_enclosing(cum, 0.5 * flux[0])
+    r90 = _radius_enclosing(cum, 0.9 * flux[0])
+    bad = flux[0] <= 0
     r50[bad] = np.nan
     r90[bad] = np.nan
-    wpos = (positive * in_kron).sum(1)
+    wpos = positive.sum(1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        myy = (total["hist_yy"] * in_kron).sum(1) / wpos
-        mxx = (total["hist_xx"] * in_kron).sum(1) / wpos
-        mxy = (total["hist_xy"] * in_kron).sum(1) / wpos
+        myy = total["hist_yy"].sum(1) / wpos
+        mxx = total["hist_xx"].sum(1) / wpos
+        mxy = total["hist_xy"].sum(1) / wpos
     with np.errstate(invalid="ignore"):  # sources without positive flux give NaN shapes
         half_trace = 0.5 * (mxx + myy)
         root = np.sqrt(np.clip((0.5 * (mxx - myy)) ** 2 + mxy ** 2, 0.0, None))
@@ -196,12 +281,11 @@ def finalize(total: dict, peaks: dict, bands: list[str], has_weights: bool) -> d
         # with the origin at the lower left (as astronomical images are shown)
         theta = np.degrees(0.5 * np.arctan2(2 * mxy, mxx - myy))
 
-    flux = total["flux"]
     with np.errstate(invalid="ignore", divide="ignore"):
         blend = np.where(flux[0] != 0, total["shared_flux"] / flux[0], 0.0)
     flags = np.zeros(len(hist), np.int32)
-    flags |= np.where((total["edge"] * in_kron).sum(1) > 0, FLAG_EDGE, 0).astype(np.int32)
-    flags |= np.where((total["masked"] * in_kron).sum(1) > 0, FLAG_MASKED, 0).astype(np.int32)
+    flags |= np.where(total["edge"].sum(1) > 0, FLAG_EDGE, 0).astype(np.int32)
+    flags |= np.where(total["masked"].sum(1) > 0, FLAG_MASKED, 0).astype(np.int32)
     flags |= np.where((blend > 0.5) & (peaks["score"] < 0.5), FLAG_UNCERTAIN, 0).astype(np.int32)
 
     columns = {
@@ -210,14 +294,14 @@ def finalize(total: dict, peaks: dict, bands: list[str], has_weights: bool) -> d
         "y": peaks["y"].astype(np.float64),
         "flux": flux[0],
         "flux_err": np.sqrt(total["var"][0]) if has_weights else np.full(len(hist), np.nan),
-        "flux_kron": flux_kron,
     }
     for i, band in enumerate(bands):
         columns[f"flux_{band}"] = flux[i]
         if has_weights:
             columns[f"flux_err_{band}"] = np.sqrt(total["var"][i])
     columns.update({
-        "r50": r50, "r90": r90, "kron_radius": kron, "a": a, "b": b, "theta": theta,
+        "r50": r50, "r90": r90, "kron_radius": np.asarray(footprint_radius, np.float64),
+        "a": a, "b": b, "theta": theta,
         "npix": total["npix"].astype(np.int64), "blend_fraction": blend,
         "score": peaks["score"].astype(np.float32), "flags": flags,
     })

@@ -74,7 +74,9 @@ def _infer_task(spec: BlockSpec, *, image: _Handle, store: str, scratch: str, mo
                            spec.core, predictor, noise_sigma, tile)
     write_block(store, scratch, spec.core, result)
     record_block(store, "infer", spec.key, ["center", "vectors", "raw_fractions"], spec.core,
-                 stores={"vectors": scratch, "raw_fractions": scratch})
+                 stores={"vectors": scratch, "raw_fractions": scratch},
+                 written={"center": result["center"], "vectors": result["vectors"],
+                          "raw_fractions": result["fractions"]})
     return spec.key
 
 
@@ -94,8 +96,10 @@ def _resolve_task(spec: BlockSpec, *, store: str, scratch: str, peaks_yx: np.nda
 
 
 def _measure_task(spec: BlockSpec, *, image: _Handle, weights: _Handle | None, store: str,
-                  peaks: dict, shape: tuple) -> dict:
-    from mosaic_pais.measure import invalid_neighbourhood, measure_region
+                  peaks: dict, shape: tuple, footprint_bins: np.ndarray | None = None) -> dict:
+    """First pass (``footprint_bins`` None): the block's share of every source's profile.
+    Second pass: claims beyond the footprints are dropped, written back, and the rest summed."""
+    from mosaic_pais.measure import claim_footprints, invalid_neighbourhood, measure_region
     from mosaic_pais.store import open_array
 
     y0, y1, x0, x1 = spec.core
@@ -109,12 +113,18 @@ def _measure_task(spec: BlockSpec, *, image: _Handle, weights: _Handle | None, s
     w = weights.read(spec.core)[0] if weights is not None else None
     ids = np.asarray(open_array(store, "ids")[:, y0:y1, x0:x1])
     fractions = np.asarray(open_array(store, "fractions")[:, :, y0:y1, x0:x1])
+    if footprint_bins is not None:
+        ids, fractions = claim_footprints(ids, fractions, peaks["y"], peaks["x"], (y0, x0),
+                                          footprint_bins)
+        open_array(store, "ids", mode="r+")[:, y0:y1, x0:x1] = ids
+        open_array(store, "fractions", mode="r+")[:, :, y0:y1, x0:x1] = fractions
     return measure_region(img[:, 1:-1, 1:-1], ids, fractions, peaks["y"], peaks["x"], (y0, x0),
                           shape, weights=w, invalid_near=near)
 
 
 def run(images, output, *, bands=None, weights=None, hdu=None, model=None, cluster=None,
-        workers: int | None = None, resume: bool = False, overwrite: bool = False,
+        workers: int | None = None, memory_limit: str | None = None, resume: bool = False,
+        overwrite: bool = False,
         tile: int = DEFAULT_TILE, margin: int = DEFAULT_MARGIN,
         tiles_per_block: int = DEFAULT_TILES_PER_BLOCK, batch_size: int = 16,
         threshold: float | None = None, window: int | None = None,
@@ -145,6 +155,9 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
     vote : {"vectors", "geometric"}, optional
         How pixels' slots are resolved to sources (default: the model card's choice; see
         :func:`mosaic_pais.pcr.resolve_votes`).
+    memory_limit : str, optional
+        Memory limit per worker of a cluster this run starts (e.g. "3GB"); workers spill to
+        disk above it instead of dying.
     client : distributed.Client, optional
         An existing client to run on (overrides ``cluster``).
 
@@ -242,12 +255,13 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
                      attrs={"bands": band_names, "wcs_header": wcs_header_of(ds),
                             "tile": tile, "margin": margin,
                             "mosaic_pais_version": __version__})
-        create_store(scratch, SCRATCH_VARIABLES, sizes, chunk_map, overwrite=True)
+        create_store(scratch, SCRATCH_VARIABLES, sizes, chunk_map, overwrite=True,
+                     compressed=False)
         write_json(params, output / "work" / "params.json")
 
     own_cluster = None
     if client is None and cluster is not None:
-        client, own_cluster = start_cluster(cluster, workers)
+        client, own_cluster = start_cluster(cluster, workers, memory_limit=memory_limit)
         if progress:
             print(f"Dask dashboard: {client.dashboard_link}", flush=True)
     try:
@@ -279,11 +293,17 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
         timings["stitch"] = time.time() - t
 
         t = time.time()
+        n_sources = len(peaks["id"])
+        parts = runner.map(_measure_task, specs, desc="profiles", image=handle, weights=None,
+                           store=str(store), peaks=peaks, shape=(height, width))
+        radius, n_bins = measure_mod.footprint_bins(
+            measure_mod.combine(parts, n_sources, n_band), float(noise_sigma[0]))
         parts = runner.map(_measure_task, specs, desc="measure", image=handle,
                            weights=weight_handle, store=str(store), peaks=peaks,
-                           shape=(height, width))
-        total = measure_mod.combine(parts, len(peaks["id"]), n_band)
-        columns = measure_mod.finalize(total, peaks, band_names, weight_handle is not None)
+                           shape=(height, width), footprint_bins=n_bins)
+        total = measure_mod.combine(parts, n_sources, n_band)
+        columns = measure_mod.finalize(total, peaks, band_names, weight_handle is not None,
+                                       radius)
         timings["measure"] = time.time() - t
     finally:
         if own_cluster is not None:
@@ -313,7 +333,7 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
         "parameters": {"tile": tile, "margin": margin, "tiles_per_block": tiles_per_block,
                        "batch_size": batch_size, "threshold": threshold, "window": window,
                        "min_fraction": min_fraction, "vote": vote, "cluster": cluster,
-                       "workers": workers,
+                       "workers": workers, "memory_limit": memory_limit,
                        "noise_sigma": noise_sigma.tolist(), "resume": resume},
         "n_sources": len(table),
         "timings_s": timings,

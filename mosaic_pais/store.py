@@ -40,8 +40,13 @@ SCRATCH_VARIABLES = {"vectors": (("slot", "component", "y", "x"), "float32", np.
 
 
 def create_store(path: str | Path, variables: dict, sizes: dict, chunks: dict,
-                 attrs: dict | None = None, overwrite: bool = False) -> Path:
-    """Create (or, unless ``overwrite``, reuse) a zarr group holding ``variables``."""
+                 attrs: dict | None = None, overwrite: bool = False,
+                 compressed: bool = True) -> Path:
+    """Create (or, unless ``overwrite``, reuse) a zarr group holding ``variables``.
+
+    ``compressed=False`` stores raw chunks: the scratch store's noisy floats hardly compress,
+    and compressing them cost more time than the network itself.
+    """
     import zarr
 
     path = Path(path)
@@ -56,7 +61,8 @@ def create_store(path: str | Path, variables: dict, sizes: dict, chunks: dict,
             continue
         group.create_array(name, shape=tuple(sizes[d] for d in dims), dtype=dtype,
                            chunks=tuple(chunks.get(d, sizes[d]) for d in dims),
-                           fill_value=fill, dimension_names=list(dims))
+                           fill_value=fill, dimension_names=list(dims),
+                           **({} if compressed else {"compressors": None}))
     if attrs:
         group.attrs.update(attrs)
     return path
@@ -68,14 +74,18 @@ def open_array(path: str | Path, name: str, mode: str = "r"):
     return zarr.open_group(str(path), mode=mode)[name]
 
 
-def region_checksum(path: str | Path, names: list[str], region: tuple[int, int, int, int]) -> str:
-    """SHA-256 of the data of ``names`` inside a (y0, y1, x0, x1) region."""
-    y0, y1, x0, x1 = region
+def array_checksum(*arrays: np.ndarray) -> str:
+    """SHA-256 of arrays' bytes (C order)."""
     digest = hashlib.sha256()
-    for name in names:
-        arr = open_array(path, name)
-        digest.update(np.ascontiguousarray(arr[..., y0:y1, x0:x1]).tobytes())
+    for array in arrays:
+        digest.update(np.ascontiguousarray(array).tobytes())
     return digest.hexdigest()
+
+
+def region_checksum(path: str | Path, names: list[str], region: tuple[int, int, int, int]) -> str:
+    """SHA-256 of the data of ``names`` inside a (y0, y1, x0, x1) region, as stored."""
+    y0, y1, x0, x1 = region
+    return array_checksum(*(open_array(path, name)[..., y0:y1, x0:x1] for name in names))
 
 
 def records_dir(path: str | Path) -> Path:
@@ -90,11 +100,19 @@ def _record_path(path: Path, stage: str, key: str) -> Path:
 
 
 def record_block(path: str | Path, stage: str, key: str, names: list[str],
-                 region: tuple[int, int, int, int], stores: dict | None = None) -> None:
-    """Record that block ``key`` of ``stage`` is written, with checksums of its data."""
+                 region: tuple[int, int, int, int], stores: dict | None = None,
+                 written: dict | None = None) -> None:
+    """Record that block ``key`` of ``stage`` is written, with checksums of its data.
+
+    ``written`` maps names to the arrays just written (with the stored dtype): their
+    checksums are taken in memory instead of reading the data back.
+    """
     stores = stores or {}
+    written = written or {}
     record = {"region": list(region),
-              "checksums": {n: region_checksum(stores.get(n, path), [n], region) for n in names}}
+              "checksums": {n: array_checksum(written[n]) if n in written
+                            else region_checksum(stores.get(n, path), [n], region)
+                            for n in names}}
     target = _record_path(Path(path), stage, key)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(".tmp")

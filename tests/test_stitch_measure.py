@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mosaic_pais.measure import combine, finalize, measure_region
+from mosaic_pais.measure import (
+    claim_footprints,
+    combine,
+    finalize,
+    footprint_bins,
+    measure_image,
+    measure_region,
+)
 from mosaic_pais.pcr import encode
 from mosaic_pais.stitch import merge_peaks, peaks_in_region, resolve_region
 from mosaic_pais.store import (
@@ -19,6 +26,7 @@ from mosaic_pais.store import (
 from tests.conftest import gaussian_sources
 
 H, W = 150, 170
+NOISE = 0.005  # the pixel noise the footprints' isophote refers to
 
 
 @pytest.fixture(scope="module")
@@ -51,11 +59,22 @@ def _stitch(tmp_path, scene, chunk):
     ids = open_array(store, "ids")[:]
     frac = open_array(store, "fractions")[:]
     image = sources.sum(0)
-    parts = [measure_region(image[:, r[0]:r[1], r[2]:r[3]], ids[:, r[0]:r[1], r[2]:r[3]],
-                            frac[:, :, r[0]:r[1], r[2]:r[3]], peaks["y"], peaks["x"],
-                            (r[0], r[2]), (H, W)) for r in regions]
-    columns = finalize(combine(parts, len(peaks["id"]), 1), peaks, ["F160W"], False)
-    return peaks, ids, columns, store
+
+    def measure(ids, frac):
+        return combine([measure_region(image[:, r[0]:r[1], r[2]:r[3]],
+                                       ids[:, r[0]:r[1], r[2]:r[3]],
+                                       frac[:, :, r[0]:r[1], r[2]:r[3]], peaks["y"], peaks["x"],
+                                       (r[0], r[2]), (H, W)) for r in regions],
+                       len(peaks["id"]), 1)
+
+    radius, n_bins = footprint_bins(measure(ids, frac), NOISE)
+    claimed = [claim_footprints(ids[:, r[0]:r[1], r[2]:r[3]], frac[:, :, r[0]:r[1], r[2]:r[3]],
+                                peaks["y"], peaks["x"], (r[0], r[2]), n_bins) for r in regions]
+    for r, (i, f) in zip(regions, claimed, strict=True):
+        ids[:, r[0]:r[1], r[2]:r[3]] = i
+        frac[:, :, r[0]:r[1], r[2]:r[3]] = f
+    columns = finalize(measure(ids, frac), peaks, ["F160W"], False, radius)
+    return peaks, ids, frac, columns
 
 
 @pytest.mark.parametrize("chunk", [37, 64])
@@ -65,23 +84,32 @@ def test_chunked_equals_single_piece(tmp_path, scene, chunk):
     np.testing.assert_array_equal(whole[0]["id"], part[0]["id"])
     np.testing.assert_allclose(whole[0]["y"], part[0]["y"], atol=1e-9)
     np.testing.assert_array_equal(whole[1], part[1])
-    for key in ("flux", "flux_kron", "r50", "npix", "a", "blend_fraction"):
-        np.testing.assert_allclose(whole[2][key], part[2][key], rtol=1e-9, atol=1e-12,
+    np.testing.assert_allclose(whole[2], part[2], rtol=1e-6)
+    for key in ("flux", "kron_radius", "r50", "npix", "a", "blend_fraction"):
+        np.testing.assert_allclose(whole[3][key], part[3][key], rtol=1e-9, atol=1e-12,
                                    err_msg=key)
+    # the in-memory path gives the same catalogue as the chunked one
+    ids0 = open_array(tmp_path / f"pcr{max(H, W)}.zarr", "ids")[:]
+    cols, _, _ = measure_image(scene[1].sum(0), ids0, open_array(
+        tmp_path / f"pcr{max(H, W)}.zarr", "fractions")[:], whole[0], ["F160W"], NOISE)
+    for key in ("flux", "kron_radius", "r90", "npix"):
+        np.testing.assert_allclose(cols[key], part[3][key], rtol=1e-6, err_msg=key)
 
 
 def test_sources_found_once_and_flux_conserved(tmp_path, scene):
     centers, sources, _ = scene
-    peaks, ids, columns, _ = _stitch(tmp_path, scene, 41)
+    peaks, ids, frac, columns = _stitch(tmp_path, scene, 41)
     image = sources.sum(0)
     assert len(peaks["id"]) == len(centers)
-    np.testing.assert_allclose(columns["flux"].sum(), image.sum(), rtol=1e-9)
+    claimed = (frac[0] * (ids >= 0)).sum(0)  # each pixel's claimed share
+    np.testing.assert_allclose(columns["flux"].sum(), (image[0] * claimed).sum(), rtol=1e-9)
+    assert (claimed < 1 - 1e-6).any()  # far from every source, pixels are unclaimed
     # every truth source matched, positions and fluxes exact for this perfect PCR
     d = np.hypot(centers[:, None, 0] - peaks["y"][None], centers[:, None, 1] - peaks["x"][None])
     nearest = d.argmin(1)
     assert len(set(nearest)) == len(centers) and d.min(1).max() < 1e-3
-    # fractions under 1% are dropped, so fluxes move by a fraction of a per cent
-    np.testing.assert_allclose(columns["flux"][nearest], sources.sum((1, 2, 3)), rtol=0.02)
+    # the footprints hold nearly all of each noiseless Gaussian's flux
+    np.testing.assert_allclose(columns["flux"][nearest], sources.sum((1, 2, 3)), rtol=0.05)
 
 
 def test_measurements_of_a_gaussian():
@@ -91,19 +119,19 @@ def test_measurements_of_a_gaussian():
     ids = np.zeros((3, *shape), np.int64)
     frac = np.zeros((1, 3, *shape))
     frac[0, 0] = 1.0
-    part = measure_region(src[0], ids, frac, np.array([32.0]), np.array([31.0]), (0, 0), shape)
     peaks = {"id": np.array([0]), "y": np.array([32.0]), "x": np.array([31.0]),
              "score": np.array([1.0])}
-    col = finalize(combine([part], 1, 1), peaks, ["F160W"], False)
-    assert col["flux"][0] == pytest.approx(flux, rel=1e-6)
+    col, _, _ = measure_image(src[0], ids, frac, peaks, ["F160W"], noise_sigma=1e-3)
+    # the footprint (2.5 first-moment radii: 7.8 px for this Gaussian) holds 99.3% of it
+    assert col["kron_radius"][0] == pytest.approx(2.5 * 1.2533 * sigma, rel=0.03)
+    assert col["flux"][0] == pytest.approx(flux * (1 - np.exp(-0.5 * 3.133 ** 2)), rel=0.01)
     # a pixel-sampled profile: radii agree with the continuous ones to a few per cent
     assert col["r50"][0] == pytest.approx(1.1774 * sigma, rel=0.07)
     assert col["r90"][0] == pytest.approx(2.1460 * sigma, rel=0.07)
     assert col["a"][0] == pytest.approx(sigma, rel=0.05)
     assert col["b"][0] == pytest.approx(sigma, rel=0.05)
-    assert col["npix"][0] == 64 * 64
+    assert col["npix"][0] == pytest.approx(np.pi * col["kron_radius"][0] ** 2, rel=0.15)
     assert col["flags"][0] == 0
-    assert col["flux_kron"][0] == pytest.approx(flux, rel=0.05)
 
 
 def test_block_records_detect_corruption(tmp_path):

@@ -1,0 +1,117 @@
+"""Scale: peak memory and end-to-end throughput of whole runs, against the bare model, in one run.
+
+For each mosaic size (simulated once into ``--work`` and reused), ``mosaic-pais run`` is started
+as a separate process with a 2-worker LocalCluster and a per-worker memory limit; the resident
+memory of the whole process tree (client, nannies, workers) is sampled every 0.2 s and its peak
+kept. The bare model's tiles/s (batch 16, no I/O) is measured in the same script, so that the
+ratio "end-to-end tiles/s ÷ bare tiles/s" compares like with like on this shared machine.
+
+Usage:
+  python benchmarks/mosaic_scale.py --sizes 4096 16384 --memory-limit 3GB
+Writes docs/results/mosaic_scale.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+
+from mosaic_pais.model import DEFAULT_MODEL_PATH, load_model, model_input
+from mosaic_pais.simulate import simulate_mosaic
+from mosaic_pais.tile import make_grid
+from mosaic_pais.train import split_scene
+
+
+def tree_rss(proc: psutil.Process) -> int:
+    """Resident memory of a process and all its descendants (bytes)."""
+    total = 0
+    for p in [proc, *proc.children(recursive=True)]:
+        try:
+            total += p.memory_info().rss
+        except psutil.Error:
+            pass
+    return total
+
+
+def run_and_watch(cmd: list[str], poll: float = 0.2) -> dict:
+    """Run ``cmd``; its wall time, exit status and the peak RSS of its process tree."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    t0 = time.time()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    watched = psutil.Process(proc.pid)
+    peak = 0
+    while proc.poll() is None:
+        peak = max(peak, tree_rss(watched))
+        time.sleep(poll)
+    output = proc.stdout.read()
+    return {"seconds": time.time() - t0, "returncode": proc.returncode,
+            "peak_rss_gb": peak / 1e9, "tail": output[-2000:]}
+
+
+def bare_tiles_per_second(repeats: int = 5) -> float:
+    """The model alone on 16 tiles at batch 16, best of ``repeats`` (as benchmarks/speed.py)."""
+    from speed import tiles_per_second  # noqa: I001 - sibling benchmark script
+
+    scenes = [split_scene("test", i) for i in range(16)]
+    x = np.concatenate([model_input(s.image[None], [s.noise_sigma]) for s in scenes])
+    return tiles_per_second(load_model(DEFAULT_MODEL_PATH), x, repeats)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[4096, 16384])
+    parser.add_argument("--memory-limit", default="3GB")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--work", type=Path, default=Path("benchmarks/output/scale"))
+    args = parser.parse_args()
+    result: dict = {"memory_limit_per_worker": args.memory_limit, "workers": args.workers,
+                    "runs": {}}
+    for size in args.sizes:
+        sim = args.work / f"sim{size}"
+        if not (sim / "truth.fits").exists():
+            t = time.time()
+            simulate_mosaic(sim, size=size, seed=23, progress=True, processes=2)
+            print(f"simulated {size}² in {time.time() - t:.0f} s", flush=True)
+        out = args.work / f"run{size}"
+        cmd = [sys.executable, "-m", "mosaic_pais", "run", str(sim / "mosaic.fits"),
+               "--output", str(out), "--overwrite", "--cluster", "local",
+               "--workers", str(args.workers), "--memory-limit", args.memory_limit, "--quiet"]
+        watch = run_and_watch(cmd)
+        if watch["returncode"] != 0:
+            print(watch["tail"])
+            raise SystemExit(f"run on {size}² failed")
+        timings = json.loads((out / "run.json").read_text())["timings_s"]
+        n_tiles = make_grid(size, size, tile=256, margin=32).n_tiles
+        result["runs"][str(size)] = {
+            **{k: v for k, v in watch.items() if k != "tail"}, "tiles": n_tiles,
+            "timings_s": timings, "tiles_per_s": n_tiles / timings["total"],
+            "n_sources": json.loads((out / "run.json").read_text())["n_sources"]}
+        print(json.dumps(result["runs"][str(size)], indent=1), flush=True)
+    result["bare_tiles_per_s"] = bare_tiles_per_second()
+    sizes = [str(s) for s in args.sizes]
+    for s in sizes:
+        result["runs"][s]["throughput_vs_bare"] = \
+            result["runs"][s]["tiles_per_s"] / result["bare_tiles_per_s"]
+    if len(sizes) >= 2:
+        result["peak_memory_ratio"] = \
+            result["runs"][sizes[-1]]["peak_rss_gb"] / result["runs"][sizes[0]]["peak_rss_gb"]
+    largest = result["runs"][sizes[-1]]
+    tiles_25k = make_grid(25_000, 25_000, tile=256, margin=32).n_tiles
+    result["projection_25k"] = {"tiles": tiles_25k,
+                                "hours": tiles_25k / largest["tiles_per_s"] / 3600}
+    print(json.dumps(result, indent=1))
+    Path("docs/results").mkdir(parents=True, exist_ok=True)
+    Path("docs/results/mosaic_scale.json").write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
