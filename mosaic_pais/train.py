@@ -18,7 +18,9 @@ that blends are frequent in training (the method's edge over classical tools is 
 A training set is a folder of Zarr shards (``shard_00000.zarr`` …), each a group with arrays
 ``image (T, b, h, w)`` float32, ``center (T, h, w)``, ``vectors (T, h, w, n, 2)``,
 ``fractions (T, h, w, b, n)`` (float16) and ``noise_sigma (T, b)``; attrs hold the seeds and
-the encoding parameters.
+the encoding parameters. Shards of real tiles (``mosaic-pais labels``) may also hold
+``valid (T, h, w)`` (uint8): pixels beyond the image's edge, where a tile is padded, are 0 there;
+without it every pixel is valid.
 """
 
 from __future__ import annotations
@@ -160,6 +162,13 @@ def write_shard(path: str | Path, samples: list[dict], attrs: dict) -> Path:
         arr = group.create_array(key, shape=data.shape, dtype=dtype,
                                  chunks=(1, *data.shape[1:]))
         arr[...] = data
+    # the validity mask only where some pixel is invalid (padded real tiles), so simulated
+    # shards keep their format
+    if all("valid" in s for s in samples) and not all(np.all(s["valid"] > 0) for s in samples):
+        data = np.stack([s["valid"] > 0 for s in samples]).astype("uint8")
+        arr = group.create_array("valid", shape=data.shape, dtype="uint8",
+                                 chunks=(1, *data.shape[1:]))
+        arr[...] = data
     group.attrs.update({**attrs, "complete": True})
     if path.exists():
         shutil.rmtree(path)
@@ -180,6 +189,9 @@ def load_split(folder: str | Path) -> dict:
             continue
         for key in ("image", "center", "vectors", "fractions", "noise_sigma"):
             parts.setdefault(key, []).append(group[key][...])
+        n_tiles, _, h, w = parts["image"][-1].shape
+        valid = group["valid"][...] if "valid" in group else np.ones((n_tiles, h, w), np.uint8)
+        parts.setdefault("valid", []).append(valid.astype(np.uint8))
     if not parts:
         raise FileNotFoundError(f"no complete shards in {folder}")
     return {k: np.concatenate(v) for k, v in parts.items()}
@@ -259,7 +271,8 @@ def _batches(data: dict, cfg: TrainConfig, rng: np.random.Generator):
             i = int(rng.integers(0, n_tiles))
             sample = {
                 "image": data["image"][i],
-                "valid": np.ones(data["center"][i].shape, np.float32),
+                "valid": (data["valid"][i] if "valid" in data else
+                          np.ones(data["center"][i].shape)).astype(np.float32),
                 "center": data["center"][i].astype(np.float32),
                 "vectors": data["vectors"][i].astype(np.float32),
                 "fractions": data["fractions"][i].astype(np.float32),
@@ -296,9 +309,22 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     data = load_split(Path(cfg.data) / "train")
     val = load_split(Path(cfg.data) / "val") if (Path(cfg.data) / "val").exists() else None
 
+    # the data decide the number of bands and slots (a real labelled set may have several bands)
+    n_bands, n_slots = int(data["image"].shape[1]), int(data["vectors"].shape[-2])
     if cfg.init_from:
+        from mosaic_pais.errors import BadInputError
+
         model = load_model(cfg.init_from)
-    else:
+        model_bands = int(model.inputs[0].shape[-1]) - 1
+        model_slots = int(model.output["vectors"].shape[-1]) // 2
+        if (model_bands, model_slots) != (n_bands, n_slots):
+            raise BadInputError(f"model {cfg.init_from} takes {model_bands} band(s) and "
+                                f"{model_slots} slots but the training set has {n_bands} and "
+                                f"{n_slots}")
+    if (cfg.n_bands, cfg.n_slots) != (n_bands, n_slots):
+        cfg.n_bands, cfg.n_slots = n_bands, n_slots
+        (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    if not cfg.init_from:
         model = build_pais_model(n_bands=cfg.n_bands, n_slots=cfg.n_slots,
                                  filters=tuple(cfg.filters), dropout=cfg.dropout)
     schedule = tf.keras.optimizers.schedules.CosineDecay(
