@@ -52,6 +52,23 @@ def model_catalog(pred, index: int, image: np.ndarray, noise_sigma: float, thres
     return Table({k: cols[k] for k in ("id", "x", "y", "flux", "kron_radius", "score")})
 
 
+def predict_scenes(predictor, scenes, batch: int = 16) -> tuple[list, list[float]]:
+    """The model on every scene: ``(prediction, index in it)`` per scene, and the noise sigmas.
+
+    Each tile's noise is estimated from the tile itself, as the pipeline does per mosaic.
+    """
+    sigmas = [float(estimate_noise_sigma(s.image, n_windows=1)[0]) for s in scenes]
+    preds = []
+    for i in range(0, len(scenes), batch):
+        x = np.concatenate([model_input(s.image[None], [sg]) for s, sg in
+                            zip(scenes[i:i + batch], sigmas[i:i + batch], strict=True)])
+        out = predictor.model(x, training=False)
+        pred = split_outputs({k: np.asarray(v) for k, v in out.items()}, predictor.n_bands,
+                             predictor.n_slots)
+        preds += [(pred, j) for j in range(len(x))]
+    return preds, sigmas
+
+
 def with_offset(table: Table, tile: int) -> Table:
     """Give every tile its own region of a virtual plane so that catalogues can be stacked."""
     table = table.copy()
@@ -71,30 +88,16 @@ def main() -> None:
     predictor = PAISPredictor(args.model, batch_size=16)
     scenes = [split_scene(args.split, i) for i in range(args.tiles)]
     t0 = time.time()
-    preds = []
-    # each tile has its own noise level: estimated per tile, as the pipeline does per mosaic
-    sigmas = [float(estimate_noise_sigma(s.image, n_windows=1)[0]) for s in scenes]
-    for i in range(0, len(scenes), 16):
-        batch = scenes[i:i + 16]
-        sigma = sigmas[i:i + 16]
-        x = np.concatenate([model_input(s.image[None], [sg]) for s, sg in zip(batch, sigma,
-                                                                             strict=True)])
-        out = predictor.model(x, training=False)
-        preds.append(split_outputs({k: np.asarray(v) for k, v in out.items()},
-                                   predictor.n_bands, predictor.n_slots))
+    preds, sigmas = predict_scenes(predictor, scenes)
     model_seconds = time.time() - t0
     truths = [with_offset(s.truth, i) for i, s in enumerate(scenes)]
     truth = vstack(truths)
     window = int(meta.get("window", 5))
 
     def model_run(threshold, vote):
-        rows = []
-        for b, p in enumerate(preds):
-            for j in range(len(p.center)):
-                i = b * 16 + j
-                rows.append(with_offset(model_catalog(p, j, scenes[i].image, sigmas[i],
-                                                      threshold, window, vote), i))
-        return vstack(rows)
+        return vstack([with_offset(model_catalog(p, j, scenes[i].image, sigmas[i], threshold,
+                                                 window, vote), i)
+                       for i, (p, j) in enumerate(preds)])
 
     if args.tune:
         # the peak threshold by F1, then the vote mode by the blended sources' median |δ|

@@ -77,33 +77,18 @@ def with_offset(table: Table, tile: int) -> Table:
 def model_catalogs(scenes) -> tuple[list[Table], float]:
     """The shipped model on the same tiles, decoded and measured as benchmarks/accuracy.py."""
     sys.path.insert(0, str(Path(__file__).parent))
-    from accuracy import model_catalog
+    from accuracy import model_catalog, predict_scenes
 
-    from mosaic_pais.infer import estimate_noise_sigma
-    from mosaic_pais.model import (
-        DEFAULT_MODEL_PATH,
-        PAISPredictor,
-        model_input,
-        model_metadata,
-        split_outputs,
-    )
+    from mosaic_pais.model import DEFAULT_MODEL_PATH, PAISPredictor, model_metadata
 
     meta = model_metadata(DEFAULT_MODEL_PATH)
     predictor = PAISPredictor(DEFAULT_MODEL_PATH, batch_size=16)
     threshold, window = float(meta.get("threshold", 0.3)), int(meta.get("window", 5))
     vote = str(meta.get("vote", "vectors"))
     t0 = time.time()
-    out = []
-    for i in range(0, len(scenes), 16):
-        batch = scenes[i:i + 16]
-        sigma = [float(estimate_noise_sigma(s.image, n_windows=1)[0]) for s in batch]
-        x = np.concatenate([model_input(s.image[None], [sg])
-                            for s, sg in zip(batch, sigma, strict=True)])
-        res = predictor.model(x, training=False)
-        pred = split_outputs({k: np.asarray(v) for k, v in res.items()}, predictor.n_bands,
-                             predictor.n_slots)
-        for j, s in enumerate(batch):
-            out.append(model_catalog(pred, j, s.image, threshold, window, vote))
+    preds, sigmas = predict_scenes(predictor, scenes)
+    out = [model_catalog(p, j, s.image, sg, threshold, window, vote)
+           for (p, j), s, sg in zip(preds, scenes, sigmas, strict=True)]
     return out, time.time() - t0
 
 
