@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from mosaic_pais.cli import main
 from mosaic_pais.errors import BadInputError
 from mosaic_pais.pipeline import run
-from mosaic_pais.simulate import simulate_mosaic, tan_wcs
+from mosaic_pais.simulation import simulate_mosaic, tan_wcs
 
 CATALOG_COLUMNS = ["id", "x", "y", "ra", "dec", "flux", "flux_err", "r50", "r90", "a", "b",
                    "theta", "npix", "blend_fraction", "score", "flags"]

@@ -1,0 +1,97 @@
+"""The simulator: deterministic, self-consistent truth, mosaics with a valid WCS."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.table import Table
+from astropy.wcs import WCS
+
+from mosaic_pais.errors import BadInputError
+from mosaic_pais.simulation import ZEROPOINT, simulate_mosaic, simulate_scene
+
+
+@pytest.fixture(scope="module")
+def scene():
+    return simulate_scene((96, 128), seed=11, density=2.0, pair_fraction=0.2)
+
+
+def test_deterministic(scene):
+    again = simulate_scene((96, 128), seed=11, density=2.0, pair_fraction=0.2)
+    np.testing.assert_array_equal(scene.image, again.image)
+    assert scene.truth.as_array().tolist() == again.truth.as_array().tolist()
+    other = simulate_scene((96, 128), seed=12, density=2.0, pair_fraction=0.2)
+    assert not np.array_equal(scene.image, other.image)
+
+
+def test_image_is_sources_plus_noise(scene):
+    np.testing.assert_allclose(scene.image, scene.sources.sum(0) + scene.noise, atol=1e-6)
+    assert scene.noise.std() == pytest.approx(scene.noise_sigma, rel=0.1)
+
+
+def test_truth_consistency(scene):
+    t = scene.truth
+    assert len(t) == len(scene.sources) > 5
+    np.testing.assert_allclose(t["flux_in_frame"], scene.sources.sum((1, 2, 3)), rtol=1e-5)
+    np.testing.assert_allclose(t["mag"], ZEROPOINT - 2.5 * np.log10(t["flux"]), atol=1e-9)
+    assert np.all(t["flux_in_frame"] <= t["flux"] * 1.001)
+    # compact sources well inside the frame keep (almost) all their flux, and their noiseless
+    # image's centroid is the truth position
+    inside = (t["x"] > 20) & (t["x"] < 108) & (t["y"] > 20) & (t["y"] < 76) & (t["r50"] < 4)
+    assert inside.any()
+    for i in np.flatnonzero(inside):
+        img = scene.sources[i, 0].astype(np.float64)
+        assert img.sum() == pytest.approx(t["flux"][i], rel=0.02)
+        yy, xx = np.mgrid[0:img.shape[0], 0:img.shape[1]]
+        assert (img * yy).sum() / img.sum() == pytest.approx(t["y"][i], abs=0.05)
+        assert (img * xx).sum() / img.sum() == pytest.approx(t["x"][i], abs=0.05)
+    assert set(t["kind"]) <= {"real", "parametric", "star"}
+    assert np.all((t["blendedness"] >= 0) & (t["blendedness"] <= 1))
+
+
+def test_sources_outside_spill_in(scene):
+    t = scene.truth
+    outside = ~t["in_frame"]
+    assert outside.any()
+    assert np.all(t["flux_in_frame"][outside] > 0)
+
+
+def test_pair_fraction_makes_more_close_pairs():
+    def close_pairs(pair_fraction):
+        s = simulate_scene((128, 128), seed=5, density=1.5, pair_fraction=pair_fraction)
+        xy = np.stack([s.truth["x"], s.truth["y"]], 1)
+        d = np.hypot(*(xy[:, None] - xy[None]).T)
+        return int(((d > 0) & (d < 10)).sum() // 2)
+
+    assert close_pairs(0.5) > close_pairs(0.0)
+
+
+def test_bad_arguments(tmp_path):
+    with pytest.raises(BadInputError):
+        simulate_mosaic(tmp_path, size=8)
+    with pytest.raises(BadInputError):
+        simulate_scene((32, 32), seed=0, density=-1)
+
+
+def test_mosaic_fits_with_wcs(tmp_path):
+    info = simulate_mosaic(tmp_path / "a", size=300, seed=3, block=128)
+    simulate_mosaic(tmp_path / "b", size=300, seed=3, block=128)
+    with fits.open(info["mosaic"]) as a, fits.open(tmp_path / "b" / "mosaic.fits") as b:
+        np.testing.assert_array_equal(a[0].data, b[0].data)
+        assert a[0].data.shape == (300, 300)
+        wcs = WCS(a[0].header)
+        assert wcs.has_celestial
+    truth = Table.read(info["truth"])
+    assert len(truth) == info["n_sources"] > 10
+    ra, dec = wcs.pixel_to_world_values(truth["x"], truth["y"])
+    np.testing.assert_allclose(ra, truth["ra"], atol=1e-9)
+    np.testing.assert_allclose(dec, truth["dec"], atol=1e-9)
+    assert len(np.unique(truth["id"])) == len(truth)
+
+
+def test_mosaic_sources_far_outside_the_edge(tmp_path):
+    # a dense, small mosaic puts sources up to 20 px outside every edge
+    info = simulate_mosaic(tmp_path, size=64, seed=2, density=8.0, block=32)
+    truth = Table.read(info["truth"])
+    assert np.all(truth["flux_in_frame"] > 0)
