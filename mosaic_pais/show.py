@@ -236,13 +236,17 @@ def plot_completeness(catalog, truth, *, radius: float = 3.0, mag_limit: float |
                       ax=None):
     """Completeness against truth magnitude (all sources, and blended ones, β > 0.1).
 
-    Error bars are binomial (√(c(1 − c)/N)). Returns the matplotlib Figure.
+    Bins are 0.5 mag wide, except that the brightest bins are merged until the first holds at
+    least 5 sources. Error bars are binomial (√(c(1 − c)/N)). Returns the matplotlib Figure.
     """
     plt = _pyplot()
     mag, counted, matched, _, blend = _matches(catalog, truth, radius, mag_limit)
     if not counted.any():
         raise BadInputError("no truth source to compute completeness for")
     edges = _mag_edges(mag[counted])
+    # the few bright sources share one bin rather than make single-source points
+    while len(edges) > 2 and np.histogram(mag[counted], edges[:2])[0][0] < 5:
+        edges = np.delete(edges, 1)
     centres = 0.5 * (edges[1:] + edges[:-1])
     if ax is None:
         fig, ax = plt.subplots(figsize=(6.4, 4.2))
