@@ -12,6 +12,7 @@
 #   DASK_WORKER        worker command (default "dask worker")
 #   DASK_INTERFACE     network interface for scheduler and workers, e.g. ib0
 #   DASK_SCHEDULER_PORT  the scheduler's port (default 8786; 0 = any free port)
+#   DASK_DASHBOARD_PORT  the dashboard's port (default 8787; taken → any free port)
 #   MOSAIC_PAIS_SETUP  a command run first, e.g. "source ~/venvs/mosaic-pais/bin/activate"
 #   WORK_DIR           scheduler file and logs (default ./dask-$SLURM_JOB_ID)
 #
@@ -52,7 +53,7 @@ trap 'kill $(jobs -p) 2>/dev/null || true' EXIT
 
 # 1. the scheduler, here; its dashboard on port 8787 of this node
 dask scheduler --scheduler-file "$SCHEDULER_FILE" --port "${DASK_SCHEDULER_PORT:-8786}" \
-    --dashboard-address :8787 \
+    --dashboard-address ":${DASK_DASHBOARD_PORT:-8787}" \
     "${INTERFACE_ARGS[@]}" > "$WORK_DIR/scheduler.log" 2>&1 &
 for _ in $(seq 120); do
     [ -s "$SCHEDULER_FILE" ] && break

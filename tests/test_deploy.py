@@ -119,7 +119,7 @@ def test_batch_script_runs_scheduler_workers_and_run(tmp_path):
     (shim / "srun").chmod(0o755)
     env = dict(os.environ, PATH=f"{shim}:{Path(sys.executable).parent}:{os.environ['PATH']}",
                SLURM_JOB_ID="42", SLURM_NTASKS="1", SLURM_CPUS_PER_TASK="1",
-               DASK_SCHEDULER_PORT="0", WORK_DIR=str(tmp_path / "dask"))
+               DASK_SCHEDULER_PORT="0", DASK_DASHBOARD_PORT="0", WORK_DIR=str(tmp_path / "dask"))
     out = subprocess.run(["bash", str(DEPLOY / "slurm_batch.sh"), str(tmp_path / "sim" /
                           "mosaic.fits"), str(tmp_path / "run"), "--quiet"], env=env,
                          capture_output=True, text=True, timeout=600, cwd=tmp_path)
