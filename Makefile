@@ -5,15 +5,15 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint install
+.PHONY: demo test lint install docs
 
 $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q uv >/dev/null 2>&1 || true
 	if $(PY) -m uv --version >/dev/null 2>&1; then \
 		$(PY) -m uv venv -q --allow-existing -p $(PY) $(VENV) && \
-		$(PY) -m uv pip install -q --python $(BIN)/python -e ".[test]"; \
+		$(PY) -m uv pip install -q --python $(BIN)/python -e ".[test,docs]"; \
 	else \
-		$(PY) -m venv $(VENV) && $(BIN)/pip install -q -e ".[test]"; \
+		$(PY) -m venv $(VENV) && $(BIN)/pip install -q -e ".[test,docs]"; \
 	fi
 	touch $@
 
@@ -25,6 +25,10 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(BIN)/ruff check mosaic_pais tests training benchmarks
 	$(BIN)/python -m pytest -q
+	$(BIN)/mkdocs build --strict --quiet --site-dir $(VENV)/site
+
+docs: $(VENV)/.installed
+	$(BIN)/mkdocs build --strict --site-dir site
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check mosaic_pais tests training benchmarks

@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 from astropy.table import Table, vstack
 
-from mosaic_pais.evaluate import evaluate, format_report
 from mosaic_pais.infer import estimate_noise_sigma
 from mosaic_pais.measure import measure_image
+from mosaic_pais.metrics import evaluate, format_report
 from mosaic_pais.model import (
     DEFAULT_MODEL_PATH,
     PAISPredictor,

@@ -25,7 +25,7 @@ import numpy as np
 import psutil
 
 from mosaic_pais.model import DEFAULT_MODEL_PATH, load_model, model_input
-from mosaic_pais.simulate import simulate_mosaic
+from mosaic_pais.simulation import simulate_mosaic
 from mosaic_pais.tile import make_grid
 from mosaic_pais.train import split_scene
 

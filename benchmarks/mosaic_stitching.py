@@ -22,9 +22,9 @@ from astropy.table import Table
 from scipy.spatial import cKDTree
 from scipy.stats import kstest
 
-from mosaic_pais.evaluate import evaluate, match_catalogs
+from mosaic_pais.metrics import evaluate, match_catalogs
 from mosaic_pais.pipeline import run
-from mosaic_pais.simulate import simulate_mosaic
+from mosaic_pais.simulation import simulate_mosaic
 
 
 def close_pairs(x, y, r=2.0) -> int:

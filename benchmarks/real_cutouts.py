@@ -20,7 +20,7 @@ from astropy.io import fits
 from mosaic_pais.infer import estimate_noise_sigma
 from mosaic_pais.model import DEFAULT_MODEL_PATH, PAISPredictor, model_metadata
 from mosaic_pais.pcr import decode
-from mosaic_pais.simulate import data_dir
+from mosaic_pais.simulation import data_dir
 
 
 def run_tile(predictor, image: np.ndarray, meta: dict):

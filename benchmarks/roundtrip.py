@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mosaic_pais.evaluate import encoding_efficacy_per_source, match_catalogs
+from mosaic_pais.metrics import encoding_efficacy_per_source, match_catalogs
 from mosaic_pais.pcr import decode, encode
 from mosaic_pais.train import split_scene
 

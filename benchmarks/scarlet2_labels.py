@@ -33,7 +33,7 @@ import numpy as np
 from astropy.io import fits
 from astropy.table import Table
 
-from mosaic_pais.evaluate import encoding_efficacy, encoding_efficacy_per_source
+from mosaic_pais.metrics import encoding_efficacy, encoding_efficacy_per_source
 from mosaic_pais.pcr import deblend_images, decode, resolve_votes
 
 GOODS_BANDS = ("h", "j", "v", "z")  # F160W F125W F606W F850LP, the cube's plane order
@@ -161,7 +161,7 @@ def compare_1903(out: Path, data: Path) -> dict:
     # each source's F160W flux: our scarlet2 model, and the paper's labels decoded with the image
     ref = decode(image[None], ref_center, ref_vectors, ref_fractions, threshold=0.1, window=7)
     ref_deblends = ref.deblend(image[None])[:, 0].astype(np.float64)
-    from mosaic_pais.evaluate import match_catalogs
+    from mosaic_pais.metrics import match_catalogs
 
     di, ri = match_catalogs(centers[:, ::-1], ref.peaks.yx[:, ::-1], radius=6.0)
     slot0 = (np.argmax(our_frac[..., 0, :], -1) == 0) == (np.argmax(ref_fractions[..., 0, :], -1)

@@ -10,7 +10,7 @@ scarlet2: perfect detection, perfect PSF. Its flux is the sum of each source's r
 
 Beside it, on the same tiles: sep and photutils (their own detections, Kron fluxes, as in
 accuracy.py) and the shipped mosaic-pais model (decode + measure as in accuracy.py). All are
-judged by :func:`mosaic_pais.evaluate.evaluate` against the truth (3 px Hungarian matching,
+judged by :func:`mosaic_pais.metrics.evaluate` against the truth (3 px Hungarian matching,
 H < 27 counted); the flux δ statistics of blended sources (blendedness > 0.1) are the point.
 
 Usage: python benchmarks/scarlet2_peer.py [--tiles 30] [--max-iter 200]
@@ -28,15 +28,15 @@ from pathlib import Path
 import numpy as np
 from astropy.table import Table, vstack
 
-from mosaic_pais.evaluate import evaluate as evaluate_catalog
-from mosaic_pais.evaluate import format_report
+from mosaic_pais.metrics import evaluate as evaluate_catalog
+from mosaic_pais.metrics import format_report
 from mosaic_pais.peers import run_photutils, run_sep
 from mosaic_pais.train import LABEL_MIN_SNR, matched_filter_snr, split_scene
 
 
 def simulation_psf(size: int = 41) -> np.ndarray:
     """The simulator's PSF at the image's 0.06″/px, drawn as the simulator draws sources."""
-    from mosaic_pais.simulate import f160w_psf
+    from mosaic_pais.simulation import f160w_psf
 
     img = f160w_psf().drawImage(nx=size, ny=size, scale=0.06, method="no_pixel").array
     return (img / img.sum())[None].astype(np.float64)

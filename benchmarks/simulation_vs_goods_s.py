@@ -19,7 +19,7 @@ import sep
 from astropy.io import fits
 from astropy.stats import sigma_clipped_stats
 
-from mosaic_pais.simulate import PIXEL_SCALE, ZEROPOINT, data_dir, simulate_scene
+from mosaic_pais.simulation import PIXEL_SCALE, ZEROPOINT, data_dir, simulate_scene
 from mosaic_pais.train import SPLIT_SEED_BASE
 
 MAG_EDGES = np.arange(19, 29.5, 1.0)

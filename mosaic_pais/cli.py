@@ -106,7 +106,7 @@ def run(images, output, bands, weights, hdu, cluster, workers, memory_limit, mod
 @_friendly_errors
 def simulate(output: Path, size: int, seed: int, density: float) -> None:
     """Simulate an HST F160W-like mosaic (DIR/mosaic.fits) and its truth (DIR/truth.fits)."""
-    from mosaic_pais.simulate import simulate_mosaic
+    from mosaic_pais.simulation import simulate_mosaic
 
     simulate_mosaic(output, size=size, seed=seed, density=density, progress=True)
     click.echo(f"wrote {output / 'mosaic.fits'} and {output / 'truth.fits'}")
@@ -121,17 +121,28 @@ def simulate(output: Path, size: int, seed: int, density: float) -> None:
               help="Only truth sources brighter than this count towards completeness.")
 @click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False, path_type=Path),
               help="Where to write the JSON (default: evaluation.json beside CATALOG).")
+@click.option("--plots", "plots_dir", default=None,
+              type=click.Path(file_okay=False, path_type=Path),
+              help="Also write completeness.png and flux_error.png into this directory.")
 @_friendly_errors
 def evaluate(catalog: Path, truth: Path, radius: float, mag_limit: float | None,
-             json_path: Path | None) -> None:
+             json_path: Path | None, plots_dir: Path | None) -> None:
     """Completeness, purity, F1 and flux errors of CATALOG against TRUTH."""
-    from mosaic_pais.evaluate import evaluate_files, format_report
+    from mosaic_pais.metrics import evaluate_files, format_report
 
     result = evaluate_files(catalog, truth, radius=radius, mag_limit=mag_limit)
     click.echo(format_report(result))
     json_path = json_path or catalog.with_name("evaluation.json")
     json_path.write_text(json.dumps(result, indent=2))
     click.echo(f"wrote {json_path}")
+    if plots_dir is not None:
+        from mosaic_pais.metrics import _read_table
+        from mosaic_pais.show import evaluation_plots
+
+        for path in evaluation_plots(_read_table(catalog, ["x", "y", "flux"], "catalogue"),
+                                     _read_table(truth, ["x", "y", "flux"], "truth"),
+                                     plots_dir, radius=radius, mag_limit=mag_limit):
+            click.echo(f"wrote {path}")
 
 
 @main.command()
@@ -281,6 +292,20 @@ def demo(output: Path, seed: int) -> None:
     from mosaic_pais.demo import run_demo
 
     run_demo(output, seed=seed)
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--id", "source_id", default=None, type=int,
+              help="The source whose deblend is drawn (default: the brightest blended one).")
+@click.option("--output", "-o", default=None, type=click.Path(dir_okay=False, path_type=Path),
+              help="The PNG to write (default: RUN_DIR/show_<id>.png).")
+@_friendly_errors
+def show(run_dir: Path, source_id: int | None, output: Path | None) -> None:
+    """Draw a finished run: the image with its sources and one source's deblend."""
+    from mosaic_pais.show import show_run
+
+    click.echo(f"wrote {show_run(run_dir, source_id, output)}")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 """Where the work runs: a local scheduler, a LocalCluster (CUDA when GPUs are visible), a
-running scheduler, or SLURM through dask-jobqueue.
+running scheduler, or SLURM/PBS through dask-jobqueue.
 
 :class:`Runner` hides the difference: ``runner.map(func, items)`` runs ``func(item)`` for every
 item, with a progress bar, on threads of this process or on the cluster's workers. The model is
@@ -75,8 +75,10 @@ def start_cluster(kind: str | None, workers: int | None = None,
     """Start or join a cluster; returns ``(client, cluster)`` (``cluster`` None when joined).
 
     ``kind``: None/"local" → LocalCluster (LocalCUDACluster when GPUs are visible, imported only
-    then), "cuda" → LocalCUDACluster, "slurm"/"pbs" → dask-jobqueue with deploy/ configuration,
-    anything else → the address of a running scheduler. Dashboards listen on localhost.
+    then), "cuda" → LocalCUDACluster, "slurm"/"pbs" or "slurm-NAME"/"pbs-NAME" → dask-jobqueue
+    configured by the ``jobqueue.<kind>`` section of the Dask configuration (see
+    :func:`jobqueue_cluster`; ``workers`` is the number of batch jobs), anything else → the
+    address of a running scheduler. Local dashboards listen on localhost.
     """
     from distributed import Client, LocalCluster
 
@@ -100,20 +102,52 @@ def start_cluster(kind: str | None, workers: int | None = None,
                                host="127.0.0.1", dashboard_address="127.0.0.1:0",
                                memory_limit=memory_limit or "auto")
         return Client(cluster), cluster
-    if kind in ("slurm", "pbs"):
-        try:
-            import dask_jobqueue
-        except ImportError as exc:
-            raise BadInputError(f"--cluster {kind} needs dask-jobqueue "
-                                "(pip install 'mosaic-pais[cluster]')") from exc
-        cls = dask_jobqueue.SLURMCluster if kind == "slurm" else dask_jobqueue.PBSCluster
-        cluster = cls()  # configured by ~/.config/dask/jobqueue.yaml (see deploy/)
+    if kind.split("-", 1)[0] in JOBQUEUE_SYSTEMS:
+        cluster = jobqueue_cluster(kind)
         cluster.scale(jobs=workers or 1)
         return Client(cluster), cluster
     try:
         return Client(kind, timeout="20s"), None
     except Exception as exc:  # noqa: BLE001 - one line for an unreachable address
         raise BadInputError(f"cannot reach the Dask scheduler at {kind!r} ({exc})") from exc
+
+
+JOBQUEUE_SYSTEMS = ("slurm", "pbs")
+
+
+def jobqueue_cluster(kind: str, **kwargs):
+    """A dask-jobqueue cluster for ``kind`` = "slurm", "pbs", "slurm-NAME" or "pbs-NAME".
+
+    The settings come from the ``jobqueue.<kind>`` section of the Dask configuration — a YAML
+    file in ``~/.config/dask/`` or in the directory named by ``DASK_CONFIG`` (deploy/ has
+    ``jobqueue.yaml`` with ``slurm``, ``pbs``, ``slurm-gpu`` and ``pbs-gpu``). A named
+    variant such as ``slurm-gpu`` only needs the keys it changes: the rest is taken from the
+    plain ``slurm``/``pbs`` section (dask-jobqueue itself would fail on any missing key).
+    Nothing is submitted until the cluster is scaled; ``kwargs`` go to the cluster class.
+    """
+    import dask
+
+    try:
+        import dask_jobqueue
+    except ImportError as exc:
+        raise BadInputError(f"--cluster {kind} needs dask-jobqueue "
+                            "(pip install 'mosaic-pais[cluster]')") from exc
+    system = kind.split("-", 1)[0]
+    if system not in JOBQUEUE_SYSTEMS:
+        raise BadInputError(f"--cluster {kind}: batch systems are {', '.join(JOBQUEUE_SYSTEMS)}")
+    cls = dask_jobqueue.SLURMCluster if system == "slurm" else dask_jobqueue.PBSCluster
+    if kind == system:
+        return cls(**kwargs)
+    section = dask.config.get(f"jobqueue.{kind}", None)
+    if not isinstance(section, dict):
+        raise BadInputError(f"--cluster {kind}: no 'jobqueue: {kind}:' section in the Dask "
+                            "configuration (~/.config/dask/*.yaml or $DASK_CONFIG; example: "
+                            "deploy/jobqueue.yaml)")
+    merged = dict(dask.config.get(f"jobqueue.{system}"))
+    merged.update({key.replace("_", "-"): value for key, value in section.items()})
+    # set for good, not in a context: every job the cluster starts later reads it again
+    dask.config.set({f"jobqueue.{kind}": merged})
+    return cls(config_name=kind, **kwargs)
 
 
 class Runner(AbstractContextManager):

@@ -15,9 +15,9 @@ def run_demo(output: str | Path, *, seed: int = 0, size: int = DEMO_SIZE,
 
     from astropy.table import Table
 
-    from mosaic_pais.evaluate import evaluate_files, format_report
+    from mosaic_pais.metrics import evaluate_files, format_report
     from mosaic_pais.pipeline import run
-    from mosaic_pais.simulate import simulate_mosaic
+    from mosaic_pais.simulation import simulate_mosaic
     from mosaic_pais.write import draw_overview
 
     output = Path(output)

@@ -2,7 +2,7 @@
 
 Both return an astropy Table with ``id``, ``x``, ``y`` (0-based numpy convention, as the
 catalogue contract) and ``flux`` (Kron, like SExtractor's FLUX_AUTO), so that
-:func:`mosaic_pais.evaluate.evaluate` treats all methods alike.
+:func:`mosaic_pais.metrics.evaluate` treats all methods alike.
 """
 
 from __future__ import annotations

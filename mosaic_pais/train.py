@@ -50,7 +50,7 @@ LABEL_MIN_SNR = 5.0
 
 def scene_conditions(seed: int) -> dict:
     """Observing conditions of the training/validation/test scene with this seed."""
-    from mosaic_pais.simulate import DEFAULT_NOISE_SIGMA
+    from mosaic_pais.simulation import DEFAULT_NOISE_SIGMA
 
     rng = np.random.default_rng([seed, 7])
     return {
@@ -62,7 +62,7 @@ def scene_conditions(seed: int) -> dict:
 
 def split_scene(split: str, index: int, shape=(256, 256)):
     """The simulated scene number ``index`` of a split (deterministic)."""
-    from mosaic_pais.simulate import simulate_scene
+    from mosaic_pais.simulation import simulate_scene
 
     seed = SPLIT_SEED_BASE[split] + int(index)
     return simulate_scene(shape, seed=seed, **scene_conditions(seed))

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from mosaic_pais.cli import main
-from mosaic_pais.simulate import tan_wcs
+from mosaic_pais.simulation import tan_wcs
 
 
 @pytest.fixture(scope="module")

@@ -38,7 +38,7 @@ def test_join_a_running_scheduler():
     from distributed import LocalCluster
 
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
-                      dashboard_address=None) as cluster:
+                      dashboard_address="127.0.0.1:0") as cluster:
         client, owned = start_cluster(cluster.scheduler_address)
         try:
             assert owned is None

@@ -11,7 +11,7 @@ from astropy.io import fits
 
 from mosaic_pais.errors import BadInputError
 from mosaic_pais.open import MissingWCSWarning, convert, open_mosaic, pixel_to_world
-from mosaic_pais.simulate import tan_wcs
+from mosaic_pais.simulation import tan_wcs
 
 
 def _write(path, data, wcs=True, **kwargs):

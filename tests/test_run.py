@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from mosaic_pais.cli import main
 from mosaic_pais.errors import BadInputError
 from mosaic_pais.pipeline import run
-from mosaic_pais.simulate import simulate_mosaic, tan_wcs
+from mosaic_pais.simulation import simulate_mosaic, tan_wcs
 
 CATALOG_COLUMNS = ["id", "x", "y", "ra", "dec", "flux", "flux_err", "r50", "r90", "a", "b",
                    "theta", "npix", "blend_fraction", "score", "flags"]
@@ -106,7 +106,7 @@ def test_local_cluster_two_workers(reference, mosaic, model_path, tmp_path):
 
     _, table, _ = reference
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster, Client(cluster) as client:
+                      dashboard_address="127.0.0.1:0") as cluster, Client(cluster) as client:
         other, _ = _run(mosaic, tmp_path / "c", model_path, tiles_per_block=1, client=client)
     _assert_same(table, other)
 

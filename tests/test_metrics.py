@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from mosaic_pais.cli import main
 from mosaic_pais.errors import BadInputError
-from mosaic_pais.evaluate import (
+from mosaic_pais.metrics import (
     encoding_efficacy,
     evaluate,
     evaluate_files,

@@ -9,7 +9,7 @@ from astropy.table import Table
 from astropy.wcs import WCS
 
 from mosaic_pais.errors import BadInputError
-from mosaic_pais.simulate import ZEROPOINT, simulate_mosaic, simulate_scene
+from mosaic_pais.simulation import ZEROPOINT, simulate_mosaic, simulate_scene
 
 
 @pytest.fixture(scope="module")
