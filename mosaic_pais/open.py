@@ -14,6 +14,7 @@ arrays pickle to distributed workers.
 
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
 
@@ -149,17 +150,32 @@ def _reader_for(path: Path):
                         + ", ".join(f"{r.name}" for r in READERS))
 
 
+_NUMERIC_WCS_KEY = re.compile(r"^(CRVAL|CRPIX|CDELT|CD\d_|PC\d_)")
+
+
 def _celestial_header(header) -> str | None:
+    """The celestial WCS of a header as a string, or None when there is none that works.
+
+    Broken is as good as none: a numeric keyword holding text (astropy would silently take 0),
+    a transformation that raises, or one that is singular (pixels do not map back to
+    themselves).
+    """
     from astropy.wcs import WCS
 
+    for key, value in header.items():
+        if _NUMERIC_WCS_KEY.match(key) and not isinstance(value, int | float):
+            return None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             wcs = WCS(header, naxis=2).celestial
-        if not wcs.has_celestial:
+            if not wcs.has_celestial:
+                return None
+            world = wcs.pixel_to_world_values(np.array([0.0, 10.0]), np.array([0.0, 7.0]))
+            back = wcs.world_to_pixel_values(*world)
+        if not (np.all(np.isfinite(world)) and np.allclose(back, [[0.0, 10.0], [0.0, 7.0]],
+                                                           atol=1e-3)):
             return None
-        # a WCS that cannot transform is as good as none
-        wcs.pixel_to_world_values(0.0, 0.0)
         return wcs.to_header_string()
     except Exception:  # noqa: BLE001 - any broken keyword means no usable WCS
         return None

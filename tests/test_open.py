@@ -97,6 +97,20 @@ def test_missing_wcs_warns_and_gives_nan(tmp_path, image):
     assert np.isnan(ra).all() and np.isnan(dec).all()
 
 
+@pytest.mark.parametrize("broken", [{"CTYPE1": "RA---XYZ"}, {"PC1_1": 0.0, "PC1_2": 0.0},
+                                    {"CRVAL2": "not a number"}])
+def test_broken_wcs_warns_and_gives_nan(tmp_path, image, broken):
+    path = tmp_path / "broken.fits"
+    header = tan_wcs(*image.shape).to_header()
+    for key, value in broken.items():
+        header[key] = value
+    fits.PrimaryHDU(image, header=header).writeto(path)
+    with pytest.warns(MissingWCSWarning):
+        ds = open_mosaic(path)
+    ra, _ = pixel_to_world(ds, [1.0], [2.0])
+    assert np.isnan(ra).all()
+
+
 def test_bad_files(tmp_path, image):
     (tmp_path / "text.fits").write_text("hello, not a FITS file")
     good = _write(tmp_path / "good.fits", image)
