@@ -11,7 +11,14 @@ Usage:
   python benchmarks/accuracy.py --split val --tune             # choose the peak threshold on
                                                                # validation tiles, write it into
                                                                # the model card
-Writes docs/results/accuracy_<split>.json.
+  python benchmarks/accuracy.py --tiles 200 --conditions goods-s
+                                                               # the same seeds at GOODS-S
+                                                               # depth and density only
+Writes docs/results/accuracy_<split>.json (``accuracy_<split>_goods-s.json``).
+
+``--conditions varied`` (the default) draws each tile's density (0.5–2.5×), noise (0.6–2×
+GOODS-S) and companion fraction from its seed, as the training set does; ``goods-s`` keeps
+the simulator's defaults (GOODS-S deep density and noise), as a simulated mosaic has.
 """
 
 from __future__ import annotations
@@ -36,7 +43,8 @@ from mosaic_pais.model import (
 )
 from mosaic_pais.pcr import find_peaks, normalise_fractions, resolve_votes
 from mosaic_pais.peers import run_photutils, run_sep
-from mosaic_pais.train import split_scene
+from mosaic_pais.simulation import simulate_scene
+from mosaic_pais.train import SPLIT_SEED_BASE, split_scene
 
 
 def model_catalog(pred, index: int, image: np.ndarray, noise_sigma: float, threshold: float,
@@ -83,10 +91,15 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH)
     parser.add_argument("--tune", action="store_true")
     parser.add_argument("--mag-limit", type=float, default=27.0)
+    parser.add_argument("--conditions", choices=("varied", "goods-s"), default="varied")
     args = parser.parse_args()
     meta = model_metadata(args.model)
     predictor = PAISPredictor(args.model, batch_size=16)
-    scenes = [split_scene(args.split, i) for i in range(args.tiles)]
+    if args.conditions == "varied":
+        scenes = [split_scene(args.split, i) for i in range(args.tiles)]
+    else:
+        scenes = [simulate_scene((256, 256), seed=SPLIT_SEED_BASE[args.split] + i)
+                  for i in range(args.tiles)]
     t0 = time.time()
     preds, sigmas = predict_scenes(predictor, scenes)
     model_seconds = time.time() - t0
@@ -139,11 +152,13 @@ def main() -> None:
         results[name] = evaluate(cat, truth, mag_limit=args.mag_limit)
         results[name]["seconds"] = timings[name]
         print(f"\n=== {name} ===\n{format_report(results[name])}", flush=True)
-    results["setup"] = {"split": args.split, "tiles": args.tiles, "model": str(args.model),
+    results["setup"] = {"split": args.split, "conditions": args.conditions,
+                        "tiles": args.tiles, "model": str(args.model),
                         "threshold": threshold, "window": window, "vote": vote,
                         "mag_limit": args.mag_limit,
                         "truth_sources": len(truth)}
-    out = Path(f"docs/results/accuracy_{args.split}.json")
+    suffix = "" if args.conditions == "varied" else f"_{args.conditions}"
+    out = Path(f"docs/results/accuracy_{args.split}{suffix}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2, default=float))
 
