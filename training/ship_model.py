@@ -55,8 +55,10 @@ def main(run: Path) -> None:
         "vote": old.get("vote", "vectors"),
         "threshold_tuned_on": old.get("threshold_tuned_on", "not tuned"),
         "training": {
-            "data": "simulated GOODS-S-like F160W tiles, train split seeds 1,000,000+ "
-                    "(validation 2,000,000+; the test split 3,000,000+ is never used)",
+            "data": "3,000 simulated GOODS-S-like F160W tiles, train split seeds 1,000,000+ "
+                    "(validation 2,000,000+; the test split 3,000,000+ is never used); density "
+                    "0.5-2.5x, noise 0.6-2x GOODS-S and close companions drawn per tile; only "
+                    "sources with matched-filter S/N >= 5 labelled",
             "steps": int(last.get("step", 0)),
             "wall_seconds": total_wall_seconds(rows),
             "batch": config["batch"], "crop": config["crop"],
@@ -112,13 +114,19 @@ def write_model_card_doc(card: dict, accuracy: dict | None) -> None:
         f"| training | {t['steps']} steps of {t['batch']} random {t['crop']}² crops (flips, "
         "quarter turns, rotations, random edges/masks), Adam lr "
         f"{t['learning_rate']} cosine, {t['wall_seconds'] / 3600:.2f} h on 2 shared CPU cores "
-        "(this run, warm-started from run v1a: 1,350 steps, 0.22 h) |",
+        "(this run, v2; warm-started from v1: 6,600 steps, 0.83 h, itself warm-started from "
+        "v1a: 1,350 steps, 0.22 h) |",
         f"| loss | {t['loss']} |", "",
         "![loss curves](figures/loss_curves.png)", "",
         "Run v1a (1,350 steps, the same data and configuration without `vector_radius`) "
         "learned the centre map and fractions but not the claim vectors: its vector loss "
         "stayed near the value of an all-zero prediction. Run v1 started from its weights with "
-        "the vector loss limited to pixels within 24 px of their nearest source.", "",
+        "the vector loss limited to pixels within 24 px of their nearest source; its claim "
+        "vectors were still worse than a zero prediction within 3 px of a source, because its "
+        "labels held every simulated source down to H = 28.5: three quarters of them invisible "
+        "in the noise, so most pixels' nearest-source vectors pointed at nothing the network "
+        "could see. Run v2 (the curves above) started from v1's weights with labels of the "
+        "sources the data can show (matched-filter S/N ≥ 5; see `mosaic_pais/train.py`).", "",
         "Training continues in later sessions (`bash training/train_f160w.sh` resumes from the "
         "last checkpoint); this card, the weights and docs/benchmarks.md are updated together.",
     ]
