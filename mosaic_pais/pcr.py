@@ -306,6 +306,48 @@ def _parabola_offset(work: np.ndarray, py: np.ndarray, px: np.ndarray, axis: int
 
 
 VOTE_MODES = ("vectors", "geometric")
+#: Below this many query points a KD-tree alone is faster than building the lookup map.
+_LOOKUP_MIN_POINTS = 200_000
+
+
+def nearest_peak(tree: cKDTree, points: np.ndarray) -> np.ndarray:
+    """Index of the tree's point nearest to each of ``points`` (P, 2), as ``tree.query``.
+
+    A block's votes are millions of points but, pointing at source centres, they fall into far
+    fewer distinct pixels. So the tree is asked once per pixel that holds points, for the two
+    nearest peaks of the pixel's centre: a point lies within √2/2 px of that centre, so where
+    the second peak is farther than the first by more than √2 px, the first is the nearest for
+    every point of the pixel. Only points in the remaining pixels (on Voronoi edges) are
+    asked individually. The result equals ``tree.query(points)[1]``.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> tree = cKDTree(rng.uniform(0, 500, (300, 2)))
+    >>> pts = rng.uniform(-20, 520, (300_000, 2))
+    >>> bool(np.all(nearest_peak(tree, pts) == tree.query(pts)[1]))
+    True
+    """
+    points = np.asarray(points, np.float64)
+    if len(points) < _LOOKUP_MIN_POINTS or tree.n < 2:
+        return tree.query(points)[1]
+    lo = np.floor(points.min(0)).astype(np.int64)
+    shape = tuple(int(v) for v in np.ceil(points.max(0)).astype(np.int64) - lo + 1)
+    if shape[0] * shape[1] > 4 * len(points):  # scattered points: a map would be mostly empty
+        return tree.query(points)[1]
+    flat = np.ravel_multi_index(np.round(points - lo).astype(np.int64).T, shape)
+    held = np.zeros(shape[0] * shape[1], bool)
+    held[flat] = True
+    cells = np.flatnonzero(held)
+    centres = np.stack(np.unravel_index(cells, shape), axis=1) + lo
+    dist, idx = tree.query(centres, k=2)
+    owner = np.full(held.size, -1, np.int64)
+    owner[cells] = np.where(dist[:, 1] - dist[:, 0] > np.sqrt(2.0) + 1e-9, idx[:, 0], -1)
+    result = owner[flat]
+    ask = result < 0
+    if ask.any():
+        result[ask] = tree.query(points[ask])[1]
+    return result
 
 
 def resolve_votes(vectors: np.ndarray, peaks_yx: np.ndarray,
@@ -351,7 +393,7 @@ def resolve_votes(vectors: np.ndarray, peaks_yx: np.ndarray,
         good &= valid
     tree = cKDTree(peaks_yx)
     if mode == "vectors":
-        _, nearest = tree.query(target[good].reshape(-1, 2))
+        nearest = nearest_peak(tree, target[good].reshape(-1, 2))
         ids[:, good] = nearest.reshape(-1, n).T
         return ids
     pixels = np.stack([(yy + origin[0])[good], (xx + origin[1])[good]], axis=1).astype(float)
