@@ -28,8 +28,9 @@ STAGES = [
      "pcr.zarr: center\n(+ vectors, raw fractions)"),
     ("stitch", "stitch.py", "peaks of the global centre map (halo);\nvotes → global source ids",
      "pcr.zarr: ids, fractions"),
-    ("measure", "measure.py", "per-block bincount sums over\n(ids, fractions, image)",
-     "flux, r50/r90, ellipse,\nblend fraction, flags"),
+    ("measure", "measure.py",
+     "pass 1: profiles → footprint radii;\npass 2: claims beyond them dropped, sums",
+     "flux in the footprint, r50/r90,\nellipse, blend fraction, flags"),
     ("write", "write.py", "atomic writes of every output",
      "catalog.fits/.parquet,\noverview.png, run.json"),
 ]
