@@ -192,8 +192,8 @@ def footprint_bins(total: dict, noise_sigma: float) -> tuple[np.ndarray, np.ndar
     """
     hist, count = total["hist"], total["count"]
     k = len(hist)
-    rings_flux = hist[:, : N_BINS // 2 * 2].reshape(k, -1, 2).sum(-1)
-    rings_area = count[:, : N_BINS // 2 * 2].reshape(k, -1, 2).sum(-1)
+    rings_flux = hist[:, : N_BINS // 2 * 2].reshape(k, N_BINS // 2, 2).sum(-1)
+    rings_area = count[:, : N_BINS // 2 * 2].reshape(k, N_BINS // 2, 2).sum(-1)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_sb = rings_flux / rings_area
     below = ~(mean_sb >= ISOPHOTE_SIGMA * float(noise_sigma))  # NaN (no pixels) counts as below

@@ -143,3 +143,12 @@ def test_block_records_detect_corruption(tmp_path):
     assert not block_is_done(store, "infer", "0_1")
     open_array(store, "center", "r+")[3, 3] = 0.9  # a partial or corrupt rewrite
     assert not block_is_done(store, "infer", "0_0")
+
+
+def test_no_sources_give_an_empty_catalogue():
+    image = np.random.default_rng(0).normal(0, 1, (1, 40, 40))
+    peaks = {"id": np.zeros(0, np.int64), "y": np.zeros(0), "x": np.zeros(0),
+             "score": np.zeros(0)}
+    cols, ids, _ = measure_image(image, np.full((3, 40, 40), -1), np.zeros((1, 3, 40, 40)),
+                                 peaks, ["F160W"], noise_sigma=1.0)
+    assert all(len(v) == 0 for v in cols.values()) and (ids == -1).all()
