@@ -188,7 +188,7 @@ def footprint_bins(total: dict, noise_sigma: float) -> tuple[np.ndarray, np.ndar
     >>> hist[0, :8] = 10.0 * count[0, :8]
     >>> radius, n_bins = footprint_bins({"hist": hist, "count": count}, noise_sigma=1.0)
     >>> round(float(radius[0]), 2), int(n_bins[0])
-    (6.67, 14)
+    (6.64, 14)
     """
     hist, count = total["hist"], total["count"]
     k = len(hist)

@@ -63,8 +63,15 @@ def test_worker_killed_mid_run_gives_the_same_catalogue(reference, mosaic, model
     _assert_same(table, other)
 
 
+# A shell starts background jobs with SIGINT ignored, and Python keeps it ignored: the child
+# restores Python's handler itself, so that it sees the signal as a user's Ctrl-C (a
+# ``preexec_fn`` would fork this process, which JAX, imported by other tests, warns against).
+_AS_CTRL_C = ("import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler);"
+              " sys.argv[0] = 'mosaic-pais'; runpy.run_module('mosaic_pais', run_name='__main__')")
+
+
 def _cli_run(mosaic, out, model_path, *extra):  # noqa: F811
-    return [sys.executable, "-m", "mosaic_pais", "run", str(mosaic / "mosaic.fits"),
+    return [sys.executable, "-c", _AS_CTRL_C, "run", str(mosaic / "mosaic.fits"),
             "--output", str(out), "--model", str(model_path), "--threshold", "0.3",
             "--tiles-per-block", "1", "--quiet", *extra]
 
@@ -75,11 +82,8 @@ def test_interrupted_run_resumes_to_the_same_catalogue(reference, mosaic, model_
     _, table, _ = reference
     out = tmp_path / "interrupted"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    # a shell starts background jobs with SIGINT ignored, and Python keeps it so: restore the
-    # default so that the run sees the signal as a user's Ctrl-C
     proc = subprocess.Popen(_cli_run(mosaic, out, model_path), env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert _wait_for(lambda: len(_records(out)) >= 1 or proc.poll() is not None)
         proc.send_signal(sig)
