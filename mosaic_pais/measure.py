@@ -167,6 +167,7 @@ def _radius_enclosing(cum: np.ndarray, target: np.ndarray) -> np.ndarray:
 
 ISOPHOTE_SIGMA = 1.0   # the isophote bounding where a footprint's first moment is taken
 MIN_FOOTPRINT = 3.5    # px, like SExtractor's minimum Kron radius
+MOMENT_LIMIT = 2.5     # the first moment is taken inside this many isophotal radii
 
 
 def footprint_bins(total: dict, noise_sigma: float) -> tuple[np.ndarray, np.ndarray]:
@@ -200,7 +201,7 @@ def footprint_bins(total: dict, noise_sigma: float) -> tuple[np.ndarray, np.ndar
     below[:, 0] = False  # the central ring always belongs to the source
     first_below = np.where(below.any(1), below.argmax(1), below.shape[1])
     r_iso = first_below * 2 * BIN  # outer edge of the last ring above the isophote (px)
-    limit = np.clip(2.5 * r_iso, 6.0, N_BINS * BIN)
+    limit = np.clip(MOMENT_LIMIT * r_iso, 6.0, N_BINS * BIN)
     centres = (np.arange(N_BINS) + 0.5) * BIN
     positive = np.clip(hist, 0.0, None) * (centres[None, :] < limit[:, None])
     with np.errstate(invalid="ignore", divide="ignore"):
