@@ -256,7 +256,7 @@ def main() -> None:
                 f"simulated {sim['sim_detections_per_arcmin2']:.0f} (the real cutouts are centred "
                 "on selected bright galaxies).", ""]
     out += ["## Accuracy against sep and photutils", "",
-            "`python benchmarks/accuracy.py --tiles 200` (threshold chosen beforehand on "
+            "`python benchmarks/accuracy.py --tiles 500` (threshold chosen beforehand on "
             "validation tiles by `python benchmarks/accuracy.py --split val --tiles 100 --tune`). "
             "sep: SExtractor-like (1.5σ, minarea 5, 32 thresholds, contrast 0.005, default.conv, "
             "Kron fluxes); photutils: detect_sources + deblend_sources + SourceCatalog Kron "
@@ -267,6 +267,17 @@ def main() -> None:
             "(`python benchmarks/accuracy.py --tiles 500 --conditions goods-s`), the conditions "
             "of the simulated mosaics below:", ""]
     out += accuracy_section(load("accuracy_test_goods-s"))
+    out += ["", "Against the targets of issue 3: F1 ≥ 0.93 is not reached (0.78 on the varied set, "
+            "0.82 at GOODS-S depth). sep's F1 here (0.46–0.53) is far below the 0.84 of "
+            "REFERENCE.md §8: our simulated noise is correlated like drizzled data (measured on "
+            "GOODS-S), and a 1.5σ threshold on the filtered image then picks up many noise "
+            "peaks (purity 0.32–0.41). On blended sources (β > 0.1) the model's median |δ| is "
+            "0.33 against sep's 0.51 (35% lower) and photutils' 0.31 on the varied set; it is "
+            "best in the 0.1–0.3 bin (0.25 against 0.42 and 0.25) and worst for the most "
+            "blended (β > 0.3: 1.81 against 1.48 and 0.68), where a faint companion's share is "
+            "decided by the geometric votes. Bright sources (H < 22) lose about 20% of their "
+            "flux (bias −0.20), in any footprint tried: split detections of large galaxies take "
+            "part of their light."]
     out += ["", "## Speed", "", "`python benchmarks/speed.py`", ""]
     out += speed_section(load("speed"))
     st = load("mosaic_stitching")
