@@ -47,6 +47,17 @@ N_BINS = 160     # up to 80 px; the last bin also holds everything farther
 FLAG_EDGE, FLAG_MASKED, FLAG_UNCERTAIN = 1, 2, 4
 
 
+def radial_bin(gy: np.ndarray, gx: np.ndarray, peak_y: np.ndarray, peak_x: np.ndarray,
+               src: np.ndarray) -> np.ndarray:
+    """Index of the 0.5 px radial bin of mosaic pixels (gy, gx) about their sources' centres.
+
+    The one definition shared by the profiles (:func:`measure_region`, which folds everything
+    beyond the last bin into it) and the footprint test (:func:`claim_footprints`), so that a
+    source's claimed flux is exactly its profile summed over its footprint.
+    """
+    return (np.hypot(gy - peak_y[src], gx - peak_x[src]) / BIN).astype(np.int64)
+
+
 def measure_region(image: np.ndarray, ids: np.ndarray, fractions: np.ndarray,
                    peak_y: np.ndarray, peak_x: np.ndarray, origin: tuple[int, int],
                    mosaic_shape: tuple[int, int], weights: np.ndarray | None = None,
@@ -117,7 +128,7 @@ def measure_region(image: np.ndarray, ids: np.ndarray, fractions: np.ndarray,
         src = ids[s][sel]
         dy = gy[sel] - peak_y[src]
         dx = gx[sel] - peak_x[src]
-        rbin = np.minimum((np.hypot(dy, dx) / BIN).astype(np.int64), N_BINS - 1)
+        rbin = np.minimum(radial_bin(gy[sel], gx[sel], peak_y, peak_x, src), N_BINS - 1)
         flat = local * N_BINS + rbin
         # where the source meets the mosaic edge or masked pixels (by radius, like the rest)
         out["edge"] += np.bincount(flat, weights=uniq & on_edge[sel],
@@ -218,8 +229,7 @@ def claim_footprints(ids: np.ndarray, fractions: np.ndarray, peak_y: np.ndarray,
     ``ids (n, h, w)`` and ``fractions (b, n, h, w)`` of a block at ``origin``; ``n_bins`` per
     global id from :func:`footprint_bins`. Dropped slots get id −1 and fraction 0; the other
     slots keep their fractions, so a pixel's unclaimed share is simply not in any source.
-    The test is the radial-bin index used by the histograms, so a source's claimed flux is
-    exactly its profile summed over its footprint.
+    The test is the radial-bin index of the histograms (:func:`radial_bin`).
     """
     ids = np.array(ids, copy=True)
     fractions = np.array(fractions, copy=True)
@@ -229,9 +239,8 @@ def claim_footprints(ids: np.ndarray, fractions: np.ndarray, peak_y: np.ndarray,
     for s in range(ids.shape[0]):
         sel = ids[s] >= 0
         src = ids[s][sel]
-        rbin = (np.hypot(gy[sel] - peak_y[src], gx[sel] - peak_x[src]) / BIN).astype(np.int64)
         outside = np.zeros_like(sel)
-        outside[sel] = rbin >= n_bins[src]
+        outside[sel] = radial_bin(gy[sel], gx[sel], peak_y, peak_x, src) >= n_bins[src]
         ids[s][outside] = -1
         fractions[:, s][:, outside] = 0.0
     return ids, fractions
