@@ -103,6 +103,11 @@ def _measure_task(spec: BlockSpec, *, image: _Handle, weights: _Handle | None, s
     from mosaic_pais.store import open_array
 
     y0, y1, x0, x1 = spec.core
+    ids = np.asarray(open_array(store, "ids")[:, y0:y1, x0:x1])
+    fractions = np.asarray(open_array(store, "fractions")[:, :, y0:y1, x0:x1])
+    if footprint_bins is None:  # profiles only: flags and errors come from the second pass
+        img, _ = image.read(spec.core)
+        return measure_region(img, ids, fractions, peaks["y"], peaks["x"], (y0, x0), shape)
     # one pixel more on each side so that "touches a masked pixel" sees across block borders
     pad = (y0 - 1, y1 + 1, x0 - 1, x1 + 1)
     img, valid = image.read(pad)
@@ -111,13 +116,10 @@ def _measure_task(spec: BlockSpec, *, image: _Handle, weights: _Handle | None, s
            max(0, 1 - x0):valid.shape[1] - max(0, x1 + 1 - shape[1])] = True
     near = invalid_neighbourhood(valid | ~inside)[1:-1, 1:-1]
     w = weights.read(spec.core)[0] if weights is not None else None
-    ids = np.asarray(open_array(store, "ids")[:, y0:y1, x0:x1])
-    fractions = np.asarray(open_array(store, "fractions")[:, :, y0:y1, x0:x1])
-    if footprint_bins is not None:
-        ids, fractions = claim_footprints(ids, fractions, peaks["y"], peaks["x"], (y0, x0),
-                                          footprint_bins)
-        open_array(store, "ids", mode="r+")[:, y0:y1, x0:x1] = ids
-        open_array(store, "fractions", mode="r+")[:, :, y0:y1, x0:x1] = fractions
+    ids, fractions = claim_footprints(ids, fractions, peaks["y"], peaks["x"], (y0, x0),
+                                      footprint_bins)
+    open_array(store, "ids", mode="r+")[:, y0:y1, x0:x1] = ids
+    open_array(store, "fractions", mode="r+")[:, :, y0:y1, x0:x1] = fractions
     return measure_region(img[:, 1:-1, 1:-1], ids, fractions, peaks["y"], peaks["x"], (y0, x0),
                           shape, weights=w, invalid_near=near)
 
