@@ -70,6 +70,19 @@ def enable_gpu_memory_growth() -> None:
         pass
 
 
+def check_memory_limit(memory_limit: str | None) -> None:
+    """A per-worker memory limit Dask can read (a size such as "3GB", or "auto")."""
+    from dask.utils import parse_bytes
+
+    if memory_limit is None or memory_limit == "auto":
+        return
+    try:
+        parse_bytes(memory_limit)
+    except (ValueError, TypeError) as exc:
+        raise BadInputError(f"--memory-limit {memory_limit!r}: not a size such as 3GB or "
+                            "500MiB") from exc
+
+
 def start_cluster(kind: str | None, workers: int | None = None,
                   memory_limit: str | None = None) -> tuple[Any, Any]:
     """Start or join a cluster; returns ``(client, cluster)`` (``cluster`` None when joined).
@@ -82,6 +95,7 @@ def start_cluster(kind: str | None, workers: int | None = None,
     """
     from distributed import Client, LocalCluster
 
+    check_memory_limit(memory_limit)
     kind = (kind or "local").strip()
     if kind in ("local", "cuda"):
         if kind == "cuda" or gpus_visible():

@@ -172,7 +172,7 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
     from astropy.table import Table
 
     from mosaic_pais import measure as measure_mod
-    from mosaic_pais.cluster import ModelPlugin, Runner, start_cluster
+    from mosaic_pais.cluster import ModelPlugin, Runner, check_memory_limit, start_cluster
     from mosaic_pais.infer import estimate_noise_sigma
     from mosaic_pais.model import DEFAULT_MODEL_PATH, file_sha256, model_metadata
     from mosaic_pais.open import check_not_empty, open_mosaic, pixel_to_world
@@ -196,6 +196,7 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
     threshold = float(threshold if threshold is not None else meta.get("threshold", 0.3))
     window = int(window if window is not None else meta.get("window", 5))
     vote = str(vote if vote is not None else meta.get("vote", "vectors"))
+    check_memory_limit(memory_limit)  # before anything is written
     if tile % 32 or not 0 <= 2 * margin < tile:
         raise BadInputError(f"tile {tile} must be a multiple of 32 and margin {margin} < tile/2")
 

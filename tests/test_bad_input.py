@@ -82,6 +82,16 @@ def test_output_directory_is_not_overwritten(tmp_path, model_path):
     assert (out / "precious.txt").read_text() == "keep me"
 
 
+def test_unreadable_memory_limit_exits_2_before_writing(tmp_path, model_path):
+    data = np.random.default_rng(2).normal(0, 1, (64, 64)).astype(np.float32)
+    image = _write(tmp_path / "i.fits", data, tan_wcs(64, 64).to_header())
+    result = _cli(["run", image, "--output", tmp_path / "o", "--model", model_path, "--cluster",
+                   "--memory-limit", "lots", "--quiet"])
+    assert result.exit_code == 2 and "--memory-limit" in result.output
+    assert result.output.strip().count("\n") == 0
+    assert not (tmp_path / "o").exists()
+
+
 @settings(max_examples=6, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(data=st.data())

@@ -48,6 +48,11 @@ def test_join_a_running_scheduler():
             client.close()
 
 
+def test_bad_memory_limit_is_bad_input():
+    with pytest.raises(BadInputError, match="--memory-limit"):
+        start_cluster("local", 1, memory_limit="lots")
+
+
 def test_unreachable_scheduler():
     with pytest.raises(BadInputError, match="cannot reach"):
         start_cluster("tcp://127.0.0.1:1")
