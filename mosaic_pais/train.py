@@ -112,7 +112,8 @@ def build_training_set(output: str | Path, split: str, n_tiles: int, *, start: i
                        min_snr: float = LABEL_MIN_SNR, progress: bool = True) -> Path:
     """Simulate and label ``n_tiles`` scenes of ``split`` into Zarr shards under ``output/split``.
 
-    Shards already complete are kept, so an interrupted build resumes where it stopped.
+    Shards already complete and labelled the same way (centre-map width, label S/N) are kept,
+    so an interrupted build resumes where it stopped; others are rebuilt.
     """
     import zarr
     from tqdm import tqdm
@@ -128,8 +129,12 @@ def build_training_set(output: str | Path, split: str, n_tiles: int, *, start: i
     try:
         for shard in tqdm(shards, desc=f"{split} shards", disable=not progress):
             path = out / f"shard_{shard:05d}.zarr"
-            if path.exists() and zarr.open_group(str(path), mode="r").attrs.get("complete"):
-                continue
+            if path.exists():
+                attrs = zarr.open_group(str(path), mode="r").attrs
+                # a finished shard is kept only if it was labelled the same way
+                if attrs.get("complete") and attrs.get("center_sigma") == center_sigma \
+                        and attrs.get("label_min_snr") == min_snr:
+                    continue
             first = shard * shard_size
             jobs = [(split, i, center_sigma, min_snr) for i in range(first, first + shard_size)]
             results = pool.imap(_label_one, jobs) if pool else map(_label_one, jobs)

@@ -1,0 +1,31 @@
+"""Simulated training sets: labels of detectable sources only, shards kept only when alike."""
+
+from __future__ import annotations
+
+import numpy as np
+import zarr
+
+from mosaic_pais.train import build_training_set, label_scene, matched_filter_snr, split_scene
+
+
+def test_only_detectable_sources_are_labelled():
+    scene = split_scene("train", 0)
+    snr = matched_filter_snr(scene.sources, scene.noise_sigma)
+    assert (snr < 5).any() and (snr >= 5).any()
+    every = label_scene(scene, min_snr=0.0)
+    visible = label_scene(scene, min_snr=5.0)
+    # fewer centre-map peaks: each labelled source has its peak of ~1 in the frame or beyond it
+    assert visible["center"].sum() < every["center"].sum()
+    np.testing.assert_allclose(visible["fractions"].sum(-1), 1.0, atol=1e-5)
+
+
+def test_shards_are_rebuilt_when_labelled_differently(tmp_path):
+    out = build_training_set(tmp_path, "val", 2, shard_size=2, min_snr=5.0, progress=False)
+    shard = out / "shard_00000.zarr"
+    first = zarr.open_group(str(shard), mode="r")["center"][...]
+    build_training_set(tmp_path, "val", 2, shard_size=2, min_snr=5.0, progress=False)
+    np.testing.assert_array_equal(zarr.open_group(str(shard), mode="r")["center"][...], first)
+    build_training_set(tmp_path, "val", 2, shard_size=2, min_snr=0.0, progress=False)
+    group = zarr.open_group(str(shard), mode="r")
+    assert group.attrs["label_min_snr"] == 0.0
+    assert group["center"][...].astype(float).sum() > first.astype(float).sum()
