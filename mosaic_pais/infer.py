@@ -72,7 +72,8 @@ def estimate_noise_sigma(image, n_windows: int = 48, size: int = 256, seed: int 
 
 
 def predict_block(window: np.ndarray, valid: np.ndarray, tiles: list, window_origin: tuple,
-                  core: tuple, predictor, noise_sigma, tile_size: int) -> dict:
+                  core: tuple, predictor, noise_sigma, tile_size: int,
+                  with_vectors: bool = True) -> dict:
     """PCR of a block's core from its window.
 
     Parameters
@@ -88,11 +89,13 @@ def predict_block(window: np.ndarray, valid: np.ndarray, tiles: list, window_ori
     predictor : callable like :class:`~mosaic_pais.model.PAISPredictor`.
     noise_sigma : per-band noise, the model's input unit.
     tile_size : side of the square tiles.
+    with_vectors : bool
+        Whether to keep C^v (a run resolving votes geometrically never reads it).
 
     Returns
     -------
-    dict with ``center (h, w)``, ``vectors (n, 2, h, w)`` (NaN where invalid) and
-    ``fractions (b, n, h, w)`` for the core.
+    dict with ``center (h, w)``, ``vectors (n, 2, h, w)`` (NaN where invalid; absent without
+    ``with_vectors``) and ``fractions (b, n, h, w)`` (0 where invalid) for the core.
     """
     size = tile_size
     oy, ox = window_origin
@@ -101,8 +104,9 @@ def predict_block(window: np.ndarray, valid: np.ndarray, tiles: list, window_ori
     n_band = window.shape[0]
     n_slots = predictor.n_slots
     out = {"center": np.zeros((h, w), np.float32),
-           "vectors": np.full((n_slots, 2, h, w), np.nan, np.float32),
            "fractions": np.zeros((n_band, n_slots, h, w), np.float32)}
+    if with_vectors:
+        out["vectors"] = np.full((n_slots, 2, h, w), np.nan, np.float32)
     if not tiles:
         return out
     batch = np.stack([window[:, ty - oy:ty - oy + size, tx - ox:tx - ox + size]
@@ -115,17 +119,19 @@ def predict_block(window: np.ndarray, valid: np.ndarray, tiles: list, window_ori
         dst = (slice(cy0 - y0, cy1 - y0), slice(cx0 - x0, cx1 - x0))
         ok = masks[i][src]
         out["center"][dst] = np.where(ok, pred.center[i][src], 0.0)
-        vec = np.transpose(pred.vectors[i][src], (2, 3, 0, 1))  # (n, 2, h, w)
-        out["vectors"][(slice(None), slice(None), *dst)] = np.where(ok, vec, np.nan)
+        if with_vectors:
+            vec = np.transpose(pred.vectors[i][src], (2, 3, 0, 1))  # (n, 2, h, w)
+            out["vectors"][(slice(None), slice(None), *dst)] = np.where(ok, vec, np.nan)
         frac = np.transpose(pred.fractions[i][src], (2, 3, 0, 1))  # (b, n, h, w)
         out["fractions"][(slice(None), slice(None), *dst)] = np.where(ok, frac, 0.0)
     return out
 
 
 def write_block(store: str | Path, scratch: str | Path, core: tuple, result: dict) -> None:
-    """Write one block's core: the centre map into the PCR store, vectors and raw fractions
-    into the scratch store."""
+    """Write one block's core: the centre map into the PCR store, raw fractions (and vectors,
+    when kept) into the scratch store."""
     y0, y1, x0, x1 = core
     open_array(store, "center", mode="r+")[y0:y1, x0:x1] = result["center"]
     open_array(scratch, "raw_fractions", mode="r+")[:, :, y0:y1, x0:x1] = result["fractions"]
-    open_array(scratch, "vectors", mode="r+")[:, :, y0:y1, x0:x1] = result["vectors"]
+    if "vectors" in result:
+        open_array(scratch, "vectors", mode="r+")[:, :, y0:y1, x0:x1] = result["vectors"]

@@ -27,7 +27,8 @@ Columns (DESIGN.md contract) and how they are measured:
 ``r50``, ``r90``
     Radii enclosing 50% and 90% of ``flux``.
 ``a``, ``b``, ``theta``
-    Second-moment ellipse (px, px, degrees counter-clockwise from +x) of the claimed pixels.
+    Second-moment ellipse (px, px, degrees counter-clockwise from +x) of the claimed pixels'
+    positive deblended light, about that light's own centroid.
 ``npix``
     Pixels where the source holds a fraction > 0.
 ``blend_fraction``
@@ -104,6 +105,7 @@ def measure_region(image: np.ndarray, ids: np.ndarray, fractions: np.ndarray,
            "npix": np.zeros(k), "shared_flux": np.zeros(k),
            "edge": np.zeros((k, N_BINS)), "masked": np.zeros((k, N_BINS)),
            "hist": np.zeros((k, N_BINS)), "count": np.zeros((k, N_BINS)),
+           "hist_y": np.zeros((k, N_BINS)), "hist_x": np.zeros((k, N_BINS)),
            "hist_yy": np.zeros((k, N_BINS)), "hist_xx": np.zeros((k, N_BINS)),
            "hist_xy": np.zeros((k, N_BINS))}
     inv_w = None
@@ -138,6 +140,7 @@ def measure_region(image: np.ndarray, ids: np.ndarray, fractions: np.ndarray,
                                          minlength=k * N_BINS).reshape(k, N_BINS)
         pos = np.clip(det, 0.0, None)  # moments use the positive part (noise can be negative)
         for key, weight in (("hist", det), ("count", frac[0, s][sel]),
+                            ("hist_y", pos * dy), ("hist_x", pos * dx),
                             ("hist_yy", pos * dy * dy),
                             ("hist_xx", pos * dx * dx), ("hist_xy", pos * dx * dy)):
             out[key] += np.bincount(flat, weights=weight, minlength=k * N_BINS).reshape(
@@ -149,7 +152,8 @@ def combine(parts: list[dict], n_sources: int, n_band: int) -> dict:
     """Add the blocks' partial sums into arrays over all ``n_sources`` global ids."""
     total = {"flux": np.zeros((n_band, n_sources)), "var": np.zeros((n_band, n_sources)),
              "npix": np.zeros(n_sources), "shared_flux": np.zeros(n_sources)}
-    for key in ("hist", "count", "hist_yy", "hist_xx", "hist_xy", "edge", "masked"):
+    for key in ("hist", "count", "hist_y", "hist_x", "hist_yy", "hist_xx", "hist_xy", "edge",
+                "masked"):
         total[key] = np.zeros((n_sources, N_BINS))
     for part in parts:
         ids = part["id"]
@@ -279,9 +283,11 @@ def finalize(total: dict, peaks: dict, bands: list[str], has_weights: bool,
     r90[bad] = np.nan
     wpos = positive.sum(1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        myy = total["hist_yy"].sum(1) / wpos
-        mxx = total["hist_xx"].sum(1) / wpos
-        mxy = total["hist_xy"].sum(1) / wpos
+        # central moments: about the light's own mean, not the detected centre
+        my, mx = total["hist_y"].sum(1) / wpos, total["hist_x"].sum(1) / wpos
+        myy = total["hist_yy"].sum(1) / wpos - my * my
+        mxx = total["hist_xx"].sum(1) / wpos - mx * mx
+        mxy = total["hist_xy"].sum(1) / wpos - mx * my
     with np.errstate(invalid="ignore"):  # sources without positive flux give NaN shapes
         half_trace = 0.5 * (mxx + myy)
         root = np.sqrt(np.clip((0.5 * (mxx - myy)) ** 2 + mxy ** 2, 0.0, None))

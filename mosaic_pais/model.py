@@ -317,16 +317,22 @@ class PCRPrediction:
 
 
 def split_outputs(outputs: dict, n_bands: int, n_slots: int) -> PCRPrediction:
-    """Reshape the network's flat channels into C^c, C^v and C^m (softmax over slots)."""
-    center = np.asarray(outputs["center"])[..., 0]
-    vec = np.asarray(outputs["vectors"])
-    batch, h, w = center.shape
-    vectors = vec.reshape(batch, h, w, n_slots, 2)
-    logits = np.asarray(outputs["fraction_logits"]).reshape(batch, h, w, n_bands, n_slots)
-    logits = logits - logits.max(-1, keepdims=True)
-    expl = np.exp(logits)
-    fractions = expl / expl.sum(-1, keepdims=True)
-    return PCRPrediction(center=center, vectors=vectors, fractions=fractions.astype(np.float32))
+    """Reshape the network's flat channels into C^c, C^v and C^m (softmax over slots).
+
+    Works on numpy arrays and on tensors inside a ``tf.function`` (the predictor runs it in
+    the graph, where the softmax costs a fraction of numpy's); fields are of the input's kind.
+    """
+    from keras import ops
+
+    center = outputs["center"][..., 0]
+    shape = ops.shape(center)
+    vectors = ops.reshape(outputs["vectors"], (*shape, n_slots, 2))
+    logits = ops.reshape(outputs["fraction_logits"], (*shape, n_bands, n_slots))
+    fractions = ops.softmax(ops.cast(logits, "float32"), axis=-1)
+    if isinstance(outputs["center"], np.ndarray):
+        return PCRPrediction(center=np.asarray(center), vectors=np.asarray(vectors),
+                             fractions=np.asarray(fractions))
+    return PCRPrediction(center=center, vectors=vectors, fractions=fractions)
 
 
 def model_input(images: np.ndarray, noise_sigma, valid: np.ndarray | None = None) -> np.ndarray:
@@ -380,15 +386,18 @@ class PAISPredictor:
             raise BadInputError(
                 f"the model expects {self.n_bands} band(s), the image has {images.shape[1]}")
         x = model_input(images, noise_sigma, valid)
-        outs = {"center": [], "vectors": [], "fraction_logits": []}
         if self._predict is None:
             import tensorflow as tf
 
-            self._predict = tf.function(lambda t: self.model(t, training=False),
-                                        reduce_retracing=True)
+            def forward(t):
+                pred = split_outputs(self.model(t, training=False), self.n_bands, self.n_slots)
+                return {"center": pred.center, "vectors": pred.vectors,
+                        "fractions": pred.fractions}
+
+            self._predict = tf.function(forward, reduce_retracing=True)
+        outs: dict[str, list] = {"center": [], "vectors": [], "fractions": []}
         for start in range(0, len(x), self.batch_size):
             res = self._predict(x[start:start + self.batch_size])
             for key in outs:
                 outs[key].append(np.asarray(res[key]))
-        merged = {k: np.concatenate(v) for k, v in outs.items()}
-        return split_outputs(merged, self.n_bands, self.n_slots)
+        return PCRPrediction(**{k: np.concatenate(v) for k, v in outs.items()})

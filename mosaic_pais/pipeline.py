@@ -64,19 +64,21 @@ def plan_blocks(height: int, width: int, tile: int, margin: int, tiles_per_block
 
 
 def _infer_task(spec: BlockSpec, *, image: _Handle, store: str, scratch: str, model: str,
-                noise_sigma: np.ndarray, tile: int, batch_size: int) -> str:
+                noise_sigma: np.ndarray, tile: int, batch_size: int, vote: str) -> str:
     from mosaic_pais.infer import predict_block, predictor_for, write_block
     from mosaic_pais.store import record_block
 
     window, valid = image.read(spec.window)
     predictor = predictor_for(model, batch_size)
     result = predict_block(window, valid, list(spec.tiles), (spec.window[0], spec.window[2]),
-                           spec.core, predictor, noise_sigma, tile)
+                           spec.core, predictor, noise_sigma, tile,
+                           with_vectors=vote != "geometric")
     write_block(store, scratch, spec.core, result)
-    record_block(store, "infer", spec.key, ["center", "vectors", "raw_fractions"], spec.core,
-                 stores={"vectors": scratch, "raw_fractions": scratch},
-                 written={"center": result["center"], "vectors": result["vectors"],
-                          "raw_fractions": result["fractions"]})
+    written = {"center": result["center"], "raw_fractions": result["fractions"]}
+    if "vectors" in result:
+        written["vectors"] = result["vectors"]
+    record_block(store, "infer", spec.key, list(written), spec.core,
+                 stores={"vectors": scratch, "raw_fractions": scratch}, written=written)
     return spec.key
 
 
@@ -87,27 +89,29 @@ def _peaks_task(spec: BlockSpec, *, store: str, shape: tuple, threshold: float,
     return peaks_in_region(store, spec.core, shape, threshold, window)
 
 
-def _resolve_task(spec: BlockSpec, *, store: str, scratch: str, peaks_yx: np.ndarray,
-                  min_fraction: float, vote: str) -> str:
+def _resolve_task(spec: BlockSpec, *, image: _Handle, store: str, scratch: str, peaks: dict,
+                  peaks_yx: np.ndarray, shape: tuple, min_fraction: float, vote: str) -> dict:
+    """Resolve the block's votes to global ids, and return the block's share of every
+    source's profile (the first measuring pass, while ids and fractions are in memory)."""
+    from mosaic_pais.measure import measure_region
     from mosaic_pais.stitch import resolve_region
 
-    resolve_region(store, scratch, spec.core, peaks_yx, min_fraction, vote)
-    return spec.key
+    ids, fractions = resolve_region(store, scratch, spec.core, peaks_yx, min_fraction, vote)
+    y0, y1, x0, x1 = spec.core
+    img, _ = image.read(spec.core)
+    return measure_region(img, ids, fractions, peaks["y"], peaks["x"], (y0, x0), shape)
 
 
 def _measure_task(spec: BlockSpec, *, image: _Handle, weights: _Handle | None, store: str,
-                  peaks: dict, shape: tuple, footprint_bins: np.ndarray | None = None) -> dict:
-    """First pass (``footprint_bins`` None): the block's share of every source's profile.
-    Second pass: claims beyond the footprints are dropped, written back, and the rest summed."""
+                  scratch: str, peaks: dict, shape: tuple, footprint_bins: np.ndarray) -> dict:
+    """The second measuring pass: claims beyond the footprints are dropped, written back, and
+    the rest summed (flags and flux errors come from here)."""
     from mosaic_pais.measure import claim_footprints, invalid_neighbourhood, measure_region
     from mosaic_pais.store import open_array
 
     y0, y1, x0, x1 = spec.core
-    ids = np.asarray(open_array(store, "ids")[:, y0:y1, x0:x1])
-    fractions = np.asarray(open_array(store, "fractions")[:, :, y0:y1, x0:x1])
-    if footprint_bins is None:  # profiles only: flags and errors come from the second pass
-        img, _ = image.read(spec.core)
-        return measure_region(img, ids, fractions, peaks["y"], peaks["x"], (y0, x0), shape)
+    ids = np.asarray(open_array(scratch, "ids")[:, y0:y1, x0:x1])
+    fractions = np.asarray(open_array(scratch, "fractions")[:, :, y0:y1, x0:x1])
     # one pixel more on each side so that "touches a masked pixel" sees across block borders
     pad = (y0 - 1, y1 + 1, x0 - 1, x1 + 1)
     img, valid = image.read(pad)
@@ -242,7 +246,9 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
     n_slots = int(meta.get("n_slots", 3))
     params = {"tile": tile, "margin": margin, "tiles_per_block": tiles_per_block,
               "model_sha256": file_sha256(model_path), "shape": [height, width],
-              "bands": band_names, "noise_sigma": noise_sigma.tolist()}
+              "bands": band_names, "noise_sigma": noise_sigma.tolist(),
+              # a geometric run stores no claim vectors, so it cannot resume as a vector run
+              "vote": vote}
     sizes = {"band": n_band, "slot": n_slots, "component": 2, "y": height, "x": width}
     chunk_map = {"y": chunks[0], "x": chunks[1]}
     if resume and store.exists():
@@ -281,7 +287,7 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
                                                          "raw_fractions": scratch}))]
         runner.map(_infer_task, todo, desc="infer", image=handle, store=str(store),
                    scratch=str(scratch), model=str(model_path), noise_sigma=noise_sigma,
-                   tile=tile, batch_size=batch_size)
+                   tile=tile, batch_size=batch_size, vote=vote)
         timings["infer"] = time.time() - t
         timings["infer_blocks"] = len(todo)
 
@@ -291,18 +297,18 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
                            shape=(height, width), threshold=threshold, window=window)
         peaks = merge_peaks(parts)
         peaks_yx = np.stack([peaks["y"], peaks["x"]], axis=1)
-        runner.map(_resolve_task, specs, desc="stitch", store=str(store), scratch=str(scratch),
-                   peaks_yx=peaks_yx, min_fraction=min_fraction, vote=vote)
+        n_sources = len(peaks["id"])
+        parts = runner.map(_resolve_task, specs, desc="stitch", image=handle, store=str(store),
+                           scratch=str(scratch), peaks=peaks, peaks_yx=peaks_yx,
+                           shape=(height, width), min_fraction=min_fraction, vote=vote)
         timings["stitch"] = time.time() - t
 
         t = time.time()
-        n_sources = len(peaks["id"])
-        parts = runner.map(_measure_task, specs, desc="profiles", image=handle, weights=None,
-                           store=str(store), peaks=peaks, shape=(height, width))
         radius, n_bins = measure_mod.footprint_bins(
             measure_mod.combine(parts, n_sources, n_band), float(noise_sigma[0]))
         parts = runner.map(_measure_task, specs, desc="measure", image=handle,
-                           weights=weight_handle, store=str(store), peaks=peaks,
+                           weights=weight_handle, store=str(store), scratch=str(scratch),
+                           peaks=peaks,
                            shape=(height, width), footprint_bins=n_bins)
         total = measure_mod.combine(parts, n_sources, n_band)
         columns = measure_mod.finalize(total, peaks, band_names, weight_handle is not None,

@@ -60,17 +60,25 @@ def merge_peaks(parts: list[dict]) -> dict:
 
 
 def resolve_region(store: str | Path, scratch: str | Path, region: Region, peaks_yx: np.ndarray,
-                   min_fraction: float = 0.01, vote: str = "vectors") -> None:
-    """Write global ids and cleaned fractions for one block's core."""
+                   min_fraction: float = 0.01, vote: str = "vectors"
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Global ids and cleaned fractions of one block's core, returned and written to the
+    scratch store (the measuring pass writes the final, footprint-limited ones to ``store``)."""
     y0, y1, x0, x1 = region
-    vec = np.asarray(open_array(scratch, "vectors")[:, :, y0:y1, x0:x1])  # (n, 2, h, w)
-    vectors = np.transpose(vec, (2, 3, 0, 1))
-    valid = np.all(np.isfinite(vectors), axis=(-1, -2))
-    ids = resolve_votes(vectors, peaks_yx, origin=(y0, x0), valid=valid, mode=vote)
     raw = open_array(scratch, "raw_fractions")
     frac = np.asarray(raw[:, :, y0:y1, x0:x1], dtype=np.float64)  # (b, n, h, w)
+    if vote == "geometric":  # C^v was never stored; valid pixels are those given fractions
+        valid = frac[0].sum(0) > 0
+        vectors = np.zeros((*valid.shape, frac.shape[1], 2))
+    else:
+        vec = np.asarray(open_array(scratch, "vectors")[:, :, y0:y1, x0:x1])  # (n, 2, h, w)
+        vectors = np.transpose(vec, (2, 3, 0, 1))
+        valid = np.all(np.isfinite(vectors), axis=(-1, -2))
+    ids = resolve_votes(vectors, peaks_yx, origin=(y0, x0), valid=valid, mode=vote)
     frac = np.where(frac >= min_fraction, frac, 0.0)
     frac = normalise_fractions(frac, axis=1)
     frac = np.where((ids >= 0)[None], frac, 0.0)
-    open_array(store, "ids", mode="r+")[:, y0:y1, x0:x1] = ids
-    open_array(store, "fractions", mode="r+")[:, :, y0:y1, x0:x1] = frac.astype(np.float32)
+    open_array(scratch, "ids", mode="r+")[:, y0:y1, x0:x1] = ids
+    frac = frac.astype(np.float32)
+    open_array(scratch, "fractions", mode="r+")[:, :, y0:y1, x0:x1] = frac
+    return ids, frac

@@ -251,6 +251,10 @@ class TrainConfig:
     mask_probability: float = 0.15
     seed: int = 0
     init_from: str | None = None
+    #: tiles are drawn with probability ∝ 1 + blend_oversampling × (labelled pairs closer than
+    #: CLOSE_PAIR px), so that close pairs, where PAIS should beat classical deblenders, are
+    #: seen more often than their share of the sky (0 = uniform)
+    blend_oversampling: float = 0.0
     loss: dict = field(default_factory=lambda: {
         "center": 15.0, "vectors": 0.06, "fractions": 4.0, "entropy": 2.0,
         "center_weight": 20.0, "vector_mode": "weighted", "vector_scale": 16.0,
@@ -264,16 +268,50 @@ class TrainConfig:
         return cls(**values)
 
 
+#: separation (px) under which two labelled sources count as a close pair for oversampling
+CLOSE_PAIR = 8.0
+
+
+def close_pairs(center: np.ndarray) -> int:
+    """Number of labelled source pairs closer than :data:`CLOSE_PAIR` px in a centre-map label.
+
+    The label's Gaussians are combined by maximum, so every source keeps its own peak.
+
+    Examples
+    --------
+    >>> from mosaic_pais.pcr import center_map
+    >>> close_pairs(center_map([[10, 10], [10, 15], [40, 40]], (64, 64), sigma=2.0))
+    1
+    """
+    from scipy.spatial import cKDTree
+
+    from mosaic_pais.pcr import find_peaks
+
+    peaks = find_peaks(np.asarray(center, np.float32), threshold=0.5, window=3, refine=False)
+    return len(cKDTree(peaks.yx).query_pairs(CLOSE_PAIR)) if len(peaks) > 1 else 0
+
+
+def tile_weights(data: dict, blend_oversampling: float) -> np.ndarray | None:
+    """Sampling probabilities of the tiles of a split (None = uniform)."""
+    if blend_oversampling <= 0:
+        return None
+    pairs = np.array([close_pairs(c) for c in data["center"]], np.float64)
+    weights = 1.0 + blend_oversampling * pairs
+    return weights / weights.sum()
+
+
 def _batches(data: dict, cfg: TrainConfig, rng: np.random.Generator):
     """Endless stream of augmented (x, labels) numpy batches."""
     from mosaic_pais.augment import random_augment
     from mosaic_pais.model import model_input
 
     n_tiles = len(data["image"])
+    weights = tile_weights(data, cfg.blend_oversampling)
     while True:
         xs, labels = [], {"center": [], "vectors": [], "fractions": [], "valid": []}
         for _ in range(cfg.batch):
-            i = int(rng.integers(0, n_tiles))
+            i = int(rng.choice(n_tiles, p=weights)) if weights is not None else \
+                int(rng.integers(0, n_tiles))
             sample = {
                 "image": data["image"][i],
                 "valid": (data["valid"][i] if "valid" in data else
@@ -375,7 +413,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     val_batches = None
     if val is not None:  # a fixed set of validation crops, the same at every evaluation
         val_rng = np.random.default_rng(12345)
-        val_cfg = TrainConfig(**{**asdict(cfg), "batch": 16, "rotate_probability": 0.0,
+        val_cfg = TrainConfig(**{**asdict(cfg), "batch": 16, "blend_oversampling": 0.0,
+                                 "rotate_probability": 0.0,
                                  "mask_probability": 0.0})
         vstream = _batches(val, val_cfg, val_rng)
         val_batches = [next(vstream) for _ in range(8)]

@@ -56,8 +56,8 @@ def _stitch(tmp_path, scene, chunk):
     yx = np.stack([peaks["y"], peaks["x"]], 1)
     for r in regions:
         resolve_region(store, scratch, r, yx, 0.01)
-    ids = open_array(store, "ids")[:]
-    frac = open_array(store, "fractions")[:]
+    ids = open_array(scratch, "ids")[:]
+    frac = open_array(scratch, "fractions")[:]
     image = sources.sum(0)
 
     def measure(ids, frac):
@@ -89,9 +89,9 @@ def test_chunked_equals_single_piece(tmp_path, scene, chunk):
         np.testing.assert_allclose(whole[3][key], part[3][key], rtol=1e-9, atol=1e-12,
                                    err_msg=key)
     # the in-memory path gives the same catalogue as the chunked one
-    ids0 = open_array(tmp_path / f"pcr{max(H, W)}.zarr", "ids")[:]
+    ids0 = open_array(tmp_path / f"v{max(H, W)}.zarr", "ids")[:]
     cols, _, _ = measure_image(scene[1].sum(0), ids0, open_array(
-        tmp_path / f"pcr{max(H, W)}.zarr", "fractions")[:], whole[0], ["F160W"], NOISE)
+        tmp_path / f"v{max(H, W)}.zarr", "fractions")[:], whole[0], ["F160W"], NOISE)
     for key in ("flux", "kron_radius", "r90", "npix"):
         np.testing.assert_allclose(cols[key], part[3][key], rtol=1e-6, err_msg=key)
 
@@ -132,6 +132,23 @@ def test_measurements_of_a_gaussian():
     assert col["b"][0] == pytest.approx(sigma, rel=0.05)
     assert col["npix"][0] == pytest.approx(np.pi * col["kron_radius"][0] ** 2, rel=0.15)
     assert col["flags"][0] == 0
+
+
+def test_shape_is_central_when_the_detected_centre_is_off():
+    """a, b, theta are the moments about the light's own centroid, not the detected centre."""
+    sigma_y, sigma_x, flux = 1.5, 3.0, 100.0
+    shape = (64, 64)
+    yy, xx = np.mgrid[0:64, 0:64]
+    src = flux * np.exp(-0.5 * (((yy - 32) / sigma_y) ** 2 + ((xx - 31) / sigma_x) ** 2))
+    ids = np.zeros((3, *shape), np.int64)
+    frac = np.zeros((1, 3, *shape))
+    frac[0, 0] = 1.0
+    peaks = {"id": np.array([0]), "y": np.array([32.0]), "x": np.array([32.5]),
+             "score": np.array([1.0])}  # 1.5 px off along the major axis
+    col, _, _ = measure_image(src[None], ids, frac, peaks, ["F160W"], noise_sigma=1e-3)
+    assert col["a"][0] == pytest.approx(sigma_x, rel=0.06)
+    assert col["b"][0] == pytest.approx(sigma_y, rel=0.06)
+    assert abs(col["theta"][0]) < 1.0
 
 
 def test_block_records_detect_corruption(tmp_path):
