@@ -350,6 +350,67 @@ def nearest_peak(tree: cKDTree, points: np.ndarray) -> np.ndarray:
     return result
 
 
+def _nearest_of(py: np.ndarray, px: np.ndarray, points: np.ndarray, cand: np.ndarray,
+                k: int) -> np.ndarray:
+    """The k of candidate points ``cand (..., m)`` nearest to (py, px) (broadcast against
+    cand's leading axes), nearest first; equal distances go to the lower index."""
+    cand = np.sort(cand, axis=-1)  # a stable sort of the distances then breaks ties by index
+    d2 = (py[..., None] - points[cand, 0]) ** 2 + (px[..., None] - points[cand, 1]) ** 2
+    order = np.argsort(d2, axis=-1, kind="stable")[..., :k]
+    return np.take_along_axis(np.broadcast_to(cand, d2.shape), order, -1)
+
+
+def nearest_peaks_on_grid(tree: cKDTree, shape: tuple[int, int], origin: tuple[float, float],
+                          k: int, cell: int = 8, spare: int = 5) -> np.ndarray:
+    """Indices (h, w, k) of the ``k`` tree points nearest to each pixel of a grid, nearest first
+    (equal distances: lower index first).
+
+    As ``tree.query(pixels, k)``, but the tree is asked once per ``cell`` × ``cell`` group of
+    pixels for the ``k + spare`` points nearest to the cell's centre. When the farthest of them
+    is beyond the k-th by more than the cell's diameter, they hold the k nearest of every pixel
+    in the cell (a pixel lies within half a diameter of the centre), which are then chosen by
+    computing those few distances. Pixels of other cells ask the tree for their own
+    ``k + spare`` nearest. The result depends on the pixel only, never on the cells, so blocks
+    of any size agree.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(1)
+    >>> tree = cKDTree(rng.uniform(0, 300, (150, 2)))
+    >>> grid = nearest_peaks_on_grid(tree, (150, 220), (40, -10), k=3)
+    >>> yy, xx = np.mgrid[0:150, 0:220]
+    >>> _, ref = tree.query(np.stack([yy.ravel() + 40, xx.ravel() - 10], 1), k=3)
+    >>> bool(np.all(grid.reshape(-1, 3) == ref))
+    True
+    """
+    h, w = shape
+    m = min(k + spare, tree.n)
+    points = tree.data
+    ncy, ncx = -(-h // cell), -(-w // cell)
+    cy = origin[0] + cell * np.arange(ncy) + (cell - 1) / 2
+    cx = origin[1] + cell * np.arange(ncx) + (cell - 1) / 2
+    centres = np.stack(np.broadcast_arrays(cy[:, None], cx[None, :]), -1).reshape(-1, 2)
+    dist, cand = tree.query(centres, k=m)
+    dist, cand = dist.reshape(ncy, ncx, m), cand.reshape(ncy, ncx, m)
+    diameter = (cell - 1) * np.sqrt(2.0)
+    sure = (dist[..., -1] > dist[..., k - 1] + diameter + 1e-9) | (m == tree.n)
+    out = np.empty((ncy * cell, ncx * cell, k), np.int64)
+    offsets = np.arange(cell, dtype=np.float64)
+    for i in range(ncy):  # one row of cells at a time keeps the distance arrays small
+        py = (origin[0] + cell * i + offsets)[:, None, None]             # (c, 1, 1)
+        px = (origin[1] + cell * np.arange(ncx)[:, None] + offsets)[None]  # (1, ncx, c)
+        rows = _nearest_of(py, px, points, cand[i][None, :, None, :], k)  # (c, ncx, c, k)
+        out[i * cell:(i + 1) * cell] = rows.reshape(cell, ncx * cell, k)
+    out = out[:h, :w]
+    unsure = np.repeat(np.repeat(~sure, cell, 0), cell, 1)[:h, :w]
+    if unsure.any():
+        yy, xx = np.nonzero(unsure)
+        py, px = yy + float(origin[0]), xx + float(origin[1])
+        _, own = tree.query(np.stack([py, px], 1), k=m)
+        out[yy, xx] = _nearest_of(py, px, points, own.reshape(-1, m), k)
+    return out
+
+
 def resolve_votes(vectors: np.ndarray, peaks_yx: np.ndarray,
                   origin: tuple[float, float] = (0.0, 0.0),
                   valid: np.ndarray | None = None, mode: str = "vectors") -> np.ndarray:
@@ -384,22 +445,20 @@ def resolve_votes(vectors: np.ndarray, peaks_yx: np.ndarray,
         return ids
     if mode not in VOTE_MODES:
         raise ValueError(f"vote mode must be one of {VOTE_MODES}, got {mode!r}")
-    yy, xx = np.mgrid[0:h, 0:w]
-    target = np.empty((h, w, n, 2), dtype=np.float64)
-    target[..., 0] = vectors[..., 0] + (yy + origin[0])[..., None]
-    target[..., 1] = vectors[..., 1] + (xx + origin[1])[..., None]
-    good = np.all(np.isfinite(target), axis=(-1, -2))
+    good = np.all(np.isfinite(vectors), axis=(-1, -2))
     if valid is not None:
         good &= valid
     tree = cKDTree(peaks_yx)
     if mode == "vectors":
+        yy, xx = np.mgrid[0:h, 0:w]
+        target = np.empty((h, w, n, 2), dtype=np.float64)
+        target[..., 0] = vectors[..., 0] + (yy + origin[0])[..., None]
+        target[..., 1] = vectors[..., 1] + (xx + origin[1])[..., None]
         nearest = nearest_peak(tree, target[good].reshape(-1, 2))
         ids[:, good] = nearest.reshape(-1, n).T
         return ids
-    pixels = np.stack([(yy + origin[0])[good], (xx + origin[1])[good]], axis=1).astype(float)
     k = min(n, len(peaks_yx))
-    _, nearest = tree.query(pixels, k=k)
-    nearest = nearest.reshape(-1, k)
+    nearest = nearest_peaks_on_grid(tree, (h, w), origin, k)[good]
     if k < n:  # fewer peaks than slots: repeat the farthest, as the encoder does
         nearest = np.concatenate([nearest, np.repeat(nearest[:, -1:], n - k, axis=1)], axis=1)
     ids[:, good] = nearest.T
