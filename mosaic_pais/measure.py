@@ -62,7 +62,7 @@ def radial_bin(gy: np.ndarray, gx: np.ndarray, peak_y: np.ndarray, peak_x: np.nd
 def measure_region(image: np.ndarray, ids: np.ndarray, fractions: np.ndarray,
                    peak_y: np.ndarray, peak_x: np.ndarray, origin: tuple[int, int],
                    mosaic_shape: tuple[int, int], weights: np.ndarray | None = None,
-                   invalid_near: np.ndarray | None = None) -> dict:
+                   invalid_near: np.ndarray | None = None, profiles_only: bool = False) -> dict:
     """Partial sums of one block.
 
     Parameters
@@ -74,6 +74,9 @@ def measure_region(image: np.ndarray, ids: np.ndarray, fractions: np.ndarray,
     origin : mosaic position of pixel (0, 0) of the block
     weights : (b, h, w) inverse-variance weights, optional
     invalid_near : (h, w) bool, pixels next to (or being) masked/NaN pixels
+    profiles_only : bool
+        Only the radial profiles (``hist`` and ``count``), all that the first pass needs for
+        the footprints (:func:`footprint_bins`).
 
     Returns
     -------
@@ -89,6 +92,18 @@ def measure_region(image: np.ndarray, ids: np.ndarray, fractions: np.ndarray,
     frac = np.asarray(fractions, np.float64)
     yy, xx = np.mgrid[0:h, 0:w]
     gy, gx = yy + origin[0], xx + origin[1]
+    if profiles_only:
+        out = {"id": present, "hist": np.zeros((k, N_BINS)), "count": np.zeros((k, N_BINS))}
+        for s in range(n_slots):
+            sel = ids[s] >= 0
+            src = ids[s][sel]
+            rbin = np.minimum(radial_bin(gy[sel], gx[sel], peak_y, peak_x, src), N_BINS - 1)
+            flat = np.searchsorted(present, src) * N_BINS + rbin
+            for key, weight in (("hist", frac[0, s][sel] * img[0][sel]),
+                                ("count", frac[0, s][sel])):
+                out[key] += np.bincount(flat, weights=weight, minlength=k * N_BINS).reshape(
+                    k, N_BINS)
+        return out
     on_edge = (gy == 0) | (gx == 0) | (gy == mosaic_shape[0] - 1) | (gx == mosaic_shape[1] - 1)
 
     # distinct sources holding a fraction > 0 of each pixel (detection band)
@@ -149,12 +164,16 @@ def measure_region(image: np.ndarray, ids: np.ndarray, fractions: np.ndarray,
 
 
 def combine(parts: list[dict], n_sources: int, n_band: int) -> dict:
-    """Add the blocks' partial sums into arrays over all ``n_sources`` global ids."""
+    """Add the blocks' partial sums into arrays over all ``n_sources`` global ids (the keys
+    the parts have: all of them, or the profiles of a first pass)."""
     total = {"flux": np.zeros((n_band, n_sources)), "var": np.zeros((n_band, n_sources)),
              "npix": np.zeros(n_sources), "shared_flux": np.zeros(n_sources)}
     for key in ("hist", "count", "hist_y", "hist_x", "hist_yy", "hist_xx", "hist_xy", "edge",
                 "masked"):
         total[key] = np.zeros((n_sources, N_BINS))
+    keys = next((set(p) for p in parts if len(p["id"])), None)
+    if keys is not None:
+        total = {key: value for key, value in total.items() if key in keys}
     for part in parts:
         ids = part["id"]
         if len(ids) == 0:
@@ -259,7 +278,8 @@ def measure_image(image: np.ndarray, ids: np.ndarray, fractions: np.ndarray, pea
     """
     n = len(peaks["id"])
     args = (peaks["y"], peaks["x"], (0, 0), image.shape[1:])
-    first = combine([measure_region(image, ids, fractions, *args)], n, image.shape[0])
+    first = combine([measure_region(image, ids, fractions, *args, profiles_only=True)], n,
+                    image.shape[0])
     radius, n_bins = footprint_bins(first, noise_sigma)
     ids, fractions = claim_footprints(ids, fractions, peaks["y"], peaks["x"], (0, 0), n_bins)
     part = measure_region(image, ids, fractions, *args, weights=weights,

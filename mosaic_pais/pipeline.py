@@ -99,7 +99,8 @@ def _resolve_task(spec: BlockSpec, *, image: _Handle, store: str, scratch: str, 
     ids, fractions = resolve_region(store, scratch, spec.core, peaks_yx, min_fraction, vote)
     y0, y1, x0, x1 = spec.core
     img, _ = image.read(spec.core)
-    return measure_region(img, ids, fractions, peaks["y"], peaks["x"], (y0, x0), shape)
+    return measure_region(img, ids, fractions, peaks["y"], peaks["x"], (y0, x0), shape,
+                          profiles_only=True)
 
 
 def _measure_task(spec: BlockSpec, *, image: _Handle, weights: _Handle | None, store: str,
