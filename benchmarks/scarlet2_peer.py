@@ -31,7 +31,8 @@ from astropy.table import Table, vstack
 from mosaic_pais.metrics import evaluate as evaluate_catalog
 from mosaic_pais.metrics import format_report
 from mosaic_pais.peers import run_photutils, run_sep
-from mosaic_pais.train import LABEL_MIN_SNR, matched_filter_snr, split_scene
+from mosaic_pais.simulation import matched_filter_snr
+from mosaic_pais.train import LABEL_MIN_SNR, split_scene
 
 
 def simulation_psf(size: int = 41) -> np.ndarray:

@@ -25,6 +25,8 @@ from mosaic_pais.errors import BadInputError
 
 DEFAULT_MAG_BINS = (18, 22, 24, 25, 26, 27, 28, 29)
 DEFAULT_BLEND_BINS = (0.0, 0.01, 0.1, 0.3, 1.0)
+#: matched-filter S/N bins of the truth (a simulated truth's ``snr`` column)
+DEFAULT_SNR_BINS = (0.0, 5.0, 10.0, 20.0, 50.0, 1e6)
 BLENDED = 0.1
 
 
@@ -125,7 +127,7 @@ def evaluate(catalog, truth, radius: float = 3.0, mag_limit: float | None = None
     """Completeness, purity, F1 and flux errors of ``catalog`` against ``truth``.
 
     ``catalog`` needs columns x, y and ``flux_column``; ``truth`` needs x, y, flux and may have
-    mag, blendedness and in_frame. Returns a JSON-ready dict.
+    mag, blendedness, in_frame and snr. Returns a JSON-ready dict.
     """
     cx, cy = np.asarray(catalog["x"], float), np.asarray(catalog["y"], float)
     tx, ty = np.asarray(truth["x"], float), np.asarray(truth["y"], float)
@@ -169,6 +171,9 @@ def evaluate(catalog, truth, radius: float = 3.0, mag_limit: float | None = None
         result["completeness_blended"] = _ratio(
             matched_truth[counted & (blend > BLENDED)].sum(), (counted & (blend > BLENDED)).sum())
     result["by_mag"] = _binned(mag, mag_bins, counted, matched_truth, delta)
+    snr = _column(truth, "snr")
+    if snr is not None:  # how far detection is possible at all: the depth each source has
+        result["by_snr"] = _binned(snr, DEFAULT_SNR_BINS, counted, matched_truth, delta)
     if blend is not None:
         result["by_blendedness"] = _binned(blend, blend_bins, counted, matched_truth, delta,
                                            right_closed=True)
@@ -312,7 +317,8 @@ def format_report(result: dict) -> str:
         lines.append(f"blended (β>0.1): completeness {_fmt(result['completeness_blended'])}  "
                      f"median|δ| {_fmt(b['median_abs'])}  bias {_fmt(b['bias'], '+.3f')}  "
                      f"(N={b['n']})")
-    for title, key in (("magnitude", "by_mag"), ("blendedness", "by_blendedness")):
+    for title, key in (("magnitude", "by_mag"), ("blendedness", "by_blendedness"),
+                       ("S/N", "by_snr")):
         if key not in result:
             continue
         lines.append(f"\n{title:>12} {'N':>6} {'compl.':>7} {'med|δ|':>7} {'bias':>7}")

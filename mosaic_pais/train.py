@@ -68,14 +68,6 @@ def split_scene(split: str, index: int, shape=(256, 256)):
     return simulate_scene(shape, seed=seed, **scene_conditions(seed))
 
 
-def matched_filter_snr(sources: np.ndarray, noise_sigma) -> np.ndarray:
-    """Matched-filter S/N ``sqrt(Σ S²)/σ`` of noiseless source images (N, b, h, w), over bands."""
-    sigma = np.asarray(noise_sigma, np.float64).reshape(1, -1, 1, 1)
-    if len(sources) == 0:
-        return np.zeros(0)
-    return np.sqrt(((np.asarray(sources, np.float64) / sigma) ** 2).sum(axis=(1, 2, 3)))
-
-
 def label_scene(scene, center_sigma: float = TRAINING_CENTER_SIGMA, n: int = 3,
                 min_snr: float = LABEL_MIN_SNR) -> dict:
     """A training sample (numpy arrays) from a simulated scene.
@@ -84,6 +76,7 @@ def label_scene(scene, center_sigma: float = TRAINING_CENTER_SIGMA, n: int = 3,
     labelled: their light counts as background of the labelled sources.
     """
     from mosaic_pais.pcr import encode
+    from mosaic_pais.simulation import matched_filter_snr
 
     truth = scene.truth
     keep = matched_filter_snr(scene.sources, scene.noise_sigma) >= min_snr

@@ -75,6 +75,16 @@ def test_blended_bins():
     assert [row["n_truth"] for row in r["by_blendedness"]] == [1, 1, 1, 1]
 
 
+def test_snr_bins():
+    truth = _truth()
+    truth["snr"] = [3.0, 12.0, 60.0, 7.0]
+    cat = Table({"x": truth["x"][1:], "y": truth["y"][1:], "flux": truth["flux"][1:]})
+    r = evaluate(cat, truth)
+    assert [row["n_truth"] for row in r["by_snr"]] == [1, 1, 1, 0, 1]
+    assert [row["completeness"] for row in r["by_snr"]] == [0.0, 1.0, 1.0, None, 1.0]
+    assert "by_snr" not in evaluate(cat, _truth())
+
+
 def test_empty_inputs():
     d, t = match_catalogs(np.zeros((0, 2)), [[1, 1]])
     assert len(d) == len(t) == 0

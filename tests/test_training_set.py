@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import zarr
 
-from mosaic_pais.train import build_training_set, label_scene, matched_filter_snr, split_scene
+from mosaic_pais.simulation import matched_filter_snr
+from mosaic_pais.train import build_training_set, label_scene, split_scene
 
 
 def test_only_detectable_sources_are_labelled():
