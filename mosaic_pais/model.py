@@ -395,9 +395,12 @@ class PAISPredictor:
                         "fractions": pred.fractions}
 
             self._predict = tf.function(forward, reduce_retracing=True)
-        outs: dict[str, list] = {"center": [], "vectors": [], "fractions": []}
+        outs: dict[str, np.ndarray] = {}
         for start in range(0, len(x), self.batch_size):
             res = self._predict(x[start:start + self.batch_size])
-            for key in outs:
-                outs[key].append(np.asarray(res[key]))
-        return PCRPrediction(**{k: np.concatenate(v) for k, v in outs.items()})
+            for key, value in res.items():
+                value = np.asarray(value)
+                if key not in outs:  # filled batch by batch: no second copy to concatenate
+                    outs[key] = np.empty((len(x), *value.shape[1:]), value.dtype)
+                outs[key][start:start + len(value)] = value
+        return PCRPrediction(**outs)
