@@ -17,6 +17,10 @@
   all-zero prediction) to 11.2 — because background pixels tens of pixels from any source,
   whose offsets need long-range context and whose votes carry only noise, dominated it.
 * ``L_m``: cross-entropy of the fractions against the soft labels, from logits, per band.
+  ``fraction_snr_weight`` > 0 weights each pixel by ``1 + fraction_snr_weight·min(S/N, 10)/10``
+  (S/N of the pixel in the input, ``labels["snr"]``): the paper's plain mean is dominated by
+  sky pixels, whose fractions decide little flux and cannot be read from the noise, while
+  what matters for the deblended fluxes is the sharing in the bright, blended pixels.
 * ``L_S``: entropy ``mean_n(−p log p)`` of the predicted fractions (the paper's λ_S = 2).
 
 Every term averages over valid pixels only: padding outside the mosaic and masked pixels carry
@@ -41,6 +45,7 @@ class LossConfig:
     vector_scale: float = 16.0
     vector_floor: float = 0.1
     vector_radius: float | None = None  # "weighted" mode: no vector loss beyond this (px)
+    fraction_snr_weight: float = 0.0  # extra C^m weight of bright pixels (0: the paper's mean)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -57,7 +62,8 @@ def pais_loss_terms(outputs: dict, labels: dict, n_bands: int, n_slots: int,
         ``fraction_logits (B,h,w,b·n)``.
     labels : dict
         ``center (B,h,w)``, ``vectors (B,h,w,n,2)``, ``fractions (B,h,w,b,n)``,
-        ``valid (B,h,w)`` (1 where a pixel counts).
+        ``valid (B,h,w)`` (1 where a pixel counts); ``snr (B,h,w)`` (the pixels' S/N in the
+        input) when ``fraction_snr_weight`` > 0.
     """
     from keras import ops
 
@@ -101,7 +107,13 @@ def pais_loss_terms(outputs: dict, labels: dict, n_bands: int, n_slots: int,
                          (shape[0], shape[1], shape[2], n_bands, n_slots))
     log_p = ops.log_softmax(logits, axis=-1)
     ce = -ops.sum(f_true * log_p, axis=-1)  # (B,h,w,b)
-    l_fractions = masked_mean(ops.mean(ce, axis=-1))
+    if cfg.fraction_snr_weight > 0:
+        snr = ops.clip(ops.cast(labels["snr"], "float32"), 0.0, 10.0) / 10.0
+        weight = (1.0 + cfg.fraction_snr_weight * snr) * valid
+        l_fractions = ops.sum(ops.mean(ce, axis=-1) * weight) / ops.maximum(ops.sum(weight),
+                                                                            1.0)
+    else:
+        l_fractions = masked_mean(ops.mean(ce, axis=-1))
     p = ops.exp(log_p)
     entropy = ops.mean(-p * log_p, axis=-1)  # mean over the n slots, as in the paper
     l_entropy = masked_mean(ops.mean(entropy, axis=-1))

@@ -301,7 +301,7 @@ def _batches(data: dict, cfg: TrainConfig, rng: np.random.Generator):
     n_tiles = len(data["image"])
     weights = tile_weights(data, cfg.blend_oversampling)
     while True:
-        xs, labels = [], {"center": [], "vectors": [], "fractions": [], "valid": []}
+        xs, labels = [], {"center": [], "vectors": [], "fractions": [], "valid": [], "snr": []}
         for _ in range(cfg.batch):
             i = int(rng.choice(n_tiles, p=weights)) if weights is not None else \
                 int(rng.integers(0, n_tiles))
@@ -322,6 +322,7 @@ def _batches(data: dict, cfg: TrainConfig, rng: np.random.Generator):
             for key in ("center", "vectors", "fractions"):
                 labels[key].append(sample[key])
             labels["valid"].append(valid.astype(np.float32))
+            labels["snr"].append(xs[-1][..., :-1].sum(-1))  # the input's S/N, summed over bands
         yield np.stack(xs), {k: np.stack(v) for k, v in labels.items()}
 
 

@@ -175,3 +175,22 @@ def test_vector_radius_ignores_far_pixels():
     out["vectors"][0, 0, 0, 0:2] = [0.0, 0.0]  # wrong by 70 px where it does not matter
     out["vectors"][0, 0, 1, 0:2] = [1.0, 0.0]  # right where it matters
     assert float(pais_loss_terms(out, labels, 1, 3, cfg)["vectors"]) == pytest.approx(0.0)
+
+
+def test_fraction_loss_weights_bright_pixels():
+    labels = _labels(h=1, w=2)
+    labels["fractions"][0, 0, 0, 0] = [1.0, 0.0, 0.0]  # a sky pixel, predicted badly
+    labels["fractions"][0, 0, 1, 0] = [1 / 3, 1 / 3, 1 / 3]  # a bright pixel, predicted exactly
+    labels["snr"] = np.array([[[0.0, 50.0]]], np.float32)
+    out = _outputs(h=1, w=2)  # uniform fractions: CE log 3 on both pixels
+    plain = float(pais_loss_terms(out, labels, 1, 3, LossConfig())["fractions"])
+    assert plain == pytest.approx(np.log(3), rel=1e-5)
+    logits = np.zeros((1, 1, 2, 3), np.float32)
+    logits[0, 0, 0] = [5.0, 0.0, 0.0]  # now the sky pixel is nearly right too
+    t = pais_loss_terms(_outputs(h=1, w=2, logits=logits), labels, 1, 3, LossConfig())
+    ce_sky = -np.log(np.exp(5) / (np.exp(5) + 2))
+    # weights 1 (S/N 0) and 1 + 4 (S/N capped at 10): a sky pixel counts a fifth as much
+    weighted = pais_loss_terms(_outputs(h=1, w=2, logits=logits), labels, 1, 3,
+                               LossConfig(fraction_snr_weight=4.0))
+    assert float(t["fractions"]) == pytest.approx((ce_sky + np.log(3)) / 2, rel=1e-5)
+    assert float(weighted["fractions"]) == pytest.approx((ce_sky + 5 * np.log(3)) / 6, rel=1e-5)
