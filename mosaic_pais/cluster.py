@@ -42,21 +42,51 @@ class ModelPlugin(WorkerPlugin):
 
     name = "mosaic-pais-model"
 
-    def __init__(self, model_path: str, batch_size: int = 16):
+    def __init__(self, model_path: str, batch_size: int = 16, cpu_threads: int | None = None):
         super().__init__()
         if not str(model_path).endswith(".keras"):
             raise BadInputError(f"model {model_path}: only the native .keras format is accepted")
         self.model_path = str(model_path)
         self.batch_size = int(batch_size)
+        self.cpu_threads = cpu_threads
 
     def setup(self, worker=None):
         enable_gpu_memory_growth()
+        if self.cpu_threads:
+            limit_tensorflow_threads(self.cpu_threads)
         from mosaic_pais.infer import predictor_for
 
         predictor_for(self.model_path, self.batch_size)
 
     def teardown(self, worker=None):
         pass
+
+
+def limit_tensorflow_threads(n: int) -> None:
+    """Give TensorFlow ``n`` threads for each op and run one op at a time.
+
+    Several CPU workers share a machine: by default each would start a thread per core, and
+    two workers on 2 cores would run 4 busy threads (measured in docs/benchmarks.md, Scale).
+    Must run before TensorFlow executes anything in the process; later it has no effect.
+    """
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(int(n))
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:  # TensorFlow already initialised in this process: keep its pools
+        pass
+
+
+def local_cpu_threads(cluster) -> int | None:
+    """TensorFlow threads per worker of a CPU ``LocalCluster`` this run started: the machine's
+    cores divided among its workers (at least 1). None for any other cluster (GPU workers,
+    batch-system or external ones manage their own cores)."""
+    from distributed import LocalCluster
+
+    if cluster is None or type(cluster) is not LocalCluster:
+        return None
+    return max(1, (os.cpu_count() or 1) // max(1, len(cluster.workers)))
 
 
 def enable_gpu_memory_growth() -> None:

@@ -177,7 +177,13 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
     from astropy.table import Table
 
     from mosaic_pais import measure as measure_mod
-    from mosaic_pais.cluster import ModelPlugin, Runner, check_memory_limit, start_cluster
+    from mosaic_pais.cluster import (
+        ModelPlugin,
+        Runner,
+        check_memory_limit,
+        local_cpu_threads,
+        start_cluster,
+    )
     from mosaic_pais.infer import estimate_noise_sigma
     from mosaic_pais.model import DEFAULT_MODEL_PATH, file_sha256, model_metadata
     from mosaic_pais.open import check_not_empty, open_mosaic, pixel_to_world
@@ -276,7 +282,8 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
             print(f"Dask dashboard: {client.dashboard_link}", flush=True)
     try:
         if client is not None:
-            client.register_plugin(ModelPlugin(str(model_path), batch_size))
+            client.register_plugin(ModelPlugin(str(model_path), batch_size,
+                                               cpu_threads=local_cpu_threads(own_cluster)))
         runner = Runner(client, threads=workers, progress=progress)
         handle = _Handle(image.data)
         weight_handle = _Handle(ds["weight"].data) if "weight" in ds else None

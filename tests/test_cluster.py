@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
-from mosaic_pais.cluster import Runner, gpus_visible, start_cluster
+from mosaic_pais.cluster import (
+    ModelPlugin,
+    Runner,
+    gpus_visible,
+    local_cpu_threads,
+    start_cluster,
+)
 from mosaic_pais.errors import BadInputError
+from mosaic_pais.model import DEFAULT_MODEL_PATH
 
 
 def _square(x, offset=0):
@@ -17,6 +26,12 @@ def test_no_gpu_here():
     assert gpus_visible() == 0
 
 
+def _tensorflow_threads():
+    import tensorflow as tf
+
+    return tf.config.threading.get_intra_op_parallelism_threads()
+
+
 def test_local_falls_back_to_cpu_workers():
     client, cluster = start_cluster("local", workers=2)
     try:
@@ -24,6 +39,11 @@ def test_local_falls_back_to_cpu_workers():
         assert "127.0.0.1" in client.dashboard_link
         assert Runner(client, progress=False).map(_square, range(5), offset=1) == [1, 2, 5, 10,
                                                                                   17]
+        # the two CPU workers share the machine's cores instead of each taking all of them
+        threads = local_cpu_threads(cluster)
+        assert threads == max(1, (os.cpu_count() or 1) // 2)
+        client.register_plugin(ModelPlugin(str(DEFAULT_MODEL_PATH), 4, cpu_threads=threads))
+        assert set(client.run(_tensorflow_threads).values()) == {threads}
     finally:
         client.close()
         cluster.close()
@@ -42,6 +62,7 @@ def test_join_a_running_scheduler():
         client, owned = start_cluster(cluster.scheduler_address)
         try:
             assert owned is None
+            assert local_cpu_threads(owned) is None  # a cluster we did not start: left alone
             big = np.arange(300_000.0)  # scattered once, not sent with every task
             assert Runner(client, progress=False).map(_square, [2, 3], offset=big[1]) == [5, 10]
         finally:
