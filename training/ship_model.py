@@ -29,6 +29,17 @@ def total_wall_seconds(rows: list[dict]) -> float:
     return total + previous
 
 
+def lineage_of(run_name: str) -> list[tuple[str, dict]]:
+    """The runs the shipped one descends from, oldest first (training/lineage.json)."""
+    path = Path(__file__).with_name("lineage.json")
+    runs = json.loads(path.read_text()) if path.exists() else {}
+    chain, name = [], run_name
+    while name in runs:
+        chain.append((name, runs[name]))
+        name = runs[name].get("from")
+    return chain[::-1]
+
+
 def main(run: Path) -> None:
     config = json.loads((run / "config.json").read_text())
     rows = list(csv.DictReader(open(run / "log.csv")))
@@ -65,6 +76,8 @@ def main(run: Path) -> None:
             "learning_rate": config["learning_rate"], "loss": config["loss"],
             "last_train_loss": {k: float(last[k]) for k in TERMS} if last else {},
             "last_val_loss": {k: float(val_rows[-1][k]) for k in TERMS} if val_rows else {},
+            "run": run.name,
+            "lineage": [{"run": name, **entry} for name, entry in lineage_of(run.name)],
         },
         "sha256": file_sha256(DEFAULT_MODEL_PATH),
     }
@@ -114,19 +127,26 @@ def write_model_card_doc(card: dict, accuracy: dict | None) -> None:
         f"| training | {t['steps']} steps of {t['batch']} random {t['crop']}² crops (flips, "
         "quarter turns, rotations, random edges/masks), Adam lr "
         f"{t['learning_rate']} cosine, {t['wall_seconds'] / 3600:.2f} h on 2 shared CPU cores "
-        "(this run, v2; warm-started from v1: 6,600 steps, 0.83 h, itself warm-started from "
-        "v1a: 1,350 steps, 0.22 h) |",
+        f"(this run, {t.get('run', '?')}; the runs before it are listed below) |",
         f"| loss | {t['loss']} |", "",
         "![loss curves](figures/loss_curves.png)", "",
-        "Run v1a (1,350 steps, the same data and configuration without `vector_radius`) "
-        "learned the centre map and fractions but not the claim vectors: its vector loss "
-        "stayed near the value of an all-zero prediction. Run v1 started from its weights with "
-        "the vector loss limited to pixels within 24 px of their nearest source; its claim "
-        "vectors were still worse than a zero prediction within 3 px of a source, because its "
-        "labels held every simulated source down to H = 28.5: three quarters of them invisible "
-        "in the noise, so most pixels' nearest-source vectors pointed at nothing the network "
-        "could see. Run v2 (the curves above) started from v1's weights with labels of the "
-        "sources the data can show (matched-filter S/N ≥ 5; see `mosaic_pais/train.py`).", "",
+        "Each run started from the weights of the one before it (`training/lineage.json`; "
+        "`bash training/train_f160w.sh` with `RUN`, `CONFIG`, `FROM` and `MINUTES` reruns "
+        "one):", "",
+        "| run | from | steps | hours | what changed | outcome |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for entry in t.get("lineage", []):
+        shipped = entry["run"] == t.get("run")
+        steps = t["steps"] if shipped else entry.get("steps")
+        hours = t["wall_seconds"] / 3600 if shipped else entry.get("hours")
+        outcome = "shipped (this card)" if shipped else (entry.get("outcome") or "")
+        lines.append(f"| {entry['run']} | {entry.get('from') or 'scratch'} | "
+                     f"{steps if steps is not None else '—'} | "
+                     f"{f'{hours:.2f}' if hours is not None else '—'} | {entry['change']} | "
+                     f"{outcome} |")
+    lines += [
+        "",
         "Training continues in later sessions (`bash training/train_f160w.sh` resumes from the "
         "last checkpoint); this card, the weights and docs/benchmarks.md are updated together.",
     ]
