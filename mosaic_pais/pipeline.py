@@ -89,14 +89,14 @@ def _peaks_task(spec: BlockSpec, *, store: str, shape: tuple, threshold: float,
     return peaks_in_region(store, spec.core, shape, threshold, window)
 
 
-def _resolve_task(spec: BlockSpec, *, image: _Handle, store: str, scratch: str, peaks: dict,
+def _resolve_task(spec: BlockSpec, *, image: _Handle, scratch: str, peaks: dict,
                   peaks_yx: np.ndarray, shape: tuple, min_fraction: float, vote: str) -> dict:
     """Resolve the block's votes to global ids, and return the block's share of every
     source's profile (the first measuring pass, while ids and fractions are in memory)."""
     from mosaic_pais.measure import measure_region
     from mosaic_pais.stitch import resolve_region
 
-    ids, fractions = resolve_region(store, scratch, spec.core, peaks_yx, min_fraction, vote)
+    ids, fractions = resolve_region(scratch, spec.core, peaks_yx, min_fraction, vote)
     y0, y1, x0, x1 = spec.core
     img, _ = image.read(spec.core)
     return measure_region(img, ids, fractions, peaks["y"], peaks["x"], (y0, x0), shape,
@@ -306,7 +306,7 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
         peaks = merge_peaks(parts)
         peaks_yx = np.stack([peaks["y"], peaks["x"]], axis=1)
         n_sources = len(peaks["id"])
-        parts = runner.map(_resolve_task, specs, desc="stitch", image=handle, store=str(store),
+        parts = runner.map(_resolve_task, specs, desc="stitch", image=handle,
                            scratch=str(scratch), peaks=peaks, peaks_yx=peaks_yx,
                            shape=(height, width), min_fraction=min_fraction, vote=vote)
         timings["stitch"] = time.time() - t

@@ -59,17 +59,17 @@ def merge_peaks(parts: list[dict]) -> dict:
     return out
 
 
-def resolve_region(store: str | Path, scratch: str | Path, region: Region, peaks_yx: np.ndarray,
+def resolve_region(scratch: str | Path, region: Region, peaks_yx: np.ndarray,
                    min_fraction: float = 0.01, vote: str = "vectors"
                    ) -> tuple[np.ndarray, np.ndarray]:
     """Global ids and cleaned fractions of one block's core, returned and written to the
-    scratch store (the measuring pass writes the final, footprint-limited ones to ``store``)."""
+    scratch store (the measuring pass writes the final, footprint-limited ones to pcr.zarr)."""
     y0, y1, x0, x1 = region
     raw = open_array(scratch, "raw_fractions")
     frac = np.asarray(raw[:, :, y0:y1, x0:x1], dtype=np.float64)  # (b, n, h, w)
     if vote == "geometric":  # C^v was never stored; valid pixels are those given fractions
         valid = frac[0].sum(0) > 0
-        vectors = np.zeros((*valid.shape, frac.shape[1], 2))
+        vectors = np.broadcast_to(np.zeros(2), (*valid.shape, frac.shape[1], 2))
     else:
         vec = np.asarray(open_array(scratch, "vectors")[:, :, y0:y1, x0:x1])  # (n, 2, h, w)
         vectors = np.transpose(vec, (2, 3, 0, 1))

@@ -130,6 +130,26 @@ def test_resume_recomputes_only_missing_blocks(reference, mosaic, model_path, tm
     _assert_same(table, resumed)
 
 
+def test_vector_votes_and_vote_mode_is_part_of_a_resume(reference, mosaic, model_path,
+                                                         tmp_path):
+    """Claim vectors are stored only when votes use them; a resume must keep the vote mode."""
+    from mosaic_pais.store import open_array
+
+    _, table, _ = reference
+    out = tmp_path / "v"
+    vec_table, _ = _run(mosaic, out, model_path, tiles_per_block=1, vote="vectors",
+                        keep_work=True)
+    assert np.isfinite(open_array(out / "work" / "vectors.zarr", "vectors")[:]).any()
+    np.testing.assert_array_equal(table["id"], vec_table["id"])  # the same peaks
+    flux = np.asarray(vec_table["flux"])
+    np.testing.assert_allclose(flux.sum(), np.asarray(table["flux"]).sum(), rtol=0.2)
+    with pytest.raises(BadInputError, match="other inputs or parameters"):
+        _run(mosaic, out, model_path, tiles_per_block=1, vote="geometric", resume=True)
+    geo = tmp_path / "g"
+    _run(mosaic, geo, model_path, tiles_per_block=1, vote="geometric", keep_work=True)
+    assert not np.isfinite(open_array(geo / "work" / "vectors.zarr", "vectors")[:]).any()
+
+
 def test_refuses_to_overwrite(reference, mosaic, model_path):
     out, _, _ = reference
     with pytest.raises(BadInputError, match="--overwrite"):

@@ -55,7 +55,7 @@ def _stitch(tmp_path, scene, chunk):
     peaks = merge_peaks([peaks_in_region(store, r, (H, W), 0.1, 5) for r in regions])
     yx = np.stack([peaks["y"], peaks["x"]], 1)
     for r in regions:
-        resolve_region(store, scratch, r, yx, 0.01)
+        resolve_region(scratch, r, yx, 0.01)
     ids = open_array(scratch, "ids")[:]
     frac = open_array(scratch, "fractions")[:]
     image = sources.sum(0)
