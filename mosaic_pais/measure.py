@@ -105,6 +105,8 @@ def measure_region(image: np.ndarray, ids: np.ndarray, fractions: np.ndarray,
                     k, N_BINS)
         return out
     on_edge = (gy == 0) | (gx == 0) | (gy == mosaic_shape[0] - 1) | (gx == mosaic_shape[1] - 1)
+    touches_edge = bool(on_edge.any())
+    near_invalid = invalid_near is not None and bool(invalid_near.any())
 
     # distinct sources holding a fraction > 0 of each pixel (detection band)
     held = (ids >= 0) & (frac[0] > 0)
@@ -148,9 +150,10 @@ def measure_region(image: np.ndarray, ids: np.ndarray, fractions: np.ndarray,
         rbin = np.minimum(radial_bin(gy[sel], gx[sel], peak_y, peak_x, src), N_BINS - 1)
         flat = local * N_BINS + rbin
         # where the source meets the mosaic edge or masked pixels (by radius, like the rest)
-        out["edge"] += np.bincount(flat, weights=uniq & on_edge[sel],
-                                   minlength=k * N_BINS).reshape(k, N_BINS)
-        if invalid_near is not None:
+        if touches_edge:  # most blocks lie inside the mosaic: nothing to count
+            out["edge"] += np.bincount(flat, weights=uniq & on_edge[sel],
+                                       minlength=k * N_BINS).reshape(k, N_BINS)
+        if near_invalid:
             out["masked"] += np.bincount(flat, weights=uniq & invalid_near[sel],
                                          minlength=k * N_BINS).reshape(k, N_BINS)
         pos = np.clip(det, 0.0, None)  # moments use the positive part (noise can be negative)
