@@ -1,6 +1,7 @@
 """Copy a training run's exported model into the package with its card, and plot its curves.
 
 Usage: python training/ship_model.py training/runs/f160w_v1
+       python training/ship_model.py --card     # re-render docs/model_card.md only
 Writes mosaic_pais/models/pais_f160w.keras, its .json card (kept decoder settings such as the
 tuned threshold are preserved) and docs/figures/loss_curves.png.
 """
@@ -38,6 +39,21 @@ def lineage_of(run_name: str) -> list[tuple[str, dict]]:
         chain.append((name, runs[name]))
         name = runs[name].get("from")
     return chain[::-1]
+
+
+def all_runs() -> list[dict]:
+    """Every run of training/lineage.json in its order, shipped or not."""
+    path = Path(__file__).with_name("lineage.json")
+    runs = json.loads(path.read_text()) if path.exists() else {}
+    return [{"run": name, **entry} for name, entry in runs.items() if not name.startswith("_")]
+
+
+def render_card() -> None:
+    """Rewrite docs/model_card.md from the shipped card and training/lineage.json."""
+    card = json.loads(DEFAULT_MODEL_PATH.with_suffix(".json").read_text())
+    accuracy_path = Path("docs/results/accuracy_test.json")
+    accuracy = json.loads(accuracy_path.read_text()) if accuracy_path.exists() else None
+    write_model_card_doc(card, accuracy)
 
 
 def main(run: Path) -> None:
@@ -122,7 +138,7 @@ def write_model_card_doc(card: dict, accuracy: dict | None) -> None:
         f"| outputs | C^c (σ = {card['center_sigma_px']} px), C^v for n = {card['n_slots']}, "
         "C^m per band |",
         f"| decoder | peak threshold {card['threshold']}, box {card['window']} px, votes "
-        f"`{card['vote']}` ({card['threshold_tuned_on']}) |",
+        f"`{card['vote']}` ({card['threshold_tuned_on'].replace('|', chr(92) + '|')}) |",
         f"| data | {t['data']} |",
         f"| training | {t['steps']} steps of {t['batch']} random {t['crop']}² crops (flips, "
         "quarter turns, rotations, random edges/masks), Adam lr "
@@ -130,20 +146,22 @@ def write_model_card_doc(card: dict, accuracy: dict | None) -> None:
         f"(this run, {t.get('run', '?')}; the runs before it are listed below) |",
         f"| loss | {t['loss']} |", "",
         "![loss curves](figures/loss_curves.png)", "",
-        "Each run started from the weights of the one before it (`training/lineage.json`; "
-        "`bash training/train_f160w.sh` with `RUN`, `CONFIG`, `FROM` and `MINUTES` reruns "
-        "one):", "",
+        "Every run started from the weights of the one in its `from` column "
+        "(`training/lineage.json`; `bash training/train_f160w.sh` with `RUN`, `CONFIG`, `FROM` "
+        "and `MINUTES` reruns one); runs after the shipped one were tried and not shipped:", "",
         "| run | from | steps | hours | what changed | outcome |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
-    for entry in t.get("lineage", []):
+    for entry in all_runs():
         shipped = entry["run"] == t.get("run")
         steps = t["steps"] if shipped else entry.get("steps")
         hours = t["wall_seconds"] / 3600 if shipped else entry.get("hours")
         outcome = "shipped (this card)" if shipped else (entry.get("outcome") or "")
+        change = entry["change"].replace("|", "\\|")  # a |δ| must not end the cell
+        outcome = outcome.replace("|", "\\|")
         lines.append(f"| {entry['run']} | {entry.get('from') or 'scratch'} | "
                      f"{steps if steps is not None else '—'} | "
-                     f"{f'{hours:.2f}' if hours is not None else '—'} | {entry['change']} | "
+                     f"{f'{hours:.2f}' if hours is not None else '—'} | {change} | "
                      f"{outcome} |")
     lines += [
         "",
@@ -160,4 +178,7 @@ def write_model_card_doc(card: dict, accuracy: dict | None) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1] if len(sys.argv) > 1 else "training/runs/f160w_v1"))
+    if sys.argv[1:] == ["--card"]:  # only re-render the card of the shipped model
+        render_card()
+    else:
+        main(Path(sys.argv[1] if len(sys.argv) > 1 else "training/runs/f160w_v1"))

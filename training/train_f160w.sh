@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-.venv/bin}
-RUN=${RUN:-f160w_v4}
+RUN=${RUN:-f160w_v2}
 "$BIN/mosaic-pais" train --data training/data --output "training/runs/$RUN" \
     --config "training/configs/${CONFIG:-$RUN}.json" \
     --simulate-tiles "${TRAIN_TILES:-3000}" --val-tiles "${VAL_TILES:-200}" \
