@@ -30,22 +30,21 @@ def total_wall_seconds(rows: list[dict]) -> float:
     return total + previous
 
 
-def lineage_of(run_name: str) -> list[tuple[str, dict]]:
-    """The runs the shipped one descends from, oldest first (training/lineage.json)."""
-    path = Path(__file__).with_name("lineage.json")
-    runs = json.loads(path.read_text()) if path.exists() else {}
-    chain, name = [], run_name
-    while name in runs:
-        chain.append((name, runs[name]))
-        name = runs[name].get("from")
-    return chain[::-1]
-
-
 def all_runs() -> list[dict]:
     """Every run of training/lineage.json in its order, shipped or not."""
     path = Path(__file__).with_name("lineage.json")
     runs = json.loads(path.read_text()) if path.exists() else {}
     return [{"run": name, **entry} for name, entry in runs.items() if not name.startswith("_")]
+
+
+def lineage_of(run_name: str) -> list[dict]:
+    """The runs the shipped one descends from, oldest first."""
+    runs = {entry["run"]: entry for entry in all_runs()}
+    chain, name = [], run_name
+    while name in runs:
+        chain.append(runs[name])
+        name = runs[name].get("from")
+    return chain[::-1]
 
 
 def render_card() -> None:
@@ -93,7 +92,7 @@ def main(run: Path) -> None:
             "last_train_loss": {k: float(last[k]) for k in TERMS} if last else {},
             "last_val_loss": {k: float(val_rows[-1][k]) for k in TERMS} if val_rows else {},
             "run": run.name,
-            "lineage": [{"run": name, **entry} for name, entry in lineage_of(run.name)],
+            "lineage": lineage_of(run.name),
         },
         "sha256": file_sha256(DEFAULT_MODEL_PATH),
     }
