@@ -92,75 +92,59 @@ def measure_region(image: np.ndarray, ids: np.ndarray, fractions: np.ndarray,
     frac = np.asarray(fractions, np.float64)
     yy, xx = np.mgrid[0:h, 0:w]
     gy, gx = yy + origin[0], xx + origin[1]
-    if profiles_only:
-        out = {"id": present, "hist": np.zeros((k, N_BINS)), "count": np.zeros((k, N_BINS))}
-        for s in range(n_slots):
-            sel = ids[s] >= 0
-            src = ids[s][sel]
-            rbin = np.minimum(radial_bin(gy[sel], gx[sel], peak_y, peak_x, src), N_BINS - 1)
-            flat = np.searchsorted(present, src) * N_BINS + rbin
-            for key, weight in (("hist", frac[0, s][sel] * img[0][sel]),
-                                ("count", frac[0, s][sel])):
-                out[key] += np.bincount(flat, weights=weight, minlength=k * N_BINS).reshape(
-                    k, N_BINS)
-        return out
-    on_edge = (gy == 0) | (gx == 0) | (gy == mosaic_shape[0] - 1) | (gx == mosaic_shape[1] - 1)
-    touches_edge = bool(on_edge.any())
-    near_invalid = invalid_near is not None and bool(invalid_near.any())
-
-    # distinct sources holding a fraction > 0 of each pixel (detection band)
-    held = (ids >= 0) & (frac[0] > 0)
-    first = held.copy()
-    for s in range(1, n_slots):
-        for t in range(s):
-            first[s] &= ~(held[t] & (ids[t] == ids[s]))
-    n_holders = first.sum(0)
-    shared = n_holders >= 2
-
-    out = {"id": present,
-           "flux": np.zeros((n_band, k)), "var": np.zeros((n_band, k)),
-           "npix": np.zeros(k), "shared_flux": np.zeros(k),
-           "edge": np.zeros((k, N_BINS)), "masked": np.zeros((k, N_BINS)),
-           "hist": np.zeros((k, N_BINS)), "count": np.zeros((k, N_BINS)),
-           "hist_y": np.zeros((k, N_BINS)), "hist_x": np.zeros((k, N_BINS)),
-           "hist_yy": np.zeros((k, N_BINS)), "hist_xx": np.zeros((k, N_BINS)),
-           "hist_xy": np.zeros((k, N_BINS))}
-    inv_w = None
-    if weights is not None:
-        with np.errstate(divide="ignore"):
-            inv_w = np.where(weights > 0, 1.0 / np.asarray(weights, np.float64), 0.0)
+    out = {"id": present, "hist": np.zeros((k, N_BINS)), "count": np.zeros((k, N_BINS))}
+    if not profiles_only:
+        on_edge = ((gy == 0) | (gx == 0) | (gy == mosaic_shape[0] - 1)
+                   | (gx == mosaic_shape[1] - 1))
+        touches_edge = bool(on_edge.any())
+        near_invalid = invalid_near is not None and bool(invalid_near.any())
+        # distinct sources holding a fraction > 0 of each pixel (detection band)
+        held = (ids >= 0) & (frac[0] > 0)
+        first = held.copy()
+        for s in range(1, n_slots):
+            for t in range(s):
+                first[s] &= ~(held[t] & (ids[t] == ids[s]))
+        shared = first.sum(0) >= 2
+        out.update({"flux": np.zeros((n_band, k)), "var": np.zeros((n_band, k)),
+                    "npix": np.zeros(k), "shared_flux": np.zeros(k),
+                    "edge": np.zeros((k, N_BINS)), "masked": np.zeros((k, N_BINS)),
+                    **{key: np.zeros((k, N_BINS)) for key in
+                       ("hist_y", "hist_x", "hist_yy", "hist_xx", "hist_xy")}})
+        inv_w = None
+        if weights is not None:
+            with np.errstate(divide="ignore"):
+                inv_w = np.where(weights > 0, 1.0 / np.asarray(weights, np.float64), 0.0)
     for s in range(n_slots):
         sel = ids[s] >= 0
         if not sel.any():
             continue
-        local = np.searchsorted(present, ids[s][sel])
-        for b in range(n_band):
-            contrib = frac[b, s][sel] * img[b][sel]
-            out["flux"][b] += np.bincount(local, weights=contrib, minlength=k)
-            if inv_w is not None:
-                out["var"][b] += np.bincount(local, weights=frac[b, s][sel] ** 2 * inv_w[b][sel],
-                                             minlength=k)
-        det = frac[0, s][sel] * img[0][sel]
-        uniq = first[s][sel]
-        out["npix"] += np.bincount(local, weights=uniq, minlength=k)
-        out["shared_flux"] += np.bincount(local, weights=det * shared[sel], minlength=k)
         src = ids[s][sel]
-        dy = gy[sel] - peak_y[src]
-        dx = gx[sel] - peak_x[src]
+        local = np.searchsorted(present, src)
         rbin = np.minimum(radial_bin(gy[sel], gx[sel], peak_y, peak_x, src), N_BINS - 1)
         flat = local * N_BINS + rbin
-        # where the source meets the mosaic edge or masked pixels (by radius, like the rest)
-        if touches_edge:  # most blocks lie inside the mosaic: nothing to count
-            out["edge"] += np.bincount(flat, weights=uniq & on_edge[sel],
-                                       minlength=k * N_BINS).reshape(k, N_BINS)
-        if near_invalid:
-            out["masked"] += np.bincount(flat, weights=uniq & invalid_near[sel],
-                                         minlength=k * N_BINS).reshape(k, N_BINS)
-        pos = np.clip(det, 0.0, None)  # moments use the positive part (noise can be negative)
-        for key, weight in (("hist", det), ("count", frac[0, s][sel]),
-                            ("hist_y", pos * dy), ("hist_x", pos * dx),
-                            ("hist_yy", pos * dy * dy),
-                            ("hist_xx", pos * dx * dx), ("hist_xy", pos * dx * dy)):
+        det = frac[0, s][sel] * img[0][sel]
+        profiles = [("hist", det), ("count", frac[0, s][sel])]
+        if not profiles_only:
+            for b in range(n_band):
+                contrib = frac[b, s][sel] * img[b][sel]
+                out["flux"][b] += np.bincount(local, weights=contrib, minlength=k)
+                if inv_w is not None:
+                    out["var"][b] += np.bincount(
+                        local, weights=frac[b, s][sel] ** 2 * inv_w[b][sel], minlength=k)
+            uniq = first[s][sel]
+            out["npix"] += np.bincount(local, weights=uniq, minlength=k)
+            out["shared_flux"] += np.bincount(local, weights=det * shared[sel], minlength=k)
+            # where the source meets the mosaic edge or masked pixels (by radius, like the rest)
+            if touches_edge:  # most blocks lie inside the mosaic: nothing to count
+                profiles.append(("edge", uniq & on_edge[sel]))
+            if near_invalid:
+                profiles.append(("masked", uniq & invalid_near[sel]))
+            dy = gy[sel] - peak_y[src]
+            dx = gx[sel] - peak_x[src]
+            pos = np.clip(det, 0.0, None)  # moments use the positive part (noise can be < 0)
+            profiles += [("hist_y", pos * dy), ("hist_x", pos * dx), ("hist_yy", pos * dy * dy),
+                         ("hist_xx", pos * dx * dx), ("hist_xy", pos * dx * dy)]
+        for key, weight in profiles:
             out[key] += np.bincount(flat, weights=weight, minlength=k * N_BINS).reshape(
                 k, N_BINS)
     return out
