@@ -113,7 +113,9 @@ def predict_block(window: np.ndarray, valid: np.ndarray, tiles: list, window_ori
                       for (ty, tx), _ in tiles])
     masks = np.stack([valid[ty - oy:ty - oy + size, tx - ox:tx - ox + size]
                       for (ty, tx), _ in tiles])
-    pred = predictor(batch, noise_sigma, masks)
+    pred = predictor(batch, noise_sigma, masks,
+                     outputs=("center", "vectors", "fractions") if with_vectors
+                     else ("center", "fractions"))
     for i, ((ty, tx), (cy0, cy1, cx0, cx1)) in enumerate(tiles):
         src = (slice(cy0 - ty, cy1 - ty), slice(cx0 - tx, cx1 - tx))
         dst = (slice(cy0 - y0, cy1 - y0), slice(cx0 - x0, cx1 - x0))

@@ -40,7 +40,10 @@ Columns (DESIGN.md contract) and how they are measured:
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+from numba import njit
 from scipy import ndimage
 
 BIN = 0.5        # radial histogram bin width (px)
@@ -48,15 +51,103 @@ N_BINS = 160     # up to 80 px; the last bin also holds everything farther
 FLAG_EDGE, FLAG_MASKED, FLAG_UNCERTAIN = 1, 2, 4
 
 
-def radial_bin(gy: np.ndarray, gx: np.ndarray, peak_y: np.ndarray, peak_x: np.ndarray,
-               src: np.ndarray) -> np.ndarray:
-    """Index of the 0.5 px radial bin of mosaic pixels (gy, gx) about their sources' centres.
+SUM_KEYS = ("flux", "var", "npix", "shared_flux", "hist", "count", "edge", "masked", "hist_y",
+            "hist_x", "hist_yy", "hist_xx", "hist_xy")
+PROFILE_KEYS = ("hist", "count")
+
+
+@njit(cache=True, nogil=True, inline="always")
+def radial_bin(dy: float, dx: float) -> int:
+    """Index of the 0.5 px radial bin of a pixel at (dy, dx) from its source's centre.
 
     The one definition shared by the profiles (:func:`measure_region`, which folds everything
     beyond the last bin into it) and the footprint test (:func:`claim_footprints`), so that a
     source's claimed flux is exactly its profile summed over its footprint.
     """
-    return (np.hypot(gy - peak_y[src], gx - peak_x[src]) / BIN).astype(np.int64)
+    return int(math.sqrt(dy * dy + dx * dx) / BIN)
+
+
+@njit(cache=True, nogil=True)
+def _present_ids(ids, n_sources):
+    """The sorted ids present in a block and each id's row in the block's sums (-1 absent)."""
+    row = np.full(n_sources, -1, np.int64)
+    for src in ids.ravel():
+        if src >= 0:
+            row[src] = 0
+    present = np.flatnonzero(row >= 0)
+    row[present] = np.arange(len(present))
+    return present, row
+
+
+@njit(cache=True, nogil=True)
+def _sum_core(img, ids, frac, peak_y, peak_x, oy, ox, row, mosaic_h, mosaic_w, weights,
+              invalid_near, profiles_only, out):
+    """Every pixel's slots added into the block's sums ``out`` (see :data:`SUM_KEYS`)."""
+    (flux, var, npix, shared_flux, hist, count, edge, masked, hist_y, hist_x, hist_yy,
+     hist_xx, hist_xy) = out
+    n_band, n_slots, h, w = frac.shape
+    has_weights = weights.shape[0] > 0
+    has_near = invalid_near.shape[0] > 0
+    first = np.zeros(n_slots, np.bool_)
+    for i in range(h):
+        gy = i + oy
+        for j in range(w):
+            gx = j + ox
+            if not profiles_only:
+                # distinct sources holding a fraction > 0 of the pixel (detection band)
+                n_first = 0
+                for s in range(n_slots):
+                    first[s] = ids[s, i, j] >= 0 and frac[0, s, i, j] > 0
+                    for t in range(s):
+                        if first[s] and ids[t, i, j] == ids[s, i, j] and frac[0, t, i, j] > 0:
+                            first[s] = False
+                    n_first += first[s]
+                shared = n_first >= 2
+                on_edge = gy == 0 or gx == 0 or gy == mosaic_h - 1 or gx == mosaic_w - 1
+                near = has_near and invalid_near[i, j]
+            for s in range(n_slots):
+                src = ids[s, i, j]
+                if src < 0:
+                    continue
+                r = row[src]
+                dy = gy - peak_y[src]
+                dx = gx - peak_x[src]
+                rbin = min(radial_bin(dy, dx), N_BINS - 1)
+                value = img[0, i, j]
+                f0 = np.float64(frac[0, s, i, j])
+                det = f0 * (value if np.isfinite(value) else 0.0)
+                hist[r, rbin] += det
+                count[r, rbin] += f0
+                if profiles_only:
+                    continue
+                for b in range(n_band):
+                    value = img[b, i, j]
+                    fb = np.float64(frac[b, s, i, j])
+                    flux[b, r] += fb * (value if np.isfinite(value) else 0.0)
+                    if has_weights and weights[b, i, j] > 0:
+                        var[b, r] += fb * fb / np.float64(weights[b, i, j])
+                if first[s]:
+                    npix[r] += 1.0
+                    # where the source meets the mosaic edge or masked pixels (by radius)
+                    if on_edge:
+                        edge[r, rbin] += 1.0
+                    if near:
+                        masked[r, rbin] += 1.0
+                if shared:
+                    shared_flux[r] += det
+                pos = max(det, 0.0)  # moments use the positive part (noise can be < 0)
+                hist_y[r, rbin] += pos * dy
+                hist_x[r, rbin] += pos * dx
+                hist_yy[r, rbin] += pos * dy * dy
+                hist_xx[r, rbin] += pos * dx * dx
+                hist_xy[r, rbin] += pos * dx * dy
+
+
+def _floating(array) -> np.ndarray:
+    """A C-contiguous float32 or float64 array (the kernels are compiled for both)."""
+    array = np.asarray(array)
+    dtype = array.dtype if array.dtype in (np.float32, np.float64) else np.float64
+    return np.ascontiguousarray(array, dtype)
 
 
 def measure_region(image: np.ndarray, ids: np.ndarray, fractions: np.ndarray,
@@ -82,72 +173,25 @@ def measure_region(image: np.ndarray, ids: np.ndarray, fractions: np.ndarray,
     -------
     dict of arrays indexed by position in ``dict["id"]`` (the ids present in the block).
     """
-    n_band, h, w = image.shape
-    n_slots = ids.shape[0]
-    present = np.unique(ids[ids >= 0])
+    n_band = image.shape[0]
+    peak_y = np.ascontiguousarray(peak_y, np.float64)
+    peak_x = np.ascontiguousarray(peak_x, np.float64)
+    ids = np.ascontiguousarray(ids, np.int64)
+    present, row = _present_ids(ids, len(peak_y))
     k = len(present)
     if k == 0:
         return {"id": present}
-    img = np.nan_to_num(np.asarray(image, np.float64), nan=0.0, posinf=0.0, neginf=0.0)
-    frac = np.asarray(fractions, np.float64)
-    yy, xx = np.mgrid[0:h, 0:w]
-    gy, gx = yy + origin[0], xx + origin[1]
-    out = {"id": present, "hist": np.zeros((k, N_BINS)), "count": np.zeros((k, N_BINS))}
-    if not profiles_only:
-        on_edge = ((gy == 0) | (gx == 0) | (gy == mosaic_shape[0] - 1)
-                   | (gx == mosaic_shape[1] - 1))
-        touches_edge = bool(on_edge.any())
-        near_invalid = invalid_near is not None and bool(invalid_near.any())
-        # distinct sources holding a fraction > 0 of each pixel (detection band)
-        held = (ids >= 0) & (frac[0] > 0)
-        first = held.copy()
-        for s in range(1, n_slots):
-            for t in range(s):
-                first[s] &= ~(held[t] & (ids[t] == ids[s]))
-        shared = first.sum(0) >= 2
-        out.update({"flux": np.zeros((n_band, k)), "var": np.zeros((n_band, k)),
-                    "npix": np.zeros(k), "shared_flux": np.zeros(k),
-                    "edge": np.zeros((k, N_BINS)), "masked": np.zeros((k, N_BINS)),
-                    **{key: np.zeros((k, N_BINS)) for key in
-                       ("hist_y", "hist_x", "hist_yy", "hist_xx", "hist_xy")}})
-        inv_w = None
-        if weights is not None:
-            with np.errstate(divide="ignore"):
-                inv_w = np.where(weights > 0, 1.0 / np.asarray(weights, np.float64), 0.0)
-    for s in range(n_slots):
-        sel = ids[s] >= 0
-        if not sel.any():
-            continue
-        src = ids[s][sel]
-        local = np.searchsorted(present, src)
-        rbin = np.minimum(radial_bin(gy[sel], gx[sel], peak_y, peak_x, src), N_BINS - 1)
-        flat = local * N_BINS + rbin
-        det = frac[0, s][sel] * img[0][sel]
-        profiles = [("hist", det), ("count", frac[0, s][sel])]
-        if not profiles_only:
-            for b in range(n_band):
-                contrib = frac[b, s][sel] * img[b][sel]
-                out["flux"][b] += np.bincount(local, weights=contrib, minlength=k)
-                if inv_w is not None:
-                    out["var"][b] += np.bincount(
-                        local, weights=frac[b, s][sel] ** 2 * inv_w[b][sel], minlength=k)
-            uniq = first[s][sel]
-            out["npix"] += np.bincount(local, weights=uniq, minlength=k)
-            out["shared_flux"] += np.bincount(local, weights=det * shared[sel], minlength=k)
-            # where the source meets the mosaic edge or masked pixels (by radius, like the rest)
-            if touches_edge:  # most blocks lie inside the mosaic: nothing to count
-                profiles.append(("edge", uniq & on_edge[sel]))
-            if near_invalid:
-                profiles.append(("masked", uniq & invalid_near[sel]))
-            dy = gy[sel] - peak_y[src]
-            dx = gx[sel] - peak_x[src]
-            pos = np.clip(det, 0.0, None)  # moments use the positive part (noise can be < 0)
-            profiles += [("hist_y", pos * dy), ("hist_x", pos * dx), ("hist_yy", pos * dy * dy),
-                         ("hist_xx", pos * dx * dx), ("hist_xy", pos * dx * dy)]
-        for key, weight in profiles:
-            out[key] += np.bincount(flat, weights=weight, minlength=k * N_BINS).reshape(
-                k, N_BINS)
-    return out
+    shapes = {"flux": (n_band, k), "var": (n_band, k), "npix": (k,), "shared_flux": (k,)}
+    sums = tuple(np.zeros(shapes.get(key, (k, N_BINS))) for key in SUM_KEYS)
+    _sum_core(_floating(image), ids, _floating(fractions), peak_y, peak_x,
+              float(origin[0]), float(origin[1]), row, int(mosaic_shape[0]),
+              int(mosaic_shape[1]),
+              np.zeros((0, 0, 0), np.float32) if weights is None else _floating(weights),
+              np.zeros((0, 0), bool) if invalid_near is None
+              else np.ascontiguousarray(invalid_near, bool),
+              profiles_only, sums)
+    keys = PROFILE_KEYS if profiles_only else SUM_KEYS
+    return {"id": present, **{key: sums[SUM_KEYS.index(key)] for key in keys}}
 
 
 def combine(parts: list[dict], n_sources: int, n_band: int) -> dict:
@@ -231,6 +275,20 @@ def footprint_bins(total: dict, noise_sigma: float) -> tuple[np.ndarray, np.ndar
     return radius, np.ceil(radius / BIN).astype(np.int64)
 
 
+@njit(cache=True, nogil=True)
+def _claim_core(ids, fractions, peak_y, peak_x, oy, ox, n_bins):
+    n_slots, h, w = ids.shape
+    for s in range(n_slots):
+        for i in range(h):
+            for j in range(w):
+                src = ids[s, i, j]
+                if src >= 0 and radial_bin(i + oy - peak_y[src],
+                                           j + ox - peak_x[src]) >= n_bins[src]:
+                    ids[s, i, j] = -1
+                    for b in range(fractions.shape[0]):
+                        fractions[b, s, i, j] = 0.0
+
+
 def claim_footprints(ids: np.ndarray, fractions: np.ndarray, peak_y: np.ndarray,
                      peak_x: np.ndarray, origin: tuple[int, int], n_bins: np.ndarray
                      ) -> tuple[np.ndarray, np.ndarray]:
@@ -241,18 +299,11 @@ def claim_footprints(ids: np.ndarray, fractions: np.ndarray, peak_y: np.ndarray,
     slots keep their fractions, so a pixel's unclaimed share is simply not in any source.
     The test is the radial-bin index of the histograms (:func:`radial_bin`).
     """
-    ids = np.array(ids, copy=True)
-    fractions = np.array(fractions, copy=True)
-    h, w = ids.shape[1:]
-    yy, xx = np.mgrid[0:h, 0:w]
-    gy, gx = yy + origin[0], xx + origin[1]
-    for s in range(ids.shape[0]):
-        sel = ids[s] >= 0
-        src = ids[s][sel]
-        outside = np.zeros_like(sel)
-        outside[sel] = radial_bin(gy[sel], gx[sel], peak_y, peak_x, src) >= n_bins[src]
-        ids[s][outside] = -1
-        fractions[:, s][:, outside] = 0.0
+    ids = np.array(ids, dtype=np.int64, copy=True, order="C")
+    fractions = _floating(fractions).copy()
+    _claim_core(ids, fractions, np.ascontiguousarray(peak_y, np.float64),
+                np.ascontiguousarray(peak_x, np.float64), float(origin[0]), float(origin[1]),
+                np.ascontiguousarray(n_bins, np.int64))
     return ids, fractions
 
 

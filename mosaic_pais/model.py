@@ -371,36 +371,42 @@ class PAISPredictor:
         in_channels = model.inputs[0].shape[-1]
         self.n_bands = int(in_channels) - 1
         self.n_slots = self._output_channels("vectors") // 2
-        self._predict = None
+        self._predict: dict = {}  # one compiled function per set of outputs wanted
 
     def _output_channels(self, name: str) -> int:
         out = self.model.output
         return int(out[name].shape[-1])
 
-    def __call__(self, images: np.ndarray, noise_sigma, valid: np.ndarray | None = None
+    def __call__(self, images: np.ndarray, noise_sigma, valid: np.ndarray | None = None,
+                 outputs: tuple[str, ...] = ("center", "vectors", "fractions")
                  ) -> PCRPrediction:
-        """Predict the PCR of tiles ``images`` (B, b, h, w); h and w multiples of 32."""
+        """Predict the PCR of tiles ``images`` (B, b, h, w); h and w multiples of 32.
+
+        ``outputs`` names the parts wanted; the others are None in the result and never leave
+        the graph (a run resolving votes geometrically has no use for C^v).
+        """
         if images.shape[1] != self.n_bands:
             from mosaic_pais.errors import BadInputError
 
             raise BadInputError(
                 f"the model expects {self.n_bands} band(s), the image has {images.shape[1]}")
         x = model_input(images, noise_sigma, valid)
-        if self._predict is None:
+        outputs = tuple(outputs)
+        if outputs not in self._predict:
             import tensorflow as tf
 
             def forward(t):
                 pred = split_outputs(self.model(t, training=False), self.n_bands, self.n_slots)
-                return {"center": pred.center, "vectors": pred.vectors,
-                        "fractions": pred.fractions}
+                return {key: getattr(pred, key) for key in outputs}
 
-            self._predict = tf.function(forward, reduce_retracing=True)
-        outs: dict[str, np.ndarray] = {}
+            self._predict[outputs] = tf.function(forward, reduce_retracing=True)
+        predict = self._predict[outputs]
+        outs: dict[str, np.ndarray | None] = {"center": None, "vectors": None, "fractions": None}
         for start in range(0, len(x), self.batch_size):
-            res = self._predict(x[start:start + self.batch_size])
+            res = predict(x[start:start + self.batch_size])
             for key, value in res.items():
                 value = np.asarray(value)
-                if key not in outs:  # filled batch by batch: no second copy to concatenate
+                if outs[key] is None:  # filled batch by batch: no second copy to concatenate
                     outs[key] = np.empty((len(x), *value.shape[1:]), value.dtype)
                 outs[key][start:start + len(value)] = value
         return PCRPrediction(**outs)

@@ -32,8 +32,9 @@ class MissingWCSWarning(UserWarning):
 class _FitsSection:
     """A picklable, lazily opened view of one FITS HDU, usable by ``dask.array.from_array``."""
 
-    def __init__(self, path: str, hdu, shape: tuple, plane: int | None):
+    def __init__(self, path: str, hdu, shape: tuple, plane: int | None, plain: bool = False):
         self.path, self.hdu, self.plane = path, hdu, plane
+        self.plain = plain
         self.shape = shape
         self.dtype = np.dtype("float32")
         self.ndim = len(shape)
@@ -41,14 +42,16 @@ class _FitsSection:
     def __getitem__(self, key):
         from astropy.io import fits
 
-        # section reads only the requested pixels (seeking in the file, decompressing only the
-        # needed tiles of compressed images) and applies BSCALE/BZERO, which memmap cannot
-        with fits.open(self.path, memmap=False, lazy_load_hdus=True) as hdul:
-            section = hdul[self.hdu].section
-            if self.plane is not None:
-                key = (self.plane, *key) if isinstance(key, tuple) else (self.plane, key)
-            data = section[key]
-        return np.asarray(data, dtype=np.float32)  # native float32, scaled
+        if self.plane is not None:
+            key = (self.plane, *key) if isinstance(key, tuple) else (self.plane, key)
+        # a plain floating-point image is sliced through a memory map: one strided read, five
+        # times faster than ``section``, which reads row by row; ``section`` is kept for
+        # what memmap cannot do lazily (tile compression, BSCALE/BZERO, integer BLANKs)
+        with fits.open(self.path, memmap=self.plain, lazy_load_hdus=True) as hdul:
+            hdu = hdul[self.hdu]
+            data = hdu.data[key] if self.plain else hdu.section[key]
+            # a copy in native float32 (FITS is big-endian), made before the file closes
+            return np.array(data, dtype=np.float32)
 
 
 class FitsReader:
@@ -94,6 +97,9 @@ class FitsReader:
                     chosen, key = self._pick_hdu(hdul, hdu, path)
                     shape = tuple(int(s) for s in (chosen.shape or ()))
                     header = chosen.header.copy()
+                    plain = (not isinstance(chosen, fits.CompImageHDU)
+                             and header.get("BITPIX") in (-32, -64)
+                             and header.get("BSCALE", 1) == 1 and header.get("BZERO", 0) == 0)
                     if not shape or int(np.prod(shape)) == 0:
                         raise BadInputError(f"{path}: HDU {key!r} holds no image data")
                     # reading one pixel catches truncated files now, not in a worker later
@@ -114,7 +120,7 @@ class FitsReader:
         planes = []
         plane_shape = shape[-2:]
         for plane in range(shape[0]) if len(shape) == 3 else [None]:
-            source = _FitsSection(str(path), key, plane_shape, plane)
+            source = _FitsSection(str(path), key, plane_shape, plane, plain=plain)
             planes.append(da.from_array(source, chunks=(chunks, chunks), asarray=True,
                                         name=f"fits-{path.name}-{key}-{plane}-{_mtime(path)}",
                                         meta=np.zeros((0, 0), np.float32)))

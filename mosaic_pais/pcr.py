@@ -35,6 +35,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
@@ -350,65 +351,149 @@ def nearest_peak(tree: cKDTree, points: np.ndarray) -> np.ndarray:
     return result
 
 
-def _nearest_of(py: np.ndarray, px: np.ndarray, points: np.ndarray, cand: np.ndarray,
-                k: int) -> np.ndarray:
-    """The k of candidate points ``cand (..., m)`` nearest to (py, px) (broadcast against
-    cand's leading axes), nearest first; equal distances go to the lower index."""
-    cand = np.sort(cand, axis=-1)  # a stable sort of the distances then breaks ties by index
-    d2 = (py[..., None] - points[cand, 0]) ** 2 + (px[..., None] - points[cand, 1]) ** 2
-    order = np.argsort(d2, axis=-1, kind="stable")[..., :k]
-    return np.take_along_axis(np.broadcast_to(cand, d2.shape), order, -1)
+@njit(cache=True, nogil=True)
+def _bucket(points: np.ndarray, size: float):
+    """Points sorted into square buckets of side ``size`` over their bounding box: the bucket
+    grid's corner and shape, each bucket's first index into ``order``, and ``order``."""
+    lo_y, lo_x = points[:, 0].min(), points[:, 1].min()
+    ny = int((points[:, 0].max() - lo_y) // size) + 1
+    nx = int((points[:, 1].max() - lo_x) // size) + 1
+    cell = np.empty(len(points), np.int64)
+    for i in range(len(points)):
+        cell[i] = (int((points[i, 0] - lo_y) // size) * nx
+                   + int((points[i, 1] - lo_x) // size))
+    start = np.zeros(ny * nx + 1, np.int64)
+    for i in range(len(points)):
+        start[cell[i] + 1] += 1
+    for i in range(ny * nx):
+        start[i + 1] += start[i]
+    order = np.empty(len(points), np.int64)  # a counting sort, stable: by index in a bucket
+    filled = start[:-1].copy()
+    for i in range(len(points)):
+        order[filled[cell[i]]] = i
+        filled[cell[i]] += 1
+    return lo_y, lo_x, ny, nx, start, order
 
 
-def nearest_peaks_on_grid(tree: cKDTree, shape: tuple[int, int], origin: tuple[float, float],
-                          k: int, cell: int = 8, spare: int = 5) -> np.ndarray:
-    """Indices (h, w, k) of the ``k`` tree points nearest to each pixel of a grid, nearest first
-    (equal distances: lower index first).
+@njit(cache=True, nogil=True)
+def _ring(points, lo_y, lo_x, ny, nx, start, order, size, qy, qx, r, radius2, found, n_found):
+    """Add to ``found`` the points within ``sqrt(radius2)`` of (qy, qx) in the buckets of ring
+    ``r`` (Chebyshev distance r in buckets from the query's bucket); the new count."""
+    cy = int((qy - lo_y) // size)
+    cx = int((qx - lo_x) // size)
+    for i in range(max(cy - r, 0), min(cy + r, ny - 1) + 1):
+        step = 1 if abs(i - cy) == r else 2 * r  # inner rows: only the ring's two ends
+        for j in range(cx - r, cx + r + 1, step):
+            if 0 <= j < nx:
+                b = i * nx + j
+                for t in range(start[b], start[b + 1]):
+                    p = order[t]
+                    if (qy - points[p, 0]) ** 2 + (qx - points[p, 1]) ** 2 <= radius2:
+                        found[n_found] = p
+                        n_found += 1
+    return n_found
 
-    As ``tree.query(pixels, k)``, but the tree is asked once per ``cell`` × ``cell`` group of
-    pixels for the ``k + spare`` points nearest to the cell's centre. When the farthest of them
-    is beyond the k-th by more than the cell's diameter, they hold the k nearest of every pixel
-    in the cell (a pixel lies within half a diameter of the centre), which are then chosen by
-    computing those few distances. Pixels of other cells ask the tree for their own
-    ``k + spare`` nearest. The result depends on the pixel only, never on the cells, so blocks
-    of any size agree.
+
+@njit(cache=True, nogil=True)
+def _k_nearest_among(qy, qx, points, cand, n_cand, best_d, best_i):
+    """The len(best_i) of ``cand[:n_cand]`` nearest to (qy, qx) into ``best_i`` (squared
+    distances into ``best_d``), nearest first; equal distances: lower index first."""
+    k = len(best_i)
+    best_d[:] = np.inf
+    best_i[:] = len(points)
+    for t in range(n_cand):
+        p = cand[t]
+        d2 = (qy - points[p, 0]) ** 2 + (qx - points[p, 1]) ** 2
+        u = k
+        while u > 0 and (d2 < best_d[u - 1] or (d2 == best_d[u - 1] and p < best_i[u - 1])):
+            if u < k:
+                best_d[u] = best_d[u - 1]
+                best_i[u] = best_i[u - 1]
+            u -= 1
+        if u < k:
+            best_d[u] = d2
+            best_i[u] = p
+
+
+@njit(cache=True, nogil=True)
+def _nearest_grid_core(points, size, oy, ox, valid, k, group):
+    lo_y, lo_x, ny, nx, start, order = _bucket(points, size)
+    h, w = valid.shape
+    out = np.full((k, h, w), -1, np.int64)
+    found = np.empty(len(points), np.int64)
+    best_d = np.empty(k)
+    best_i = np.empty(k, np.int64)
+    half_diag = (group - 1) * np.sqrt(2.0) / 2
+    # rings enough to cover every bucket from any query
+    far = 2 + int(max(ny, nx) + (abs(oy - lo_y) + abs(ox - lo_x) + h + w) / size)
+    for gy0 in range(0, h, group):
+        for gx0 in range(0, w, group):
+            cy = oy + gy0 + (group - 1) / 2
+            cx = ox + gx0 + (group - 1) / 2
+            # the k-th nearest distance from the group's centre: rings until no farther
+            # bucket can hold anything nearer (a point r+1 rings away is >= r*size away)
+            n_found = 0
+            r = 0
+            while True:
+                n_found = _ring(points, lo_y, lo_x, ny, nx, start, order, size, cy, cx, r,
+                                np.inf, found, n_found)
+                _k_nearest_among(cy, cx, points, found, n_found, best_d, best_i)
+                if best_d[k - 1] < (r * size) ** 2 or r > far:
+                    break
+                r += 1
+            # every pixel of the group has its k nearest within kth + 2 half-diagonals of
+            # the centre (it lies within one half-diagonal of it)
+            reach = np.sqrt(best_d[k - 1]) + 2 * half_diag + 1e-6
+            n_cand = 0
+            r = 0
+            while True:
+                n_cand = _ring(points, lo_y, lo_x, ny, nx, start, order, size, cy, cx, r,
+                               reach * reach, found, n_cand)
+                if r * size > reach or r > far:
+                    break
+                r += 1
+            for py in range(gy0, min(gy0 + group, h)):
+                for px in range(gx0, min(gx0 + group, w)):
+                    if not valid[py, px]:
+                        continue
+                    _k_nearest_among(oy + py, ox + px, points, found, n_cand, best_d, best_i)
+                    out[:, py, px] = best_i
+    return out
+
+
+def nearest_peaks_on_grid(points: np.ndarray, shape: tuple[int, int],
+                          origin: tuple[float, float], k: int, group: int = 16,
+                          valid: np.ndarray | None = None) -> np.ndarray:
+    """Indices (k, h, w) of the ``k`` points nearest to each pixel of a grid, nearest first
+    (equal distances: lower index first; −1 at pixels not ``valid``). ``k`` must not exceed
+    the number of points.
+
+    As a k-d tree's ``query(pixels, k)``, for a whole grid at once: the points are put into
+    square buckets; for each ``group`` × ``group`` pixels the k-th nearest distance from the
+    group's centre bounds where any of its pixels' k nearest can be, the few points within that
+    bound are gathered once, and each pixel picks its k among them. The result depends on the
+    pixel only, never on the groups, so blocks of any size agree.
 
     Examples
     --------
     >>> rng = np.random.default_rng(1)
-    >>> tree = cKDTree(rng.uniform(0, 300, (150, 2)))
-    >>> grid = nearest_peaks_on_grid(tree, (150, 220), (40, -10), k=3)
+    >>> points = rng.uniform(0, 300, (150, 2))
+    >>> grid = nearest_peaks_on_grid(points, (150, 220), (40, -10), k=3)
     >>> yy, xx = np.mgrid[0:150, 0:220]
-    >>> _, ref = tree.query(np.stack([yy.ravel() + 40, xx.ravel() - 10], 1), k=3)
-    >>> bool(np.all(grid.reshape(-1, 3) == ref))
+    >>> _, ref = cKDTree(points).query(np.stack([yy.ravel() + 40, xx.ravel() - 10], 1), k=3)
+    >>> bool(np.all(grid.reshape(3, -1).T == ref))
     True
     """
+    points = np.ascontiguousarray(points, np.float64).reshape(-1, 2)
+    if not 1 <= k <= len(points):
+        raise ValueError(f"k = {k} needs between 1 and {len(points)} points")
     h, w = shape
-    m = min(k + spare, tree.n)
-    points = tree.data
-    ncy, ncx = -(-h // cell), -(-w // cell)
-    cy = origin[0] + cell * np.arange(ncy) + (cell - 1) / 2
-    cx = origin[1] + cell * np.arange(ncx) + (cell - 1) / 2
-    centres = np.stack(np.broadcast_arrays(cy[:, None], cx[None, :]), -1).reshape(-1, 2)
-    dist, cand = tree.query(centres, k=m)
-    dist, cand = dist.reshape(ncy, ncx, m), cand.reshape(ncy, ncx, m)
-    diameter = (cell - 1) * np.sqrt(2.0)
-    sure = (dist[..., -1] > dist[..., k - 1] + diameter + 1e-9) | (m == tree.n)
-    out = np.empty((ncy * cell, ncx * cell, k), np.int64)
-    offsets = np.arange(cell, dtype=np.float64)
-    for i in range(ncy):  # one row of cells at a time keeps the distance arrays small
-        py = (origin[0] + cell * i + offsets)[:, None, None]             # (c, 1, 1)
-        px = (origin[1] + cell * np.arange(ncx)[:, None] + offsets)[None]  # (1, ncx, c)
-        rows = _nearest_of(py, px, points, cand[i][None, :, None, :], k)  # (c, ncx, c, k)
-        out[i * cell:(i + 1) * cell] = rows.reshape(cell, ncx * cell, k)
-    out = out[:h, :w]
-    unsure = np.repeat(np.repeat(~sure, cell, 0), cell, 1)[:h, :w]
-    if unsure.any():
-        yy, xx = np.nonzero(unsure)
-        py, px = yy + float(origin[0]), xx + float(origin[1])
-        _, own = tree.query(np.stack([py, px], 1), k=m)
-        out[yy, xx] = _nearest_of(py, px, points, own.reshape(-1, m), k)
-    return out
+    extent = np.ptp(points, axis=0).prod() if len(points) > 1 else 0.0
+    # buckets holding a few points each on average; never thinner than a group
+    size = float(max(group, np.sqrt(4.0 * max(extent, 1.0) / len(points))))
+    valid = np.ones((h, w), bool) if valid is None else np.ascontiguousarray(valid, bool)
+    return _nearest_grid_core(points, size, float(origin[0]), float(origin[1]), valid, int(k),
+                              int(group))
 
 
 def resolve_votes(vectors: np.ndarray, peaks_yx: np.ndarray,
@@ -448,8 +533,8 @@ def resolve_votes(vectors: np.ndarray, peaks_yx: np.ndarray,
     good = np.all(np.isfinite(vectors), axis=(-1, -2))
     if valid is not None:
         good &= valid
-    tree = cKDTree(peaks_yx)
     if mode == "vectors":
+        tree = cKDTree(peaks_yx)
         yy, xx = np.mgrid[0:h, 0:w]
         target = np.empty((h, w, n, 2), dtype=np.float64)
         target[..., 0] = vectors[..., 0] + (yy + origin[0])[..., None]
@@ -457,12 +542,22 @@ def resolve_votes(vectors: np.ndarray, peaks_yx: np.ndarray,
         nearest = nearest_peak(tree, target[good].reshape(-1, 2))
         ids[:, good] = nearest.reshape(-1, n).T
         return ids
+    return geometric_votes(peaks_yx, (n, h, w), origin, good)
+
+
+def geometric_votes(peaks_yx: np.ndarray, shape: tuple[int, int, int],
+                    origin: tuple[float, float], valid: np.ndarray) -> np.ndarray:
+    """Slot k of every ``valid`` pixel goes to its k-th nearest peak (``shape = (n, h, w)``);
+    the ids (n, h, w) of :func:`resolve_votes` in geometric mode, which needs no C^v."""
+    n, h, w = shape
+    peaks_yx = np.asarray(peaks_yx, dtype=np.float64).reshape(-1, 2)
+    if len(peaks_yx) == 0:
+        return np.full(shape, -1, np.int64)
     k = min(n, len(peaks_yx))
-    nearest = nearest_peaks_on_grid(tree, (h, w), origin, k)[good]
+    nearest = nearest_peaks_on_grid(peaks_yx, (h, w), origin, k, valid=valid)
     if k < n:  # fewer peaks than slots: repeat the farthest, as the encoder does
-        nearest = np.concatenate([nearest, np.repeat(nearest[:, -1:], n - k, axis=1)], axis=1)
-    ids[:, good] = nearest.T
-    return ids
+        nearest = np.concatenate([nearest, np.repeat(nearest[-1:], n - k, axis=0)])
+    return nearest
 
 
 @dataclass

@@ -104,15 +104,17 @@ def _resolve_task(spec: BlockSpec, *, image: _Handle, scratch: str, peaks: dict,
 
 
 def _measure_task(spec: BlockSpec, *, image: _Handle, weights: _Handle | None, store: str,
-                  scratch: str, peaks: dict, shape: tuple, footprint_bins: np.ndarray) -> dict:
-    """The second measuring pass: claims beyond the footprints are dropped, written back, and
-    the rest summed (flags and flux errors come from here)."""
+                  scratch: str, peaks: dict, peaks_yx: np.ndarray, shape: tuple,
+                  min_fraction: float, vote: str, footprint_bins: np.ndarray) -> dict:
+    """The second measuring pass: the block's votes resolved again, claims beyond the
+    footprints dropped, the result written to the PCR store and summed (flags and flux errors
+    come from here)."""
     from mosaic_pais.measure import claim_footprints, invalid_neighbourhood, measure_region
+    from mosaic_pais.stitch import resolve_region
     from mosaic_pais.store import open_array
 
     y0, y1, x0, x1 = spec.core
-    ids = np.asarray(open_array(scratch, "ids")[:, y0:y1, x0:x1])
-    fractions = np.asarray(open_array(scratch, "fractions")[:, :, y0:y1, x0:x1])
+    ids, fractions = resolve_region(scratch, spec.core, peaks_yx, min_fraction, vote)
     # one pixel more on each side so that "touches a masked pixel" sees across block borders
     pad = (y0 - 1, y1 + 1, x0 - 1, x1 + 1)
     img, valid = image.read(pad)
@@ -240,9 +242,10 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
         raise BadInputError(f"the model expects {expected} band(s) "
                             f"({', '.join(meta.get('bands', []))}); the input has {n_band} "
                             f"({', '.join(band_names)})")
-    check_not_empty(ds)
     noise_sigma = estimate_noise_sigma(image.data)
     if not np.all(np.isfinite(noise_sigma) & (noise_sigma > 0)):
+        # only now the whole image is read, to tell an empty one from a sparse or flat one
+        check_not_empty(ds)
         raise BadInputError("cannot estimate the image noise: too few valid pixels, or a "
                             "constant image")
     timings["open"] = time.time() - t0
@@ -316,8 +319,8 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
             measure_mod.combine(parts, n_sources, n_band), float(noise_sigma[0]))
         parts = runner.map(_measure_task, specs, desc="measure", image=handle,
                            weights=weight_handle, store=str(store), scratch=str(scratch),
-                           peaks=peaks,
-                           shape=(height, width), footprint_bins=n_bins)
+                           peaks=peaks, peaks_yx=peaks_yx, shape=(height, width),
+                           min_fraction=min_fraction, vote=vote, footprint_bins=n_bins)
         total = measure_mod.combine(parts, n_sources, n_band)
         columns = measure_mod.finalize(total, peaks, band_names, weight_handle is not None,
                                        radius)

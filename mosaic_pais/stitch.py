@@ -17,8 +17,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from numba import njit
 
-from mosaic_pais.pcr import find_peaks, normalise_fractions, resolve_votes
+from mosaic_pais.pcr import find_peaks, geometric_votes, resolve_votes
 from mosaic_pais.store import open_array
 
 Region = tuple[int, int, int, int]  # (y0, y1, x0, x1), a block's core in mosaic pixels
@@ -62,23 +63,61 @@ def merge_peaks(parts: list[dict]) -> dict:
 def resolve_region(scratch: str | Path, region: Region, peaks_yx: np.ndarray,
                    min_fraction: float = 0.01, vote: str = "vectors"
                    ) -> tuple[np.ndarray, np.ndarray]:
-    """Global ids and cleaned fractions of one block's core, returned and written to the
-    scratch store (the measuring pass writes the final, footprint-limited ones to pcr.zarr)."""
+    """Global ids and cleaned fractions of one block's core, from the network's output in the
+    scratch store.
+
+    Both measuring passes call this rather than storing the result in between: resolving a
+    block again costs less than writing its ids and fractions out and reading them back.
+    """
     y0, y1, x0, x1 = region
-    raw = open_array(scratch, "raw_fractions")
-    frac = np.asarray(raw[:, :, y0:y1, x0:x1], dtype=np.float64)  # (b, n, h, w)
+    frac = np.asarray(open_array(scratch, "raw_fractions")[:, :, y0:y1, x0:x1])  # (b, n, h, w)
     if vote == "geometric":  # C^v was never stored; valid pixels are those given fractions
-        valid = frac[0].sum(0) > 0
-        vectors = np.broadcast_to(np.zeros(2), (*valid.shape, frac.shape[1], 2))
+        ids = geometric_votes(peaks_yx, frac.shape[1:], (y0, x0), frac[0].sum(0) > 0)
     else:
         vec = np.asarray(open_array(scratch, "vectors")[:, :, y0:y1, x0:x1])  # (n, 2, h, w)
         vectors = np.transpose(vec, (2, 3, 0, 1))
         valid = np.all(np.isfinite(vectors), axis=(-1, -2))
-    ids = resolve_votes(vectors, peaks_yx, origin=(y0, x0), valid=valid, mode=vote)
-    frac = np.where(frac >= min_fraction, frac, 0.0)
-    frac = normalise_fractions(frac, axis=1)
-    frac = np.where((ids >= 0)[None], frac, 0.0)
-    open_array(scratch, "ids", mode="r+")[:, y0:y1, x0:x1] = ids
-    frac = frac.astype(np.float32)
-    open_array(scratch, "fractions", mode="r+")[:, :, y0:y1, x0:x1] = frac
-    return ids, frac
+        ids = resolve_votes(vectors, peaks_yx, origin=(y0, x0), valid=valid, mode=vote)
+    return ids, clean_fractions(frac, ids, min_fraction)
+
+
+@njit(cache=True, nogil=True)
+def _clean_fractions_core(raw, ids, min_fraction, out):
+    n_band, n, h, w = raw.shape
+    for b in range(n_band):
+        for i in range(h):
+            for j in range(w):
+                total = 0.0
+                for s in range(n):
+                    f = np.float64(raw[b, s, i, j])
+                    if f >= min_fraction:  # False for NaN
+                        total += f
+                for s in range(n):
+                    if ids[s, i, j] < 0:
+                        out[b, s, i, j] = 0.0
+                    elif total > 0:
+                        f = np.float64(raw[b, s, i, j])
+                        out[b, s, i, j] = f / total if f >= min_fraction else 0.0
+                    else:
+                        out[b, s, i, j] = 1.0 / n
+    return out
+
+
+def clean_fractions(raw: np.ndarray, ids: np.ndarray, min_fraction: float) -> np.ndarray:
+    """Fractions ``(b, n, h, w)`` below ``min_fraction`` (and NaN) dropped, the rest renormalised
+    to sum to one over the slots (equal shares where none is left), 0 for unclaimed slots.
+
+    Examples
+    --------
+    >>> raw = np.array([0.6, 0.395, 0.005], np.float32).reshape(1, 3, 1, 1)
+    >>> ids = np.array([4, 7, 9]).reshape(3, 1, 1)
+    >>> clean_fractions(raw, ids, 0.01).ravel().astype(float).round(4).tolist()
+    [0.603, 0.397, 0.0]
+    >>> alone = np.array([4, -1, -1]).reshape(3, 1, 1)
+    >>> clean_fractions(raw, alone, 0.01).ravel().astype(float).round(4).tolist()
+    [0.603, 0.0, 0.0]
+    """
+    raw = np.ascontiguousarray(raw, np.float32)
+    out = np.empty(raw.shape, np.float32)
+    return _clean_fractions_core(raw, np.ascontiguousarray(ids, np.int64), float(min_fraction),
+                                 out)

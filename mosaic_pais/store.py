@@ -36,11 +36,9 @@ VARIABLES = {
     "ids": (("slot", "y", "x"), "int64", -1),
 }
 #: Working arrays of a run, stored uncompressed and removed at the end: the network's claim
-#: vectors and fractions, and the resolved ids and fractions before the footprints are applied.
+#: vectors and fractions, from which both measuring passes resolve a block's ids.
 SCRATCH_VARIABLES = {"vectors": (("slot", "component", "y", "x"), "float32", np.nan),
-                     "raw_fractions": (("band", "slot", "y", "x"), "float32", 0.0),
-                     "ids": (("slot", "y", "x"), "int64", -1),
-                     "fractions": (("band", "slot", "y", "x"), "float32", 0.0)}
+                     "raw_fractions": (("band", "slot", "y", "x"), "float32", 0.0)}
 
 
 def create_store(path: str | Path, variables: dict, sizes: dict, chunks: dict,
