@@ -206,14 +206,14 @@ def combine(parts: list[dict], n_sources: int, n_band: int) -> dict:
     if keys is not None:
         total = {key: value for key, value in total.items() if key in keys}
     for part in parts:
-        ids = part["id"]
+        ids = part["id"]  # unique within a part, so plain indexed addition is exact
         if len(ids) == 0:
             continue
         for key, value in total.items():
             if key in ("flux", "var"):  # (band, source)
-                np.add.at(value, (slice(None), ids), part[key])
+                value[:, ids] += part[key]
             else:
-                np.add.at(value, ids, part[key])
+                value[ids] += part[key]
     return total
 
 

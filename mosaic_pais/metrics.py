@@ -123,11 +123,14 @@ def _column(table, name, default=None):
 
 def evaluate(catalog, truth, radius: float = 3.0, mag_limit: float | None = None,
              mag_bins=DEFAULT_MAG_BINS, blend_bins=DEFAULT_BLEND_BINS,
-             flux_column: str = "flux") -> dict:
+             flux_column: str = "flux", snr_min: float | None = None) -> dict:
     """Completeness, purity, F1 and flux errors of ``catalog`` against ``truth``.
 
     ``catalog`` needs columns x, y and ``flux_column``; ``truth`` needs x, y, flux and may have
-    mag, blendedness, in_frame and snr. Returns a JSON-ready dict.
+    mag, blendedness, in_frame and snr. Completeness counts in-frame truths brighter than
+    ``mag_limit`` and, with ``snr_min``, at least that S/N; purity is over every detection,
+    and a detection matched to any truth (counted or not) is a true one. Returns a JSON-ready
+    dict.
     """
     cx, cy = np.asarray(catalog["x"], float), np.asarray(catalog["y"], float)
     tx, ty = np.asarray(truth["x"], float), np.asarray(truth["y"], float)
@@ -143,6 +146,11 @@ def evaluate(catalog, truth, radius: float = 3.0, mag_limit: float | None = None
         counted &= in_frame.astype(bool)
     if mag_limit is not None:
         counted &= mag < mag_limit
+    if snr_min is not None:
+        snr = _column(truth, "snr")
+        if snr is None:
+            raise ValueError("snr_min needs a truth column 'snr'")
+        counted &= snr >= snr_min
     d, t = match_catalogs(np.stack([cx, cy], 1), np.stack([tx, ty], 1), radius)
     matched_truth = np.zeros(len(truth), bool)
     matched_truth[t] = True
@@ -156,7 +164,8 @@ def evaluate(catalog, truth, radius: float = 3.0, mag_limit: float | None = None
             delta[t] = (meas[d] - tflux[t]) / tflux[t]
     offsets = np.hypot(cx[d] - tx[t], cy[d] - ty[t])
     result = {
-        "parameters": {"radius": radius, "mag_limit": mag_limit, "flux_column": flux_column,
+        "parameters": {"radius": radius, "mag_limit": mag_limit, "snr_min": snr_min,
+                       "flux_column": flux_column,
                        "mag_bins": list(mag_bins), "blend_bins": list(blend_bins)},
         "n_detections": int(len(catalog)), "n_truth": int(len(truth)),
         "n_truth_counted": n_counted, "n_matched": int(len(d)),

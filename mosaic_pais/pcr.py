@@ -266,9 +266,9 @@ def find_peaks(center: np.ndarray, *, threshold: float = 0.1, window: int = 7,
         empty = np.zeros(0, dtype=np.float64)
         none = np.zeros(0, dtype=np.int64)
         return Peaks(empty, empty.copy(), empty.astype(np.float32), none, none.copy())
-    flat_first = ndimage.minimum(np.arange(work.size).reshape(work.shape), labels,
-                                 index=np.arange(1, n_lab + 1)).astype(np.int64)
-    py, px = np.unravel_index(np.sort(flat_first), work.shape)
+    flat = np.flatnonzero(is_peak)  # row-major: a label's first entry is its first pixel
+    _, first = np.unique(labels.ravel()[flat], return_index=True)
+    py, px = np.unravel_index(np.sort(flat[first]), work.shape)
     score = work[py, px]
     y = py.astype(np.float64)
     x = px.astype(np.float64)

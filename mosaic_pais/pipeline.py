@@ -131,6 +131,26 @@ def _measure_task(spec: BlockSpec, *, image: _Handle, weights: _Handle | None, s
                           shape, weights=w, invalid_near=near)
 
 
+def compile_kernels() -> None:
+    """Compile the stitching and measuring kernels (numba) on a tiny block, so that their
+    machine code is in numba's cache (``NUMBA_CACHE_DIR``) before a run: container recipes
+    call this at build time; otherwise the first run on a machine compiles them (seconds)."""
+    from mosaic_pais.measure import measure_image
+    from mosaic_pais.pcr import geometric_votes
+    from mosaic_pais.stitch import clean_fractions
+
+    rng = np.random.default_rng(0)
+    peaks = {"id": np.arange(4), "y": rng.uniform(0, 24, 4), "x": rng.uniform(0, 24, 4),
+             "score": np.ones(4)}
+    ids = geometric_votes(np.stack([peaks["y"], peaks["x"]], 1), (3, 24, 24), (0, 0),
+                          np.ones((24, 24), bool))
+    for dtype in (np.float32, np.float64):  # blocks from files are float32, tests use both
+        fractions = clean_fractions(rng.uniform(0, 1, (1, 3, 24, 24)), ids, 0.01).astype(dtype)
+        measure_image(rng.normal(size=(1, 24, 24)).astype(dtype), ids, fractions, peaks,
+                      ["b"], 1.0, weights=np.ones((1, 24, 24), dtype),
+                      invalid_near=np.zeros((24, 24), bool))
+
+
 def run(images, output, *, bands=None, weights=None, hdu=None, model=None, cluster=None,
         workers: int | None = None, memory_limit: str | None = None, resume: bool = False,
         overwrite: bool = False,

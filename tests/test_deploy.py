@@ -147,6 +147,9 @@ def test_container_recipes_copy_what_exists_and_install_the_package():
                 assert (REPO / source).exists(), line
     assert 'pip install ".[${EXTRAS}]"' in docker
     assert 'ENTRYPOINT ["mosaic-pais"]' in docker
+    from mosaic_pais import pipeline
+
+    assert "compile_kernels()" in docker and callable(pipeline.compile_kernels)
     apptainer = (DEPLOY / "mosaic-pais.def").read_text()
     sections = re.findall(r"^%(\w+)", apptainer, re.M)
     assert {"files", "post", "runscript", "test"} <= set(sections)

@@ -85,6 +85,18 @@ def test_snr_bins():
     assert "by_snr" not in evaluate(cat, _truth())
 
 
+def test_snr_cut_counts_only_sources_above_it_and_keeps_purity_over_all():
+    truth = _truth()
+    truth["snr"] = [3.0, 12.0, 60.0, 7.0]
+    cat = Table({"x": truth["x"][[0, 2]], "y": truth["y"][[0, 2]], "flux": truth["flux"][[0, 2]]})
+    r = evaluate(cat, truth, snr_min=10.0)
+    assert r["n_truth_counted"] == 2 and r["completeness"] == 0.5
+    assert r["purity"] == 1.0  # the S/N 3 source's detection is not a false positive
+    assert r["parameters"]["snr_min"] == 10.0
+    with pytest.raises(ValueError, match="snr"):
+        evaluate(cat, _truth(), snr_min=10.0)
+
+
 def test_empty_inputs():
     d, t = match_catalogs(np.zeros((0, 2)), [[1, 1]])
     assert len(d) == len(t) == 0

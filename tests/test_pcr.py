@@ -11,6 +11,7 @@ from mosaic_pais.pcr import (
     decode,
     encode,
     find_peaks,
+    nearest_peaks_on_grid,
     nearest_sources,
     resolve_votes,
 )
@@ -217,3 +218,26 @@ def test_geometric_votes_go_to_the_k_nearest_peaks():
     assert two[:, 0, 0].tolist() == [0, 1, 1]  # fewer peaks than slots: the last repeats
     with pytest.raises(ValueError):
         resolve_votes(vectors, peaks, mode="magic")
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_nearest_peaks_on_grid_is_brute_force_with_ties_to_the_lower_index(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 300))
+    points = rng.uniform(-60, 260, (n, 2))
+    if seed % 2 == 0:  # integer positions: many exactly equal distances
+        points = np.round(points)
+    k = min(3, n)
+    h, w = int(rng.integers(1, 90)), int(rng.integers(1, 90))
+    origin = tuple(float(v) for v in rng.integers(-80, 200, 2))
+    valid = rng.uniform(size=(h, w)) > 0.1
+    grid = nearest_peaks_on_grid(points, (h, w), origin, k, valid=valid)
+    yy, xx = np.mgrid[0:h, 0:w]
+    d2 = (yy.ravel()[:, None] + origin[0] - points[:, 0]) ** 2 \
+        + (xx.ravel()[:, None] + origin[1] - points[:, 1]) ** 2
+    expected = np.array([np.lexsort((np.arange(n), row))[:k] for row in d2]).T.reshape(k, h, w)
+    np.testing.assert_array_equal(grid, np.where(valid, expected, -1))
+    # a block cut out of the grid agrees with the grid: no dependence on pixel groups
+    part = nearest_peaks_on_grid(points, (h - h // 3, w - w // 2),
+                                 (origin[0] + h // 3, origin[1] + w // 2), k)
+    np.testing.assert_array_equal(part, expected[:, h // 3:, w // 2:])

@@ -1,0 +1,107 @@
+"""Where detections go wrong: the false detections and the missed bright sources, classified.
+
+On validation tiles (the split used to choose thresholds, never the test split), each method's
+catalogue is matched to the truth within 3 px (as benchmarks/accuracy.py). Then:
+
+* every detection that matches no truth is classed by what lies near it: a truth 3–8 px away
+  (an offset centre, or a bright source split in two), or nothing within 8 px (a noise peak or
+  a source far below the truth catalogue's depth);
+* every missed in-frame truth of S/N ≥ 20 (bright enough that depth is not the reason) is
+  classed by why: another truth within 3 px (a pair the 3 px match cannot separate), a
+  detection 3–8 px away that matched nothing (the centre is off), one 3–8 px away that matched
+  another truth (merged into a neighbour), or no detection within 8 px.
+
+Usage:
+  python benchmarks/detection_failures.py --tiles 200
+Writes docs/results/detection_failures_val.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+from accuracy import model_catalog, predict_scenes, with_offset  # noqa: I001 - sibling script
+from astropy.table import vstack
+from scipy.spatial import cKDTree
+
+from mosaic_pais.metrics import match_catalogs
+from mosaic_pais.model import DEFAULT_MODEL_PATH, PAISPredictor, model_metadata
+from mosaic_pais.peers import run_photutils, run_sep
+from mosaic_pais.train import split_scene
+
+RADIUS, NEAR, BRIGHT_SNR = 3.0, 8.0, 20.0
+
+
+def classify(catalog, truth, mag_limit: float = 27.0) -> dict:
+    """Counts of false detections and missed bright truths by cause (see the module text)."""
+    cxy = np.stack([np.asarray(catalog["x"], float), np.asarray(catalog["y"], float)], 1)
+    txy = np.stack([np.asarray(truth["x"], float), np.asarray(truth["y"], float)], 1)
+    d, t = match_catalogs(cxy, txy, RADIUS)
+    det_matched = np.zeros(len(cxy), bool)
+    det_matched[d] = True
+    truth_matched = np.zeros(len(txy), bool)
+    truth_matched[t] = True
+    truth_tree, det_tree = cKDTree(txy), cKDTree(cxy)
+
+    false = np.flatnonzero(~det_matched)
+    dist, _ = truth_tree.query(cxy[false]) if len(false) else (np.zeros(0), None)
+    false_causes = {"truth 3–8 px away": int(np.sum(dist < NEAR)),
+                    "no truth within 8 px": int(np.sum(dist >= NEAR))}
+    false_by_score = None
+    if "score" in catalog.colnames:  # the model's centre-map peak value
+        score = np.asarray(catalog["score"], float)[false]
+        false_by_score = {f"{lo:.1f}–{min(hi, 1.0):.1f}": int(np.sum((score >= lo) & (score < hi)))
+                          for lo, hi in ((0.0, 0.8), (0.8, 0.9), (0.9, 1.01))}
+
+    bright = (np.asarray(truth["in_frame"], bool) & (np.asarray(truth["snr"]) >= BRIGHT_SNR)
+              & (np.asarray(truth["mag"]) < mag_limit))
+    missed = np.flatnonzero(bright & ~truth_matched)
+    miss_causes = {"another truth within 3 px": 0, "a detection 3–8 px away matched nothing": 0,
+                   "a detection 3–8 px away matched another truth": 0,
+                   "no detection within 8 px": 0}
+    for i in missed:
+        neighbours = [j for j in truth_tree.query_ball_point(txy[i], RADIUS) if j != i]
+        near = det_tree.query_ball_point(txy[i], NEAR) if len(cxy) else []
+        if neighbours:
+            miss_causes["another truth within 3 px"] += 1
+        elif any(not det_matched[j] for j in near):
+            miss_causes["a detection 3–8 px away matched nothing"] += 1
+        elif near:
+            miss_causes["a detection 3–8 px away matched another truth"] += 1
+        else:
+            miss_causes["no detection within 8 px"] += 1
+    return {"n_detections": len(cxy), "n_false": len(false), "false": false_causes,
+            "false_by_score": false_by_score,
+            "n_bright": int(bright.sum()), "n_bright_missed": len(missed), "missed": miss_causes}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--tiles", type=int, default=200)
+    args = parser.parse_args()
+    meta = model_metadata(DEFAULT_MODEL_PATH)
+    scenes = [split_scene("val", i) for i in range(args.tiles)]
+    preds, sigmas = predict_scenes(PAISPredictor(DEFAULT_MODEL_PATH), scenes)
+    truth = vstack([with_offset(s.truth, i) for i, s in enumerate(scenes)],
+                   metadata_conflicts="silent")
+    catalogs = {
+        "mosaic-pais": vstack([with_offset(model_catalog(
+            p, j, scenes[i].image, sigmas[i], float(meta["threshold"]), int(meta["window"]),
+            str(meta["vote"])), i) for i, (p, j) in enumerate(preds)]),
+        **{name: vstack([with_offset(runner(s.image[0], s.noise_sigma), i)
+                         for i, s in enumerate(scenes)])
+           for name, runner in (("sep", run_sep), ("photutils", run_photutils))}}
+    results = {name: classify(cat, truth) for name, cat in catalogs.items()}
+    results["setup"] = {"split": "val", "tiles": args.tiles, "threshold": meta["threshold"],
+                        "vote": meta["vote"], "match_radius": RADIUS, "near": NEAR,
+                        "bright_snr": BRIGHT_SNR}
+    print(json.dumps(results, indent=1))
+    out = Path("docs/results/detection_failures_val.json")
+    out.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
