@@ -308,29 +308,46 @@ def load_psfs(paths, n_bands: int, image_scale: float | None,
     return stack, info
 
 
-def measure_alignment(image: np.ndarray, centers_yx: np.ndarray, noise_sigma: np.ndarray,
-                      radius: int = 8, min_snr: float = 5.0) -> dict:
+def measure_alignment(image, centers_yx: np.ndarray, noise_sigma: np.ndarray,
+                      radius: int = 8, min_snr: float = 5.0, max_sources: int = 2000) -> dict:
     """Offset (dy, dx) from catalogue positions to the brightest smoothed pixel nearby.
 
     The detection image is the noise-weighted sum of the bands smoothed with a 1.5 px Gaussian;
     only sources whose peak there has S/N ≥ ``min_snr`` and that lie ``radius`` px inside the
     image count. A well aligned catalogue has median offsets near 0 (the peak of an irregular
     galaxy need not be its catalogue centroid, so single offsets of a pixel or two are normal).
+    ``image`` (band, y, x) may be a dask array: only a window around each of at most
+    ``max_sources`` sources (an even sample of the catalogue) is read.
     """
     from scipy import ndimage
 
-    img = np.nan_to_num(np.asarray(image, np.float64))
+    from mosaic_pais.tile import read_window
+
+    smooth, truncate = 1.5, 4.0
+    pad = int(truncate * smooth + 0.5) + 1  # the filter's reach: windows are filtered exactly
     sigma = np.asarray(noise_sigma, np.float64).reshape(-1, 1, 1)
-    det = ndimage.gaussian_filter((img / sigma ** 2).sum(0), 1.5)
-    noise = ndimage.gaussian_filter(np.random.default_rng(0).normal(size=det.shape), 1.5).std()
-    det_snr = det / (np.sqrt((1.0 / sigma ** 2).sum()) * noise)
-    h, w = det.shape
+    delta = np.zeros((2 * pad + 1, 2 * pad + 1))
+    delta[pad, pad] = 1.0
+    # the smoothed white noise's standard deviation, from the filter's own kernel
+    noise = np.sqrt((ndimage.gaussian_filter(delta, smooth, truncate=truncate) ** 2).sum())
+    scale = np.sqrt((1.0 / sigma ** 2).sum()) * noise
+    _, h, w = image.shape
+    centers = np.asarray(centers_yx, float).reshape(-1, 2)
+    if len(centers) > max_sources:
+        centers = centers[np.linspace(0, len(centers) - 1, max_sources).astype(int)]
     offsets = []
-    for cy, cx in np.asarray(centers_yx, float):
+    for cy, cx in centers:
         iy, ix = int(round(cy)), int(round(cx))
         if not (radius <= iy < h - radius and radius <= ix < w - radius):
             continue
-        patch = det_snr[iy - radius:iy + radius + 1, ix - radius:ix + radius + 1]
+        # the window clipped to the image is filtered as the whole image would be: reflected
+        # at the image's edges, and wide enough that its other borders do not reach the patch
+        y0, y1 = max(iy - radius - pad, 0), min(iy + radius + pad + 1, h)
+        x0, x1 = max(ix - radius - pad, 0), min(ix + radius + pad + 1, w)
+        img, _ = read_window(image, (y0, y1, x0, x1))
+        det = ndimage.gaussian_filter((img / sigma ** 2).sum(0), smooth, truncate=truncate)
+        patch = det[iy - radius - y0:iy + radius + 1 - y0,
+                    ix - radius - x0:ix + radius + 1 - x0] / scale
         py, px = np.unravel_index(np.argmax(patch), patch.shape)
         if patch[py, px] < min_snr:
             continue
@@ -484,9 +501,12 @@ def _init_source(data: np.ndarray, weights: np.ndarray, center: np.ndarray,
     return spectrum, morph, size
 
 
-def label_tile(image: np.ndarray, weights: np.ndarray, psf: np.ndarray, centers: np.ndarray,
+def label_tile(image, weights, psf: np.ndarray, centers: np.ndarray,
                noise_sigma: np.ndarray, origin: tuple[int, int], cfg: LabelConfig) -> dict:
     """Fit and encode one tile; never raises (a failure is returned as ``ok: False``).
+
+    ``image`` and ``weights`` are :class:`~mosaic_pais.tile.WindowReader` s: only the tile and
+    its margin are read. Without weights (None), every valid pixel weighs 1/noise².
 
     Returns
     -------
@@ -505,11 +525,17 @@ def label_tile(image: np.ndarray, weights: np.ndarray, psf: np.ndarray, centers:
     cx0, cx1 = max(x0 - m, 0), min(x0 + t + m, w)
     out: dict = {"origin": [int(y0), int(x0)], "ok": False}
     try:
-        data = np.asarray(image[:, cy0:cy1, cx0:cx1], np.float64)
-        wts = np.asarray(weights[:, cy0:cy1, cx0:cx1], np.float64)
-        bad = ~np.isfinite(data) | ~np.isfinite(wts)
-        data = np.where(bad, 0.0, data)
-        wts = np.where(bad, 0.0, wts)
+        window = (cy0, cy1, cx0, cx1)
+        data, valid = image.read(window)
+        data = data.astype(np.float64)
+        if weights is None:
+            inv_var = 1.0 / np.asarray(noise_sigma, np.float64) ** 2
+            wts = np.broadcast_to(inv_var[:, None, None], data.shape)
+        else:
+            wts, finite = weights.read(window)
+            valid &= finite
+        wts = np.where(valid, np.asarray(wts, np.float64), 0.0)
+        data = np.where(valid, data, 0.0)
         rel = np.asarray(centers, float) - [cy0, cx0]
         inside = ((rel[:, 0] >= 0) & (rel[:, 0] <= cy1 - cy0 - 1) & (rel[:, 1] >= 0)
                   & (rel[:, 1] <= cx1 - cx0 - 1))
@@ -549,6 +575,34 @@ def label_tile(image: np.ndarray, weights: np.ndarray, psf: np.ndarray, centers:
 # --------------------------------------------------------------------------- the command
 
 
+def noise_from_weights(weights, n_windows: int = 16, size: int = 256, seed: int = 0
+                       ) -> np.ndarray:
+    """Per-band noise σ = 1/sqrt(median weight) over the valid weights (> 0, finite) of
+    ``n_windows`` windows spread over a (band, y, x) weight map, numpy or dask (only the
+    windows are read). NaN for a band without a valid weight.
+
+    Examples
+    --------
+    >>> w = np.full((1, 300, 400), 4.0)
+    >>> w[0, :50] = 0.0  # masked rows do not count
+    >>> noise_from_weights(w).tolist()
+    [0.5]
+    """
+    from mosaic_pais.tile import read_window
+
+    n_band, h, w = weights.shape
+    rng = np.random.default_rng(seed)
+    sy, sx = min(size, h), min(size, w)
+    samples: list[list[np.ndarray]] = [[] for _ in range(n_band)]
+    for _ in range(n_windows):
+        y0, x0 = int(rng.integers(0, h - sy + 1)), int(rng.integers(0, w - sx + 1))
+        block, finite = read_window(weights, (y0, y0 + sy, x0, x0 + sx))
+        for band in range(n_band):
+            samples[band].append(block[band][finite & (block[band] > 0)])
+    values = [np.concatenate(s) for s in samples]
+    return np.array([np.sqrt(1.0 / np.median(v)) if v.size else np.nan for v in values])
+
+
 def make_labels(images, catalog, psfs, output, *, weights=None, bands=None,
                 config: LabelConfig | None = None, overwrite: bool = False,
                 progress: bool = True) -> dict:
@@ -580,6 +634,7 @@ def make_labels(images, catalog, psfs, output, *, weights=None, bands=None,
 
     from mosaic_pais.infer import estimate_noise_sigma
     from mosaic_pais.open import MissingWCSWarning, open_mosaic
+    from mosaic_pais.tile import WindowReader
     from mosaic_pais.train import write_shard
 
     cfg = config or LabelConfig()
@@ -593,20 +648,16 @@ def make_labels(images, catalog, psfs, output, *, weights=None, bands=None,
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MissingWCSWarning)  # handled: pixel columns still work
         ds = open_mosaic(list(images), bands=bands, weights=weights)
-    image = np.asarray(ds["image"].data.compute(), np.float64)
+    # lazy: tiles and the alignment read only their windows, so a mosaic need not fit in memory
+    image = ds["image"].data
     n_band, h, w = image.shape
     wcs_header = ds.attrs.get("wcs_header")
     if "weight" in ds:
-        wts = np.asarray(ds["weight"].data.compute(), np.float64)
-        good = (wts > 0) & np.isfinite(wts)
-        noise = np.array([np.sqrt(1.0 / np.median(wb[gb])) if gb.any() else np.nan
-                          for wb, gb in zip(wts, good, strict=True)])
+        noise = noise_from_weights(ds["weight"].data)
     else:
         noise = np.asarray(estimate_noise_sigma(image, n_windows=16), np.float64)
-        wts = np.broadcast_to((1.0 / noise ** 2)[:, None, None], image.shape).copy()
     if not np.all(np.isfinite(noise) & (noise > 0)):
         raise BadInputError("cannot estimate the noise of every band (empty or constant image)")
-    wts = np.where(np.isfinite(image), wts, 0.0)
 
     header_scale = None
     if wcs_header:
@@ -643,8 +694,8 @@ def make_labels(images, catalog, psfs, output, *, weights=None, bands=None,
     if cfg.save_models:
         models_dir.mkdir(parents=True, exist_ok=True)
 
-    # one graph node each for the big arrays, shared by every tile task (threads share memory)
-    image_d, wts_d = dask.delayed(image, name="labels-image"), dask.delayed(wts, name="labels-w")
+    image_d = WindowReader(image)
+    wts_d = WindowReader(ds["weight"].data) if "weight" in ds else None
     t_start = time.time()
     bar = tqdm(total=len(origins), desc="labels (tiles)", disable=not progress)
     n_written = 0

@@ -17,6 +17,7 @@ import numpy as np
 
 from mosaic_pais import __version__
 from mosaic_pais.errors import BadInputError
+from mosaic_pais.tile import WindowReader
 
 DEFAULT_TILE = 256
 DEFAULT_MARGIN = 32
@@ -31,19 +32,6 @@ class BlockSpec:
     core: tuple[int, int, int, int]          # (y0, y1, x0, x1) in the mosaic
     window: tuple[int, int, int, int]        # read window, may extend beyond the mosaic
     tiles: tuple                             # ((ty0, tx0), (cy0, cy1, cx0, cx1)) per tile
-
-
-class _Handle:
-    """Carries a dask array into a task without the scheduler materialising it first."""
-
-    def __init__(self, array):
-        self.array = array
-
-    def read(self, window: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
-        """The window (zeros outside the array) and its validity (inside and finite)."""
-        from mosaic_pais.tile import read_window
-
-        return read_window(self.array, window)
 
 
 def plan_blocks(height: int, width: int, tile: int, margin: int, tiles_per_block: int
@@ -63,7 +51,7 @@ def plan_blocks(height: int, width: int, tile: int, margin: int, tiles_per_block
     return specs, chunks
 
 
-def _infer_task(spec: BlockSpec, *, image: _Handle, store: str, scratch: str, model: str,
+def _infer_task(spec: BlockSpec, *, image: WindowReader, store: str, scratch: str, model: str,
                 noise_sigma: np.ndarray, tile: int, batch_size: int, vote: str) -> str:
     from mosaic_pais.infer import predict_block, predictor_for, write_block
     from mosaic_pais.store import record_block
@@ -89,7 +77,7 @@ def _peaks_task(spec: BlockSpec, *, store: str, shape: tuple, threshold: float,
     return peaks_in_region(store, spec.core, shape, threshold, window)
 
 
-def _resolve_task(spec: BlockSpec, *, image: _Handle, scratch: str, peaks: dict,
+def _resolve_task(spec: BlockSpec, *, image: WindowReader, scratch: str, peaks: dict,
                   peaks_yx: np.ndarray, shape: tuple, min_fraction: float, vote: str) -> dict:
     """Resolve the block's votes to global ids, and return the block's share of every
     source's profile (the first measuring pass, while ids and fractions are in memory)."""
@@ -103,7 +91,7 @@ def _resolve_task(spec: BlockSpec, *, image: _Handle, scratch: str, peaks: dict,
                           profiles_only=True)
 
 
-def _measure_task(spec: BlockSpec, *, image: _Handle, weights: _Handle | None, store: str,
+def _measure_task(spec: BlockSpec, *, image: WindowReader, weights: WindowReader | None, store: str,
                   scratch: str, peaks: dict, peaks_yx: np.ndarray, shape: tuple,
                   min_fraction: float, vote: str, footprint_bins: np.ndarray) -> dict:
     """The second measuring pass: the block's votes resolved again, claims beyond the
@@ -308,8 +296,8 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
             client.register_plugin(ModelPlugin(str(model_path), batch_size,
                                                cpu_threads=local_cpu_threads(own_cluster)))
         runner = Runner(client, threads=workers, progress=progress)
-        handle = _Handle(image.data)
-        weight_handle = _Handle(ds["weight"].data) if "weight" in ds else None
+        handle = WindowReader(image.data)
+        weight_handle = WindowReader(ds["weight"].data) if "weight" in ds else None
 
         t = time.time()
         todo = [s for s in specs

@@ -196,3 +196,19 @@ def read_window(image, window: tuple[int, int, int, int]) -> tuple[np.ndarray, n
         out[:, sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = np.where(finite, part, 0.0)
         valid[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = finite
     return out, valid
+
+
+class WindowReader:
+    """A (band, y, x) array — numpy or dask — carried into tasks and read window by window.
+
+    Passing a dask array itself to a task would make the scheduler compute all of it first;
+    wrapped, it is only read where a task asks (:func:`read_window`).
+    """
+
+    def __init__(self, array):
+        self.array = array
+        self.shape = tuple(array.shape)
+
+    def read(self, window: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """The window (zeros outside the array and at non-finite pixels) and its validity."""
+        return read_window(self.array, window)

@@ -125,3 +125,20 @@ def test_fine_tune_from_a_model_on_real_labels(labelled, tmp_path):
     assert result.exit_code == 0, result.output
     model = load_model(run / "model.keras")
     assert model.inputs[0].shape[-1] == 2  # one band + the validity channel
+
+
+def test_alignment_reads_windows_of_a_lazy_image_and_finds_the_shift():
+    import dask.array as da
+
+    from mosaic_pais.labels import measure_alignment
+
+    rng = np.random.default_rng(1)
+    image = rng.normal(0, 1, (2, 300, 260))
+    yy, xx = np.mgrid[0:300, 0:260]
+    centers = rng.uniform([0, 0], [300, 260], (60, 2))
+    for cy, cx in centers:  # every source 1 px below and 1 px left of its catalogue position
+        image += 30 * np.exp(-((yy - cy - 1) ** 2 + (xx - cx + 1) ** 2) / 6)[None]
+    whole = measure_alignment(image, centers, np.ones(2))
+    assert whole["median_dy_dx"] == pytest.approx([1.0, -1.0], abs=0.5) and whole["misaligned"]
+    lazy = measure_alignment(da.from_array(image, chunks=70), centers, np.ones(2))
+    assert lazy == whole  # the same windows, filtered the same way, as in memory
