@@ -1,13 +1,14 @@
 """Per-source measurements as reductions over the global (ids, fractions) maps.
 
 Nothing here builds a dense per-source image: each block reduces its pixels to sums indexed by
-the global ids present in it (``np.bincount``), and the partial sums of all blocks are added
-(:func:`combine`). Radial profiles are kept as histograms (0.5 px bins about the detected
-centre). Two passes: the first gives each source's profile and so its footprint radius
-(:func:`footprint_bins`); the second (:func:`claim_footprints`, then :func:`measure_region`
-again) drops every claim beyond its source's footprint and sums what is left — r50, r90 and the
-second moments come from the same histograms. :func:`measure_image` runs both passes on one
-image in memory.
+the global ids present in it (one compiled loop over the pixels), and the partial sums of all
+blocks are added (:func:`combine`). Radial profiles are kept as histograms (0.5 px bins about
+the detected centre); everything else is one sum per source, so the sums of a mosaic's tens of
+thousands of sources stay small. Two passes: the first gives each source's profile and so its
+footprint radius (:func:`footprint_bins`); the second (:func:`claim_footprints`, then
+:func:`measure_region` again) drops every claim beyond its source's footprint and sums what is
+left — r50 and r90 from its profile, the second moments from its sums. :func:`measure_image`
+runs both passes on one image in memory.
 
 Columns (DESIGN.md contract) and how they are measured:
 
@@ -51,9 +52,11 @@ N_BINS = 160     # up to 80 px; the last bin also holds everything farther
 FLAG_EDGE, FLAG_MASKED, FLAG_UNCERTAIN = 1, 2, 4
 
 
-SUM_KEYS = ("flux", "var", "npix", "shared_flux", "hist", "count", "edge", "masked", "hist_y",
-            "hist_x", "hist_yy", "hist_xx", "hist_xy")
+SUM_KEYS = ("flux", "var", "npix", "shared_flux", "hist", "count", "edge", "masked", "sum_y",
+            "sum_x", "sum_yy", "sum_xx", "sum_xy")
 PROFILE_KEYS = ("hist", "count")
+#: sums kept per radial bin (sources × N_BINS); the others are one number per source
+BINNED_KEYS = ("hist", "count")
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -83,8 +86,8 @@ def _present_ids(ids, n_sources):
 def _sum_core(img, ids, frac, peak_y, peak_x, oy, ox, row, mosaic_h, mosaic_w, weights,
               invalid_near, profiles_only, out):
     """Every pixel's slots added into the block's sums ``out`` (see :data:`SUM_KEYS`)."""
-    (flux, var, npix, shared_flux, hist, count, edge, masked, hist_y, hist_x, hist_yy,
-     hist_xx, hist_xy) = out
+    (flux, var, npix, shared_flux, hist, count, edge, masked, sum_y, sum_x, sum_yy,
+     sum_xx, sum_xy) = out
     n_band, n_slots, h, w = frac.shape
     has_weights = weights.shape[0] > 0
     has_near = invalid_near.shape[0] > 0
@@ -128,19 +131,19 @@ def _sum_core(img, ids, frac, peak_y, peak_x, oy, ox, row, mosaic_h, mosaic_w, w
                         var[b, r] += fb * fb / np.float64(weights[b, i, j])
                 if first[s]:
                     npix[r] += 1.0
-                    # where the source meets the mosaic edge or masked pixels (by radius)
+                    # pixels where the source meets the mosaic edge or masked pixels
                     if on_edge:
-                        edge[r, rbin] += 1.0
+                        edge[r] += 1.0
                     if near:
-                        masked[r, rbin] += 1.0
+                        masked[r] += 1.0
                 if shared:
                     shared_flux[r] += det
                 pos = max(det, 0.0)  # moments use the positive part (noise can be < 0)
-                hist_y[r, rbin] += pos * dy
-                hist_x[r, rbin] += pos * dx
-                hist_yy[r, rbin] += pos * dy * dy
-                hist_xx[r, rbin] += pos * dx * dx
-                hist_xy[r, rbin] += pos * dx * dy
+                sum_y[r] += pos * dy
+                sum_x[r] += pos * dx
+                sum_yy[r] += pos * dy * dy
+                sum_xx[r] += pos * dx * dx
+                sum_xy[r] += pos * dx * dy
 
 
 def _floating(array) -> np.ndarray:
@@ -181,8 +184,9 @@ def measure_region(image: np.ndarray, ids: np.ndarray, fractions: np.ndarray,
     k = len(present)
     if k == 0:
         return {"id": present}
-    shapes = {"flux": (n_band, k), "var": (n_band, k), "npix": (k,), "shared_flux": (k,)}
-    sums = tuple(np.zeros(shapes.get(key, (k, N_BINS))) for key in SUM_KEYS)
+    shapes = {"flux": (n_band, k), "var": (n_band, k), "hist": (k, N_BINS),
+              "count": (k, N_BINS)}
+    sums = tuple(np.zeros(shapes.get(key, (k,))) for key in SUM_KEYS)
     _sum_core(_floating(image), ids, _floating(fractions), peak_y, peak_x,
               float(origin[0]), float(origin[1]), row, int(mosaic_shape[0]),
               int(mosaic_shape[1]),
@@ -197,14 +201,10 @@ def measure_region(image: np.ndarray, ids: np.ndarray, fractions: np.ndarray,
 def combine(parts: list[dict], n_sources: int, n_band: int) -> dict:
     """Add the blocks' partial sums into arrays over all ``n_sources`` global ids (the keys
     the parts have: all of them, or the profiles of a first pass)."""
-    total = {"flux": np.zeros((n_band, n_sources)), "var": np.zeros((n_band, n_sources)),
-             "npix": np.zeros(n_sources), "shared_flux": np.zeros(n_sources)}
-    for key in ("hist", "count", "hist_y", "hist_x", "hist_yy", "hist_xx", "hist_xy", "edge",
-                "masked"):
-        total[key] = np.zeros((n_sources, N_BINS))
-    keys = next((set(p) for p in parts if len(p["id"])), None)
-    if keys is not None:
-        total = {key: value for key, value in total.items() if key in keys}
+    keys = next((set(p) for p in parts if len(p["id"])), set(SUM_KEYS))
+    total = {key: np.zeros((n_band, n_sources) if key in ("flux", "var") else
+                           (n_sources, N_BINS) if key in BINNED_KEYS else n_sources)
+             for key in SUM_KEYS if key in keys}
     for part in parts:
         ids = part["id"]  # unique within a part, so plain indexed addition is exact
         if len(ids) == 0:
@@ -342,10 +342,10 @@ def finalize(total: dict, peaks: dict, bands: list[str], has_weights: bool,
     wpos = positive.sum(1)
     with np.errstate(invalid="ignore", divide="ignore"):
         # central moments: about the light's own mean, not the detected centre
-        my, mx = total["hist_y"].sum(1) / wpos, total["hist_x"].sum(1) / wpos
-        myy = total["hist_yy"].sum(1) / wpos - my * my
-        mxx = total["hist_xx"].sum(1) / wpos - mx * mx
-        mxy = total["hist_xy"].sum(1) / wpos - mx * my
+        my, mx = total["sum_y"] / wpos, total["sum_x"] / wpos
+        myy = total["sum_yy"] / wpos - my * my
+        mxx = total["sum_xx"] / wpos - mx * mx
+        mxy = total["sum_xy"] / wpos - mx * my
     with np.errstate(invalid="ignore"):  # sources without positive flux give NaN shapes
         half_trace = 0.5 * (mxx + myy)
         root = np.sqrt(np.clip((0.5 * (mxx - myy)) ** 2 + mxy ** 2, 0.0, None))
@@ -358,8 +358,8 @@ def finalize(total: dict, peaks: dict, bands: list[str], has_weights: bool,
     with np.errstate(invalid="ignore", divide="ignore"):
         blend = np.where(flux[0] != 0, total["shared_flux"] / flux[0], 0.0)
     flags = np.zeros(len(hist), np.int32)
-    flags |= np.where(total["edge"].sum(1) > 0, FLAG_EDGE, 0).astype(np.int32)
-    flags |= np.where(total["masked"].sum(1) > 0, FLAG_MASKED, 0).astype(np.int32)
+    flags |= np.where(total["edge"] > 0, FLAG_EDGE, 0).astype(np.int32)
+    flags |= np.where(total["masked"] > 0, FLAG_MASKED, 0).astype(np.int32)
     flags |= np.where((blend > 0.5) & (peaks["score"] < 0.5), FLAG_UNCERTAIN, 0).astype(np.int32)
 
     columns = {
