@@ -41,9 +41,10 @@ from mosaic_pais.model import (
     model_metadata,
     split_outputs,
 )
-from mosaic_pais.pcr import find_peaks, normalise_fractions, resolve_votes
+from mosaic_pais.pcr import find_peaks, resolve_votes
 from mosaic_pais.peers import run_photutils, run_sep
 from mosaic_pais.simulation import simulate_scene
+from mosaic_pais.stitch import clean_fractions
 from mosaic_pais.train import SPLIT_SEED_BASE, split_scene
 
 
@@ -53,8 +54,8 @@ def model_catalog(pred, index: int, image: np.ndarray, noise_sigma: float, thres
     center, vectors, fractions = pred.center[index], pred.vectors[index], pred.fractions[index]
     peaks = find_peaks(center, threshold=threshold, window=window)
     ids = resolve_votes(vectors, peaks.yx, mode=vote)
-    frac = np.transpose(fractions, (2, 3, 0, 1)).astype(np.float64)
-    frac = normalise_fractions(np.where(frac >= min_fraction, frac, 0.0), axis=1)
+    # the fractions cleaned as the pipeline cleans them
+    frac = clean_fractions(np.transpose(fractions, (2, 3, 0, 1)), ids, min_fraction)
     p = {"id": np.arange(len(peaks)), "y": peaks.y, "x": peaks.x, "score": peaks.score}
     cols, _, _ = measure_image(image, ids, frac, p, ["F160W"], noise_sigma)
     return Table({k: cols[k] for k in ("id", "x", "y", "flux", "kron_radius", "score")})

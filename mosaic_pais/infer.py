@@ -46,14 +46,11 @@ def estimate_noise_sigma(image, n_windows: int = 48, size: int = 256, seed: int 
     """
     from astropy.stats import sigma_clipped_stats
 
-    n_band, h, w = image.shape
-    rng = np.random.default_rng(seed)
-    size_y, size_x = min(size, h), min(size, w)
+    from mosaic_pais.tile import sample_windows
+
     sigmas = []
-    for _ in range(n_windows):
-        y0 = int(rng.integers(0, h - size_y + 1))
-        x0 = int(rng.integers(0, w - size_x + 1))
-        block = np.asarray(image[:, y0:y0 + size_y, x0:x0 + size_x], dtype=np.float64)
+    for y0, y1, x0, x1 in sample_windows(image.shape, n_windows, size, seed):
+        block = np.asarray(image[:, y0:y1, x0:x1], dtype=np.float64)
         row = []
         for band in block:
             good = band[np.isfinite(band) & (band != 0)]

@@ -588,15 +588,12 @@ def noise_from_weights(weights, n_windows: int = 16, size: int = 256, seed: int 
     >>> noise_from_weights(w).tolist()
     [0.5]
     """
-    from mosaic_pais.tile import read_window
+    from mosaic_pais.tile import read_window, sample_windows
 
-    n_band, h, w = weights.shape
-    rng = np.random.default_rng(seed)
-    sy, sx = min(size, h), min(size, w)
+    n_band = weights.shape[0]
     samples: list[list[np.ndarray]] = [[] for _ in range(n_band)]
-    for _ in range(n_windows):
-        y0, x0 = int(rng.integers(0, h - sy + 1)), int(rng.integers(0, w - sx + 1))
-        block, finite = read_window(weights, (y0, y0 + sy, x0, x0 + sx))
+    for window in sample_windows(weights.shape, n_windows, size, seed):
+        block, finite = read_window(weights, window)
         for band in range(n_band):
             samples[band].append(block[band][finite & (block[band] > 0)])
     values = [np.concatenate(s) for s in samples]

@@ -54,9 +54,16 @@ FLAG_EDGE, FLAG_MASKED, FLAG_UNCERTAIN = 1, 2, 4
 
 SUM_KEYS = ("flux", "var", "npix", "shared_flux", "hist", "count", "edge", "masked", "sum_y",
             "sum_x", "sum_yy", "sum_xx", "sum_xy")
+#: the radial profiles, the only sums kept per bin (sources × N_BINS), and all the first pass
+#: needs; the other sums are one number per source ((band, source) for flux and var)
 PROFILE_KEYS = ("hist", "count")
-#: sums kept per radial bin (sources × N_BINS); the others are one number per source
-BINNED_KEYS = ("hist", "count")
+
+
+def _zero_sums(keys, n_sources: int, n_band: int) -> dict:
+    """Zeroed sums of ``keys`` over ``n_sources`` sources, each in its shape."""
+    return {key: np.zeros((n_band, n_sources) if key in ("flux", "var") else
+                          (n_sources, N_BINS) if key in PROFILE_KEYS else n_sources)
+            for key in keys}
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -184,27 +191,23 @@ def measure_region(image: np.ndarray, ids: np.ndarray, fractions: np.ndarray,
     k = len(present)
     if k == 0:
         return {"id": present}
-    shapes = {"flux": (n_band, k), "var": (n_band, k), "hist": (k, N_BINS),
-              "count": (k, N_BINS)}
-    sums = tuple(np.zeros(shapes.get(key, (k,))) for key in SUM_KEYS)
+    sums = _zero_sums(SUM_KEYS, k, n_band)
     _sum_core(_floating(image), ids, _floating(fractions), peak_y, peak_x,
               float(origin[0]), float(origin[1]), row, int(mosaic_shape[0]),
               int(mosaic_shape[1]),
               np.zeros((0, 0, 0), np.float32) if weights is None else _floating(weights),
               np.zeros((0, 0), bool) if invalid_near is None
               else np.ascontiguousarray(invalid_near, bool),
-              profiles_only, sums)
+              profiles_only, tuple(sums.values()))
     keys = PROFILE_KEYS if profiles_only else SUM_KEYS
-    return {"id": present, **{key: sums[SUM_KEYS.index(key)] for key in keys}}
+    return {"id": present, **{key: sums[key] for key in keys}}
 
 
 def combine(parts: list[dict], n_sources: int, n_band: int) -> dict:
     """Add the blocks' partial sums into arrays over all ``n_sources`` global ids (the keys
     the parts have: all of them, or the profiles of a first pass)."""
     keys = next((set(p) for p in parts if len(p["id"])), set(SUM_KEYS))
-    total = {key: np.zeros((n_band, n_sources) if key in ("flux", "var") else
-                           (n_sources, N_BINS) if key in BINNED_KEYS else n_sources)
-             for key in SUM_KEYS if key in keys}
+    total = _zero_sums([key for key in SUM_KEYS if key in keys], n_sources, n_band)
     for part in parts:
         ids = part["id"]  # unique within a part, so plain indexed addition is exact
         if len(ids) == 0:

@@ -212,3 +212,17 @@ class WindowReader:
     def read(self, window: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
         """The window (zeros outside the array and at non-finite pixels) and its validity."""
         return read_window(self.array, window)
+
+
+def sample_windows(shape: tuple[int, ...], n_windows: int, size: int, seed: int = 0
+                   ) -> Iterator[tuple[int, int, int, int]]:
+    """``n_windows`` windows (y0, y1, x0, x1) of ``size`` px (at most the image's sides) at
+    random places over an image whose last two axes are ``shape[-2:]``: where robust
+    statistics (noise, weights) are sampled without reading the whole mosaic."""
+    h, w = shape[-2:]
+    rng = np.random.default_rng(seed)
+    size_y, size_x = min(size, h), min(size, w)
+    for _ in range(n_windows):
+        y0 = int(rng.integers(0, h - size_y + 1))
+        x0 = int(rng.integers(0, w - size_x + 1))
+        yield y0, y0 + size_y, x0, x0 + size_x
