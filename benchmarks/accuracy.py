@@ -17,8 +17,11 @@ Usage:
 Writes docs/results/accuracy_<split>.json (``accuracy_<split>_goods-s.json``).
 
 ``--conditions varied`` (the default) draws each tile's density (0.5–2.5×), noise (0.6–2×
-GOODS-S) and companion fraction from its seed, as the training set does; ``goods-s`` keeps
-the simulator's defaults (GOODS-S deep density and noise), as a simulated mosaic has.
+GOODS-S), noise texture (white or correlated) and companion fraction from its seed, as the
+training set does (``train.scene_conditions``); ``goods-s`` keeps the simulator's defaults
+(GOODS-S deep density and noise, drizzle-like noise), as a simulated mosaic has.
+``--noise-correlation`` sets the noise texture of every tile instead (0: white noise, the
+conditions in which REFERENCE.md §8 measured sep at F1 0.84).
 """
 
 from __future__ import annotations
@@ -96,13 +99,17 @@ def main() -> None:
     parser.add_argument("--tune", action="store_true")
     parser.add_argument("--mag-limit", type=float, default=27.0)
     parser.add_argument("--conditions", choices=("varied", "goods-s"), default="varied")
+    parser.add_argument("--noise-correlation", type=float, default=None,
+                        help="px, for every tile; 0 gives white noise (default: the conditions')")
     args = parser.parse_args()
     meta = model_metadata(args.model)
     predictor = PAISPredictor(args.model, batch_size=16)
+    correlation = ({} if args.noise_correlation is None
+                   else {"noise_correlation": args.noise_correlation})
     if args.conditions == "varied":
-        scenes = [split_scene(args.split, i) for i in range(args.tiles)]
+        scenes = [split_scene(args.split, i, **correlation) for i in range(args.tiles)]
     else:
-        scenes = [simulate_scene((256, 256), seed=SPLIT_SEED_BASE[args.split] + i)
+        scenes = [simulate_scene((256, 256), seed=SPLIT_SEED_BASE[args.split] + i, **correlation)
                   for i in range(args.tiles)]
     t0 = time.time()
     preds, sigmas = predict_scenes(predictor, scenes)
@@ -164,11 +171,14 @@ def main() -> None:
             for cut in [evaluate(cat, truth, mag_limit=args.mag_limit, snr_min=snr_min)]]
         print(f"\n=== {name} ===\n{format_report(results[name])}", flush=True)
     results["setup"] = {"split": args.split, "conditions": args.conditions,
+                        "noise_correlation_px": args.noise_correlation,
                         "tiles": args.tiles, "model": str(args.model),
                         "threshold": threshold, "window": window, "vote": vote,
                         "mag_limit": args.mag_limit,
                         "truth_sources": len(truth)}
     suffix = "" if args.conditions == "varied" else f"_{args.conditions}"
+    if args.noise_correlation is not None:
+        suffix += "_white" if args.noise_correlation == 0 else f"_corr{args.noise_correlation:g}"
     out = Path(f"docs/results/accuracy_{args.split}{suffix}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2, default=float))

@@ -40,10 +40,19 @@ def accuracy_section(r) -> list[str]:
     if not r:
         return ["*(not run yet)*"]
     setup = r["setup"]
-    conditions = {"varied": "each tile's density (0.5–2.5× GOODS-S), noise (0.6–2×) and "
-                            "companion fraction drawn from its seed, as in training",
+    conditions = {"varied": "each tile's density (0.5–2.5× GOODS-S), noise (0.6–2×), noise "
+                            "texture (white in a quarter of the tiles, else correlated by "
+                            "0.3–0.9 px) and companion fraction drawn from its seed, as in "
+                            "training",
                   "goods-s": "GOODS-S deep density and noise, as the simulated mosaics"}
-    lines = [f"**Conditions: {conditions[setup.get('conditions', 'varied')]}.** "
+    described = conditions[setup.get("conditions", "varied")]
+    correlation = setup.get("noise_correlation_px")
+    if correlation is not None:
+        described += (", with white noise in every tile" if correlation == 0 else
+                      f", with noise correlated by {correlation:g} px in every tile")
+    elif setup.get("conditions") == "goods-s":
+        described += " (noise correlated like drizzled GOODS-S data)"
+    lines = [f"**Conditions: {described}.** "
              f"{setup['tiles']} held-out test tiles (seeds 3,000,000+), {setup['truth_sources']} "
              f"truth sources; completeness over in-frame truths with H < {setup['mag_limit']}; "
              f"model threshold {setup['threshold']}, window {setup['window']}, votes "
@@ -120,14 +129,28 @@ def depth_matched(r: dict) -> str:
     return text
 
 
-def accuracy_verdict(r: dict | None, goods: dict | None) -> str:
+def accuracy_verdict(r: dict | None, goods: dict | None, white: dict | None = None) -> str:
     """The issue-3 targets read against the accuracy results (all figures from the JSON)."""
     if not r:
         return ""
     m, sep, phot = r["mosaic-pais"], r["sep"], r["photutils"]
-    text = (f"Against the targets of issue 3: F1 ≥ 0.93 is not reached ({m['f1']:.3f} on the "
-            "varied set" + (f", {goods['mosaic-pais']['f1']:.3f} at GOODS-S depth" if goods
-                             else "") + f"; sep {sep['f1']:.3f}, photutils {phot['f1']:.3f}). ")
+    results = [(m["f1"], "on the varied set")]
+    if goods:
+        results.append((goods["mosaic-pais"]["f1"], "at GOODS-S depth"))
+    if white:
+        results.append((white["mosaic-pais"]["f1"], "at GOODS-S depth with white noise"))
+    reached = all(value >= 0.93 for value, _ in results)
+    text = (f"Against the targets of issue 3: F1 ≥ 0.93 is {'' if reached else 'not '}reached ("
+            + ", ".join(f"{value:.3f} {where}" for value, where in results)
+            + f"; sep {sep['f1']:.3f}, photutils {phot['f1']:.3f} on the varied set). ")
+    if white:
+        wm, ws = white["mosaic-pais"], white["sep"]
+        text += (f"With white noise at GOODS-S depth, REFERENCE.md §8's conditions, sep reaches "
+                 f"F1 {ws['f1']:.3f} (completeness {ws['completeness']:.2f}, purity "
+                 f"{ws['purity']:.2f}), close to the issue's 'about 0.84', and the model "
+                 f"{wm['f1']:.3f} (completeness {wm['completeness']:.2f}, purity "
+                 f"{wm['purity']:.2f}): {wm['f1'] - ws['f1']:+.3f} against sep where the issue "
+                 f"asks for about +0.09. ")
     text += depth_matched(r)
     if "by_snr" in m:
         low = [row for row in m["by_snr"] if row["hi"] <= 10]
@@ -139,9 +162,10 @@ def accuracy_verdict(r: dict | None, goods: dict | None) -> str:
                  f"the counted truths have a white-noise matched-filter S/N below 10 (about 5 "
                  f"in this correlated noise), and no method recovers more than {best:.0%} of "
                  "any of those bins (per-S/N table above). ")
-    text += (f"sep's purity ({sep['purity']:.2f}) is far below REFERENCE.md §8's: our "
-             "simulated noise is correlated like drizzled data (measured on GOODS-S), and a "
-             "1.5σ threshold on the filtered image then picks up many noise peaks. ")
+    text += (f"sep's purity ({sep['purity']:.2f}) is far below REFERENCE.md §8's: most of "
+             "our simulated tiles have noise correlated like drizzled data (measured on "
+             "GOODS-S), and a 1.5σ threshold on the filtered image then picks up many noise "
+             "peaks. ")
     mb, sb, pb = (v["flux_blended"]["median_abs"] for v in (m, sep, phot))
     text += (f"On blended sources (β > 0.1) the model's median |δ| is {mb:.2f} against sep's "
              f"{sb:.2f} ({1 - mb / sb:.0%} lower) and photutils' {pb:.2f}. ")
@@ -402,7 +426,13 @@ def main() -> None:
             "(`python benchmarks/accuracy.py --tiles 500 --conditions goods-s`), the conditions "
             "of the simulated mosaics below:", ""]
     out += accuracy_section(load("accuracy_test_goods-s"))
-    out += ["", accuracy_verdict(load("accuracy_test"), load("accuracy_test_goods-s"))]
+    out += ["", "The same at GOODS-S depth with white noise, the conditions in which REFERENCE.md "
+            "§8 measured sep at F1 0.84 "
+            "(`python benchmarks/accuracy.py --tiles 500 --conditions goods-s "
+            "--noise-correlation 0`):", ""]
+    out += accuracy_section(load("accuracy_test_goods-s_white"))
+    out += ["", accuracy_verdict(load("accuracy_test"), load("accuracy_test_goods-s"),
+                                 load("accuracy_test_goods-s_white"))]
     out += failures_section(load("detection_failures_val"))
     out += ["", "## Speed", "", "`python benchmarks/speed.py`", ""]
     out += speed_section(load("speed"))

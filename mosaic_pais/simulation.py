@@ -231,15 +231,22 @@ def _paste(target: np.ndarray, stamp: np.ndarray, y0: int, x0: int, origin=(0, 0
         target[ty0 + sy0:ty0 + sy1, tx0 + sx0:tx0 + sx1] += stamp[sy0:sy1, sx0:sx1]
 
 
-def correlated_noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float) -> np.ndarray:
-    """Gaussian noise with the pixel correlations of drizzled HST data, std ``sigma``."""
+def correlated_noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float,
+                     correlation: float = NOISE_CORRELATION_SIGMA) -> np.ndarray:
+    """Gaussian noise with std ``sigma``, smoothed by a Gaussian of ``correlation`` px.
+
+    The default gives the pixel correlations of drizzled HST data; 0 gives white noise.
+    """
     from scipy import ndimage
 
     white = rng.normal(0.0, 1.0, shape)
-    smooth = ndimage.gaussian_filter(white, NOISE_CORRELATION_SIGMA, mode="wrap")
+    if correlation <= 0:
+        return (white * sigma).astype(np.float32)
+    smooth = ndimage.gaussian_filter(white, correlation, mode="wrap")
     # std of unit white noise after a separable normalised kernel k: Σk² (the 2-D variance is
     # (Σk²)²), known in advance, so every realisation has the same expected sigma
-    k = np.exp(-0.5 * (np.arange(-4, 5) / NOISE_CORRELATION_SIGMA) ** 2)
+    half = max(4, int(np.ceil(4 * correlation)))
+    k = np.exp(-0.5 * (np.arange(-half, half + 1) / correlation) ** 2)
     k /= k.sum()
     return (smooth * sigma / (k ** 2).sum()).astype(np.float32)
 
@@ -276,7 +283,8 @@ def _truth_table(pop: dict, keep: np.ndarray, stamps: list, shape, origin=(0, 0)
 
 def simulate_scene(shape=(256, 256), *, seed: int, density: float = 1.0,
                    noise_sigma: float | None = None, pair_fraction: float = 0.05,
-                   star_fraction: float = STAR_FRACTION, margin: float = 20.0) -> Scene:
+                   star_fraction: float = STAR_FRACTION, margin: float = 20.0,
+                   noise_correlation: float = NOISE_CORRELATION_SIGMA) -> Scene:
     """Simulate one F160W-like scene with its truth.
 
     Parameters
@@ -291,6 +299,8 @@ def simulate_scene(shape=(256, 256), *, seed: int, density: float = 1.0,
         Fraction of sources given an extra companion 2–10 px away (mergers, chance pairs).
     margin : float
         Sources are centred up to this far (px) outside the frame.
+    noise_correlation : float
+        Width (px) of the Gaussian that correlates the noise; 0 gives white noise.
 
     Returns
     -------
@@ -307,7 +317,7 @@ def simulate_scene(shape=(256, 256), *, seed: int, density: float = 1.0,
     rng = np.random.default_rng([int(seed), 160])
     pop = draw_population(rng, h, w, margin=margin, density=density,
                           pair_fraction=pair_fraction, star_fraction=star_fraction)
-    noise = correlated_noise(rng, (h, w), sigma)[None]
+    noise = correlated_noise(rng, (h, w), sigma, noise_correlation)[None]
     stamps, keep, images = [], [], []
     for i in range(len(pop["y"])):
         stamp, y0, x0 = render_stamp(pop, i)
@@ -327,6 +337,7 @@ def simulate_scene(shape=(256, 256), *, seed: int, density: float = 1.0,
     truth["snr"] = matched_filter_snr(sources, sigma)
     image = (sources.sum(0) + noise).astype(np.float32)
     truth.meta.update({"SEED": int(seed), "DENSITY": density, "NOISE": sigma,
+                       "NOISECOR": noise_correlation,
                        "PAIRFRAC": pair_fraction, "ZEROPNT": ZEROPOINT, "PIXSCALE": PIXEL_SCALE})
     return Scene(image=image, sources=sources, noise=noise.astype(np.float32), truth=truth,
                  noise_sigma=sigma)
@@ -484,6 +495,7 @@ def simulate_mosaic(output, *, size: int, seed: int = 0, density: float = 1.0,
     ra, dec = wcs.pixel_to_world_values(np.asarray(truth["x"]), np.asarray(truth["y"]))
     truth["ra"], truth["dec"] = ra, dec
     truth.meta.update({"SEED": int(seed), "DENSITY": density, "NOISE": sigma,
+                       "NOISECOR": NOISE_CORRELATION_SIGMA,
                        "ZEROPNT": ZEROPOINT, "PIXSCALE": PIXEL_SCALE})
     truth.write(output / ".truth.fits.tmp", format="fits", overwrite=True)
     (output / ".truth.fits.tmp").replace(output / "truth.fits")

@@ -12,8 +12,9 @@ test       3_000_000 + i
 =========  ===================
 
 Each scene draws its observing conditions from its seed: source density 0.5–2.5× GOODS-S deep,
-noise 0.6–2× the GOODS-S F160W sigma, and extra close companions for a third of the tiles, so
-that blends are frequent in training (the method's edge over classical tools is on blends).
+noise 0.6–2× the GOODS-S F160W sigma, white or drizzle-like correlated noise, and extra close
+companions for a third of the tiles, so that blends are frequent in training (the method's edge
+over classical tools is on blends).
 
 A training set is a folder of Zarr shards (``shard_00000.zarr`` …), each a group with arrays
 ``image (T, b, h, w)`` float32, ``center (T, h, w)``, ``vectors (T, h, w, n, 2)``,
@@ -48,24 +49,43 @@ TRAINING_CENTER_SIGMA = 2.0
 LABEL_MIN_SNR = 5.0
 
 
+#: Version of :func:`scene_conditions`, recorded in every training shard. Version 1 kept the
+#: noise texture of drizzled GOODS-S data (0.6 px) in every scene; version 2 also varies it.
+CONDITIONS_VERSION = 2
+
+
 def scene_conditions(seed: int) -> dict:
-    """Observing conditions of the training/validation/test scene with this seed."""
+    """Observing conditions of the training/validation/test scene with this seed.
+
+    Density 0.5–2.5× GOODS-S deep, pixel noise 0.6–2× (log-uniform), companion fraction 0,
+    0.1 or 0.3, and the noise texture: white in a quarter of the scenes (single exposures,
+    most simulations), else correlated by a Gaussian of 0.3–0.9 px (drizzled or resampled
+    mosaics; GOODS-S measures 0.6). The first three are drawn as in version 1, so a seed keeps
+    its density, depth and companions.
+    """
     from mosaic_pais.simulation import DEFAULT_NOISE_SIGMA
 
     rng = np.random.default_rng([seed, 7])
-    return {
+    conditions = {
         "density": float(rng.uniform(0.5, 2.5)),
         "noise_sigma": float(DEFAULT_NOISE_SIGMA * np.exp(rng.uniform(np.log(0.6), np.log(2.0)))),
         "pair_fraction": float(rng.choice([0.0, 0.1, 0.3], p=[0.4, 0.3, 0.3])),
     }
+    white = rng.uniform() < 0.25
+    correlation = rng.uniform(0.3, 0.9)
+    conditions["noise_correlation"] = 0.0 if white else float(correlation)
+    return conditions
 
 
-def split_scene(split: str, index: int, shape=(256, 256)):
-    """The simulated scene number ``index`` of a split (deterministic)."""
+def split_scene(split: str, index: int, shape=(256, 256), **overrides):
+    """The simulated scene number ``index`` of a split (deterministic).
+
+    ``overrides`` replace the seed's conditions or pass other simulator options.
+    """
     from mosaic_pais.simulation import simulate_scene
 
     seed = SPLIT_SEED_BASE[split] + int(index)
-    return simulate_scene(shape, seed=seed, **scene_conditions(seed))
+    return simulate_scene(shape, seed=seed, **(scene_conditions(seed) | overrides))
 
 
 def label_scene(scene, center_sigma: float = TRAINING_CENTER_SIGMA, n: int = 3,
@@ -106,7 +126,9 @@ def build_training_set(output: str | Path, split: str, n_tiles: int, *, start: i
     """Simulate and label ``n_tiles`` scenes of ``split`` into Zarr shards under ``output/split``.
 
     Shards already complete and labelled the same way (centre-map width, label S/N) are kept,
-    so an interrupted build resumes where it stopped; others are rebuilt.
+    so an interrupted build resumes where it stopped; others are rebuilt. A kept shard may come
+    from an older version of :func:`scene_conditions` (its attrs say which): its labels are
+    still right for its scenes, so a set can grow with scenes of the newer conditions.
     """
     import zarr
     from tqdm import tqdm
@@ -136,7 +158,8 @@ def build_training_set(output: str | Path, split: str, n_tiles: int, *, start: i
                                         "n_tiles": shard_size,
                                         "seed_base": SPLIT_SEED_BASE[split],
                                         "center_sigma": center_sigma,
-                                        "label_min_snr": min_snr})
+                                        "label_min_snr": min_snr,
+                                        "conditions": CONDITIONS_VERSION})
     finally:
         if pool is not None:
             pool.close()

@@ -9,7 +9,13 @@ from astropy.table import Table
 from astropy.wcs import WCS
 
 from mosaic_pais.errors import BadInputError
-from mosaic_pais.simulation import ZEROPOINT, simulate_mosaic, simulate_scene
+from mosaic_pais.simulation import (
+    NOISE_CORRELATION_SIGMA,
+    ZEROPOINT,
+    correlated_noise,
+    simulate_mosaic,
+    simulate_scene,
+)
 
 
 @pytest.fixture(scope="module")
@@ -28,6 +34,18 @@ def test_deterministic(scene):
 def test_image_is_sources_plus_noise(scene):
     np.testing.assert_allclose(scene.image, scene.sources.sum(0) + scene.noise, atol=1e-6)
     assert scene.noise.std() == pytest.approx(scene.noise_sigma, rel=0.1)
+
+
+@pytest.mark.parametrize("correlation", [0.0, NOISE_CORRELATION_SIGMA, 0.9])
+def test_noise_texture_keeps_its_sigma(correlation):
+    noise = correlated_noise(np.random.default_rng(3), (512, 512), 2.0, correlation)
+    assert noise.std() == pytest.approx(2.0, rel=0.02)
+    neighbour = np.corrcoef(noise[:, 1:].ravel(), noise[:, :-1].ravel())[0, 1]
+    if correlation == 0:
+        assert abs(neighbour) < 0.02  # white
+    else:  # drizzle-like: 0.6 px gives the adjacent-pixel correlation measured on GOODS-S
+        assert 0.3 < neighbour < 0.95
+        assert (correlation == NOISE_CORRELATION_SIGMA) == (0.4 < neighbour < 0.55)
 
 
 def test_truth_consistency(scene):

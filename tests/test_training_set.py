@@ -6,7 +6,7 @@ import numpy as np
 import zarr
 
 from mosaic_pais.simulation import matched_filter_snr
-from mosaic_pais.train import build_training_set, label_scene, split_scene
+from mosaic_pais.train import build_training_set, label_scene, scene_conditions, split_scene
 
 
 def test_only_detectable_sources_are_labelled():
@@ -30,3 +30,15 @@ def test_shards_are_rebuilt_when_labelled_differently(tmp_path):
     group = zarr.open_group(str(shard), mode="r")
     assert group.attrs["label_min_snr"] == 0.0
     assert group["center"][...].astype(float).sum() > first.astype(float).sum()
+
+
+def test_conditions_vary_the_noise_texture():
+    conditions = [scene_conditions(1_000_000 + i) for i in range(400)]
+    correlation = np.array([c["noise_correlation"] for c in conditions])
+    white = correlation == 0
+    assert 0.15 < white.mean() < 0.35
+    assert np.all((correlation[~white] >= 0.3) & (correlation[~white] <= 0.9))
+    scene = split_scene("train", int(np.flatnonzero(white)[0]))
+    assert scene.truth.meta["NOISECOR"] == 0.0
+    # an override replaces the seed's own draw
+    assert split_scene("train", 0, noise_correlation=0.6).truth.meta["NOISECOR"] == 0.6
