@@ -103,6 +103,18 @@ def accuracy_section(r) -> list[str]:
             cells = [f"{f(c['f1'])} ({f(c['completeness'], '.2f')})" for c in cuts]
             lines.append(f"| {row['snr_min']:g} | {row['n_truth_counted']} | "
                          + " | ".join(cells) + " |")
+    textures = r["mosaic-pais"].get("by_noise_texture")
+    if textures and len(textures) > 1:
+        names = [n for n in ("mosaic-pais", "sep", "photutils") if n in r]
+        lines += ["", "Per noise texture (the width of the Gaussian that correlates the noise; "
+                  "GOODS-S measures 0.6 px): F1 (completeness / purity)", "",
+                  "| noise | tiles | N truths | " + " | ".join(names) + " |",
+                  "| --- | --- | --- |" + " --- |" * len(names)]
+        for i, row in enumerate(textures):
+            cells = [f"{f(c['f1'])} ({f(c['completeness'], '.2f')} / {f(c['purity'], '.2f')})"
+                     for c in (r[n]["by_noise_texture"][i] for n in names)]
+            lines.append(f"| {row['texture']} | {row['tiles']} | {row['n_truth_counted']} | "
+                         + " | ".join(cells) + " |")
     return lines
 
 
@@ -216,6 +228,15 @@ def failures_section(r: dict | None) -> list[str]:
         out += ["", "The model's detections that match no truth, by centre-map peak value "
                 "(threshold " f"{r['setup']['threshold']}): "
                 + ", ".join(f"{k}: {v}" for k, v in m["false_by_score"].items()) + "."]
+    anyone = r.get("any method")
+    if anyone:
+        out += ["", f"Found by no method: {anyone['found_by_none']} of the "
+                f"{anyone['n_counted']} counted truths (H < 27, in frame) match no detection of "
+                f"sep, photutils or the model, even with the model's threshold lowered to "
+                f"{r['setup']['permissive_threshold']}; {anyone['bright_found_by_none']} of them "
+                f"have S/N ≥ {r['setup']['bright_snr']:g}. So no method here exceeds "
+                f"completeness {anyone['completeness_ceiling']:.3f}, and F1 stays at or below "
+                f"{anyone['f1_ceiling']:.3f} even with perfect purity."]
     return out
 
 
