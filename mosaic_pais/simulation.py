@@ -382,7 +382,7 @@ def tan_wcs(height: int, width: int, ra: float = 53.12, dec: float = -27.80):
 
 def _render_strip(args) -> tuple[np.ndarray, list]:
     """Rows [y0, y1) of a mosaic (noiseless + noise) and the truth rows owned by the strip."""
-    pop, y0, y1, width, seed, sigma, strip_index = args
+    pop, y0, y1, width, seed, sigma, correlation, strip_index = args
     halo = MAX_STAMP_HALF + 1
     noiseless = np.zeros((y1 - y0 + 2 * halo, width))
     owned, stamps = [], []
@@ -417,19 +417,21 @@ def _render_strip(args) -> tuple[np.ndarray, list]:
             owned.append((i, float(np.clip(beta, 0, 1)), float(sk)))
             stamps.append(rendered[i])
     rng = np.random.default_rng([int(seed), 161, strip_index])
-    noise = correlated_noise(rng, (y1 - y0, width), sigma)
+    noise = correlated_noise(rng, (y1 - y0, width), sigma, correlation)
     image = (noiseless[halo:halo + y1 - y0] + noise).astype(np.float32)
     return image, [(o, s) for o, s in zip(owned, stamps, strict=True)]
 
 
 def simulate_mosaic(output, *, size: int, seed: int = 0, density: float = 1.0,
                     noise_sigma: float | None = None, pair_fraction: float = 0.05,
-                    block: int = 1024, progress: bool = False, processes: int = 1) -> dict:
+                    block: int = 1024, progress: bool = False, processes: int = 1,
+                    noise_correlation: float = NOISE_CORRELATION_SIGMA) -> dict:
     """Simulate a ``size`` × ``size`` mosaic into ``output/mosaic.fits`` and ``truth.fits``.
 
     The mosaic is rendered strip by strip (``block`` rows, plus a halo so that sources crossing
     strip borders are whole) and streamed into the FITS file, so memory stays bounded by one
-    strip however large the mosaic.
+    strip however large the mosaic. ``noise_correlation`` is the width (px) of the Gaussian
+    that correlates the noise, as in :func:`simulate_scene` (0: white noise).
     """
     from astropy.io import fits
     from astropy.table import vstack
@@ -440,6 +442,9 @@ def simulate_mosaic(output, *, size: int, seed: int = 0, density: float = 1.0,
         raise BadInputError(f"--size must be at least 16 pixels (got {size})")
     if density < 0:
         raise BadInputError(f"--density must be non-negative (got {density})")
+    if noise_correlation < 0 or (noise_sigma is not None and noise_sigma < 0):
+        raise BadInputError(f"noise sigma and correlation must be non-negative (got "
+                            f"{noise_sigma}, {noise_correlation})")
     sigma = DEFAULT_NOISE_SIGMA if noise_sigma is None else float(noise_sigma)
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
@@ -459,9 +464,10 @@ def simulate_mosaic(output, *, size: int, seed: int = 0, density: float = 1.0,
     header["FILTER"] = "F160W"
     header["ZEROPNT"] = (ZEROPOINT, "AB mag of 1 e-/s")
     header["NOISE"] = (sigma, "pixel noise sigma, e-/s")
+    header["NOISECOR"] = (noise_correlation, "px, Gaussian correlating the noise (0: white)")
     header["SEED"] = int(seed)
     header["ORIGIN"] = "mosaic-pais simulate"
-    strips = [(pop, y0, min(y0 + block, size), size, seed, sigma, k)
+    strips = [(pop, y0, min(y0 + block, size), size, seed, sigma, noise_correlation, k)
               for k, y0 in enumerate(range(0, size, block))]
     tmp = output / ".mosaic.fits.tmp"
     tmp.unlink(missing_ok=True)  # StreamingHDU would append to a leftover of a killed run
@@ -495,7 +501,7 @@ def simulate_mosaic(output, *, size: int, seed: int = 0, density: float = 1.0,
     ra, dec = wcs.pixel_to_world_values(np.asarray(truth["x"]), np.asarray(truth["y"]))
     truth["ra"], truth["dec"] = ra, dec
     truth.meta.update({"SEED": int(seed), "DENSITY": density, "NOISE": sigma,
-                       "NOISECOR": NOISE_CORRELATION_SIGMA,
+                       "NOISECOR": noise_correlation,
                        "ZEROPNT": ZEROPOINT, "PIXSCALE": PIXEL_SCALE})
     truth.write(output / ".truth.fits.tmp", format="fits", overwrite=True)
     (output / ".truth.fits.tmp").replace(output / "truth.fits")

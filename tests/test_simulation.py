@@ -113,3 +113,16 @@ def test_mosaic_sources_far_outside_the_edge(tmp_path):
     info = simulate_mosaic(tmp_path, size=64, seed=2, density=8.0, block=32)
     truth = Table.read(info["truth"])
     assert np.all(truth["flux_in_frame"] > 0)
+
+
+def test_mosaic_noise_texture(tmp_path):
+    for correlation, expected in ((0.0, (-0.03, 0.03)), (None, (0.4, 0.55))):
+        out = tmp_path / f"corr{correlation}"
+        texture = {} if correlation is None else {"noise_correlation": correlation}
+        simulate_mosaic(out, size=256, seed=2, density=0.0, **texture)
+        with fits.open(out / "mosaic.fits") as hdul:
+            data = hdul[0].data.astype(float)
+            assert hdul[0].header["NOISECOR"] == (NOISE_CORRELATION_SIGMA if correlation is None
+                                                  else correlation)
+        neighbour = np.corrcoef(data[:, 1:].ravel(), data[:, :-1].ravel())[0, 1]
+        assert expected[0] < neighbour < expected[1]

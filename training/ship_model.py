@@ -47,6 +47,26 @@ def lineage_of(run_name: str) -> list[dict]:
     return chain[::-1]
 
 
+def describe_training_set(folder: Path) -> str:
+    """What the run's training shards hold, from their attrs (tiles per conditions version)."""
+    import zarr
+
+    tiles: dict[int, int] = {}
+    for path in sorted(folder.glob("shard_*.zarr")):
+        attrs = zarr.open_group(str(path), mode="r").attrs
+        if attrs.get("complete"):
+            version = int(attrs.get("conditions", 1))
+            tiles[version] = tiles.get(version, 0) + int(attrs["n_tiles"])
+    texture = {1: "noise correlated like drizzled GOODS-S data (0.6 px)",
+               2: "white noise for a quarter of the tiles, correlated by 0.3-0.9 px otherwise"}
+    parts = [f"{n:,} with {texture.get(v, f'conditions version {v}')}"
+             for v, n in sorted(tiles.items())]
+    return (f"{sum(tiles.values()):,} simulated GOODS-S-like F160W tiles ({'; '.join(parts)}), "
+            "train split seeds 1,000,000+ (validation 2,000,000+; the test split 3,000,000+ is "
+            "never used); density 0.5-2.5x, noise 0.6-2x GOODS-S and close companions drawn "
+            "per tile; only sources with matched-filter S/N >= 5 labelled")
+
+
 def render_card() -> None:
     """Rewrite docs/model_card.md from the shipped card and training/lineage.json."""
     card = json.loads(DEFAULT_MODEL_PATH.with_suffix(".json").read_text())
@@ -81,10 +101,7 @@ def main(run: Path) -> None:
         "vote": old.get("vote", "vectors"),
         "threshold_tuned_on": old.get("threshold_tuned_on", "not tuned"),
         "training": {
-            "data": "3,000 simulated GOODS-S-like F160W tiles, train split seeds 1,000,000+ "
-                    "(validation 2,000,000+; the test split 3,000,000+ is never used); density "
-                    "0.5-2.5x, noise 0.6-2x GOODS-S and close companions drawn per tile; only "
-                    "sources with matched-filter S/N >= 5 labelled",
+            "data": describe_training_set(Path(config["data"]) / "train"),
             "steps": int(last.get("step", 0)),
             "wall_seconds": total_wall_seconds(rows),
             "batch": config["batch"], "crop": config["crop"],
