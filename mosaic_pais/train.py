@@ -47,6 +47,12 @@ TRAINING_CENTER_SIGMA = 2.0
 #: so it follows each scene's noise level: at GOODS-S depth S/N 5 is reached near H ≈ 27.2.
 #: The flux of unlabelled sources is shared by the labelled ones around them, like background.
 LABEL_MIN_SNR = 5.0
+#: Version of the labelling rule, recorded in every shard. Rule 2 holds the depth of rule 1
+#: (white-noise matched-filter S/N ≥ 5 in GOODS-S-textured noise, an S/N of about 2.4 in that
+#: noise) in every noise texture: a source is labelled when its S/N in the scene's own noise is
+#: at least that, so white-noise scenes are labelled deeper and strongly correlated ones
+#: shallower (:func:`labelled`). In GOODS-S-textured scenes the two rules agree.
+LABEL_RULE = 2
 
 
 #: Version of :func:`scene_conditions`, recorded in every training shard. Version 1 kept the
@@ -88,6 +94,19 @@ def split_scene(split: str, index: int, shape=(256, 256), **overrides):
     return simulate_scene(shape, seed=seed, **(scene_conditions(seed) | overrides))
 
 
+def labelled(scene, min_snr: float = LABEL_MIN_SNR) -> np.ndarray:
+    """Which of a simulated scene's sources the training labels hold (:data:`LABEL_RULE`)."""
+    from mosaic_pais.simulation import (
+        NOISE_CORRELATION_SIGMA,
+        matched_filter_snr,
+        noise_texture_factor,
+    )
+
+    texture = float(scene.truth.meta.get("NOISECOR", NOISE_CORRELATION_SIGMA))
+    snr = matched_filter_snr(scene.sources, scene.noise_sigma) * noise_texture_factor(texture)
+    return snr >= min_snr * noise_texture_factor(NOISE_CORRELATION_SIGMA)
+
+
 def label_scene(scene, center_sigma: float = TRAINING_CENTER_SIGMA, n: int = 3,
                 min_snr: float = LABEL_MIN_SNR) -> dict:
     """A training sample (numpy arrays) from a simulated scene.
@@ -96,10 +115,9 @@ def label_scene(scene, center_sigma: float = TRAINING_CENTER_SIGMA, n: int = 3,
     labelled: their light counts as background of the labelled sources.
     """
     from mosaic_pais.pcr import encode
-    from mosaic_pais.simulation import matched_filter_snr
 
     truth = scene.truth
-    keep = matched_filter_snr(scene.sources, scene.noise_sigma) >= min_snr
+    keep = labelled(scene, min_snr)
     centers = np.stack([np.asarray(truth["y"]), np.asarray(truth["x"])], axis=1)[keep]
     pcr = encode(centers, scene.sources[keep], n=n, center_sigma=center_sigma)
     h, w = pcr.center.shape
@@ -146,9 +164,12 @@ def build_training_set(output: str | Path, split: str, n_tiles: int, *, start: i
             path = out / f"shard_{shard:05d}.zarr"
             if path.exists():
                 attrs = zarr.open_group(str(path), mode="r").attrs
-                # a finished shard is kept only if it was labelled the same way
+                # a finished shard is kept only if it was labelled the same way; label rule 1
+                # equals rule 2 on the GOODS-S-textured scenes of conditions version 1
+                same_rule = attrs.get("label_rule", 1) == LABEL_RULE or \
+                    attrs.get("conditions", 1) == 1
                 if attrs.get("complete") and attrs.get("center_sigma") == center_sigma \
-                        and attrs.get("label_min_snr") == min_snr:
+                        and attrs.get("label_min_snr") == min_snr and same_rule:
                     continue
             first = shard * shard_size
             jobs = [(split, i, center_sigma, min_snr) for i in range(first, first + shard_size)]
@@ -159,6 +180,7 @@ def build_training_set(output: str | Path, split: str, n_tiles: int, *, start: i
                                         "seed_base": SPLIT_SEED_BASE[split],
                                         "center_sigma": center_sigma,
                                         "label_min_snr": min_snr,
+                                        "label_rule": LABEL_RULE,
                                         "conditions": CONDITIONS_VERSION})
     finally:
         if pool is not None:

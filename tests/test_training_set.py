@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import zarr
 
 from mosaic_pais.simulation import matched_filter_snr
@@ -42,3 +43,34 @@ def test_conditions_vary_the_noise_texture():
     assert scene.truth.meta["NOISECOR"] == 0.0
     # an override replaces the seed's own draw
     assert split_scene("train", 0, noise_correlation=0.6).truth.meta["NOISECOR"] == 0.6
+
+
+def test_labels_keep_one_depth_in_every_noise_texture():
+    from mosaic_pais.simulation import NOISE_CORRELATION_SIGMA, noise_texture_factor
+    from mosaic_pais.train import labelled
+
+    scenes = {c: split_scene("train", 3, noise_correlation=c)
+              for c in (0.0, NOISE_CORRELATION_SIGMA, 0.9)}
+    white_snr = matched_filter_snr(scenes[0.0].sources, scenes[0.0].noise_sigma)
+    counts = {c: int(labelled(s).sum()) for c, s in scenes.items()}
+    # the GOODS-S texture keeps the white-noise S/N >= 5 rule; white noise is labelled deeper
+    assert counts[NOISE_CORRELATION_SIGMA] == int((white_snr >= 5).sum())
+    assert counts[0.0] > counts[NOISE_CORRELATION_SIGMA] > counts[0.9]
+    ratio = noise_texture_factor(NOISE_CORRELATION_SIGMA)
+    assert counts[0.0] == int((white_snr >= 5 * ratio).sum())
+
+
+def test_texture_factor_matches_the_noise_a_matched_filter_sees():
+    # a PSF-sized source: its matched-filter output on correlated noise of per-pixel sigma 1
+    from mosaic_pais.simulation import correlated_noise, noise_texture_factor
+
+    yy, xx = np.mgrid[-12:13, -12:13]
+    template = np.exp(-0.5 * (yy ** 2 + xx ** 2) / 1.5 ** 2)
+    rng = np.random.default_rng(0)
+    for correlation in (0.0, 0.6, 0.9):
+        noise = correlated_noise(rng, (1024, 1024), 1.0, correlation)
+        # filter responses on a grid of independent placements
+        responses = [(noise[y:y + 25, x:x + 25] * template).sum()
+                     for y in range(0, 999, 40) for x in range(0, 999, 40)]
+        snr_ratio = np.sqrt((template ** 2).sum()) / np.std(responses)
+        assert snr_ratio == pytest.approx(noise_texture_factor(correlation), rel=0.15)
