@@ -311,8 +311,9 @@ def scarlet2_peer_section(r: dict | None) -> list[str]:
     """scarlet2 beside the model and the classical peers (benchmarks/scarlet2_peer.py)."""
     out = ["## scarlet2 as a peer", "",
            "`python benchmarks/scarlet2_peer.py --tiles 30` — held-out test tiles; scarlet2 is "
-           "given the true positions of the detectable sources (matched-filter S/N ≥ 5) and the "
-           "simulation's PSF: perfect detection, its best case; the other methods detect on "
+           "given the true positions of the detectable sources (those the training labels "
+           "hold, `train.labelled`) and the simulation's PSF: perfect detection, its best "
+           "case; the other methods detect on "
            "their own. Blended: β > 0.1; completeness over H < 27.", ""]
     if not r:
         return out + ["*(not run yet)*", ""]
