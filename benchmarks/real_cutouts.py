@@ -43,8 +43,15 @@ def run_tile(predictor, image: np.ndarray, meta: dict):
 
 
 def main() -> None:
-    meta = model_metadata(DEFAULT_MODEL_PATH)
-    predictor = PAISPredictor(DEFAULT_MODEL_PATH)
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH,
+                        help="another model (a candidate run): figures are printed, not written")
+    args = parser.parse_args()
+    shipped = args.model == DEFAULT_MODEL_PATH
+    meta = model_metadata(args.model)
+    predictor = PAISPredictor(args.model)
     root = data_dir() / "goods_s"
     result: dict = {"model": meta.get("version")}
 
@@ -83,8 +90,9 @@ def main() -> None:
         ax.set_xticks([])
         ax.set_yticks([])
     fig.tight_layout()
-    Path("docs/figures").mkdir(parents=True, exist_ok=True)
-    fig.savefig("docs/figures/real_cutouts.png", dpi=100)
+    if shipped:
+        Path("docs/figures").mkdir(parents=True, exist_ok=True)
+        fig.savefig("docs/figures/real_cutouts.png", dpi=100)
 
     found = total = spurious = detections = 0
     stamps = sorted((root / "candels_stamps").glob("GDS_*_segmap.fits"))
@@ -103,8 +111,9 @@ def main() -> None:
                    "segmap_objects_with_a_detection": found,
                    "detections": detections, "detections_on_segmap_background": spurious})
     print(json.dumps(result, indent=1))
-    Path("docs/results").mkdir(parents=True, exist_ok=True)
-    Path("docs/results/real_cutouts.json").write_text(json.dumps(result, indent=2))
+    if shipped:
+        Path("docs/results").mkdir(parents=True, exist_ok=True)
+        Path("docs/results/real_cutouts.json").write_text(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

@@ -438,7 +438,7 @@ def main() -> None:
                 "on selected bright galaxies).", ""]
     out += ["## Accuracy against sep and photutils", "",
             "`python benchmarks/accuracy.py --tiles 500` (threshold chosen beforehand on "
-            "validation tiles by `python benchmarks/accuracy.py --split val --tiles 100 --tune`). "
+            "validation tiles by `python benchmarks/accuracy.py --split val --tiles 200 --tune`). "
             "sep: SExtractor-like (1.5σ, minarea 5, 32 thresholds, contrast 0.005, default.conv, "
             "Kron fluxes); photutils: detect_sources + deblend_sources + SourceCatalog Kron "
             "fluxes. The model's `flux` is its deblended flux inside each source's footprint "
