@@ -138,10 +138,9 @@ def main() -> None:
         "split": "test", "tiles": args.tiles, "max_iter": args.max_iter,
         "mag_limit": args.mag_limit, "truth_sources": len(truth),
         "scarlet2_detections": "true positions of the sources the training labels would hold "
-                               f"(matched-filter S/N >= {LABEL_MIN_SNR} in GOODS-S-textured "
-                               "noise, the same depth in other textures: train.labelled) "
-                               "centred in the tile (best case: perfect detection and the "
-                               "simulation's PSF)",
+                               f"(white-noise matched-filter S/N >= {LABEL_MIN_SNR}: "
+                               "train.labelled) centred in the tile (best case: perfect "
+                               "detection and the simulation's PSF)",
         "timing": "wall seconds on 2 shared CPU cores, nice 15; scarlet2 includes JAX "
                   "compilation per tile (every scene has its own shapes)"}
     args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -47,12 +47,6 @@ TRAINING_CENTER_SIGMA = 2.0
 #: so it follows each scene's noise level: at GOODS-S depth S/N 5 is reached near H ≈ 27.2.
 #: The flux of unlabelled sources is shared by the labelled ones around them, like background.
 LABEL_MIN_SNR = 5.0
-#: Version of the labelling rule, recorded in every shard. Rule 2 holds the depth of rule 1
-#: (white-noise matched-filter S/N ≥ 5 in GOODS-S-textured noise, an S/N of about 2.4 in that
-#: noise) in every noise texture: a source is labelled when its S/N in the scene's own noise is
-#: at least that, so white-noise scenes are labelled deeper and strongly correlated ones
-#: shallower (:func:`labelled`). In GOODS-S-textured scenes the two rules agree.
-LABEL_RULE = 2
 
 
 #: Version of :func:`scene_conditions`, recorded in every training shard. Version 1 kept the
@@ -95,16 +89,15 @@ def split_scene(split: str, index: int, shape=(256, 256), **overrides):
 
 
 def labelled(scene, min_snr: float = LABEL_MIN_SNR) -> np.ndarray:
-    """Which of a simulated scene's sources the training labels hold (:data:`LABEL_RULE`)."""
-    from mosaic_pais.simulation import (
-        NOISE_CORRELATION_SIGMA,
-        matched_filter_snr,
-        noise_texture_factor,
-    )
+    """Which of a simulated scene's sources the training labels hold (:data:`LABEL_MIN_SNR`).
 
-    texture = float(scene.truth.meta.get("NOISECOR", NOISE_CORRELATION_SIGMA))
-    snr = matched_filter_snr(scene.sources, scene.noise_sigma) * noise_texture_factor(texture)
-    return snr >= min_snr * noise_texture_factor(NOISE_CORRELATION_SIGMA)
+    The criterion is the white-noise matched-filter S/N whatever the scene's noise texture: in
+    strongly correlated noise it labels sources fainter relative to the noise. Holding one
+    depth in every texture instead (run v7, docs/model_card.md) did not make a better model.
+    """
+    from mosaic_pais.simulation import matched_filter_snr
+
+    return matched_filter_snr(scene.sources, scene.noise_sigma) >= min_snr
 
 
 def label_scene(scene, center_sigma: float = TRAINING_CENTER_SIGMA, n: int = 3,
@@ -164,12 +157,9 @@ def build_training_set(output: str | Path, split: str, n_tiles: int, *, start: i
             path = out / f"shard_{shard:05d}.zarr"
             if path.exists():
                 attrs = zarr.open_group(str(path), mode="r").attrs
-                # a finished shard is kept only if it was labelled the same way; label rule 1
-                # equals rule 2 on the GOODS-S-textured scenes of conditions version 1
-                same_rule = attrs.get("label_rule", 1) == LABEL_RULE or \
-                    attrs.get("conditions", 1) == 1
+                # a finished shard is kept only if it was labelled the same way
                 if attrs.get("complete") and attrs.get("center_sigma") == center_sigma \
-                        and attrs.get("label_min_snr") == min_snr and same_rule:
+                        and attrs.get("label_min_snr") == min_snr:
                     continue
             first = shard * shard_size
             jobs = [(split, i, center_sigma, min_snr) for i in range(first, first + shard_size)]
@@ -180,7 +170,6 @@ def build_training_set(output: str | Path, split: str, n_tiles: int, *, start: i
                                         "seed_base": SPLIT_SEED_BASE[split],
                                         "center_sigma": center_sigma,
                                         "label_min_snr": min_snr,
-                                        "label_rule": LABEL_RULE,
                                         "conditions": CONDITIONS_VERSION})
     finally:
         if pool is not None:

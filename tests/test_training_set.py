@@ -45,21 +45,6 @@ def test_conditions_vary_the_noise_texture():
     assert split_scene("train", 0, noise_correlation=0.6).truth.meta["NOISECOR"] == 0.6
 
 
-def test_labels_keep_one_depth_in_every_noise_texture():
-    from mosaic_pais.simulation import NOISE_CORRELATION_SIGMA, noise_texture_factor
-    from mosaic_pais.train import labelled
-
-    scenes = {c: split_scene("train", 3, noise_correlation=c)
-              for c in (0.0, NOISE_CORRELATION_SIGMA, 0.9)}
-    white_snr = matched_filter_snr(scenes[0.0].sources, scenes[0.0].noise_sigma)
-    counts = {c: int(labelled(s).sum()) for c, s in scenes.items()}
-    # the GOODS-S texture keeps the white-noise S/N >= 5 rule; white noise is labelled deeper
-    assert counts[NOISE_CORRELATION_SIGMA] == int((white_snr >= 5).sum())
-    assert counts[0.0] > counts[NOISE_CORRELATION_SIGMA] > counts[0.9]
-    ratio = noise_texture_factor(NOISE_CORRELATION_SIGMA)
-    assert counts[0.0] == int((white_snr >= 5 * ratio).sum())
-
-
 def test_texture_factor_matches_the_noise_a_matched_filter_sees():
     # a PSF-sized source: its matched-filter output on correlated noise of per-pixel sigma 1
     from mosaic_pais.simulation import correlated_noise, noise_texture_factor

@@ -64,8 +64,7 @@ def describe_training_set(folder: Path) -> str:
     return (f"{sum(tiles.values()):,} simulated GOODS-S-like F160W tiles ({'; '.join(parts)}), "
             "train split seeds 1,000,000+ (validation 2,000,000+; the test split 3,000,000+ is "
             "never used); density 0.5-2.5x, noise 0.6-2x GOODS-S and close companions drawn "
-            "per tile; only the sources the data can show labelled (matched-filter S/N >= 5 in "
-            "GOODS-S-textured noise, the same depth in other textures)")
+            "per tile; only sources with white-noise matched-filter S/N >= 5 labelled")
 
 
 def render_card() -> None:
