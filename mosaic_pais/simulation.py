@@ -253,10 +253,10 @@ def noise_texture_factor(correlation: float) -> float:
 
     With the same per-pixel σ, noise smoothed by a normalised kernel k has 1/Σk² (2-D) times
     the power of white noise at low frequencies, so the S/N of a source wider than the kernel
-    falls by sqrt(Σk²) = Σk²_1D: 1 for white noise, 0.47 at 0.6 px (GOODS-S), 0.31 at 0.9 px.
+    falls by sqrt(Σk²) = Σk²_1D: 1 for white noise, 0.50 at 0.6 px (GOODS-S), 0.31 at 0.9 px.
 
     >>> round(noise_texture_factor(0.0), 2), round(noise_texture_factor(0.6), 2)
-    (1.0, 0.47)
+    (1.0, 0.5)
     """
     if correlation <= 0:
         return 1.0
