@@ -81,11 +81,20 @@ def predict_scenes(predictor, scenes, batch: int = 16) -> tuple[list, list[float
     return preds, sigmas
 
 
+#: x offset between tiles on the virtual plane where their catalogues are stacked
+TILE_OFFSET = 1000.0
+
+
 def with_offset(table: Table, tile: int) -> Table:
     """Give every tile its own region of a virtual plane so that catalogues can be stacked."""
     table = table.copy()
-    table["x"] = np.asarray(table["x"], float) + tile * 1000.0
+    table["x"] = np.asarray(table["x"], float) + tile * TILE_OFFSET
     return table
+
+
+def tile_of(table: Table) -> np.ndarray:
+    """The tile each row of a stacked catalogue came from (the inverse of :func:`with_offset`)."""
+    return np.floor(np.asarray(table["x"], float) / TILE_OFFSET + 0.5).astype(int)
 
 
 SNR_CUTS = (0.0, 5.0, 7.5, 10.0, 15.0, 20.0)
@@ -96,15 +105,14 @@ TEXTURES = {"white": (0.0, 0.01), "0.3–0.6 px": (0.01, 0.6), "0.6–0.9 px": (
 def by_noise_texture(catalog: Table, truth: Table, scenes, mag_limit: float) -> list[dict]:
     """Completeness, purity and F1 over the tiles of each noise texture."""
     correlation = np.array([s.truth.meta["NOISECOR"] for s in scenes])
-    tile_of = {"catalog": np.floor((np.asarray(catalog["x"]) + 500) / 1000).astype(int),
-               "truth": np.floor((np.asarray(truth["x"]) + 500) / 1000).astype(int)}
+    catalog_tile, truth_tile = tile_of(catalog), tile_of(truth)
     rows = []
     for label, (lo, hi) in TEXTURES.items():
         tiles = np.flatnonzero((correlation >= lo) & (correlation < hi))
         if len(tiles) == 0:
             continue
-        r = evaluate(catalog[np.isin(tile_of["catalog"], tiles)],
-                     truth[np.isin(tile_of["truth"], tiles)], mag_limit=mag_limit)
+        r = evaluate(catalog[np.isin(catalog_tile, tiles)],
+                     truth[np.isin(truth_tile, tiles)], mag_limit=mag_limit)
         rows.append({"texture": label, "tiles": len(tiles)}
                     | {k: r[k] for k in ("completeness", "purity", "f1", "n_truth_counted")})
     return rows
@@ -123,13 +131,13 @@ def main() -> None:
     args = parser.parse_args()
     meta = model_metadata(args.model)
     predictor = PAISPredictor(args.model, batch_size=16)
-    correlation = ({} if args.noise_correlation is None
-                   else {"noise_correlation": args.noise_correlation})
+    texture = args.noise_correlation  # None: the conditions' own
     if args.conditions == "varied":
-        scenes = [split_scene(args.split, i, **correlation) for i in range(args.tiles)]
-    else:
-        scenes = [simulate_scene((256, 256), seed=SPLIT_SEED_BASE[args.split] + i, **correlation)
+        scenes = [split_scene(args.split, i, noise_correlation=texture)
                   for i in range(args.tiles)]
+    else:
+        scenes = [simulate_scene((256, 256), seed=SPLIT_SEED_BASE[args.split] + i,
+                                 noise_correlation=texture) for i in range(args.tiles)]
     t0 = time.time()
     preds, sigmas = predict_scenes(predictor, scenes)
     model_seconds = time.time() - t0

@@ -113,18 +113,20 @@ def main() -> None:
     preds, sigmas = predict_scenes(PAISPredictor(DEFAULT_MODEL_PATH), scenes)
     truth = vstack([with_offset(s.truth, i) for i, s in enumerate(scenes)],
                    metadata_conflicts="silent")
+
+    def model_at(threshold: float):
+        return vstack([with_offset(model_catalog(
+            p, j, scenes[i].image, sigmas[i], threshold, int(meta["window"]),
+            str(meta["vote"])), i) for i, (p, j) in enumerate(preds)])
+
     catalogs = {
-        "mosaic-pais": vstack([with_offset(model_catalog(
-            p, j, scenes[i].image, sigmas[i], float(meta["threshold"]), int(meta["window"]),
-            str(meta["vote"])), i) for i, (p, j) in enumerate(preds)]),
+        "mosaic-pais": model_at(float(meta["threshold"])),
         **{name: vstack([with_offset(runner(s.image[0], s.noise_sigma), i)
                          for i, s in enumerate(scenes)])
            for name, runner in (("sep", run_sep), ("photutils", run_photutils))}}
     results = {name: classify(cat, truth) for name, cat in catalogs.items()}
-    permissive = vstack([with_offset(model_catalog(
-        p, j, scenes[i].image, sigmas[i], PERMISSIVE_THRESHOLD, int(meta["window"]),
-        str(meta["vote"])), i) for i, (p, j) in enumerate(preds)])
-    results["any method"] = found_by_none([*catalogs.values(), permissive], truth)
+    results["any method"] = found_by_none(
+        [*catalogs.values(), model_at(PERMISSIVE_THRESHOLD)], truth)
     results["setup"] = {"split": "val", "tiles": args.tiles, "threshold": meta["threshold"],
                         "permissive_threshold": PERMISSIVE_THRESHOLD,
                         "vote": meta["vote"], "match_radius": RADIUS, "near": NEAR,

@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from accuracy import with_offset  # noqa: I001 - sibling script
 from astropy.table import Table, vstack
 
 from mosaic_pais.metrics import evaluate as evaluate_catalog
@@ -66,12 +67,6 @@ def scarlet2_catalog(scene, psf: np.ndarray, max_iter: int) -> tuple[Table, floa
     seconds = time.time() - t0
     table = Table({"id": np.arange(len(keep)), "x": x[keep], "y": y[keep], "flux": flux})
     return table, seconds, len(keep)
-
-
-def with_offset(table: Table, tile: int) -> Table:
-    table = table.copy()
-    table["x"] = np.asarray(table["x"], float) + tile * 1000.0
-    return table
 
 
 def model_catalogs(scenes) -> tuple[list[Table], float]:

@@ -91,12 +91,12 @@ def simulate(output=None, *, size=256, seed: int = 0, density: float = 1.0,
         shape = (int(size[0]), int(size[1]))
     else:
         raise BadInputError(f"size must be an int or (height, width); got {size!r}")
-    texture = {} if noise_correlation is None else {"noise_correlation": noise_correlation}
     if output is not None:
         if shape[0] != shape[1]:
             raise BadInputError(f"a simulated mosaic is square; got size {shape}")
         files = simulate_mosaic(output, size=shape[0], seed=seed, density=density,
-                                noise_sigma=noise_sigma, progress=progress, **texture)
+                                noise_sigma=noise_sigma, noise_correlation=noise_correlation,
+                                progress=progress)
         from mosaic_pais.open import open_mosaic
 
         return open_mosaic([files["mosaic"]]), Table.read(files["truth"])
@@ -104,7 +104,7 @@ def simulate(output=None, *, size=256, seed: int = 0, density: float = 1.0,
     import xarray as xr
 
     scene = simulate_scene(shape, seed=seed, density=density, noise_sigma=noise_sigma,
-                           **texture)
+                           noise_correlation=noise_correlation)
     bands = list(scene.bands)
     ds = xr.Dataset({"image": (("band", "y", "x"), scene.image)}, coords={"band": bands},
                     attrs={"wcs_header": tan_wcs(*shape).to_header_string(), "bands": bands,

@@ -114,9 +114,8 @@ def simulate(output: Path, size: int, seed: int, density: float, noise_sigma: fl
     """Simulate an HST F160W-like mosaic (DIR/mosaic.fits) and its truth (DIR/truth.fits)."""
     from mosaic_pais.simulation import simulate_mosaic
 
-    texture = {} if noise_correlation is None else {"noise_correlation": noise_correlation}
     simulate_mosaic(output, size=size, seed=seed, density=density, noise_sigma=noise_sigma,
-                    progress=True, **texture)
+                    noise_correlation=noise_correlation, progress=True)
     click.echo(f"wrote {output / 'mosaic.fits'} and {output / 'truth.fits'}")
 
 

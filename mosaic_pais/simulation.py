@@ -299,7 +299,7 @@ def _truth_table(pop: dict, keep: np.ndarray, stamps: list, shape, origin=(0, 0)
 def simulate_scene(shape=(256, 256), *, seed: int, density: float = 1.0,
                    noise_sigma: float | None = None, pair_fraction: float = 0.05,
                    star_fraction: float = STAR_FRACTION, margin: float = 20.0,
-                   noise_correlation: float = NOISE_CORRELATION_SIGMA) -> Scene:
+                   noise_correlation: float | None = None) -> Scene:
     """Simulate one F160W-like scene with its truth.
 
     Parameters
@@ -314,8 +314,9 @@ def simulate_scene(shape=(256, 256), *, seed: int, density: float = 1.0,
         Fraction of sources given an extra companion 2–10 px away (mergers, chance pairs).
     margin : float
         Sources are centred up to this far (px) outside the frame.
-    noise_correlation : float
-        Width (px) of the Gaussian that correlates the noise; 0 gives white noise.
+    noise_correlation : float, optional
+        Width (px) of the Gaussian that correlates the noise (default 0.6, measured on
+        GOODS-S); 0 gives white noise.
 
     Returns
     -------
@@ -329,6 +330,8 @@ def simulate_scene(shape=(256, 256), *, seed: int, density: float = 1.0,
     if h < 1 or w < 1 or density < 0:
         raise BadInputError(f"bad scene: shape {shape}, density {density}")
     sigma = DEFAULT_NOISE_SIGMA if noise_sigma is None else float(noise_sigma)
+    if noise_correlation is None:
+        noise_correlation = NOISE_CORRELATION_SIGMA
     rng = np.random.default_rng([int(seed), 160])
     pop = draw_population(rng, h, w, margin=margin, density=density,
                           pair_fraction=pair_fraction, star_fraction=star_fraction)
@@ -441,13 +444,13 @@ def _render_strip(args) -> tuple[np.ndarray, list]:
 def simulate_mosaic(output, *, size: int, seed: int = 0, density: float = 1.0,
                     noise_sigma: float | None = None, pair_fraction: float = 0.05,
                     block: int = 1024, progress: bool = False, processes: int = 1,
-                    noise_correlation: float = NOISE_CORRELATION_SIGMA) -> dict:
+                    noise_correlation: float | None = None) -> dict:
     """Simulate a ``size`` × ``size`` mosaic into ``output/mosaic.fits`` and ``truth.fits``.
 
     The mosaic is rendered strip by strip (``block`` rows, plus a halo so that sources crossing
     strip borders are whole) and streamed into the FITS file, so memory stays bounded by one
     strip however large the mosaic. ``noise_correlation`` is the width (px) of the Gaussian
-    that correlates the noise, as in :func:`simulate_scene` (0: white noise).
+    that correlates the noise, as in :func:`simulate_scene` (default 0.6; 0: white noise).
     """
     from astropy.io import fits
     from astropy.table import vstack
@@ -458,6 +461,8 @@ def simulate_mosaic(output, *, size: int, seed: int = 0, density: float = 1.0,
         raise BadInputError(f"--size must be at least 16 pixels (got {size})")
     if density < 0:
         raise BadInputError(f"--density must be non-negative (got {density})")
+    if noise_correlation is None:
+        noise_correlation = NOISE_CORRELATION_SIGMA
     if noise_correlation < 0 or (noise_sigma is not None and noise_sigma < 0):
         raise BadInputError(f"noise sigma and correlation must be non-negative (got "
                             f"{noise_sigma}, {noise_correlation})")

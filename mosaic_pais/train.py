@@ -80,12 +80,14 @@ def scene_conditions(seed: int) -> dict:
 def split_scene(split: str, index: int, shape=(256, 256), **overrides):
     """The simulated scene number ``index`` of a split (deterministic).
 
-    ``overrides`` replace the seed's conditions or pass other simulator options.
+    ``overrides`` replace the seed's conditions or pass other simulator options; one that is
+    ``None`` keeps the seed's own.
     """
     from mosaic_pais.simulation import simulate_scene
 
     seed = SPLIT_SEED_BASE[split] + int(index)
-    return simulate_scene(shape, seed=seed, **(scene_conditions(seed) | overrides))
+    chosen = {key: value for key, value in overrides.items() if value is not None}
+    return simulate_scene(shape, seed=seed, **(scene_conditions(seed) | chosen))
 
 
 def labelled(scene, min_snr: float = LABEL_MIN_SNR) -> np.ndarray:
