@@ -34,12 +34,13 @@ from pathlib import Path
 import numpy as np
 from astropy.table import Table, vstack
 
-from mosaic_pais.infer import estimate_noise_sigma
+from mosaic_pais.infer import estimate_noise_sigma, estimate_noise_texture
 from mosaic_pais.measure import measure_image
 from mosaic_pais.metrics import evaluate, format_report
 from mosaic_pais.model import (
     DEFAULT_MODEL_PATH,
     PAISPredictor,
+    detection_threshold,
     model_input,
     model_metadata,
     split_outputs,
@@ -79,6 +80,51 @@ def predict_scenes(predictor, scenes, batch: int = 16) -> tuple[list, list[float
                              predictor.n_slots)
         preds += [(pred, j) for j in range(len(x))]
     return preds, sigmas
+
+
+def tile_textures(scenes) -> np.ndarray:
+    """Each tile's noise texture, estimated from the tile itself as the pipeline does per mosaic."""
+    return np.array([float(estimate_noise_texture(s.image, n_windows=1)[0]) for s in scenes])
+
+
+def tile_thresholds(scenes, meta: dict) -> list[float]:
+    """Each tile's centre-map threshold for its own noise texture (the model card's rule)."""
+    return [detection_threshold(meta, texture) for texture in tile_textures(scenes)]
+
+
+#: thresholds tried by ``--tune``, and the texture bins (edges) each gets its own in
+TUNE_THRESHOLDS = (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85)
+TUNE_TEXTURE_EDGES = (1.15, 1.6, 2.0)
+
+
+def tune_threshold(catalog_at, truth: Table, textures: np.ndarray, mag_limit: float) -> dict:
+    """The best threshold by F1 over all tiles and in each texture bin (the card's table).
+
+    ``catalog_at(threshold)`` gives the stacked catalogue of every tile at that threshold. A
+    bin's texture is the median of its tiles'; its threshold the best F1 there, made
+    non-decreasing with texture (noisier textures never get a lower one).
+    """
+    bins = np.digitize(textures, TUNE_TEXTURE_EDGES)
+    truth_tile = tile_of(truth)
+    f1 = {"all": [], **{b: [] for b in np.unique(bins)}}
+    for threshold in TUNE_THRESHOLDS:
+        catalog = catalog_at(threshold)
+        catalog_tile = tile_of(catalog)
+        f1["all"].append(evaluate(catalog, truth, mag_limit=mag_limit)["f1"])
+        for b in np.unique(bins):
+            tiles = np.flatnonzero(bins == b)
+            f1[b].append(evaluate(catalog[np.isin(catalog_tile, tiles)],
+                                  truth[np.isin(truth_tile, tiles)], mag_limit=mag_limit)["f1"])
+        print(f"threshold {threshold}: F1 all {f1['all'][-1]:.4f}, by texture "
+              + ", ".join(f"{v[-1]:.4f}" for k, v in f1.items() if k != "all"), flush=True)
+    best = {k: TUNE_THRESHOLDS[int(np.argmax(v))] for k, v in f1.items()}
+    table_bins = [b for b in f1 if b != "all"]
+    return {"threshold": best["all"], "f1": max(f1["all"]),
+            "threshold_by_texture": {
+                "texture": [round(float(np.median(textures[bins == b])), 3) for b in table_bins],
+                "threshold": np.maximum.accumulate([best[b] for b in table_bins]).tolist(),
+                "tiles": [int((bins == b).sum()) for b in table_bins],
+                "f1": [round(max(f1[b]), 4) for b in table_bins]}}
 
 
 #: x offset between tiles on the virtual plane where their catalogues are stacked
@@ -145,41 +191,44 @@ def main() -> None:
     truth = vstack(truths)
     window = int(meta.get("window", 5))
 
-    def model_run(threshold, vote):
-        return vstack([with_offset(model_catalog(p, j, scenes[i].image, sigmas[i], threshold,
-                                                 window, vote), i)
+    def model_run(thresholds, vote):
+        """The model's stacked catalogue; ``thresholds`` one per tile or one for all."""
+        per_tile = np.broadcast_to(np.asarray(thresholds, float), (len(preds),))
+        return vstack([with_offset(model_catalog(p, j, scenes[i].image, sigmas[i],
+                                                 float(per_tile[i]), window, vote), i)
                        for i, (p, j) in enumerate(preds)])
 
     if args.tune:
-        # the peak threshold by F1, then the vote mode by the blended sources' median |δ|
-        best = None
-        for threshold in (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9):
-            r = evaluate(model_run(threshold, "geometric"), truth, mag_limit=args.mag_limit)
-            print(f"threshold {threshold}: F1 {r['f1']:.4f} (C {r['completeness']:.3f}, "
-                  f"P {r['purity']:.3f})", flush=True)
-            if best is None or r["f1"] > best[1]:
-                best = (threshold, r["f1"])
-        votes = {}
+        # the peak threshold by F1 per noise texture, then the vote mode by the blended
+        # sources' median |δ|
+        textures = tile_textures(scenes)
+        tuned = tune_threshold(lambda t: model_run(t, "geometric"), truth, textures,
+                               args.mag_limit)
+        thresholds = [detection_threshold(tuned, t) for t in textures]
+        votes, f1 = {}, None
         for vote in ("vectors", "geometric"):
-            r = evaluate(model_run(best[0], vote), truth, mag_limit=args.mag_limit)
-            votes[vote] = r["flux_blended"]["median_abs"]
-            print(f"vote {vote}: median |δ| blended {votes[vote]:.4f}, all "
-                  f"{r['flux']['median_abs']:.4f}", flush=True)
+            r = evaluate(model_run(thresholds, vote), truth, mag_limit=args.mag_limit)
+            votes[vote], f1 = r["flux_blended"]["median_abs"], r["f1"]
+            print(f"vote {vote}: F1 {r['f1']:.4f}, median |δ| blended {votes[vote]:.4f}, "
+                  f"all {r['flux']['median_abs']:.4f}", flush=True)
         vote = min(votes, key=votes.get)
         card_path = Path(args.model).with_suffix(".json")
         card = json.loads(card_path.read_text()) if card_path.exists() else {}
-        card.update({"threshold": best[0], "window": window, "vote": vote,
-                     "threshold_tuned_on": f"{args.tiles} '{args.split}' tiles: best F1 "
-                                           f"{best[1]:.4f}; vote by blended median |δ| "
+        card.update({"threshold": tuned["threshold"],
+                     "threshold_by_texture": tuned["threshold_by_texture"],
+                     "window": window, "vote": vote,
+                     "threshold_tuned_on": f"{args.tiles} '{args.split}' tiles: F1 {f1:.4f} "
+                                           f"with the thresholds by texture (one threshold: "
+                                           f"{tuned['f1']:.4f}); vote by blended median |δ| "
                                            + ", ".join(f"{k} {v:.4f}" for k, v in votes.items())})
         card_path.write_text(json.dumps(card, indent=2))
-        print(f"chose threshold {best[0]}, vote {vote} → {card_path}")
+        print(f"chose thresholds {tuned['threshold_by_texture']}, vote {vote} → {card_path}")
         return
 
-    threshold = float(meta.get("threshold", 0.3))
+    thresholds = tile_thresholds(scenes, meta)
     vote = str(meta.get("vote", "vectors"))
     results = {}
-    catalogs = {"mosaic-pais": model_run(threshold, vote)}
+    catalogs = {"mosaic-pais": model_run(thresholds, vote)}
     timings = {"mosaic-pais": model_seconds}
     for name, runner in (("sep", run_sep), ("photutils", run_photutils)):
         t = time.time()
@@ -201,7 +250,11 @@ def main() -> None:
     results["setup"] = {"split": args.split, "conditions": args.conditions,
                         "noise_correlation_px": args.noise_correlation,
                         "tiles": args.tiles, "model": str(args.model),
-                        "threshold": threshold, "window": window, "vote": vote,
+                        "threshold": meta.get("threshold"),
+                        "threshold_by_texture": meta.get("threshold_by_texture"),
+                        "thresholds_used": {k: float(f(thresholds)) for k, f in (
+                            ("min", np.min), ("median", np.median), ("max", np.max))},
+                        "window": window, "vote": vote,
                         "mag_limit": args.mag_limit,
                         "truth_sources": len(truth)}
     suffix = "" if args.conditions == "varied" else f"_{args.conditions}"

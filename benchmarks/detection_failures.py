@@ -25,7 +25,12 @@ import json
 from pathlib import Path
 
 import numpy as np
-from accuracy import model_catalog, predict_scenes, with_offset  # noqa: I001 - sibling script
+from accuracy import (  # noqa: I001 - sibling script
+    model_catalog,
+    predict_scenes,
+    tile_thresholds,
+    with_offset,
+)
 from astropy.table import vstack
 from scipy.spatial import cKDTree
 
@@ -114,20 +119,21 @@ def main() -> None:
     truth = vstack([with_offset(s.truth, i) for i, s in enumerate(scenes)],
                    metadata_conflicts="silent")
 
-    def model_at(threshold: float):
+    def model_at(thresholds: list[float]):
         return vstack([with_offset(model_catalog(
-            p, j, scenes[i].image, sigmas[i], threshold, int(meta["window"]),
+            p, j, scenes[i].image, sigmas[i], thresholds[i], int(meta["window"]),
             str(meta["vote"])), i) for i, (p, j) in enumerate(preds)])
 
     catalogs = {
-        "mosaic-pais": model_at(float(meta["threshold"])),
+        "mosaic-pais": model_at(tile_thresholds(scenes, meta)),
         **{name: vstack([with_offset(runner(s.image[0], s.noise_sigma), i)
                          for i, s in enumerate(scenes)])
            for name, runner in (("sep", run_sep), ("photutils", run_photutils))}}
     results = {name: classify(cat, truth) for name, cat in catalogs.items()}
     results["any method"] = found_by_none(
-        [*catalogs.values(), model_at(PERMISSIVE_THRESHOLD)], truth)
+        [*catalogs.values(), model_at([PERMISSIVE_THRESHOLD] * len(preds))], truth)
     results["setup"] = {"split": "val", "tiles": args.tiles, "threshold": meta["threshold"],
+                        "threshold_by_texture": meta.get("threshold_by_texture"),
                         "permissive_threshold": PERMISSIVE_THRESHOLD,
                         "vote": meta["vote"], "match_radius": RADIUS, "near": NEAR,
                         "bright_snr": BRIGHT_SNR}

@@ -17,8 +17,13 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
-from mosaic_pais.infer import estimate_noise_sigma
-from mosaic_pais.model import DEFAULT_MODEL_PATH, PAISPredictor, model_metadata
+from mosaic_pais.infer import estimate_noise_sigma, estimate_noise_texture
+from mosaic_pais.model import (
+    DEFAULT_MODEL_PATH,
+    PAISPredictor,
+    detection_threshold,
+    model_metadata,
+)
 from mosaic_pais.pcr import decode
 from mosaic_pais.simulation import data_dir
 
@@ -32,9 +37,10 @@ def run_tile(predictor, image: np.ndarray, meta: dict):
     padded[0, 0, :h, :w] = np.nan_to_num(image)
     valid[0, :h, :w] = np.isfinite(image)
     sigma = estimate_noise_sigma(image[None], n_windows=1, size=max(h, w))
+    texture = float(estimate_noise_texture(image[None], n_windows=1, size=max(h, w))[0])
     pred = predictor(padded, sigma, valid)
     decoded = decode(padded[0], pred.center[0], pred.vectors[0], pred.fractions[0],
-                     threshold=float(meta.get("threshold", 0.3)),
+                     threshold=detection_threshold(meta, texture),
                      window=int(meta.get("window", 5)), valid=valid[0],
                      vote=str(meta.get("vote", "vectors")))
     keep = (decoded.peaks.iy < h) & (decoded.peaks.ix < w)

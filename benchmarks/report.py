@@ -13,6 +13,18 @@ import numpy as np
 RESULTS = Path("docs/results")
 
 
+
+def threshold_words(setup: dict) -> str:
+    """The model's peak threshold of a run: the card's table by noise texture, or one value."""
+    table = setup.get("threshold_by_texture")
+    if not table:
+        return str(setup["threshold"])
+    pairs = ", ".join(f"{t} at texture {x}" for t, x in zip(table["threshold"], table["texture"],
+                                                            strict=True))
+    used = setup.get("thresholds_used")
+    used = f"; used here {used['min']:.2f}–{used['max']:.2f}" if used else ""
+    return f"by each tile's noise texture ({pairs}{used})"
+
 def load(name: str):
     path = RESULTS / f"{name}.json"
     return json.loads(path.read_text()) if path.exists() else None
@@ -57,7 +69,7 @@ def accuracy_section(r) -> list[str]:
     lines = [f"**Conditions: {described}.** "
              f"{setup['tiles']} held-out test tiles (seeds 3,000,000+), {setup['truth_sources']} "
              f"truth sources; completeness over in-frame truths with H < {setup['mag_limit']}; "
-             f"model threshold {setup['threshold']}, window {setup['window']}, votes "
+             f"model threshold {threshold_words(setup)}, window {setup['window']}, votes "
              f"{setup.get('vote', 'vectors')}.", "",
              "| method | completeness | purity | F1 | median \\|δ\\| all | bias | σ_NMAD | "
              "median \\|δ\\| blended (β > 0.1) | N blended | completeness blended | seconds |",
@@ -228,7 +240,7 @@ def failures_section(r: dict | None) -> list[str]:
     m = r["mosaic-pais"]
     if m.get("false_by_score"):
         out += ["", "The model's detections that match no truth, by centre-map peak value "
-                "(threshold " f"{r['setup']['threshold']}): "
+                f"(threshold {threshold_words(r['setup'])}): "
                 + ", ".join(f"{k}: {v}" for k, v in m["false_by_score"].items()) + "."]
     anyone = r.get("any method")
     if anyone:

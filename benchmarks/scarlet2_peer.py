@@ -72,18 +72,18 @@ def scarlet2_catalog(scene, psf: np.ndarray, max_iter: int) -> tuple[Table, floa
 def model_catalogs(scenes) -> tuple[list[Table], float]:
     """The shipped model on the same tiles, decoded and measured as benchmarks/accuracy.py."""
     sys.path.insert(0, str(Path(__file__).parent))
-    from accuracy import model_catalog, predict_scenes
+    from accuracy import model_catalog, predict_scenes, tile_thresholds
 
     from mosaic_pais.model import DEFAULT_MODEL_PATH, PAISPredictor, model_metadata
 
     meta = model_metadata(DEFAULT_MODEL_PATH)
     predictor = PAISPredictor(DEFAULT_MODEL_PATH, batch_size=16)
-    threshold, window = float(meta.get("threshold", 0.3)), int(meta.get("window", 5))
-    vote = str(meta.get("vote", "vectors"))
+    window, vote = int(meta.get("window", 5)), str(meta.get("vote", "vectors"))
     t0 = time.time()
     preds, sigmas = predict_scenes(predictor, scenes)
     out = [model_catalog(p, j, s.image, sg, threshold, window, vote)
-           for (p, j), s, sg in zip(preds, scenes, sigmas, strict=True)]
+           for (p, j), s, sg, threshold in zip(preds, scenes, sigmas,
+                                               tile_thresholds(scenes, meta), strict=True)]
     return out, time.time() - t0
 
 

@@ -76,7 +76,9 @@ def main() -> None:
 @click.option("--tile", default=256, show_default=True, type=int)
 @click.option("--margin", default=32, show_default=True, type=int)
 @click.option("--tiles-per-block", default=8, show_default=True, type=click.IntRange(min=1))
-@click.option("--threshold", default=None, type=float, help="Centre-map peak threshold.")
+@click.option("--threshold", default=None, type=float,
+              help="Centre-map peak threshold (default: the model card's, for the image's "
+                   "noise texture).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @_friendly_errors
 def run(images, output, bands, weights, hdu, cluster, workers, memory_limit, model, resume,

@@ -307,6 +307,25 @@ def model_metadata(path: str | Path | None = None) -> dict[str, Any]:
     return meta
 
 
+def detection_threshold(meta: dict, noise_texture: float | None = None) -> float:
+    """The card's centre-map peak threshold for an image of this noise texture.
+
+    The card's ``threshold_by_texture`` (tuned on validation tiles, benchmarks/accuracy.py
+    ``--tune``) gives thresholds at a few noise textures
+    (:func:`mosaic_pais.infer.estimate_noise_texture`), interpolated between them and held
+    beyond them; without a table or a texture, the card's single ``threshold``.
+
+    >>> card = {"threshold": 0.7,
+    ...         "threshold_by_texture": {"texture": [1.0, 2.0], "threshold": [0.6, 0.8]}}
+    >>> detection_threshold(card, 1.5), detection_threshold(card, 3.0), detection_threshold(card)
+    (0.7, 0.8, 0.7)
+    """
+    table = meta.get("threshold_by_texture")
+    if not table or noise_texture is None or not np.isfinite(noise_texture):
+        return float(meta.get("threshold", 0.3))
+    return round(float(np.interp(noise_texture, table["texture"], table["threshold"])), 4)
+
+
 @dataclass
 class PCRPrediction:
     """Model output for a batch, in the package's PCR conventions."""

@@ -168,7 +168,8 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
     tile, margin, tiles_per_block : int
         Tile grid (stride = tile − 2·margin) and tiles per task side.
     threshold, window : float, int
-        Peak finding on the centre map (default: the model card's values).
+        Peak finding on the centre map (default: the model card's values; the threshold
+        for the mosaic's noise texture, :func:`mosaic_pais.model.detection_threshold`).
     vote : {"vectors", "geometric"}, optional
         How pixels' slots are resolved to sources (default: the model card's choice; see
         :func:`mosaic_pais.pcr.resolve_votes`).
@@ -194,8 +195,13 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
         local_cpu_threads,
         start_cluster,
     )
-    from mosaic_pais.infer import estimate_noise_sigma
-    from mosaic_pais.model import DEFAULT_MODEL_PATH, file_sha256, model_metadata
+    from mosaic_pais.infer import estimate_noise_sigma, estimate_noise_texture
+    from mosaic_pais.model import (
+        DEFAULT_MODEL_PATH,
+        detection_threshold,
+        file_sha256,
+        model_metadata,
+    )
     from mosaic_pais.open import check_not_empty, open_mosaic, pixel_to_world
     from mosaic_pais.stitch import merge_peaks
     from mosaic_pais.store import (
@@ -214,7 +220,6 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
     output = Path(output)
     model_path = Path(model) if model is not None else DEFAULT_MODEL_PATH
     meta = model_metadata(model_path)
-    threshold = float(threshold if threshold is not None else meta.get("threshold", 0.3))
     window = int(window if window is not None else meta.get("window", 5))
     vote = str(vote if vote is not None else meta.get("vote", "vectors"))
     check_memory_limit(memory_limit)  # before anything is written
@@ -256,6 +261,11 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
         check_not_empty(ds)
         raise BadInputError("cannot estimate the image noise: too few valid pixels, or a "
                             "constant image")
+    # one texture for the mosaic: the model takes its bands together
+    textures = estimate_noise_texture(image.data)
+    noise_texture = float(np.median(textures)) if np.isfinite(textures).all() else None
+    threshold = float(threshold if threshold is not None
+                      else detection_threshold(meta, noise_texture))
     timings["open"] = time.time() - t0
 
     specs, chunks = plan_blocks(height, width, tile, margin, tiles_per_block)
@@ -362,7 +372,8 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
                        "batch_size": batch_size, "threshold": threshold, "window": window,
                        "min_fraction": min_fraction, "vote": vote, "cluster": cluster,
                        "workers": workers, "memory_limit": memory_limit,
-                       "noise_sigma": noise_sigma.tolist(), "resume": resume},
+                       "noise_sigma": noise_sigma.tolist(), "noise_texture": noise_texture,
+                       "resume": resume},
         "n_sources": len(table),
         "timings_s": timings,
     }

@@ -93,6 +93,26 @@ def test_block_size_does_not_change_the_catalogue(reference, mosaic, model_path,
     _assert_same(table, other)
 
 
+def test_default_threshold_follows_the_noise_texture(reference, mosaic, model_path, tmp_path):
+    """Without --threshold, the card's threshold for the mosaic's measured noise texture; the
+    run records both, and the catalogue is the one that threshold gives."""
+    from mosaic_pais.infer import estimate_noise_texture
+    from mosaic_pais.model import detection_threshold, model_metadata
+    from mosaic_pais.open import open_mosaic
+
+    table, _ = run([mosaic / "mosaic.fits"], tmp_path / "d", model=model_path, progress=False,
+                   tiles_per_block=3)
+    parameters = json.loads((tmp_path / "d" / "run.json").read_text())["parameters"]
+    image = open_mosaic([mosaic / "mosaic.fits"])["image"].data
+    texture = float(estimate_noise_texture(image)[0])
+    assert parameters["noise_texture"] == pytest.approx(texture)
+    assert 1.5 < texture < 2.0  # the simulator's drizzle-like noise
+    assert parameters["threshold"] == detection_threshold(model_metadata(model_path), texture)
+    explicit, _ = _run(mosaic, tmp_path / "e", model_path, tiles_per_block=3,
+                       threshold=parameters["threshold"])
+    _assert_same(table, explicit)
+
+
 def _assert_same(a, b):
     assert len(a) == len(b)
     np.testing.assert_array_equal(a["id"], b["id"])

@@ -126,3 +126,20 @@ def test_mosaic_noise_texture(tmp_path):
                                                   else correlation)
         neighbour = np.corrcoef(data[:, 1:].ravel(), data[:, :-1].ravel())[0, 1]
         assert expected[0] < neighbour < expected[1]
+
+
+def test_noise_texture_is_measured_through_sources_and_masks():
+    """The estimator (mosaic_pais.infer) tells the simulator's textures apart on scenes with
+    their sources, and ignores masked (zero) and NaN regions."""
+    from mosaic_pais.infer import estimate_noise_sigma, estimate_noise_texture
+
+    measured = {}
+    for correlation in (0.0, NOISE_CORRELATION_SIGMA, 0.9):
+        image = simulate_scene((256, 256), seed=11, density=1.5,
+                               noise_correlation=correlation).image.copy()
+        image[:, :40, :] = 0.0  # a masked strip
+        image[:, 100:120, 50:90] = np.nan
+        measured[correlation] = float(estimate_noise_texture(image, n_windows=1)[0])
+        assert estimate_noise_sigma(image, n_windows=1)[0] > 0
+    assert measured[0.0] == pytest.approx(1.0, abs=0.1)
+    assert 1.5 < measured[NOISE_CORRELATION_SIGMA] < 2.0 < measured[0.9] < 2.6

@@ -97,6 +97,8 @@ def main(run: Path) -> None:
                  "the model; a validity channel (1 = inside and finite)",
         "center_sigma_px": 2.0,
         "threshold": old.get("threshold", 0.3),
+        **({"threshold_by_texture": old["threshold_by_texture"]}
+           if "threshold_by_texture" in old else {}),
         "window": old.get("window", 5),
         "vote": old.get("vote", "vectors"),
         "threshold_tuned_on": old.get("threshold_tuned_on", "not tuned"),
@@ -139,6 +141,17 @@ def main(run: Path) -> None:
 
 
 
+def describe_thresholds(card: dict) -> str:
+    """The card's peak thresholds in words: by noise texture when it has a table."""
+    table = card.get("threshold_by_texture")
+    if not table:
+        return str(card["threshold"])
+    pairs = ", ".join(f"{t} at {x}" for t, x in zip(table["threshold"], table["texture"],
+                                                     strict=True))
+    return (f"by the image's noise texture (`estimate_noise_texture`, 1 = white): {pairs}, "
+            f"interpolated between ({card['threshold']} for all textures alike)")
+
+
 def write_model_card_doc(card: dict, accuracy: dict | None) -> None:
     """docs/model_card.md from the card JSON (and the accuracy results when present)."""
     t = card["training"]
@@ -153,8 +166,8 @@ def write_model_card_doc(card: dict, accuracy: dict | None) -> None:
         f"| input | {card['input']} |",
         f"| outputs | C^c (σ = {card['center_sigma_px']} px), C^v for n = {card['n_slots']}, "
         "C^m per band |",
-        f"| decoder | peak threshold {card['threshold']}, box {card['window']} px, votes "
-        f"`{card['vote']}` ({card['threshold_tuned_on'].replace('|', chr(92) + '|')}) |",
+        f"| decoder | peak threshold {describe_thresholds(card)}, box {card['window']} px, "
+        f"votes `{card['vote']}` ({card['threshold_tuned_on'].replace('|', chr(92) + '|')}) |",
         f"| data | {t['data']} |",
         f"| training | {t['steps']} steps of {t['batch']} random {t['crop']}² crops (flips, "
         "quarter turns, rotations, random edges/masks), Adam lr "
