@@ -24,7 +24,8 @@ Columns (DESIGN.md contract) and how they are measured:
 ``flux_err``
     From the weight map (inverse variance): sqrt(Σ fraction² / weight); NaN without weights.
 ``x``, ``y``
-    The network's sub-pixel centre (the centre map is trained on flux-weighted centroids).
+    The network's sub-pixel centre (the centre map is trained on the simulated sources'
+    positions: centroids of parametric galaxies and stars, stamp centres of real galaxies).
 ``r50``, ``r90``
     Radii enclosing 50% and 90% of ``flux``.
 ``a``, ``b``, ``theta``

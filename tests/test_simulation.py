@@ -54,13 +54,16 @@ def test_truth_consistency(scene):
     np.testing.assert_allclose(t["flux_in_frame"], scene.sources.sum((1, 2, 3)), rtol=1e-5)
     np.testing.assert_allclose(t["mag"], ZEROPOINT - 2.5 * np.log10(t["flux"]), atol=1e-9)
     assert np.all(t["flux_in_frame"] <= t["flux"] * 1.001)
-    # compact sources well inside the frame keep (almost) all their flux, and their noiseless
-    # image's centroid is the truth position
+    # compact sources well inside the frame keep (almost) all their flux; the truth position
+    # is where a source was drawn, which for parametric galaxies and stars is their noiseless
+    # image's centroid (real COSMOS galaxies carry their stamps' noise, whose centroid wanders)
     inside = (t["x"] > 20) & (t["x"] < 108) & (t["y"] > 20) & (t["y"] < 76) & (t["r50"] < 4)
-    assert inside.any()
+    assert (inside & (t["kind"] != "real")).any()
     for i in np.flatnonzero(inside):
         img = scene.sources[i, 0].astype(np.float64)
         assert img.sum() == pytest.approx(t["flux"][i], rel=0.02)
+        if t["kind"][i] == "real":
+            continue
         yy, xx = np.mgrid[0:img.shape[0], 0:img.shape[1]]
         assert (img * yy).sum() / img.sum() == pytest.approx(t["y"][i], abs=0.05)
         assert (img * xx).sum() / img.sum() == pytest.approx(t["x"][i], abs=0.05)
