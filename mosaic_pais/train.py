@@ -52,6 +52,10 @@ LABEL_MIN_SNR = 5.0
 #: Version of :func:`scene_conditions`, recorded in every training shard. Version 1 kept the
 #: noise texture of drizzled GOODS-S data (0.6 px) in every scene; version 2 also varies it.
 CONDITIONS_VERSION = 2
+#: Where the centre-map labels sit, recorded in every shard: "drawn", the sources' drawn
+#: positions (the simulator's truth since session 6); shards without it were labelled at
+#: their stamps' flux-weighted centroids ("centroids"), noisy for real COSMOS galaxies
+LABEL_POSITIONS = "drawn"
 
 
 def scene_conditions(seed: int) -> dict:
@@ -138,7 +142,8 @@ def build_training_set(output: str | Path, split: str, n_tiles: int, *, start: i
                        min_snr: float = LABEL_MIN_SNR, progress: bool = True) -> Path:
     """Simulate and label ``n_tiles`` scenes of ``split`` into Zarr shards under ``output/split``.
 
-    Shards already complete and labelled the same way (centre-map width, label S/N) are kept,
+    Shards already complete and labelled the same way (centre-map width, label S/N, label
+    positions) are kept,
     so an interrupted build resumes where it stopped; others are rebuilt. A kept shard may come
     from an older version of :func:`scene_conditions` (its attrs say which): its labels are
     still right for its scenes, so a set can grow with scenes of the newer conditions.
@@ -161,7 +166,8 @@ def build_training_set(output: str | Path, split: str, n_tiles: int, *, start: i
                 attrs = zarr.open_group(str(path), mode="r").attrs
                 # a finished shard is kept only if it was labelled the same way
                 if attrs.get("complete") and attrs.get("center_sigma") == center_sigma \
-                        and attrs.get("label_min_snr") == min_snr:
+                        and attrs.get("label_min_snr") == min_snr \
+                        and attrs.get("label_positions", "centroids") == LABEL_POSITIONS:
                     continue
             first = shard * shard_size
             jobs = [(split, i, center_sigma, min_snr) for i in range(first, first + shard_size)]
@@ -172,6 +178,7 @@ def build_training_set(output: str | Path, split: str, n_tiles: int, *, start: i
                                         "seed_base": SPLIT_SEED_BASE[split],
                                         "center_sigma": center_sigma,
                                         "label_min_snr": min_snr,
+                                        "label_positions": LABEL_POSITIONS,
                                         "conditions": CONDITIONS_VERSION})
     finally:
         if pool is not None:

@@ -52,11 +52,15 @@ def describe_training_set(folder: Path) -> str:
     import zarr
 
     tiles: dict[int, int] = {}
+    positions = set()
     for path in sorted(folder.glob("shard_*.zarr")):
         attrs = zarr.open_group(str(path), mode="r").attrs
         if attrs.get("complete"):
             version = int(attrs.get("conditions", 1))
             tiles[version] = tiles.get(version, 0) + int(attrs["n_tiles"])
+            positions.add(attrs.get("label_positions", "centroids"))
+    where = {"drawn": "the sources' drawn positions (a real galaxy's stamp centre)",
+             "centroids": "the flux-weighted centroids of the sources' stamps"}
     texture = {1: "noise correlated like drizzled GOODS-S data (0.6 px)",
                2: "white noise for a quarter of the tiles, correlated by 0.3-0.9 px otherwise"}
     parts = [f"{n:,} with {texture.get(v, f'conditions version {v}')}"
@@ -64,7 +68,8 @@ def describe_training_set(folder: Path) -> str:
     return (f"{sum(tiles.values()):,} simulated GOODS-S-like F160W tiles ({'; '.join(parts)}), "
             "train split seeds 1,000,000+ (validation 2,000,000+; the test split 3,000,000+ is "
             "never used); density 0.5-2.5x, noise 0.6-2x GOODS-S and close companions drawn "
-            "per tile; only sources with white-noise matched-filter S/N >= 5 labelled")
+            "per tile; only sources with white-noise matched-filter S/N >= 5 labelled, at "
+            + " or ".join(where.get(p, p) for p in sorted(positions)))
 
 
 def render_card() -> None:
