@@ -468,8 +468,14 @@ def main() -> None:
                 f"simulated {sim['sim_detections_per_arcmin2']:.0f} (the real cutouts are centred "
                 "on selected bright galaxies).", ""]
     out += ["## Accuracy against sep and photutils", "",
-            "`python benchmarks/accuracy.py --tiles 500` (threshold chosen beforehand on "
-            "validation tiles by `python benchmarks/accuracy.py --split val --tiles 200 --tune`). "
+            "`python benchmarks/accuracy.py --tiles 500` (peak thresholds, one per noise "
+            "texture, chosen beforehand on validation tiles by "
+            "`python benchmarks/accuracy.py --split val --tiles 400 --tune`; each tile gets the "
+            "threshold of its own measured texture, as a run gets its mosaic's). "
+            "Truth positions are where the simulator drew the sources (a real COSMOS galaxy's "
+            "stamp centre; until session 5 they were the stamps' flux-weighted centroids, which "
+            "COSMOS's stamp noise moved by more than 3 px for 11% of the bright real galaxies, "
+            "so every method lost some of them). "
             "sep: SExtractor-like (1.5σ, minarea 5, 32 thresholds, contrast 0.005, default.conv, "
             "Kron fluxes); photutils: detect_sources + deblend_sources + SourceCatalog Kron "
             "fluxes. The model's `flux` is its deblended flux inside each source's footprint "
