@@ -31,6 +31,14 @@ def test_shards_are_rebuilt_when_labelled_differently(tmp_path):
     group = zarr.open_group(str(shard), mode="r")
     assert group.attrs["label_min_snr"] == 0.0
     assert group["center"][...].astype(float).sum() > first.astype(float).sum()
+    # a shard labelled at stamp centroids (older sets record no label_positions) is rebuilt
+    group = zarr.open_group(str(shard), mode="r+")
+    del group.attrs["label_positions"]
+    group.attrs["label_min_snr"] = 5.0
+    build_training_set(tmp_path, "val", 2, shard_size=2, min_snr=5.0, progress=False)
+    group = zarr.open_group(str(shard), mode="r")
+    assert group.attrs["label_positions"] == "drawn"
+    np.testing.assert_array_equal(group["center"][...], first)
 
 
 def test_conditions_vary_the_noise_texture():
