@@ -13,17 +13,14 @@ import numpy as np
 RESULTS = Path("docs/results")
 
 
-
 def threshold_words(setup: dict) -> str:
     """The model's peak threshold of a run: the card's table by noise texture, or one value."""
-    table = setup.get("threshold_by_texture")
-    if not table:
-        return str(setup["threshold"])
-    pairs = ", ".join(f"{t} at texture {x}" for t, x in zip(table["threshold"], table["texture"],
-                                                            strict=True))
+    from mosaic_pais.model import describe_thresholds
+
     used = setup.get("thresholds_used")
-    used = f"; used here {used['min']:.2f}–{used['max']:.2f}" if used else ""
-    return f"by each tile's noise texture ({pairs}{used})"
+    used = f"; each tile's own, {used['min']:.2f}–{used['max']:.2f} here" if used else ""
+    return describe_thresholds(setup) + used
+
 
 def load(name: str):
     path = RESULTS / f"{name}.json"

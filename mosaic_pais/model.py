@@ -326,6 +326,22 @@ def detection_threshold(meta: dict, noise_texture: float | None = None) -> float
     return round(float(np.interp(noise_texture, table["texture"], table["threshold"])), 4)
 
 
+def describe_thresholds(meta: dict) -> str:
+    """The card's peak thresholds in words: by noise texture when it has a table.
+
+    >>> describe_thresholds({"threshold": 0.7,
+    ...     "threshold_by_texture": {"texture": [1.0, 2.0], "threshold": [0.6, 0.8]}})
+    'by the noise texture (1 = white): 0.6 at 1.0, 0.8 at 2.0, interpolated (0.7 for all alike)'
+    """
+    table = meta.get("threshold_by_texture")
+    if not table:
+        return str(meta["threshold"])
+    pairs = ", ".join(f"{t} at {x}" for t, x in zip(table["threshold"], table["texture"],
+                                                     strict=True))
+    return (f"by the noise texture (1 = white): {pairs}, interpolated "
+            f"({meta['threshold']} for all alike)")
+
+
 @dataclass
 class PCRPrediction:
     """Model output for a batch, in the package's PCR conventions."""

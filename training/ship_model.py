@@ -14,7 +14,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from mosaic_pais.model import DEFAULT_MODEL_PATH, file_sha256, load_model
+from mosaic_pais.model import DEFAULT_MODEL_PATH, describe_thresholds, file_sha256, load_model
 
 TERMS = ("loss", "center", "vectors", "fractions", "entropy")
 
@@ -144,17 +144,6 @@ def main(run: Path) -> None:
     fig.tight_layout()
     fig.savefig("docs/figures/loss_curves.png", dpi=100)
 
-
-
-def describe_thresholds(card: dict) -> str:
-    """The card's peak thresholds in words: by noise texture when it has a table."""
-    table = card.get("threshold_by_texture")
-    if not table:
-        return str(card["threshold"])
-    pairs = ", ".join(f"{t} at {x}" for t, x in zip(table["threshold"], table["texture"],
-                                                     strict=True))
-    return (f"by the image's noise texture (`estimate_noise_texture`, 1 = white): {pairs}, "
-            f"interpolated between ({card['threshold']} for all textures alike)")
 
 
 def write_model_card_doc(card: dict, accuracy: dict | None) -> None:
