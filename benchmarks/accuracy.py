@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 from astropy.table import Table, vstack
 
-from mosaic_pais.infer import estimate_noise_sigma, estimate_noise_texture
+from mosaic_pais.infer import estimate_noise, estimate_noise_sigma
 from mosaic_pais.measure import measure_image
 from mosaic_pais.metrics import evaluate, format_report
 from mosaic_pais.model import (
@@ -84,7 +84,7 @@ def predict_scenes(predictor, scenes, batch: int = 16) -> tuple[list, list[float
 
 def tile_textures(scenes) -> np.ndarray:
     """Each tile's noise texture, estimated from the tile itself as the pipeline does per mosaic."""
-    return np.array([float(estimate_noise_texture(s.image, n_windows=1)[0]) for s in scenes])
+    return np.array([float(estimate_noise(s.image, n_windows=1)[1][0]) for s in scenes])
 
 
 def tile_thresholds(scenes, meta: dict) -> list[float]:

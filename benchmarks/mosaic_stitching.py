@@ -42,7 +42,7 @@ def tile_by_tile(image: np.ndarray, tile: int = 256) -> Table:
     sys.path.insert(0, str(Path(__file__).parent))
     from accuracy import model_catalog  # noqa: I001 - sibling script
 
-    from mosaic_pais.infer import estimate_noise_sigma, estimate_noise_texture
+    from mosaic_pais.infer import estimate_noise
     from mosaic_pais.model import (
         DEFAULT_MODEL_PATH,
         PAISPredictor,
@@ -53,8 +53,8 @@ def tile_by_tile(image: np.ndarray, tile: int = 256) -> Table:
     meta = model_metadata(DEFAULT_MODEL_PATH)
     predictor = PAISPredictor(DEFAULT_MODEL_PATH, batch_size=16)
     # the mosaic's noise and threshold, as the run takes them
-    sigma = float(estimate_noise_sigma(image[None])[0])
-    threshold = detection_threshold(meta, float(estimate_noise_texture(image[None])[0]))
+    sigmas, textures = estimate_noise(image[None])
+    sigma, threshold = float(sigmas[0]), detection_threshold(meta, float(textures[0]))
     corners = [(y, x) for y in range(0, image.shape[0] - tile + 1, tile)
                for x in range(0, image.shape[1] - tile + 1, tile)]
     rows = []

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
-from mosaic_pais.infer import estimate_noise_sigma, estimate_noise_texture
+from mosaic_pais.infer import estimate_noise
 from mosaic_pais.model import (
     DEFAULT_MODEL_PATH,
     PAISPredictor,
@@ -36,8 +36,8 @@ def run_tile(predictor, image: np.ndarray, meta: dict):
     valid = np.zeros((1, size, size), bool)
     padded[0, 0, :h, :w] = np.nan_to_num(image)
     valid[0, :h, :w] = np.isfinite(image)
-    sigma = estimate_noise_sigma(image[None], n_windows=1, size=max(h, w))
-    texture = float(estimate_noise_texture(image[None], n_windows=1, size=max(h, w))[0])
+    sigma, textures = estimate_noise(image[None], n_windows=1, size=max(h, w))
+    texture = float(textures[0])
     pred = predictor(padded, sigma, valid)
     decoded = decode(padded[0], pred.center[0], pred.vectors[0], pred.fractions[0],
                      threshold=detection_threshold(meta, texture),

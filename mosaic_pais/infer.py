@@ -40,8 +40,10 @@ def predictor_for(model_path: str | Path, batch_size: int = 16):
 def _per_window(image, statistic, n_windows: int, size: int, seed: int) -> np.ndarray:
     """``statistic(band pixels)`` per band, the median over sample windows of the mosaic.
 
-    Only the windows are read. The median over windows keeps a few crowded or empty windows
-    from biasing the figure; a band without any usable window gives NaN (checked by callers).
+    Only the windows are read. ``statistic`` returns a tuple of figures; the median over
+    windows, taken per band and figure, keeps a few crowded or empty windows from biasing
+    them. The result is (band, figure); a band without any usable window gives NaN (checked
+    by callers).
     """
     import warnings
 
@@ -68,51 +70,59 @@ def _pixel_noise(band: np.ndarray) -> float:
     return _clipped_std(band[np.isfinite(band) & (band != 0)])
 
 
-#: side (px) of the blocks over which :func:`estimate_noise_texture` averages the noise
+#: side (px) of the blocks over which :func:`estimate_noise` measures the noise texture
 TEXTURE_BLOCK = 4
 
 
-def _block_noise_ratio(band: np.ndarray, block: int = TEXTURE_BLOCK) -> float:
+def _noise_and_texture(band: np.ndarray, block: int = TEXTURE_BLOCK) -> tuple[float, float]:
+    """One window's pixel noise, and the noise of its block means × block / pixel noise."""
+    pixel = _pixel_noise(band)
     h, w = (band.shape[0] // block) * block, (band.shape[1] // block) * block
     if h == 0 or w == 0:
-        return np.nan
+        return pixel, np.nan
     cut = band[:h, :w]
     good = np.isfinite(cut) & (cut != 0)
     full = good.reshape(h // block, block, w // block, block).all(axis=(1, 3))
     means = np.where(good, cut, 0.0).reshape(h // block, block, w // block, block).mean(
         axis=(1, 3))
-    return block * _clipped_std(means[full]) / _pixel_noise(band)
+    return pixel, block * _clipped_std(means[full]) / pixel
+
+
+def estimate_noise(image, n_windows: int = 48, size: int = 256,
+                   seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Per-band pixel noise and noise texture of a (band, y, x) array (numpy or dask).
+
+    Both come from the same windows spread over the mosaic, and only those are read.
+
+    * The **noise sigma** is the median absolute deviation of sigma-clipped pixels (sources
+      are clipped away).
+    * The **noise texture** says how much more noise there is on 4-px scales than white noise
+      would have: the noise of 4×4-pixel block means over the pixel noise / 4. It is 1 for
+      white noise, about 1.7 for drizzled HST data (noise correlated by a 0.6 px Gaussian),
+      2.3 at 0.9 px. At the same pixel S/N, correlated noise makes more and brighter noise
+      peaks, so the detection threshold follows it
+      (:func:`mosaic_pais.model.detection_threshold`).
+
+    >>> rng = np.random.default_rng(1)
+    >>> white = rng.normal(0, 2.0, (1, 256, 256))
+    >>> sigma, texture = estimate_noise(white, n_windows=1)
+    >>> round(float(sigma[0]), 1), round(float(texture[0]), 1)
+    (2.0, 1.0)
+    >>> from scipy.ndimage import gaussian_filter
+    >>> drizzled = gaussian_filter(white[0], 0.6)[None]
+    >>> 1.6 < float(estimate_noise(drizzled, n_windows=1)[1][0]) < 1.9
+    True
+    """
+    figures = _per_window(image, _noise_and_texture, n_windows, size, seed)
+    return figures[:, 0], figures[:, 1]
 
 
 def estimate_noise_sigma(image, n_windows: int = 48, size: int = 256, seed: int = 0) -> np.ndarray:
-    """Robust per-band pixel noise of a (band, y, x) array (numpy or dask) from sample windows.
+    """Robust per-band pixel noise of a (band, y, x) array: :func:`estimate_noise`'s first half.
 
-    The median absolute deviation of sigma-clipped pixels is taken in windows spread over the
-    mosaic (reading only those windows); sources are clipped away.
+    When the texture is wanted too, call :func:`estimate_noise`: it reads the windows once.
     """
-    return _per_window(image, _pixel_noise, n_windows, size, seed)
-
-
-def estimate_noise_texture(image, n_windows: int = 48, size: int = 256,
-                           seed: int = 0) -> np.ndarray:
-    """How much more noise a (band, y, x) array has on 4-px scales than white noise would.
-
-    The ratio of the noise of 4×4-pixel block means to the pixel noise / 4, per band, from
-    the same sample windows as :func:`estimate_noise_sigma`: 1 for white noise, about 1.7 for
-    drizzled HST data (noise correlated by a 0.6 px Gaussian), 2.3 at 0.9 px. At the same
-    pixel S/N, correlated noise makes more and brighter noise peaks, so the detection
-    threshold follows it (:func:`mosaic_pais.model.detection_threshold`).
-
-    >>> rng = np.random.default_rng(1)
-    >>> white = rng.normal(0, 1, (1, 256, 256))
-    >>> round(float(estimate_noise_texture(white, n_windows=1)[0]), 1)
-    1.0
-    >>> from scipy.ndimage import gaussian_filter
-    >>> drizzled = gaussian_filter(white[0], 0.6)[None]
-    >>> 1.6 < float(estimate_noise_texture(drizzled, n_windows=1)[0]) < 1.9
-    True
-    """
-    return _per_window(image, _block_noise_ratio, n_windows, size, seed)
+    return _per_window(image, lambda band: (_pixel_noise(band),), n_windows, size, seed)[:, 0]
 
 
 def predict_block(window: np.ndarray, valid: np.ndarray, tiles: list, window_origin: tuple,

@@ -312,7 +312,7 @@ def detection_threshold(meta: dict, noise_texture: float | None = None) -> float
 
     The card's ``threshold_by_texture`` (tuned on validation tiles, benchmarks/accuracy.py
     ``--tune``) gives thresholds at a few noise textures
-    (:func:`mosaic_pais.infer.estimate_noise_texture`), interpolated between them and held
+    (:func:`mosaic_pais.infer.estimate_noise`), interpolated between them and held
     beyond them; without a table or a texture, the card's single ``threshold``.
 
     >>> card = {"threshold": 0.7,

@@ -195,7 +195,7 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
         local_cpu_threads,
         start_cluster,
     )
-    from mosaic_pais.infer import estimate_noise_sigma, estimate_noise_texture
+    from mosaic_pais.infer import estimate_noise
     from mosaic_pais.model import (
         DEFAULT_MODEL_PATH,
         detection_threshold,
@@ -255,14 +255,13 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
         raise BadInputError(f"the model expects {expected} band(s) "
                             f"({', '.join(meta.get('bands', []))}); the input has {n_band} "
                             f"({', '.join(band_names)})")
-    noise_sigma = estimate_noise_sigma(image.data)
+    noise_sigma, textures = estimate_noise(image.data)
     if not np.all(np.isfinite(noise_sigma) & (noise_sigma > 0)):
         # only now the whole image is read, to tell an empty one from a sparse or flat one
         check_not_empty(ds)
         raise BadInputError("cannot estimate the image noise: too few valid pixels, or a "
                             "constant image")
     # one texture for the mosaic: the model takes its bands together
-    textures = estimate_noise_texture(image.data)
     noise_texture = float(np.median(textures)) if np.isfinite(textures).all() else None
     threshold = float(threshold if threshold is not None
                       else detection_threshold(meta, noise_texture))

@@ -291,6 +291,10 @@ class TrainConfig:
     #: CLOSE_PAIR px), so that close pairs, where PAIS should beat classical deblenders, are
     #: seen more often than their share of the sky (0 = uniform)
     blend_oversampling: float = 0.0
+    #: tiles are also drawn with probability ∝ 1 + extended_oversampling × (thousands of
+    #: :func:`extended_pixels`), so that large, bright and often irregular galaxies (over-split
+    #: into their clumps, their centre missed) are seen more often (0 = not weighted by it)
+    extended_oversampling: float = 0.0
     loss: dict = field(default_factory=lambda: {
         "center": 15.0, "vectors": 0.06, "fractions": 4.0, "entropy": 2.0,
         "center_weight": 20.0, "vector_mode": "weighted", "vector_scale": 16.0,
@@ -327,12 +331,50 @@ def close_pairs(center: np.ndarray) -> int:
     return len(cKDTree(peaks.yx).query_pairs(CLOSE_PAIR)) if len(peaks) > 1 else 0
 
 
-def tile_weights(data: dict, blend_oversampling: float) -> np.ndarray | None:
+#: a pixel of "extended light" is this bright (S/N) and this far (px) from its owner's centre
+EXTENDED_MIN_SNR = 3.0
+EXTENDED_MIN_DISTANCE = 6.0
+
+
+def extended_pixels(image_snr: np.ndarray, vectors: np.ndarray, fractions: np.ndarray) -> int:
+    """Pixels of a label with S/N > 3 whose largest share is of a source centred > 6 px away.
+
+    They are the outer light of large galaxies: where a centre-map network sees clumps and
+    spiral arms it should not split off, and where a galaxy's centre is a matter of its whole
+    light, not of its brightest knot. ``image_snr`` is (h, w); ``vectors`` (h, w, n, 2) and
+    ``fractions`` (h, w, b, n) the label's C^v and C^m.
+
+    Examples
+    --------
+    >>> from mosaic_pais.pcr import encode
+    >>> yy, xx = np.mgrid[0:64, 0:64]
+    >>> disc = np.exp(-np.hypot(yy - 32, xx - 32) / 8.0)[None, None]  # one large galaxy
+    >>> pcr = encode([[32.0, 32.0]], disc, n=3)
+    >>> extended_pixels(disc[0, 0] / 0.01, pcr.vectors, pcr.fractions)
+    2356
+    """
+    offset = np.hypot(*np.moveaxis(np.asarray(vectors[..., 0, :], np.float32), -1, 0))
+    share = np.asarray(fractions, np.float32).mean(axis=-2)  # (h, w, n), over bands
+    owned = share[..., 0] >= share.max(axis=-1)  # the nearest source has the largest share
+    return int(np.count_nonzero((image_snr > EXTENDED_MIN_SNR) & owned
+                                & (offset > EXTENDED_MIN_DISTANCE)))
+
+
+def tile_weights(data: dict, blend_oversampling: float,
+                 extended_oversampling: float = 0.0) -> np.ndarray | None:
     """Sampling probabilities of the tiles of a split (None = uniform)."""
-    if blend_oversampling <= 0:
+    if blend_oversampling <= 0 and extended_oversampling <= 0:
         return None
-    pairs = np.array([close_pairs(c) for c in data["center"]], np.float64)
-    weights = 1.0 + blend_oversampling * pairs
+    weights = np.ones(len(data["center"]), np.float64)
+    if blend_oversampling > 0:
+        weights += blend_oversampling * np.array([close_pairs(c) for c in data["center"]])
+    if extended_oversampling > 0:
+        # the S/N of the bands' sum
+        sigma = np.sqrt((np.asarray(data["noise_sigma"], np.float64) ** 2).sum(axis=1))
+        snr = data["image"].sum(axis=1) / sigma[:, None, None]
+        weights += extended_oversampling / 1000.0 * np.array(
+            [extended_pixels(snr[i], data["vectors"][i], data["fractions"][i])
+             for i in range(len(weights))])
     return weights / weights.sum()
 
 
@@ -342,7 +384,7 @@ def _batches(data: dict, cfg: TrainConfig, rng: np.random.Generator):
     from mosaic_pais.model import model_input
 
     n_tiles = len(data["image"])
-    weights = tile_weights(data, cfg.blend_oversampling)
+    weights = tile_weights(data, cfg.blend_oversampling, cfg.extended_oversampling)
     while True:
         xs, labels = [], {"center": [], "vectors": [], "fractions": [], "valid": [], "snr": []}
         for _ in range(cfg.batch):

@@ -96,7 +96,7 @@ def test_block_size_does_not_change_the_catalogue(reference, mosaic, model_path,
 def test_default_threshold_follows_the_noise_texture(reference, mosaic, model_path, tmp_path):
     """Without --threshold, the card's threshold for the mosaic's measured noise texture; the
     run records both, and the catalogue is the one that threshold gives."""
-    from mosaic_pais.infer import estimate_noise_texture
+    from mosaic_pais.infer import estimate_noise
     from mosaic_pais.model import detection_threshold, model_metadata
     from mosaic_pais.open import open_mosaic
 
@@ -104,7 +104,7 @@ def test_default_threshold_follows_the_noise_texture(reference, mosaic, model_pa
                    tiles_per_block=3)
     parameters = json.loads((tmp_path / "d" / "run.json").read_text())["parameters"]
     image = open_mosaic([mosaic / "mosaic.fits"])["image"].data
-    texture = float(estimate_noise_texture(image)[0])
+    texture = float(estimate_noise(image)[1][0])
     assert parameters["noise_texture"] == pytest.approx(texture)
     assert 1.5 < texture < 2.0  # the simulator's drizzle-like noise
     assert parameters["threshold"] == detection_threshold(model_metadata(model_path), texture)

@@ -67,3 +67,30 @@ def test_texture_factor_matches_the_noise_a_matched_filter_sees():
                      for y in range(0, 999, 40) for x in range(0, 999, 40)]
         snr_ratio = np.sqrt((template ** 2).sum()) / np.std(responses)
         assert snr_ratio == pytest.approx(noise_texture_factor(correlation), rel=0.15)
+
+
+def test_tiles_with_large_galaxies_are_drawn_more_often():
+    """extended_oversampling favours a tile holding a large galaxy over one of compact sources;
+    with it at 0 (and no blend oversampling) tiles are drawn uniformly."""
+    from mosaic_pais.pcr import encode
+    from mosaic_pais.train import tile_weights
+
+    yy, xx = np.mgrid[0:64, 0:64]
+
+    def tile(scale_length):
+        centres = [[20.0, 20.0], [44.0, 44.0]]
+        light = np.stack([np.exp(-np.hypot(yy - cy, xx - cx) / scale_length)
+                          for cy, cx in centres])[:, None]
+        pcr = encode(centres, light, n=3)
+        return light.sum(axis=0) * 0.5, pcr
+
+    samples = [tile(1.0), tile(8.0)]  # compact sources, then two large discs
+    data = {"image": np.stack([s[0] for s in samples]).astype(np.float32),
+            "noise_sigma": np.full((2, 1), 0.01, np.float32),
+            "center": np.stack([s[1].center for s in samples]),
+            "vectors": np.stack([s[1].vectors for s in samples]),
+            "fractions": np.stack([s[1].fractions for s in samples])}
+    assert tile_weights(data, 0.0, 0.0) is None
+    weights = tile_weights(data, 0.0, 1.0)
+    assert weights.sum() == pytest.approx(1.0)
+    assert weights[1] > 2 * weights[0]
