@@ -15,6 +15,7 @@ from mosaic_pais.metrics import (
     encoding_efficacy,
     evaluate,
     evaluate_files,
+    flux_errors_on_common_sources,
     flux_stats,
     match_catalogs,
 )
@@ -143,3 +144,20 @@ def test_files_and_cli(tmp_path):
     assert result.exit_code == 2
     assert "missing column(s) flux" in result.output
     assert "Traceback" not in result.output
+
+
+def test_flux_errors_on_common_sources_use_one_sample():
+    """A method that also recovers a hard, badly measured source is not penalised for it: the
+    common sample holds only the truths every method recovers, blended ones apart."""
+    truth = Table({"x": [10.0, 30.0, 50.0, 70.0], "y": [10.0] * 4,
+                   "flux": [100.0, 100.0, 100.0, 10.0], "blendedness": [0.0, 0.5, 0.5, 0.9],
+                   "in_frame": [True, True, True, True], "mag": [22.0, 22.0, 22.0, 28.0]})
+    wide = Table({"x": [10.0, 30.0, 50.0, 70.0], "y": [10.0] * 4,
+                  "flux": [110.0, 120.0, 300.0, 10.0]})  # also finds the hard one, at 50
+    narrow = Table({"x": [10.0, 30.0], "y": [10.0, 10.0], "flux": [105.0, 90.0]})
+    r = flux_errors_on_common_sources({"wide": wide, "narrow": narrow}, truth, mag_limit=27.0)
+    assert r["n_common"] == 2  # the source at 70 is too faint to count, the one at 50 is lost
+    assert r["wide"]["blended"]["n"] == r["narrow"]["blended"]["n"] == 1
+    assert r["wide"]["blended"]["median_abs"] == pytest.approx(0.2)
+    assert r["narrow"]["blended"]["median_abs"] == pytest.approx(0.1)
+    assert r["wide"]["all"]["median_abs"] == pytest.approx(0.15)
