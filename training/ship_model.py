@@ -72,6 +72,17 @@ def describe_training_set(folder: Path) -> str:
             + " or ".join(where.get(p, p) for p in sorted(positions)))
 
 
+def describe_tile_sampling(config: dict) -> str:
+    """How a run drew its training tiles (train.tile_weights), in words."""
+    terms = []
+    if config.get("blend_oversampling", 0) > 0:
+        terms.append(f"{config['blend_oversampling']:g} × close pairs")
+    if config.get("extended_oversampling", 0) > 0:
+        terms.append(f"{config['extended_oversampling']:g} × thousands of pixels of extended "
+                     "light (S/N > 3, > 6 px from their source's centre)")
+    return "∝ 1 + " + " + ".join(terms) if terms else "uniformly"
+
+
 def render_card() -> None:
     """Rewrite docs/model_card.md from the shipped card and training/lineage.json."""
     card = json.loads(DEFAULT_MODEL_PATH.with_suffix(".json").read_text())
@@ -113,6 +124,7 @@ def main(run: Path) -> None:
             "wall_seconds": total_wall_seconds(rows),
             "batch": config["batch"], "crop": config["crop"],
             "learning_rate": config["learning_rate"], "loss": config["loss"],
+            "tile_sampling": describe_tile_sampling(config),
             "last_train_loss": {k: float(last[k]) for k in TERMS} if last else {},
             "last_val_loss": {k: float(val_rows[-1][k]) for k in TERMS} if val_rows else {},
             "run": run.name,
@@ -164,8 +176,9 @@ def write_model_card_doc(card: dict, accuracy: dict | None) -> None:
         f"votes `{card['vote']}` ({card['threshold_tuned_on'].replace('|', chr(92) + '|')}) |",
         f"| data | {t['data']} |",
         f"| training | {t['steps']} steps of {t['batch']} random {t['crop']}² crops (flips, "
-        "quarter turns, rotations, random edges/masks), Adam lr "
-        f"{t['learning_rate']} cosine, {t['wall_seconds'] / 3600:.2f} h on 2 shared CPU cores "
+        "quarter turns, rotations, random edges/masks) of tiles drawn "
+        f"{t.get('tile_sampling', 'uniformly')}, Adam lr {t['learning_rate']} cosine, "
+        f"{t['wall_seconds'] / 3600:.2f} h on 2 shared CPU cores "
         f"(this run, {t.get('run', '?')}; the runs before it are listed below) |",
         f"| loss | {t['loss']} |", "",
         "![loss curves](figures/loss_curves.png)", "",
