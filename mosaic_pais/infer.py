@@ -78,7 +78,7 @@ def _noise_and_texture(band: np.ndarray, block: int = TEXTURE_BLOCK) -> tuple[fl
     """One window's pixel noise, and the noise of its block means × block / pixel noise."""
     pixel = _pixel_noise(band)
     h, w = (band.shape[0] // block) * block, (band.shape[1] // block) * block
-    if h == 0 or w == 0:
+    if h == 0 or w == 0 or not pixel > 0:  # no texture without noise (a flat or empty window)
         return pixel, np.nan
     cut = band[:h, :w]
     good = np.isfinite(cut) & (cut != 0)
@@ -112,6 +112,8 @@ def estimate_noise(image, n_windows: int = 48, size: int = 256,
     >>> drizzled = gaussian_filter(white[0], 0.6)[None]
     >>> 1.6 < float(estimate_noise(drizzled, n_windows=1)[1][0]) < 1.9
     True
+    >>> estimate_noise(np.ones((1, 64, 64)), n_windows=1)  # flat: no noise, so no texture
+    (array([0.]), array([nan]))
     """
     figures = _per_window(image, _noise_and_texture, n_windows, size, seed)
     return figures[:, 0], figures[:, 1]
