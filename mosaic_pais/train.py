@@ -371,10 +371,10 @@ def tile_weights(data: dict, blend_oversampling: float,
     if extended_oversampling > 0:
         # the S/N of the bands' sum
         sigma = np.sqrt((np.asarray(data["noise_sigma"], np.float64) ** 2).sum(axis=1))
-        snr = data["image"].sum(axis=1) / sigma[:, None, None]
+        # tile by tile: a whole split's S/N maps at once would double its memory
         weights += extended_oversampling / 1000.0 * np.array(
-            [extended_pixels(snr[i], data["vectors"][i], data["fractions"][i])
-             for i in range(len(weights))])
+            [extended_pixels(data["image"][i].sum(axis=0) / sigma[i], data["vectors"][i],
+                             data["fractions"][i]) for i in range(len(weights))])
     return weights / weights.sum()
 
 
