@@ -82,7 +82,10 @@ def draw_overview(image, catalog, path: str | Path, noise_sigma: float | None = 
     small, factor = overview_image(image)
     sigma = noise_sigma if noise_sigma else np.nanstd(small)
     sigma = max(float(sigma) / factor, 1e-12)  # block averaging lowers the noise
-    stretched = np.arcsinh(np.nan_to_num(small) / (3 * sigma))
+    # in float64 and with non-finite pixels blank: float32 overflows for huge values over a
+    # tiny noise, and inf (which nan_to_num makes the largest float) would set the scale
+    finite = np.isfinite(small)
+    stretched = np.arcsinh(np.where(finite, small, 0.0).astype(np.float64) / (3 * sigma))
     vmax = np.nanpercentile(stretched, 99.7)
     size = 8 if max(small.shape) > 600 else 6
     fig, ax = plt.subplots(figsize=(size, size * small.shape[0] / max(small.shape[1], 1)))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from astropy.io import fits
@@ -113,3 +115,14 @@ def test_run_on_small_images_property(tmp_path_factory, model_path, data):
         assert np.all((cat["y"] >= -3) & (cat["y"] <= shape[0] + 2))
     else:
         assert result.output.strip().count("\n") == 0
+
+
+def test_run_on_a_mostly_infinite_image(tmp_path, model_path):
+    """A case the property test above found: 35 finite pixels among infinities give a tiny
+    noise estimate, and the overview's stretch overflowed float32 (a RuntimeWarning, exit 1)."""
+    image = np.load(Path(__file__).parent / "data" / "mostly_infinite_40x21.npy")
+    path = _write(tmp_path / "i.fits", image, tan_wcs(*image.shape).to_header())
+    result = _cli(["run", path, "--output", tmp_path / "o", "--model", model_path, "--quiet"])
+    assert result.exit_code in (0, 2), result.output
+    if result.exit_code == 0:
+        assert (tmp_path / "o" / "overview.png").exists()
