@@ -523,9 +523,8 @@ def main() -> None:
             "recoverable sources, too few to tell a 0.3% change from a 0.7% one.", ""]
     if st:
         m32, m48 = st["margin_32"], st["margin_48"]
-        n_mosaics = len(st.get("mosaics", [None]))
-        out += [f"- {n_mosaics} mosaic(s) of {st['size']}² px (seeds "
-                f"{', '.join(str(s) for s in st.get('seeds', [st.get('seed')]))}), "
+        out += [f"- {len(st['mosaics'])} mosaic(s) of {st['size']}² px (seeds "
+                f"{', '.join(str(s) for s in st['seeds'])}), "
                 f"{st['truth_sources']} truth sources; margin 32: "
                 f"{m32['n_detections']} detections, completeness {m32['completeness']:.3f}, "
                 f"purity {m32['purity']:.3f}, F1 {m32['f1']:.3f} ({m32['seconds']:.0f} s per "
@@ -536,10 +535,9 @@ def main() -> None:
                 f"- margin 32 → 48 changes {st['margin_change_fraction']:.2%} of the catalogue "
                 "(detections without a counterpart within 1 px in the other run); of the truth "
                 f"sources (H < 27) either run recovers, {st['margin_change_matched_fraction']:.2%}"
-                " are recovered by one run only"
-                + (" (per mosaic: " + ", ".join(
+                " are recovered by one run only (per mosaic: " + ", ".join(
                     f"{m['recovered_by_one_only']} of {m['recovered_by_either']}"
-                    for m in st["mosaics"]) + ")." if "mosaics" in st else ".")
+                    for m in st["mosaics"]) + ")."
                 + (f" {st['one_only_near_threshold']:.0%} of those have a centre-map peak less "
                    f"than {st['near_threshold']:g} above the threshold, against "
                    f"{st['all_near_threshold']:.0%} of all the sources the margin-32 run "
