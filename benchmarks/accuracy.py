@@ -43,6 +43,7 @@ from mosaic_pais.model import (
     detection_threshold,
     model_input,
     model_metadata,
+    peak_finding,
     split_outputs,
 )
 from mosaic_pais.pcr import find_peaks, resolve_votes
@@ -53,10 +54,11 @@ from mosaic_pais.train import SPLIT_SEED_BASE, split_scene
 
 
 def model_catalog(pred, index: int, image: np.ndarray, noise_sigma: float, threshold: float,
-                  window: int, vote: str = "vectors", min_fraction: float = 0.01) -> Table:
-    """The mosaic pipeline's decode + measure, on one tile."""
+                  finding: dict, vote: str = "vectors", min_fraction: float = 0.01) -> Table:
+    """The mosaic pipeline's decode + measure, on one tile; ``finding`` is the card's peak
+    finding (:func:`mosaic_pais.model.peak_finding`)."""
     center, vectors, fractions = pred.center[index], pred.vectors[index], pred.fractions[index]
-    peaks = find_peaks(center, threshold=threshold, window=window)
+    peaks = find_peaks(center, threshold=threshold, **finding)
     ids = resolve_votes(vectors, peaks.yx, mode=vote)
     # the fractions cleaned as the pipeline cleans them
     frac = clean_fractions(np.transpose(fractions, (2, 3, 0, 1)), ids, min_fraction)
@@ -93,16 +95,33 @@ def tile_thresholds(scenes, meta: dict) -> list[float]:
 
 
 #: thresholds tried by ``--tune``, and the texture bins (edges) each gets its own in
-TUNE_THRESHOLDS = (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85)
+TUNE_THRESHOLDS = (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.825, 0.85, 0.875, 0.9, 0.925, 0.95)
 TUNE_TEXTURE_EDGES = (1.15, 1.6, 2.0)
+#: thresholds whose F1 is within this of the best count as equally good
+TUNE_PLATEAU = 0.005
+
+
+def plateau_middle(f1: list[float], thresholds=TUNE_THRESHOLDS) -> float:
+    """The middle of the thresholds whose F1 is within :data:`TUNE_PLATEAU` of the best.
+
+    Near its best, F1 changes little with the threshold and its bumps are the noise of a
+    hundred-odd tiles; the argmax would land anywhere on that plateau by chance, its middle
+    holds up on other tiles.
+
+    >>> plateau_middle([0.80, 0.897, 0.901, 0.899, 0.898, 0.85], (0.6, 0.7, 0.75, 0.8, 0.85, 0.9))
+    0.775
+    """
+    good = [t for t, f in zip(thresholds, f1, strict=True) if f >= max(f1) - TUNE_PLATEAU]
+    return round(float(np.median(good)), 4)
 
 
 def tune_threshold(catalog_at, truth: Table, textures: np.ndarray, mag_limit: float) -> dict:
     """The best threshold by F1 over all tiles and in each texture bin (the card's table).
 
     ``catalog_at(threshold)`` gives the stacked catalogue of every tile at that threshold. A
-    bin's texture is the median of its tiles'; its threshold the best F1 there, made
-    non-decreasing with texture (noisier textures never get a lower one).
+    bin's texture is the median of its tiles'; its threshold the middle of its plateau of best
+    F1 (:func:`plateau_middle`), made non-decreasing with texture (noisier textures never get
+    a lower one).
     """
     bins = np.digitize(textures, TUNE_TEXTURE_EDGES)
     truth_tile = tile_of(truth)
@@ -117,7 +136,7 @@ def tune_threshold(catalog_at, truth: Table, textures: np.ndarray, mag_limit: fl
                                   truth[np.isin(truth_tile, tiles)], mag_limit=mag_limit)["f1"])
         print(f"threshold {threshold}: F1 all {f1['all'][-1]:.4f}, by texture "
               + ", ".join(f"{v[-1]:.4f}" for k, v in f1.items() if k != "all"), flush=True)
-    best = {k: TUNE_THRESHOLDS[int(np.argmax(v))] for k, v in f1.items()}
+    best = {k: plateau_middle(v) for k, v in f1.items()}
     table_bins = [b for b in f1 if b != "all"]
     return {"threshold": best["all"], "f1": max(f1["all"]),
             "threshold_by_texture": {
@@ -189,13 +208,13 @@ def main() -> None:
     model_seconds = time.time() - t0
     truths = [with_offset(s.truth, i) for i, s in enumerate(scenes)]
     truth = vstack(truths)
-    window = int(meta.get("window", 5))
+    finding = peak_finding(meta)
 
     def model_run(thresholds, vote):
         """The model's stacked catalogue; ``thresholds`` one per tile or one for all."""
         per_tile = np.broadcast_to(np.asarray(thresholds, float), (len(preds),))
         return vstack([with_offset(model_catalog(p, j, scenes[i].image, sigmas[i],
-                                                 float(per_tile[i]), window, vote), i)
+                                                 float(per_tile[i]), finding, vote), i)
                        for i, (p, j) in enumerate(preds)])
 
     if args.tune:
@@ -216,7 +235,7 @@ def main() -> None:
         card = json.loads(card_path.read_text()) if card_path.exists() else {}
         card.update({"threshold": tuned["threshold"],
                      "threshold_by_texture": tuned["threshold_by_texture"],
-                     "window": window, "vote": vote,
+                     "window": finding["window"], "vote": vote,
                      "threshold_tuned_on": f"{args.tiles} '{args.split}' tiles: F1 {f1:.4f} "
                                            f"with the thresholds by texture (one threshold: "
                                            f"{tuned['f1']:.4f}); vote by blended median |δ| "
@@ -260,7 +279,8 @@ def main() -> None:
                         "threshold_by_texture": meta.get("threshold_by_texture"),
                         "thresholds_used": {k: float(f(thresholds)) for k, f in (
                             ("min", np.min), ("median", np.median), ("max", np.max))},
-                        "window": window, "vote": vote,
+                        "window": finding["window"],
+                        "peak_smoothing_px": finding["smoothing"], "vote": vote,
                         "mag_limit": args.mag_limit,
                         "truth_sources": len(truth)}
     suffix = "" if args.conditions == "varied" else f"_{args.conditions}"

@@ -35,7 +35,7 @@ from astropy.table import vstack
 from scipy.spatial import cKDTree
 
 from mosaic_pais.metrics import match_catalogs
-from mosaic_pais.model import DEFAULT_MODEL_PATH, PAISPredictor, model_metadata
+from mosaic_pais.model import DEFAULT_MODEL_PATH, PAISPredictor, model_metadata, peak_finding
 from mosaic_pais.peers import run_photutils, run_sep
 from mosaic_pais.train import split_scene
 
@@ -121,7 +121,7 @@ def main() -> None:
 
     def model_at(thresholds: list[float]):
         return vstack([with_offset(model_catalog(
-            p, j, scenes[i].image, sigmas[i], thresholds[i], int(meta["window"]),
+            p, j, scenes[i].image, sigmas[i], thresholds[i], peak_finding(meta),
             str(meta["vote"])), i) for i, (p, j) in enumerate(preds)])
 
     catalogs = {

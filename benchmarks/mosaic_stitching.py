@@ -52,6 +52,7 @@ def tile_by_tile(image: np.ndarray, tile: int = 256) -> Table:
         PAISPredictor,
         detection_threshold,
         model_metadata,
+        peak_finding,
     )
 
     meta = model_metadata(DEFAULT_MODEL_PATH)
@@ -67,7 +68,7 @@ def tile_by_tile(image: np.ndarray, tile: int = 256) -> Table:
         tiles = np.stack([image[y:y + tile, x:x + tile][None] for y, x in batch])
         pred = predictor(tiles, [sigma], outputs=("center", "vectors", "fractions"))
         for k, (y, x) in enumerate(batch):
-            cat = model_catalog(pred, k, tiles[k], sigma, threshold, int(meta["window"]),
+            cat = model_catalog(pred, k, tiles[k], sigma, threshold, peak_finding(meta),
                                 str(meta["vote"]))
             cat["x"] = np.asarray(cat["x"], float) + x
             cat["y"] = np.asarray(cat["y"], float) + y

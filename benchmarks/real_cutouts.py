@@ -23,6 +23,7 @@ from mosaic_pais.model import (
     PAISPredictor,
     detection_threshold,
     model_metadata,
+    peak_finding,
 )
 from mosaic_pais.pcr import decode
 from mosaic_pais.simulation import data_dir
@@ -41,7 +42,7 @@ def run_tile(predictor, image: np.ndarray, meta: dict):
     pred = predictor(padded, sigma, valid)
     decoded = decode(padded[0], pred.center[0], pred.vectors[0], pred.fractions[0],
                      threshold=detection_threshold(meta, texture),
-                     window=int(meta.get("window", 5)), valid=valid[0],
+                     **peak_finding(meta), valid=valid[0],
                      vote=str(meta.get("vote", "vectors")))
     keep = (decoded.peaks.iy < h) & (decoded.peaks.ix < w)
     deblends = decoded.deblend(padded[0])[:, 0, :h, :w]

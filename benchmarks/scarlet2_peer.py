@@ -74,14 +74,14 @@ def model_catalogs(scenes) -> tuple[list[Table], float]:
     sys.path.insert(0, str(Path(__file__).parent))
     from accuracy import model_catalog, predict_scenes, tile_thresholds
 
-    from mosaic_pais.model import DEFAULT_MODEL_PATH, PAISPredictor, model_metadata
+    from mosaic_pais.model import DEFAULT_MODEL_PATH, PAISPredictor, model_metadata, peak_finding
 
     meta = model_metadata(DEFAULT_MODEL_PATH)
     predictor = PAISPredictor(DEFAULT_MODEL_PATH, batch_size=16)
-    window, vote = int(meta.get("window", 5)), str(meta.get("vote", "vectors"))
+    finding, vote = peak_finding(meta), str(meta.get("vote", "vectors"))
     t0 = time.time()
     preds, sigmas = predict_scenes(predictor, scenes)
-    out = [model_catalog(p, j, s.image, sg, threshold, window, vote)
+    out = [model_catalog(p, j, s.image, sg, threshold, finding, vote)
            for (p, j), s, sg, threshold in zip(preds, scenes, sigmas,
                                                tile_thresholds(scenes, meta), strict=True)]
     return out, time.time() - t0

@@ -326,6 +326,23 @@ def detection_threshold(meta: dict, noise_texture: float | None = None) -> float
     return round(float(np.interp(noise_texture, table["texture"], table["threshold"])), 4)
 
 
+def peak_finding(meta: dict, window: int | None = None) -> dict:
+    """The card's peak-finding settings, as keywords of :func:`mosaic_pais.pcr.find_peaks`.
+
+    ``window`` (the maximum filter's box) overrides the card's; ``smoothing`` is the width of
+    the centre map's matched filter (the card's ``peak_smoothing_px``; 0, the bare map, for
+    cards written before it), for peaks of the card's ``center_sigma_px``.
+
+    >>> peak_finding({"window": 5, "peak_smoothing_px": 2.0, "center_sigma_px": 2.0})
+    {'window': 5, 'smoothing': 2.0, 'center_sigma': 2.0}
+    >>> peak_finding({}, window=7)
+    {'window': 7, 'smoothing': 0.0, 'center_sigma': 2.0}
+    """
+    return {"window": int(window if window is not None else meta.get("window", 5)),
+            "smoothing": float(meta.get("peak_smoothing_px", 0.0)),
+            "center_sigma": float(meta.get("center_sigma_px", 2.0))}
+
+
 def describe_thresholds(meta: dict) -> str:
     """The card's peak thresholds in words: by noise texture when it has a table.
 

@@ -236,15 +236,86 @@ class Peaks:
         return np.stack([self.y, self.x], axis=1)
 
 
+def smoothing_radius(smoothing: float) -> int:
+    """Pixels the matched filter of :func:`smooth_center` reaches (its kernel's half-width).
+
+    >>> smoothing_radius(2.0), smoothing_radius(0.0)
+    (8, 0)
+    """
+    return int(SMOOTHING_TRUNCATE * smoothing + 0.5) if smoothing > 0 else 0
+
+
+#: the matched filter's Gaussian is cut at this many widths (scipy's default)
+SMOOTHING_TRUNCATE = 4.0
+
+
+def smooth_center(center: np.ndarray, smoothing: float, center_sigma: float,
+                  valid: np.ndarray | None = None) -> np.ndarray:
+    """The centre map through its matched filter, scaled so that an ideal peak reads 1.
+
+    The network draws each source as a Gaussian of width ``center_sigma``; a Gaussian of width
+    ``smoothing`` is the matched filter for it, so a peak is judged by the light of its whole
+    bump rather than by its highest pixel alone. That single pixel moves by a few hundredths
+    whenever the tile around it changes (the attention layers see the whole tile), and sources
+    near the threshold then come and go with the tile grid; the bump's weighted mean moves
+    less, and single-pixel spikes in empty sky are damped. The result is divided by the
+    filter's response to an ideal, centred peak of 1, so thresholds keep their meaning: the
+    fraction of an ideal peak. Invalid and non-finite pixels (and everything beyond the map)
+    are left out by normalised convolution, not counted as zeros, so the response near a mask
+    or the mosaic edge is a mean over what is there; they stay invalid (NaN) in the result.
+
+    Examples
+    --------
+    An ideal peak reads 1; one whose pixel is on the edge of the map, about that (it is judged
+    on the half of its bump that is there, and its own row weighs a little more):
+
+    >>> c = center_map([[10.0, 12.0], [0.0, 30.0]], (24, 40), sigma=2.0)
+    >>> s = smooth_center(c, 2.0, center_sigma=2.0)
+    >>> round(float(s[10, 12]), 4), round(float(s[0, 30]), 2)
+    (1.0, 1.07)
+    """
+    from scipy import ndimage
+
+    center = np.asarray(center, dtype=np.float64)
+    usable = np.isfinite(center)
+    if valid is not None:
+        usable &= np.asarray(valid, bool)
+    if smoothing <= 0:
+        return np.where(usable, center, np.nan).astype(np.float32)
+
+    def blur(a):
+        return ndimage.gaussian_filter(a, smoothing, mode="constant", cval=0.0,
+                                       truncate=SMOOTHING_TRUNCATE)
+
+    weight = blur(usable.astype(np.float64))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        smoothed = blur(np.where(usable, center, 0.0)) / weight
+    return np.where(usable & (weight > 0), smoothed / _ideal_response(smoothing, center_sigma),
+                    np.nan).astype(np.float32)
+
+
+def _ideal_response(smoothing: float, center_sigma: float) -> float:
+    """The matched filter's value at the centre of an ideal peak (1 at a pixel centre)."""
+    from scipy import ndimage
+
+    r = smoothing_radius(smoothing) + int(4 * center_sigma) + 1
+    ideal = center_map([[r, r]], (2 * r + 1, 2 * r + 1), sigma=center_sigma)
+    return float(ndimage.gaussian_filter(ideal, smoothing, mode="constant",
+                                         truncate=SMOOTHING_TRUNCATE)[r, r])
+
+
 def find_peaks(center: np.ndarray, *, threshold: float = 0.1, window: int = 7,
-               valid: np.ndarray | None = None, refine: bool = True) -> Peaks:
+               valid: np.ndarray | None = None, refine: bool = True,
+               smoothing: float = 0.0, center_sigma: float = PAPER_CENTER_SIGMA) -> Peaks:
     """Local maxima of a centre map above ``threshold``, up to the very edge.
 
     A pixel is a peak when it is the maximum of the ``window`` × ``window`` box around it
     (pixels outside the map count as ``-inf``, so edge rows and columns can hold peaks). A flat
     top of several equal pixels yields one peak, at its first pixel in row-major order. Peaks are
     refined to sub-pixel accuracy by a parabola through the logarithm of the 3 pixels in y and
-    in x, exact for a Gaussian.
+    in x, exact for a Gaussian. With ``smoothing`` > 0 all this happens on the map's matched
+    filter (:func:`smooth_center`, for Gaussians of width ``center_sigma``), and the scores are
+    its values: fractions of an ideal peak.
 
     Examples
     --------
@@ -252,12 +323,20 @@ def find_peaks(center: np.ndarray, *, threshold: float = 0.1, window: int = 7,
     >>> p = find_peaks(c)
     >>> np.round(p.yx, 3).tolist()
     [[0.3, 10.3], [7.2, 2.0]]
+
+    A single-pixel spike in empty sky passes the bare maximum; through the matched filter it
+    reads what it is, a small fraction of a source's bump, while the source keeps its score:
+
+    >>> c = center_map([[12.0, 12.0]], (24, 24), sigma=2.0) * 0.8
+    >>> c[4, 20] = 0.9
+    >>> [round(float(s), 2) for s in find_peaks(c, threshold=0.5).score]
+    [0.9, 0.8]
+    >>> [round(float(s), 2) for s in find_peaks(c, threshold=0.5, smoothing=2.0,
+    ...                                         center_sigma=2.0).score]
+    [0.8]
     """
-    center = np.asarray(center, dtype=np.float32)
-    finite = np.isfinite(center)
-    if valid is not None:
-        finite &= valid
-    work = np.where(finite, center, -np.inf).astype(np.float32)
+    center = smooth_center(center, smoothing, center_sigma, valid)
+    work = np.where(np.isfinite(center), center, -np.inf).astype(np.float32)
     local_max = ndimage.maximum_filter(work, size=window, mode="constant", cval=-np.inf)
     is_peak = (work == local_max) & (work > threshold)
     # collapse plateaus: keep the first pixel of each connected group of equal maxima
@@ -617,7 +696,8 @@ def deblend_images(image: np.ndarray, ids: np.ndarray, fractions: np.ndarray,
 
 def decode(image: np.ndarray, center: np.ndarray, vectors: np.ndarray, fractions: np.ndarray,
            *, threshold: float = 0.1, window: int = 7, valid: np.ndarray | None = None,
-           vote: str = "vectors") -> Decoded:
+           vote: str = "vectors", smoothing: float = 0.0,
+           center_sigma: float = PAPER_CENTER_SIGMA) -> Decoded:
     """Decode one tile's PCR into detected sources and their share of every pixel.
 
     Parameters
@@ -629,6 +709,8 @@ def decode(image: np.ndarray, center: np.ndarray, vectors: np.ndarray, fractions
         ``C^c (h, w)``, ``C^v (h, w, n, 2)``, ``C^m (h, w, b, n)``.
     threshold, window : float, int
         Peak threshold on the centre map and the peak-finding box size.
+    smoothing, center_sigma : float
+        The centre map's matched filter (:func:`find_peaks`); 0 finds peaks on the bare map.
     valid : ndarray of bool (h, w), optional
         Pixels that may hold peaks and be claimed (e.g. not NaN, inside the mosaic).
     vote : {"vectors", "geometric"}
@@ -656,7 +738,8 @@ def decode(image: np.ndarray, center: np.ndarray, vectors: np.ndarray, fractions
         raise ValueError("center, vectors and fractions must share (h, w)")
     if valid is None:
         valid = np.all(np.isfinite(image), axis=0)
-    peaks = find_peaks(center, threshold=threshold, window=window, valid=valid)
+    peaks = find_peaks(center, threshold=threshold, window=window, valid=valid,
+                       smoothing=smoothing, center_sigma=center_sigma)
     ids = resolve_votes(vectors, peaks.yx, valid=valid, mode=vote)
     frac = normalise_fractions(fractions, axis=-1).astype(np.float32)  # (h, w, b, n)
     return Decoded(peaks=peaks, ids=ids, fractions=np.transpose(frac, (2, 3, 0, 1)))

@@ -70,11 +70,11 @@ def _infer_task(spec: BlockSpec, *, image: WindowReader, store: str, scratch: st
     return spec.key
 
 
-def _peaks_task(spec: BlockSpec, *, store: str, shape: tuple, threshold: float,
-                window: int) -> dict:
+def _peaks_task(spec: BlockSpec, *, store: str, scratch: str, shape: tuple, threshold: float,
+                finding: dict) -> dict:
     from mosaic_pais.stitch import peaks_in_region
 
-    return peaks_in_region(store, spec.core, shape, threshold, window)
+    return peaks_in_region(store, spec.core, shape, threshold, scratch=scratch, **finding)
 
 
 def _resolve_task(spec: BlockSpec, *, image: WindowReader, scratch: str, peaks: dict,
@@ -169,7 +169,9 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
         Tile grid (stride = tile − 2·margin) and tiles per task side.
     threshold, window : float, int
         Peak finding on the centre map (default: the model card's values; the threshold
-        for the mosaic's noise texture, :func:`mosaic_pais.model.detection_threshold`).
+        for the mosaic's noise texture, :func:`mosaic_pais.model.detection_threshold`). The
+        card also says whether peaks are found through the centre map's matched filter
+        (:func:`mosaic_pais.model.peak_finding`).
     vote : {"vectors", "geometric"}, optional
         How pixels' slots are resolved to sources (default: the model card's choice; see
         :func:`mosaic_pais.pcr.resolve_votes`).
@@ -201,6 +203,7 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
         detection_threshold,
         file_sha256,
         model_metadata,
+        peak_finding,
     )
     from mosaic_pais.open import check_not_empty, open_mosaic, pixel_to_world
     from mosaic_pais.stitch import merge_peaks
@@ -220,7 +223,7 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
     output = Path(output)
     model_path = Path(model) if model is not None else DEFAULT_MODEL_PATH
     meta = model_metadata(model_path)
-    window = int(window if window is not None else meta.get("window", 5))
+    finding = peak_finding(meta, window)
     vote = str(vote if vote is not None else meta.get("vote", "vectors"))
     check_memory_limit(memory_limit)  # before anything is written
     if tile % 32 or not 0 <= 2 * margin < tile:
@@ -322,7 +325,8 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
         t = time.time()
         clear_records(store, "stitch")
         parts = runner.map(_peaks_task, specs, desc="peaks", store=str(store),
-                           shape=(height, width), threshold=threshold, window=window)
+                           scratch=str(scratch), shape=(height, width), threshold=threshold,
+                           finding=finding)
         peaks = merge_peaks(parts)
         peaks_yx = np.stack([peaks["y"], peaks["x"]], axis=1)
         n_sources = len(peaks["id"])
@@ -368,7 +372,8 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
         "inputs": {"images": [str(p) for p in images], "weights": [str(p) for p in weights]
                    if weights else None, "bands": band_names, "shape": [height, width]},
         "parameters": {"tile": tile, "margin": margin, "tiles_per_block": tiles_per_block,
-                       "batch_size": batch_size, "threshold": threshold, "window": window,
+                       "batch_size": batch_size, "threshold": threshold,
+                       "window": finding["window"], "peak_smoothing": finding["smoothing"],
                        "min_fraction": min_fraction, "vote": vote, "cluster": cluster,
                        "workers": workers, "memory_limit": memory_limit,
                        "noise_sigma": noise_sigma.tolist(), "noise_texture": noise_texture,

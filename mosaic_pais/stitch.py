@@ -19,31 +19,48 @@ from pathlib import Path
 import numpy as np
 from numba import njit
 
-from mosaic_pais.pcr import find_peaks, geometric_votes, resolve_votes
+from mosaic_pais.pcr import find_peaks, geometric_votes, resolve_votes, smoothing_radius
 from mosaic_pais.store import open_array
 
 Region = tuple[int, int, int, int]  # (y0, y1, x0, x1), a block's core in mosaic pixels
 
 
-def peak_halo(window: int) -> int:
+def peak_halo(window: int, smoothing: float = 0.0) -> int:
     """Halo (px) a block needs around its core to find peaks exactly as on the whole map.
 
-    The maximum filter needs ``window // 2`` pixels; refining a peak needs one more; and a flat
+    The maximum filter needs ``window // 2`` pixels; refining a peak needs one more; a flat
     top (rare, but sigmoid outputs can saturate) must be seen whole to pick its first pixel, for
-    which the box size again is ample.
+    which the box size again is ample; and every one of those pixels must have its whole
+    matched-filter kernel (:func:`mosaic_pais.pcr.smoothing_radius`) inside the read window.
+
+    >>> peak_halo(5), peak_halo(5, smoothing=2.0)
+    (8, 16)
     """
-    return window // 2 + 1 + window
+    return window // 2 + 1 + window + smoothing_radius(smoothing)
 
 
 def peaks_in_region(store: str | Path, region: Region, shape: tuple[int, int],
-                    threshold: float, window: int) -> dict:
-    """Peaks of the global centre map whose maximum pixel lies in ``region``."""
+                    threshold: float, window: int, smoothing: float = 0.0,
+                    center_sigma: float = 2.0, scratch: str | Path | None = None) -> dict:
+    """Peaks of the global centre map whose maximum pixel lies in ``region``.
+
+    ``smoothing`` and ``center_sigma`` set the centre map's matched filter
+    (:func:`mosaic_pais.pcr.find_peaks`). The filter leaves masked pixels out rather than
+    reading their zero centre map as "no source here", so that a source beside a mask keeps
+    its score; which pixels the network saw is read from the scratch store (pixels given
+    fractions), when it is given.
+    """
     y0, y1, x0, x1 = region
-    halo = peak_halo(window)
+    halo = peak_halo(window, smoothing)
     wy0, wx0 = max(y0 - halo, 0), max(x0 - halo, 0)
     wy1, wx1 = min(y1 + halo, shape[0]), min(x1 + halo, shape[1])
     center = np.asarray(open_array(store, "center")[wy0:wy1, wx0:wx1])
-    peaks = find_peaks(center, threshold=threshold, window=window)
+    valid = None
+    if smoothing > 0 and scratch is not None:
+        valid = np.asarray(open_array(scratch, "raw_fractions")[0, :, wy0:wy1, wx0:wx1]
+                           ).sum(0) > 0
+    peaks = find_peaks(center, threshold=threshold, window=window, valid=valid,
+                       smoothing=smoothing, center_sigma=center_sigma)
     iy, ix = peaks.iy + wy0, peaks.ix + wx0
     own = (iy >= y0) & (iy < y1) & (ix >= x0) & (ix < x1)
     return {"iy": iy[own], "ix": ix[own], "y": peaks.y[own] + wy0, "x": peaks.x[own] + wx0,

@@ -163,6 +163,49 @@ def test_subpixel_refinement_is_exact_for_gaussians(rng):
     np.testing.assert_allclose(peaks.yx, centers, atol=1e-3)
 
 
+def test_matched_filter_keeps_exact_positions_and_ideal_scores(rng):
+    centers = rng.uniform(10, 54, (6, 2))
+    centers = centers[np.hypot(*(centers[:, None] - centers[None]).transpose(2, 0, 1)
+                               ).__add__(np.eye(len(centers)) * 99).min(1) > 12]
+    peaks = find_peaks(center_map(centers, (64, 64), sigma=2.0), threshold=0.5,
+                       smoothing=2.0, center_sigma=2.0)
+    order = np.lexsort((peaks.x, peaks.y))
+    expected = centers[np.lexsort((centers[:, 1], centers[:, 0]))]
+    # a smoothed Gaussian is a wider Gaussian: the log-parabola stays exact
+    np.testing.assert_allclose(peaks.yx[order], expected, atol=1e-3)
+    # an ideal peak reads about 1 whatever its sub-pixel phase
+    np.testing.assert_allclose(peaks.score, 1.0, atol=0.05)
+
+
+def test_matched_filter_steadies_scores_against_pixel_level_changes(rng):
+    """The reason for the filter: a centre map predicted from a shifted tile differs pixel by
+    pixel; the filtered peak value moves much less than the bare maximum."""
+    centers = np.array([[16.0 + 32 * i, 16.0 + 32 * j] for i in range(4) for j in range(4)])
+    centers += rng.uniform(-0.5, 0.5, centers.shape)
+    ideal = center_map(centers, (128, 128), sigma=2.0) * 0.8
+    scores = {0.0: [], 2.0: []}
+    for _ in range(2):  # two "tilings": the same map with independent pixel-level changes
+        c = ideal + rng.normal(0, 0.03, ideal.shape).astype(np.float32)
+        for smoothing in scores:
+            p = find_peaks(c, threshold=0.3, window=5, smoothing=smoothing, center_sigma=2.0)
+            assert len(p) == len(centers)
+            scores[smoothing].append(p.score[np.lexsort((p.x, p.y))])
+    change = {k: np.std(v[0] - v[1]) for k, v in scores.items()}
+    assert change[2.0] < 0.6 * change[0.0]  # about half here
+
+
+def test_matched_filter_leaves_masked_pixels_out():
+    c = center_map([[20.0, 20.0]], (40, 40), sigma=2.0)
+    valid = np.ones_like(c, bool)
+    valid[:, 22:] = False  # a mask 2 px from the source: its centre map there reads 0
+    c[~valid] = 0.0
+    masked = find_peaks(c, threshold=0.5, smoothing=2.0, center_sigma=2.0, valid=valid)
+    assert len(masked) == 1 and masked.score[0] > 0.95
+    # read as "no source here", the zeros would have cost the source part of its score
+    zeros = find_peaks(c, threshold=0.1, smoothing=2.0, center_sigma=2.0)
+    assert zeros.score[0] < 0.9
+
+
 def test_votes_resolve_to_nearest_detected_centre_with_origin():
     vectors = np.zeros((2, 2, 1, 2), np.float32)
     vectors[..., 0, 1] = 10.0  # every pixel points 10 px to the right

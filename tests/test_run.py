@@ -113,6 +113,23 @@ def test_default_threshold_follows_the_noise_texture(reference, mosaic, model_pa
     _assert_same(table, explicit)
 
 
+def test_shipped_model_finds_the_simulated_sources(tmp_path):
+    """The real model with its card's settings (threshold by noise texture, matched-filter
+    peaks) on a simulated mosaic it never saw: a floor well below the benchmarked F1 (0.83 at
+    this depth and texture, docs/benchmarks.md), so that a broken decoder or card fails here."""
+    from mosaic_pais.metrics import evaluate
+    from mosaic_pais.model import DEFAULT_MODEL_PATH, model_metadata
+
+    simulate_mosaic(tmp_path / "sim", size=1024, seed=23, block=256)
+    table, _ = run([tmp_path / "sim" / "mosaic.fits"], tmp_path / "run", progress=False)
+    parameters = json.loads((tmp_path / "run" / "run.json").read_text())["parameters"]
+    assert parameters["peak_smoothing"] == model_metadata(DEFAULT_MODEL_PATH)["peak_smoothing_px"]
+    truth = Table.read(tmp_path / "sim" / "truth.fits")
+    result = evaluate(table, truth, mag_limit=27.0)
+    assert result["n_truth_counted"] > 60
+    assert result["f1"] > 0.7, result
+
+
 def _assert_same(a, b):
     assert len(a) == len(b)
     np.testing.assert_array_equal(a["id"], b["id"])

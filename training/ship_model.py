@@ -116,6 +116,9 @@ def main(run: Path) -> None:
         **({"threshold_by_texture": old["threshold_by_texture"]}
            if "threshold_by_texture" in old else {}),
         "window": old.get("window", 5),
+        # peaks are found on the centre map's matched filter (a Gaussian of the map's own
+        # width), its scores fractions of an ideal peak (mosaic_pais.pcr.smooth_center)
+        "peak_smoothing_px": old.get("peak_smoothing_px", 2.0),
         "vote": old.get("vote", "vectors"),
         "threshold_tuned_on": old.get("threshold_tuned_on", "not tuned"),
         "training": {
@@ -173,6 +176,8 @@ def write_model_card_doc(card: dict, accuracy: dict | None) -> None:
         f"| outputs | C^c (σ = {card['center_sigma_px']} px), C^v for n = {card['n_slots']}, "
         "C^m per band |",
         f"| decoder | peak threshold {describe_thresholds(card)}, box {card['window']} px, "
+        f"centre map through its matched filter (Gaussian σ = "
+        f"{card.get('peak_smoothing_px', 0)} px; 0: the bare map), "
         f"votes `{card['vote']}` ({card['threshold_tuned_on'].replace('|', chr(92) + '|')}) |",
         f"| data | {t['data']} |",
         f"| training | {t['steps']} steps of {t['batch']} random {t['crop']}² crops (flips, "
