@@ -61,10 +61,11 @@ def classify(catalog, truth, mag_limit: float = 27.0) -> dict:
     false_causes = {"truth 3–8 px away": int(np.sum(dist < NEAR)),
                     "no truth within 8 px": int(np.sum(dist >= NEAR))}
     false_by_score = None
-    if "score" in catalog.colnames:  # the model's centre-map peak value
+    if "score" in catalog.colnames:  # the model's peak score (a fraction of an ideal peak)
         score = np.asarray(catalog["score"], float)[false]
-        false_by_score = {f"{lo:.1f}–{min(hi, 1.0):.1f}": int(np.sum((score >= lo) & (score < hi)))
-                          for lo, hi in ((0.0, 0.8), (0.8, 0.9), (0.9, 1.01))}
+        false_by_score = {label: int(np.sum((score >= lo) & (score < hi)))
+                          for label, lo, hi in (("< 0.9", -np.inf, 0.9), ("0.9–1.0", 0.9, 1.0),
+                                                ("≥ 1.0", 1.0, np.inf))}
 
     bright = (np.asarray(truth["in_frame"], bool) & (np.asarray(truth["snr"]) >= BRIGHT_SNR)
               & (np.asarray(truth["mag"]) < mag_limit))
