@@ -287,7 +287,11 @@ def smooth_center(center: np.ndarray, smoothing: float, center_sigma: float,
         return ndimage.gaussian_filter(a, smoothing, mode="constant", cval=0.0,
                                        truncate=SMOOTHING_TRUNCATE)
 
-    weight = blur(usable.astype(np.float64))
+    if usable.all():  # the usual case: the weight is separable, two 1-D profiles suffice
+        wy, wx = (blur(np.ones(n)) for n in center.shape)
+        weight = wy[:, None] * wx[None, :]
+    else:
+        weight = blur(usable.astype(np.float64))
     with np.errstate(invalid="ignore", divide="ignore"):
         smoothed = blur(np.where(usable, center, 0.0)) / weight
     return np.where(usable & (weight > 0), smoothed / _ideal_response(smoothing, center_sigma),

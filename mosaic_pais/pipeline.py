@@ -70,11 +70,11 @@ def _infer_task(spec: BlockSpec, *, image: WindowReader, store: str, scratch: st
     return spec.key
 
 
-def _peaks_task(spec: BlockSpec, *, store: str, scratch: str, shape: tuple, threshold: float,
+def _peaks_task(spec: BlockSpec, *, store: str, shape: tuple, threshold: float,
                 finding: dict) -> dict:
     from mosaic_pais.stitch import peaks_in_region
 
-    return peaks_in_region(store, spec.core, shape, threshold, scratch=scratch, **finding)
+    return peaks_in_region(store, spec.core, shape, threshold, **finding)
 
 
 def _resolve_task(spec: BlockSpec, *, image: WindowReader, scratch: str, peaks: dict,
@@ -325,8 +325,7 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
         t = time.time()
         clear_records(store, "stitch")
         parts = runner.map(_peaks_task, specs, desc="peaks", store=str(store),
-                           scratch=str(scratch), shape=(height, width), threshold=threshold,
-                           finding=finding)
+                           shape=(height, width), threshold=threshold, finding=finding)
         peaks = merge_peaks(parts)
         peaks_yx = np.stack([peaks["y"], peaks["x"]], axis=1)
         n_sources = len(peaks["id"])

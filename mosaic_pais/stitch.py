@@ -41,24 +41,22 @@ def peak_halo(window: int, smoothing: float = 0.0) -> int:
 
 def peaks_in_region(store: str | Path, region: Region, shape: tuple[int, int],
                     threshold: float, window: int, smoothing: float = 0.0,
-                    center_sigma: float = 2.0, scratch: str | Path | None = None) -> dict:
+                    center_sigma: float = 2.0) -> dict:
     """Peaks of the global centre map whose maximum pixel lies in ``region``.
 
     ``smoothing`` and ``center_sigma`` set the centre map's matched filter
     (:func:`mosaic_pais.pcr.find_peaks`). The filter leaves masked pixels out rather than
     reading their zero centre map as "no source here", so that a source beside a mask keeps
-    its score; which pixels the network saw is read from the scratch store (pixels given
-    fractions), when it is given.
+    its score: the network's sigmoid is never exactly 0 where it saw valid pixels, and the
+    pipeline writes exactly 0 where it saw none, so the centre map itself tells which pixels
+    to leave out (and peaks can be found again from ``pcr.zarr`` alone).
     """
     y0, y1, x0, x1 = region
     halo = peak_halo(window, smoothing)
     wy0, wx0 = max(y0 - halo, 0), max(x0 - halo, 0)
     wy1, wx1 = min(y1 + halo, shape[0]), min(x1 + halo, shape[1])
     center = np.asarray(open_array(store, "center")[wy0:wy1, wx0:wx1])
-    valid = None
-    if smoothing > 0 and scratch is not None:
-        valid = np.asarray(open_array(scratch, "raw_fractions")[0, :, wy0:wy1, wx0:wx1]
-                           ).sum(0) > 0
+    valid = center > 0 if smoothing > 0 else None
     peaks = find_peaks(center, threshold=threshold, window=window, valid=valid,
                        smoothing=smoothing, center_sigma=center_sigma)
     iy, ix = peaks.iy + wy0, peaks.ix + wx0
