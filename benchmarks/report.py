@@ -490,8 +490,13 @@ def main() -> None:
                 f"- sep detections per arcmin²: real {sim['real_detections_per_arcmin2']:.0f}, "
                 f"simulated {sim['sim_detections_per_arcmin2']:.0f} (the real cutouts are centred "
                 "on selected bright galaxies).", ""]
+    def tiles(name: str) -> int:
+        """How many test tiles a result was measured on (its command's --tiles)."""
+        return load(name)["setup"]["tiles"] if load(name) else 500
+
     out += ["## Accuracy against sep and photutils", "",
-            "`python benchmarks/accuracy.py --tiles 500` (peak thresholds, one per noise "
+            f"`python benchmarks/accuracy.py --tiles {tiles('accuracy_test')}` (peak thresholds, "
+            "one per noise "
             "texture, chosen beforehand on validation tiles by "
             "`python benchmarks/accuracy.py --split val --tiles 400 --tune`; each tile gets the "
             "threshold of its own measured texture, as a run gets its mosaic's). "
@@ -505,13 +510,14 @@ def main() -> None:
             "(docs/architecture.md, Measurements).", ""]
     out += accuracy_section(load("accuracy_test"))
     out += ["", "The same test seeds at GOODS-S depth and density only "
-            "(`python benchmarks/accuracy.py --tiles 500 --conditions goods-s`), the conditions "
+            f"(`python benchmarks/accuracy.py --tiles {tiles('accuracy_test_goods-s')} "
+            "--conditions goods-s`), the conditions "
             "of the simulated mosaics below:", ""]
     out += accuracy_section(load("accuracy_test_goods-s"))
     out += ["", "The same at GOODS-S depth with white noise, the conditions in which REFERENCE.md "
             "§8 measured sep at F1 0.84 "
-            "(`python benchmarks/accuracy.py --tiles 500 --conditions goods-s "
-            "--noise-correlation 0`):", ""]
+            f"(`python benchmarks/accuracy.py --tiles {tiles('accuracy_test_goods-s_white')} "
+            "--conditions goods-s --noise-correlation 0`):", ""]
     out += accuracy_section(load("accuracy_test_goods-s_white"))
     out += ["", accuracy_verdict(load("accuracy_test"), load("accuracy_test_goods-s"),
                                  load("accuracy_test_goods-s_white"))]

@@ -254,11 +254,10 @@ def smooth_center(center: np.ndarray, smoothing: float, center_sigma: float,
     """The centre map through its matched filter, scaled so that an ideal peak reads 1.
 
     The network draws each source as a Gaussian of width ``center_sigma``; a Gaussian of width
-    ``smoothing`` is the matched filter for it, so a peak is judged by the light of its whole
-    bump rather than by its highest pixel alone. That single pixel moves by a few hundredths
-    whenever the tile around it changes (the attention layers see the whole tile), and sources
-    near the threshold then come and go with the tile grid; the bump's weighted mean moves
-    less, and single-pixel spikes in empty sky are damped. The result is divided by the
+    ``smoothing`` is the matched filter for it, so a peak is judged by its whole bump rather
+    than by its highest pixel alone: single-pixel spikes in empty sky are damped, and so are
+    pixel-level wobbles of the prediction (on validation tiles F1 rose by 0.013-0.018 with the
+    same network, docs/architecture.md). The result is divided by the
     filter's response to an ideal, centred peak of 1, so thresholds keep their meaning: the
     fraction of an ideal peak. Invalid and non-finite pixels (and everything beyond the map)
     are left out by normalised convolution, not counted as zeros, so the response near a mask

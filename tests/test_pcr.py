@@ -178,8 +178,8 @@ def test_matched_filter_keeps_exact_positions_and_ideal_scores(rng):
 
 
 def test_matched_filter_steadies_scores_against_pixel_level_changes(rng):
-    """The reason for the filter: a centre map predicted from a shifted tile differs pixel by
-    pixel; the filtered peak value moves much less than the bare maximum."""
+    """Independent pixel-level changes of the same map (prediction noise) move the filtered
+    peak value much less than the bare maximum."""
     centers = np.array([[16.0 + 32 * i, 16.0 + 32 * j] for i in range(4) for j in range(4)])
     centers += rng.uniform(-0.5, 0.5, centers.shape)
     ideal = center_map(centers, (128, 128), sigma=2.0) * 0.8
