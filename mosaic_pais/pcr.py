@@ -236,6 +236,10 @@ class Peaks:
         return np.stack([self.y, self.x], axis=1)
 
 
+#: the matched filter's Gaussian is cut at this many widths (scipy's default)
+SMOOTHING_TRUNCATE = 4.0
+
+
 def smoothing_radius(smoothing: float) -> int:
     """Pixels the matched filter of :func:`smooth_center` reaches (its kernel's half-width).
 
@@ -243,10 +247,6 @@ def smoothing_radius(smoothing: float) -> int:
     (8, 0)
     """
     return int(SMOOTHING_TRUNCATE * smoothing + 0.5) if smoothing > 0 else 0
-
-
-#: the matched filter's Gaussian is cut at this many widths (scipy's default)
-SMOOTHING_TRUNCATE = 4.0
 
 
 def smooth_center(center: np.ndarray, smoothing: float, center_sigma: float,
