@@ -103,8 +103,9 @@ def one_mosaic(size: int, seed: int, work: Path) -> dict:
         table, _ = run([sim / "mosaic.fits"], work / f"run_m{margin}", margin=margin,
                        overwrite=True, progress=True)
         catalogs[margin] = table
+        parameters = json.loads((work / f"run_m{margin}" / "run.json").read_text())["parameters"]
         result[f"margin_{margin}"] = counts(evaluate(table, truth, mag_limit=27.0)) | {
-            "seconds": time.time() - t,
+            "seconds": time.time() - t, "tile_window": parameters["tile_window"],
             "catalogue_pairs_within_2px": close_pairs(np.asarray(table["x"]),
                                                       np.asarray(table["y"])),
         }
@@ -168,6 +169,7 @@ def main() -> None:
         key = f"margin_{margin}"
         result[key] = pooled([m[key] for m in mosaics]) | {
             "seconds": float(np.mean([m[key]["seconds"] for m in mosaics])),
+            "tile_window": mosaics[0][key]["tile_window"],
             "catalogue_pairs_within_2px": sum(m[key]["catalogue_pairs_within_2px"]
                                               for m in mosaics)}
     result["margin_change_fraction"] = (sum(m["catalogue_changed"] for m in mosaics)

@@ -127,9 +127,71 @@ def estimate_noise_sigma(image, n_windows: int = 48, size: int = 256, seed: int 
     return _per_window(image, lambda band: (_pixel_noise(band),), n_windows, size, seed)[:, 0]
 
 
+#: windows whose attention contexts are averaged into the mosaic's (:func:`mosaic_contexts`)
+CONTEXT_WINDOWS = 32
+#: a window with less than this share of valid pixels does not count towards them
+CONTEXT_MIN_VALID = 0.5
+
+
+def mosaic_contexts(image, predictor, noise_sigma, tile: int = 256,
+                    n_windows: int = CONTEXT_WINDOWS, seed: int = 0) -> list[np.ndarray]:
+    """The mosaic's attention contexts: each layer's, averaged over windows spread across it.
+
+    FANet attention gives every pixel of a tile one summary of the whole tile. Per tile, that
+    summary changes with whatever else the tile holds, so moving the tile grid (another margin)
+    moves every prediction a little and faint sources flip across the threshold. The mosaic's
+    summary, the mean over ``n_windows`` ``tile``-sized windows at seeded places
+    (:func:`~mosaic_pais.tile.sample_windows`, the same for any grid, block size or resume),
+    is what the network would read if it saw the whole mosaic, and the same for every tile.
+    Windows mostly outside the data (less than :data:`CONTEXT_MIN_VALID` valid) are skipped
+    while others can be found, so empty borders do not dilute it.
+
+    Parameters
+    ----------
+    image : :class:`~mosaic_pais.tile.WindowReader` or (band, y, x) array
+    predictor : :class:`~mosaic_pais.model.PAISPredictor`
+    noise_sigma : per-band noise, the model's input unit.
+    tile : int
+        Window side (a multiple of the network's lattice); windows pad beyond small mosaics.
+
+    Returns
+    -------
+    list of ndarray (key_filters, filters), one per attention layer.
+    """
+    data, valid = context_windows(image, tile, n_windows, seed)
+    return predictor.attention_contexts(data, noise_sigma, valid)
+
+
+def context_windows(image, tile: int = 256, n_windows: int = CONTEXT_WINDOWS,
+                    seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The windows (n, b, tile, tile) and their validity (n, tile, tile) that
+    :func:`mosaic_contexts` averages: seeded places, those at least
+    :data:`CONTEXT_MIN_VALID` valid, up to ``4·n_windows`` tried; all tried if none is.
+
+    >>> image = np.ones((1, 300, 1000), np.float32)
+    >>> image[:, :, 600:] = np.nan  # two fifths of the mosaic hold no data
+    >>> data, valid = context_windows(image, n_windows=8)
+    >>> data.shape, bool(valid.mean(axis=(1, 2)).min() >= CONTEXT_MIN_VALID)
+    ((8, 1, 256, 256), True)
+    """
+    from mosaic_pais.tile import WindowReader, sample_windows
+
+    reader = image if isinstance(image, WindowReader) else WindowReader(image)
+    kept, tried = [], []
+    for y0, _, x0, _ in sample_windows(reader.shape, 4 * n_windows, tile, seed):
+        window = reader.read((y0, y0 + tile, x0, x0 + tile))
+        tried.append(window)
+        if window[1].mean() >= CONTEXT_MIN_VALID:
+            kept.append(window)
+            if len(kept) == n_windows:
+                break
+    chosen = kept or tried
+    return np.stack([d for d, _ in chosen]), np.stack([v for _, v in chosen])
+
+
 def predict_block(window: np.ndarray, valid: np.ndarray, tiles: list, window_origin: tuple,
                   core: tuple, predictor, noise_sigma, tile_size: int,
-                  with_vectors: bool = True) -> dict:
+                  with_vectors: bool = True, contexts: list | None = None) -> dict:
     """PCR of a block's core from its window.
 
     Parameters
@@ -147,6 +209,8 @@ def predict_block(window: np.ndarray, valid: np.ndarray, tiles: list, window_ori
     tile_size : side of the square tiles.
     with_vectors : bool
         Whether to keep C^v (a run resolving votes geometrically never reads it).
+    contexts : list of ndarray, optional
+        The mosaic's attention contexts (:func:`mosaic_contexts`) instead of each tile's own.
 
     Returns
     -------
@@ -171,7 +235,7 @@ def predict_block(window: np.ndarray, valid: np.ndarray, tiles: list, window_ori
                       for (ty, tx), _ in tiles])
     pred = predictor(batch, noise_sigma, masks,
                      outputs=("center", "vectors", "fractions") if with_vectors
-                     else ("center", "fractions"))
+                     else ("center", "fractions"), contexts=contexts)
     for i, ((ty, tx), (cy0, cy1, cx0, cx1)) in enumerate(tiles):
         src = (slice(cy0 - ty, cy1 - ty), slice(cx0 - tx, cx1 - tx))
         dst = (slice(cy0 - y0, cy1 - y0), slice(cx0 - x0, cx1 - x0))

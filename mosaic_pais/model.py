@@ -138,18 +138,28 @@ def _layers():
                 layer.build(inner)
             self.built = True
 
-        def call(self, x, training=None):
+        def context(self, x, training=None):
+            """``Kᵀ V / N`` of each input: (batch, key_filters, filters), the mean over pixels
+            of what every query reads."""
+            shape = ops.shape(x)
+            batch, n = shape[0], shape[1] * shape[2]
+            k = ops.reshape(self.k(x), (batch, n, self.key_filters))
+            k = k / (ops.sqrt(ops.sum(k * k, axis=-1, keepdims=True)) + 1e-6)
+            v = ops.relu(self.v_bn(self.v(x), training=training))
+            v = ops.reshape(v, (batch, n, self.filters))
+            return ops.matmul(ops.transpose(k, (0, 2, 1)), v) / ops.cast(n, x.dtype)
+
+        def call(self, x, training=None, context=None):
+            """``context`` (batch, key_filters, filters) replaces the input's own: a mosaic's
+            mean context makes a tile's output independent of where the tile lies."""
             shape = ops.shape(x)
             batch, h, w = shape[0], shape[1], shape[2]
             n = h * w
             q = ops.reshape(self.q(x), (batch, n, self.key_filters))
-            k = ops.reshape(self.k(x), (batch, n, self.key_filters))
-            v = ops.relu(self.v_bn(self.v(x), training=training))
-            v = ops.reshape(v, (batch, n, self.filters))
             q = q / (ops.sqrt(ops.sum(q * q, axis=-1, keepdims=True)) + 1e-6)
-            k = k / (ops.sqrt(ops.sum(k * k, axis=-1, keepdims=True)) + 1e-6)
-            context = ops.matmul(ops.transpose(k, (0, 2, 1)), v)  # (batch, kf, f): O(N)
-            y = ops.matmul(q, context) / ops.cast(n, x.dtype)
+            if context is None:
+                context = self.context(x, training)
+            y = ops.matmul(q, context)  # (batch, N, f): O(N)
             y = ops.reshape(y, (batch, h, w, self.filters))
             y = ops.relu(self.out_bn(self.out_conv(y), training=training))
             return x + y
@@ -233,42 +243,120 @@ def build_pais_model(n_bands: int = 1, n_slots: int = 3,
     from keras import layers
 
     L = _layers()
+    n_levels = len(filters)
+    up_filters = list(reversed(filters))  # e.g. 128, 64, 64, 32, 16
+    widths = [filters[0], *filters]  # of the skips: the stem, then each ResDown
+    # every layer by name, built on first use
+    makers = {
+        "stretch": lambda: L["AsinhStretch"](scale=stretch, n_bands=n_bands, name="stretch"),
+        # full-resolution features keep sub-pixel detail for the last decoder level
+        "stem": lambda: layers.Conv2D(filters[0], 3, padding="same", activation="relu",
+                                      name="stem"),
+        **{f"down{i}": (lambda i=i: L["ResDown"](filters[i], dropout=dropout, name=f"down{i}"))
+           for i in range(n_levels)},
+        **{f"attention{i}": (lambda i=i: L["FastAttention"](widths[i], name=f"attention{i}"))
+           for i in range(n_levels + 1)},
+        **{f"spatial_up{i}": (lambda i=i: L["FuseUp"](up_filters[i], name=f"spatial_up{i}"))
+           for i in range(n_levels)},
+        "center": lambda: layers.Conv2D(1, 1, activation="sigmoid", name="center"),
+        "vectors_conv": lambda: layers.Conv2D(up_filters[-1], 3, padding="same",
+                                              activation="relu", name="vectors_conv"),
+        "vectors_head": lambda: layers.Conv2D(2 * n_slots, 1, name="vectors_head"),
+        "vectors": lambda: layers.Rescaling(vector_scale, name="vectors"),
+        **{f"stop_gradient{i}": (lambda i=i: L["StopGradient"](name=f"stop_gradient{i}"))
+           for i in range(n_levels)},
+        **{f"attribution_cat{i}": (lambda i=i: layers.Concatenate(name=f"attribution_cat{i}"))
+           for i in range(n_levels)},
+        **{f"attribution_up{i}": (lambda i=i: L["FuseUp"](up_filters[i],
+                                                          name=f"attribution_up{i}"))
+           for i in range(n_levels)},
+        "fraction_logits": lambda: layers.Conv2D(n_bands * n_slots, 1, name="fraction_logits"),
+    }
     inputs = keras.Input(shape=(None, None, n_bands + 1), name="image")
-    x = L["AsinhStretch"](scale=stretch, n_bands=n_bands, name="stretch")(inputs)
-    # full-resolution features keep sub-pixel detail for the last decoder level
-    stem = layers.Conv2D(filters[0], 3, padding="same", activation="relu", name="stem")(x)
-    skips = [stem]
-    x = stem
-    for i, f in enumerate(filters):
-        x = L["ResDown"](f, dropout=dropout, name=f"down{i}")(x)
+    model = keras.Model(inputs, pais_graph(inputs, lambda name: makers[name](), n_levels),
+                        name=name)
+    model.pais_config = {"n_bands": n_bands, "n_slots": n_slots, "filters": list(filters)}
+    return model
+
+
+def encoder_graph(inputs, layer, n_levels: int) -> list:
+    """The shared encoder on ``inputs``: the skips (the stem, then every ResDown's output) that
+    the attention layers read. ``layer(name)`` gives the layer of that name."""
+    x = layer("stretch")(inputs)
+    x = layer("stem")(x)
+    skips = [x]
+    for i in range(n_levels):
+        x = layer(f"down{i}")(x)
         skips.append(x)
-    attended = [L["FastAttention"](s.shape[-1], name=f"attention{i}")(s)
-                for i, s in enumerate(skips)]
+    return skips
+
+
+def pais_graph(inputs, layer, n_levels: int, contexts: list | None = None) -> dict:
+    """Wire the network on ``inputs`` from ``layer(name)`` (new layers when building, a loaded
+    model's own when rewiring it, :func:`with_attention_contexts`).
+
+    ``contexts``, one per attention layer, replace each input's own attention context.
+    """
+    skips = encoder_graph(inputs, layer, n_levels)
+    attended = [layer(f"attention{i}")(s) if contexts is None
+                else layer(f"attention{i}")(s, context=contexts[i]) for i, s in enumerate(skips)]
 
     # spatial decoder: bottleneck back up to full resolution
-    up_filters = list(reversed(filters))  # e.g. 128, 64, 64, 32, 16
     y = attended[-1]
     spatial_levels = []
-    for i, f in enumerate(up_filters):
-        y = L["FuseUp"](f, name=f"spatial_up{i}")(y, attended[-2 - i])
+    for i in range(n_levels):
+        y = layer(f"spatial_up{i}")(y, attended[-2 - i])
         spatial_levels.append(y)
-    center = layers.Conv2D(1, 1, activation="sigmoid", name="center")(y)
-    vectors = layers.Conv2D(2 * n_slots, 1, name="vectors_head")(
-        layers.Conv2D(up_filters[-1], 3, padding="same", activation="relu",
-                      name="vectors_conv")(y))
-    vectors = layers.Rescaling(vector_scale, name="vectors")(vectors)
+    center = layer("center")(y)
+    vectors = layer("vectors")(layer("vectors_head")(layer("vectors_conv")(y)))
 
     # attribution decoder: its own chain, fed the spatial features without back-propagation
     z = attended[-1]
-    for i, f in enumerate(up_filters):
-        guide = L["StopGradient"](name=f"stop_gradient{i}")(spatial_levels[i])
-        skip = layers.Concatenate(name=f"attribution_cat{i}")([guide, attended[-2 - i]])
-        z = L["FuseUp"](f, name=f"attribution_up{i}")(z, skip)
-    logits = layers.Conv2D(n_bands * n_slots, 1, name="fraction_logits")(z)
-    model = keras.Model(inputs, {"center": center, "vectors": vectors,
-                                 "fraction_logits": logits}, name=name)
-    model.pais_config = {"n_bands": n_bands, "n_slots": n_slots, "filters": list(filters)}
-    return model
+    for i in range(n_levels):
+        guide = layer(f"stop_gradient{i}")(spatial_levels[i])
+        skip = layer(f"attribution_cat{i}")([guide, attended[-2 - i]])
+        z = layer(f"attribution_up{i}")(z, skip)
+    logits = layer("fraction_logits")(z)
+    return {"center": center, "vectors": vectors, "fraction_logits": logits}
+
+
+def n_levels_of(model) -> int:
+    """How many ResDown levels a PAIS model has."""
+    return sum(1 for lyr in model.layers if lyr.name.startswith("down"))
+
+
+def with_attention_contexts(model):
+    """The same network with its attention contexts as inputs: ``[image, context0, …]``,
+    context ``i`` of shape (batch, key_filters, filters) of layer ``attention{i}``.
+
+    The layers (and weights) are the model's own; only the wiring is new.
+    """
+    keras = _keras()
+
+    n_levels = n_levels_of(model)
+    attention = [model.get_layer(f"attention{i}") for i in range(n_levels + 1)]
+    image = keras.Input(shape=model.inputs[0].shape[1:], name="image")
+    contexts = [keras.Input(shape=(a.key_filters, a.filters), name=f"context{i}")
+                for i, a in enumerate(attention)]
+    outputs = pais_graph(image, model.get_layer, n_levels, contexts)
+    return keras.Model([image, *contexts], outputs, name=f"{model.name}_with_contexts")
+
+
+def attention_encoder(model):
+    """A function: network input → every attention layer's context (batch, key_filters,
+    filters), for :meth:`PAISPredictor.attention_contexts`."""
+    keras = _keras()
+
+    n_levels = n_levels_of(model)
+    image = keras.Input(shape=model.inputs[0].shape[1:], name="image")
+    encoder = keras.Model(image, encoder_graph(image, model.get_layer, n_levels))
+    attention = [model.get_layer(f"attention{i}") for i in range(n_levels + 1)]
+
+    def contexts(x):
+        return [a.context(s, training=False)
+                for a, s in zip(attention, encoder(x, training=False), strict=True)]
+
+    return contexts
 
 
 def load_model(path: str | Path | None = None):
@@ -341,6 +429,19 @@ def peak_finding(meta: dict, window: int | None = None) -> dict:
     return {"window": int(window if window is not None else meta.get("window", 5)),
             "smoothing": float(meta.get("peak_smoothing_px", 0.0)),
             "center_sigma": float(meta.get("center_sigma_px", 2.0))}
+
+
+def input_alignment(meta: dict) -> int:
+    """The network's lattice (px): its total downsampling, ``2 ** len(filters)``.
+
+    Inputs must be multiples of it, and tiles that start on it see every pixel at the same
+    phase of the stride-2 levels (:mod:`mosaic_pais.tile`). Cards without ``filters`` are the
+    paper's five levels.
+
+    >>> input_alignment({"filters": [12, 24, 48, 48, 96]}), input_alignment({})
+    (32, 32)
+    """
+    return 2 ** len(meta.get("filters", PAPER_FILTERS))
 
 
 def describe_thresholds(meta: dict) -> str:
@@ -424,41 +525,80 @@ class PAISPredictor:
         self.n_bands = int(in_channels) - 1
         self.n_slots = self._output_channels("vectors") // 2
         self._predict: dict = {}  # one compiled function per set of outputs wanted
+        self._contexts = None  # the compiled context encoder, made on first use
 
     def _output_channels(self, name: str) -> int:
         out = self.model.output
         return int(out[name].shape[-1])
 
     def __call__(self, images: np.ndarray, noise_sigma, valid: np.ndarray | None = None,
-                 outputs: tuple[str, ...] = ("center", "vectors", "fractions")
-                 ) -> PCRPrediction:
+                 outputs: tuple[str, ...] = ("center", "vectors", "fractions"),
+                 contexts: list[np.ndarray] | None = None) -> PCRPrediction:
         """Predict the PCR of tiles ``images`` (B, b, h, w); h and w multiples of 32.
 
         ``outputs`` names the parts wanted; the others are None in the result and never leave
-        the graph (a run resolving votes geometrically has no use for C^v).
+        the graph (a run resolving votes geometrically has no use for C^v). ``contexts`` (from
+        :meth:`attention_contexts`) replace every tile's own attention contexts.
         """
+        self._check_bands(images)
+        x = model_input(images, noise_sigma, valid)
+        outputs = tuple(outputs)
+        key = (outputs, contexts is not None)
+        if key not in self._predict:
+            import tensorflow as tf
+
+            network = self.model if contexts is None else with_attention_contexts(self.model)
+
+            def forward(t, *given):
+                if given:  # one context for the whole batch
+                    batch = tf.shape(t)[0]
+                    given = [tf.broadcast_to(c, tf.concat([[batch], tf.shape(c)], 0))
+                             for c in given]
+                    raw = network([t, *given], training=False)
+                else:
+                    raw = network(t, training=False)
+                pred = split_outputs(raw, self.n_bands, self.n_slots)
+                return {name: getattr(pred, name) for name in outputs}
+
+            self._predict[key] = tf.function(forward, reduce_retracing=True)
+        predict = self._predict[key]
+        given = [np.asarray(c, np.float32) for c in contexts] if contexts is not None else []
+        outs: dict[str, np.ndarray | None] = {"center": None, "vectors": None, "fractions": None}
+        for start in range(0, len(x), self.batch_size):
+            res = predict(x[start:start + self.batch_size], *given)
+            for name, value in res.items():
+                value = np.asarray(value)
+                if outs[name] is None:  # filled batch by batch: no second copy to concatenate
+                    outs[name] = np.empty((len(x), *value.shape[1:]), value.dtype)
+                outs[name][start:start + len(value)] = value
+        return PCRPrediction(**outs)
+
+    def attention_contexts(self, images: np.ndarray, noise_sigma,
+                           valid: np.ndarray | None = None) -> list[np.ndarray]:
+        """Every attention layer's context averaged over windows ``images`` (B, b, h, w).
+
+        FANet attention lets every pixel read one summary of its whole input, ``Kᵀ V / N``.
+        Averaged over windows spread across a mosaic, it is the summary the network would read
+        if it saw the mosaic at once; given to every tile (``contexts`` of :meth:`__call__`),
+        a tile's prediction no longer depends on which pixels share its window, so moving the
+        tile grid hardly moves it (docs/architecture.md).
+        """
+        self._check_bands(images)
+        x = model_input(images, noise_sigma, valid)
+        if self._contexts is None:
+            import tensorflow as tf
+
+            self._contexts = tf.function(attention_encoder(self.model), reduce_retracing=True)
+        sums = None
+        for start in range(0, len(x), self.batch_size):
+            part = [np.asarray(c, np.float64).sum(0)
+                    for c in self._contexts(x[start:start + self.batch_size])]
+            sums = part if sums is None else [a + b for a, b in zip(sums, part, strict=True)]
+        return [(c / len(x)).astype(np.float32) for c in sums]
+
+    def _check_bands(self, images: np.ndarray) -> None:
         if images.shape[1] != self.n_bands:
             from mosaic_pais.errors import BadInputError
 
             raise BadInputError(
                 f"the model expects {self.n_bands} band(s), the image has {images.shape[1]}")
-        x = model_input(images, noise_sigma, valid)
-        outputs = tuple(outputs)
-        if outputs not in self._predict:
-            import tensorflow as tf
-
-            def forward(t):
-                pred = split_outputs(self.model(t, training=False), self.n_bands, self.n_slots)
-                return {key: getattr(pred, key) for key in outputs}
-
-            self._predict[outputs] = tf.function(forward, reduce_retracing=True)
-        predict = self._predict[outputs]
-        outs: dict[str, np.ndarray | None] = {"center": None, "vectors": None, "fractions": None}
-        for start in range(0, len(x), self.batch_size):
-            res = predict(x[start:start + self.batch_size])
-            for key, value in res.items():
-                value = np.asarray(value)
-                if outs[key] is None:  # filled batch by batch: no second copy to concatenate
-                    outs[key] = np.empty((len(x), *value.shape[1:]), value.dtype)
-                outs[key][start:start + len(value)] = value
-        return PCRPrediction(**outs)

@@ -32,35 +32,44 @@ class BlockSpec:
     core: tuple[int, int, int, int]          # (y0, y1, x0, x1) in the mosaic
     window: tuple[int, int, int, int]        # read window, may extend beyond the mosaic
     tiles: tuple                             # ((ty0, tx0), (cy0, cy1, cx0, cx1)) per tile
+    tile: int                                # the tiles' window side
 
 
-def plan_blocks(height: int, width: int, tile: int, margin: int, tiles_per_block: int
-                ) -> tuple[list[BlockSpec], tuple[int, int]]:
-    """The blocks of work and the store's chunk shape (the regular block core)."""
+def plan_blocks(height: int, width: int, tile: int, margin: int, tiles_per_block: int,
+                align: int = 1) -> tuple[list[BlockSpec], tuple[int, int]]:
+    """The blocks of work and the store's chunk shape (the regular block core); ``align`` is
+    the network's lattice (:func:`mosaic_pais.tile.make_grid`)."""
     from mosaic_pais.tile import blocks, make_grid
 
-    grid = make_grid(height, width, tile=tile, margin=margin)
+    grid = make_grid(height, width, tile=tile, margin=margin, align=align)
     specs = []
     for block in blocks(grid, (tiles_per_block, tiles_per_block)):
         tiles = tuple(((t.window[0], t.window[2]), tuple(t.core)) for t in block.tiles)
         key = f"{block.index[0]}_{block.index[1]}"
         specs.append(BlockSpec(key=key, core=tuple(block.core), window=tuple(block.window),
-                               tiles=tiles))
-    stride = tile - 2 * margin
-    chunks = (min(stride * tiles_per_block, height), min(stride * tiles_per_block, width))
-    return specs, chunks
+                               tiles=tiles, tile=grid.tile))
+    side = grid.stride * tiles_per_block
+    return specs, (min(side, height), min(side, width))
+
+
+def _contexts_task(tile: int, *, image: WindowReader, model: str, noise_sigma: np.ndarray,
+                   batch_size: int) -> list[np.ndarray]:
+    from mosaic_pais.infer import mosaic_contexts, predictor_for
+
+    return mosaic_contexts(image, predictor_for(model, batch_size), noise_sigma, tile)
 
 
 def _infer_task(spec: BlockSpec, *, image: WindowReader, store: str, scratch: str, model: str,
-                noise_sigma: np.ndarray, tile: int, batch_size: int, vote: str) -> str:
+                noise_sigma: np.ndarray, batch_size: int, vote: str,
+                contexts: list[np.ndarray]) -> str:
     from mosaic_pais.infer import predict_block, predictor_for, write_block
     from mosaic_pais.store import record_block
 
     window, valid = image.read(spec.window)
     predictor = predictor_for(model, batch_size)
     result = predict_block(window, valid, list(spec.tiles), (spec.window[0], spec.window[2]),
-                           spec.core, predictor, noise_sigma, tile,
-                           with_vectors=vote != "geometric")
+                           spec.core, predictor, noise_sigma, spec.tile,
+                           with_vectors=vote != "geometric", contexts=contexts)
     write_block(store, scratch, spec.core, result)
     written = {"center": result["center"], "raw_fractions": result["fractions"]}
     if "vectors" in result:
@@ -166,7 +175,8 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
     resume, overwrite : bool
         Continue an interrupted run in ``output``; or replace an existing one.
     tile, margin, tiles_per_block : int
-        Tile grid (stride = tile − 2·margin) and tiles per task side.
+        Tile grid (stride = tile − 2·margin; windows on the network's lattice,
+        :func:`mosaic_pais.tile.make_grid`) and tiles per task side.
     threshold, window : float, int
         Peak finding on the centre map (default: the model card's values; the threshold
         for the mosaic's noise texture, :func:`mosaic_pais.model.detection_threshold`). The
@@ -202,6 +212,7 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
         DEFAULT_MODEL_PATH,
         detection_threshold,
         file_sha256,
+        input_alignment,
         model_metadata,
         peak_finding,
     )
@@ -226,8 +237,10 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
     finding = peak_finding(meta, window)
     vote = str(vote if vote is not None else meta.get("vote", "vectors"))
     check_memory_limit(memory_limit)  # before anything is written
-    if tile % 32 or not 0 <= 2 * margin < tile:
-        raise BadInputError(f"tile {tile} must be a multiple of 32 and margin {margin} < tile/2")
+    align = input_alignment(meta)
+    if tile % align or not 0 <= 2 * margin < tile:
+        raise BadInputError(f"tile {tile} must be a multiple of {align} and "
+                            f"margin {margin} < tile/2")
 
     if output.exists() and any(output.iterdir()) and not (resume or overwrite):
         raise BadInputError(f"output directory {output} is not empty: "
@@ -270,7 +283,7 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
                       else detection_threshold(meta, noise_texture))
     timings["open"] = time.time() - t0
 
-    specs, chunks = plan_blocks(height, width, tile, margin, tiles_per_block)
+    specs, chunks = plan_blocks(height, width, tile, margin, tiles_per_block, align)
     store = output / "pcr.zarr"
     scratch = output / "work" / "vectors.zarr"
     n_slots = int(meta.get("n_slots", 3))
@@ -312,13 +325,20 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
         weight_handle = WindowReader(ds["weight"].data) if "weight" in ds else None
 
         t = time.time()
+        # one attention context for every tile (infer.mosaic_contexts), computed on a worker
+        contexts = runner.map(_contexts_task, [specs[0].tile], desc="context", image=handle,
+                              model=str(model_path), noise_sigma=noise_sigma,
+                              batch_size=batch_size)[0]
+        timings["context"] = time.time() - t
+
+        t = time.time()
         todo = [s for s in specs
                 if not (resume and block_is_done(store, "infer", s.key,
                                                  stores={"vectors": scratch,
                                                          "raw_fractions": scratch}))]
         runner.map(_infer_task, todo, desc="infer", image=handle, store=str(store),
                    scratch=str(scratch), model=str(model_path), noise_sigma=noise_sigma,
-                   tile=tile, batch_size=batch_size, vote=vote)
+                   batch_size=batch_size, vote=vote, contexts=contexts)
         timings["infer"] = time.time() - t
         timings["infer_blocks"] = len(todo)
 
@@ -371,6 +391,11 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
         "inputs": {"images": [str(p) for p in images], "weights": [str(p) for p in weights]
                    if weights else None, "bands": band_names, "shape": [height, width]},
         "parameters": {"tile": tile, "margin": margin, "tiles_per_block": tiles_per_block,
+                       # the side of the windows read: larger than ``tile`` where the margin
+                       # does not fit the network's lattice (mosaic_pais.tile)
+                       "tile_window": specs[0].tile,
+                       # every tile reads the mosaic's attention context (infer.mosaic_contexts)
+                       "attention_context": "mosaic",
                        "batch_size": batch_size, "threshold": threshold,
                        "window": finding["window"], "peak_smoothing": finding["smoothing"],
                        "min_fraction": min_fraction, "vote": vote, "cluster": cluster,

@@ -13,6 +13,15 @@ depend on where the tile ends, and at least what the peak finder needs (half its
 :func:`margin_for` states the rule; 32 px (the default) is ~4× the 7–8 px PSF-convolved size of
 typical faint galaxies at 0.06″/px, and the tests show 32 → 48 changes little.
 
+Windows lie on the network's lattice (``align``, its total downsampling: 32 px for five
+stride-2 levels). Such a network is not shift-equivariant: the same pixels read at another
+phase of its lattice give a centre map that differs by ~0.03 at the peaks (at the same phase,
+~0.004; docs/benchmarks.md), enough to move sources across the detection threshold whenever the
+grid moves. So the stride is a multiple of ``align`` and each window reaches ``m`` rounded up to
+a multiple of ``align`` beyond its core: a pixel is then always read at the same phase, whatever
+the margin. For the default (256, 32) nothing changes; margin 48 reads 288² windows (64 px of
+context on each side) at stride 160.
+
 Tiles are grouped into rectangular blocks (:func:`blocks`), the unit of one Dask task; block
 cores are aligned on multiples of ``tiles_per_block·s``, which is the PCR store's chunk size,
 so blocks never write the same chunk.
@@ -49,9 +58,9 @@ def margin_for(receptive_radius: int, peak_window: int) -> int:
     return int(max(receptive_radius, peak_window // 2 + 1))
 
 
-def _axis_rows(length: int, stride: int, margin: int) -> int:
+def _axis_rows(length: int, stride: int, lead: int) -> int:
     n = max(1, -(-length // stride))
-    if n > 1 and length - (n - 1) * stride <= margin:
+    if n > 1 and length - (n - 1) * stride <= lead:
         n -= 1  # the remainder is within the last window's margin: extend that core instead
     return n
 
@@ -74,25 +83,29 @@ class Tile:
 
 @dataclass(frozen=True)
 class TileGrid:
-    """Tiles over a ``height`` × ``width`` mosaic. Build it with :func:`make_grid`."""
+    """Tiles over a ``height`` × ``width`` mosaic. Build it with :func:`make_grid`.
+
+    ``stride`` is the core side, ``lead`` the context each window reads beyond its core (the
+    margin, rounded up to the network's lattice) and ``tile`` the window side.
+    """
 
     height: int
     width: int
-    tile: int
-    margin: int
+    stride: int
+    lead: int
     rows: int
     cols: int
 
     @property
-    def stride(self) -> int:
-        return self.tile - 2 * self.margin
+    def tile(self) -> int:
+        return self.stride + 2 * self.lead
 
     @property
     def n_tiles(self) -> int:
         return self.rows * self.cols
 
     def _span(self, i: int, n: int, length: int) -> tuple[int, int, int, int]:
-        s, m = self.stride, self.margin
+        s, m = self.stride, self.lead
         core0 = i * s
         core1 = length if i == n - 1 else (i + 1) * s
         return core0 - m, core0 - m + self.tile, core0, core1
@@ -118,8 +131,20 @@ class TileGrid:
                 np.minimum(x // self.stride, self.cols - 1))
 
 
-def make_grid(height: int, width: int, tile: int = 256, margin: int = 32) -> TileGrid:
+def make_grid(height: int, width: int, tile: int = 256, margin: int = 32,
+              align: int = 1) -> TileGrid:
     """The tile grid of a mosaic.
+
+    Parameters
+    ----------
+    height, width : int
+        The mosaic's shape.
+    tile, margin : int
+        Window side and the context it gives its core on each side: stride ``tile − 2·margin``.
+    align : int
+        Windows start on multiples of this (the network's lattice,
+        :func:`mosaic_pais.model.input_alignment`): the stride is rounded down and the margin up
+        to multiples of it, so windows grow where the two do not fit ``tile``.
 
     Examples
     --------
@@ -134,14 +159,24 @@ def make_grid(height: int, width: int, tile: int = 256, margin: int = 32) -> Til
     5
     >>> make_grid(100, 80).tile_at(0, 0).core  # smaller than a tile: one tile, whole mosaic
     (0, 100, 0, 80)
+
+    On the network's 32-px lattice margin 48 reads 64 px around cores of 160:
+
+    >>> g = make_grid(1000, 700, margin=48, align=32)
+    >>> g.stride, g.tile, g.tile_at(1, 1).window
+    (160, 288, (96, 384, 96, 384))
     """
     if height < 1 or width < 1:
         raise BadInputError(f"the mosaic is empty ({height}×{width} pixels)")
-    if tile < 1 or margin < 0 or tile - 2 * margin < 1:
-        raise BadInputError(f"tile {tile} with margin {margin} leaves no core")
+    if align < 1:
+        raise BadInputError(f"tile alignment {align} must be at least 1 px")
     stride = tile - 2 * margin
-    return TileGrid(height, width, tile, margin, _axis_rows(height, stride, margin),
-                    _axis_rows(width, stride, margin))
+    stride -= stride % align
+    if tile < 1 or margin < 0 or stride < 1:
+        raise BadInputError(f"tile {tile} with margin {margin} leaves no core")
+    lead = -(-margin // align) * align
+    return TileGrid(height, width, stride, lead, _axis_rows(height, stride, lead),
+                    _axis_rows(width, stride, lead))
 
 
 @dataclass(frozen=True)

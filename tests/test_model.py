@@ -78,6 +78,52 @@ def test_predictor_checks_bands(small_model):
         predictor(np.zeros((1, 1, 32, 32), np.float32), [1.0])
 
 
+def test_given_contexts_replace_each_tiles_own(small_model):
+    """Each tile with its own context is the network unchanged; a shared context is the mean
+    of the tiles' own, and a tile's output then no longer depends on its batch mates."""
+    predictor = PAISPredictor(small_model, batch_size=2)
+    tiles = np.random.default_rng(1).normal(size=(3, 2, 64, 64)).astype(np.float32)
+    plain = predictor(tiles, [1.0, 1.0])
+    own = [predictor.attention_contexts(tiles[i:i + 1], [1.0, 1.0]) for i in range(3)]
+    assert [c.shape for c in own[0]] == [(4, 4)] * 2 + [(4, 8)] * 4  # (key_filters, filters)
+    for i in range(3):
+        again = predictor(tiles[i:i + 1], [1.0, 1.0], contexts=own[i])
+        for key in ("center", "vectors", "fractions"):
+            np.testing.assert_allclose(getattr(again, key)[0], getattr(plain, key)[i],
+                                       atol=1e-5)
+    shared = predictor.attention_contexts(tiles, [1.0, 1.0])
+    for level, context in enumerate(shared):
+        np.testing.assert_allclose(context, np.mean([c[level] for c in own], axis=0),
+                                   atol=1e-6)
+    alone = predictor(tiles[:1], [1.0, 1.0], contexts=shared)
+    together = predictor(tiles, [1.0, 1.0], contexts=shared)
+    np.testing.assert_allclose(alone.center[0], together.center[0], atol=1e-6)
+
+
+def test_mosaic_context_steadies_the_shipped_model_against_the_grid():
+    """Two overlapping 256² windows of a simulated scene, 32 px apart (the same phase of the
+    network's lattice): where both see a source, their centre maps agree better when every
+    window reads the scene's attention context than when each reads its own."""
+    from mosaic_pais.infer import estimate_noise, mosaic_contexts
+    from mosaic_pais.simulation import simulate_scene
+
+    predictor = PAISPredictor(batch_size=2)
+    own, shared = [], []
+    for seed in (7_000_101, 7_000_102):
+        image = simulate_scene((448, 448), seed=seed).image.astype(np.float32)
+        sigma = estimate_noise(image)[0]
+        windows = np.stack([image[:, 64:320, 64:320], image[:, 96:352, 32:288]])
+        contexts = mosaic_contexts(image, predictor, sigma, n_windows=8)
+        for out, given in ((own, None), (shared, contexts)):
+            a, b = predictor(windows, sigma, outputs=("center",), contexts=given).center
+            # the overlap, 32 px inside both windows
+            a, b = a[64:192, 32:192], b[32:160, 64:224]
+            out.append(np.abs(a - b)[np.maximum(a, b) > 0.3])
+    own, shared = np.concatenate(own), np.concatenate(shared)
+    assert own.size > 200
+    assert np.median(shared) < 0.7 * np.median(own)
+
+
 def _labels(batch=1, h=4, w=4, n=3, b=1):
     return {
         "center": np.zeros((batch, h, w), np.float32),

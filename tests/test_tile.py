@@ -11,14 +11,16 @@ from mosaic_pais.errors import BadInputError
 from mosaic_pais.tile import blocks, make_grid, read_tile
 
 
-def assert_partition(height, width, tile, margin):
-    grid = make_grid(height, width, tile=tile, margin=margin)
+def assert_partition(height, width, tile, margin, align=1):
+    grid = make_grid(height, width, tile=tile, margin=margin, align=align)
     count = np.zeros((height, width), np.int32)
     for t in grid.tiles():
         y0, y1, x0, x1 = t.core
         count[y0:y1, x0:x1] += 1
         wy0, wy1, wx0, wx1 = t.window
-        assert wy1 - wy0 == tile and wx1 - wx0 == tile
+        assert wy1 - wy0 == grid.tile and wx1 - wx0 == grid.tile
+        # on the lattice: every window starts at a multiple of the alignment
+        assert wy0 % align == 0 and wx0 % align == 0 and grid.stride % align == 0
         # the core sits inside the window, with a full margin except at the mosaic edge
         assert wy0 <= y0 and y1 <= wy1 and wx0 <= x0 and x1 <= wx1
         assert y0 - wy0 >= margin or y0 == 0
@@ -46,6 +48,28 @@ def test_cores_partition_the_mosaic(shape, tile, margin):
                                                                    (64, 8), (96, 40)]))
 def test_partition_property(height, width, tm):
     assert_partition(height, width, *tm)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 900), st.integers(1, 900), st.sampled_from([(256, 32), (256, 48),
+                                                                   (256, 40), (256, 0),
+                                                                   (128, 16), (96, 8)]))
+def test_aligned_partition_property(height, width, tm):
+    assert_partition(height, width, *tm, align=32)
+
+
+def test_alignment_keeps_the_default_grid_and_widens_odd_margins():
+    """(256, 32) is already on the 32-px lattice; margin 48 keeps its 160-px cores and reads
+    64 px of context around them, so both grids read every pixel at the same phase."""
+    assert make_grid(1000, 900, align=32) == make_grid(1000, 900)
+    grid = make_grid(4096, 4096, margin=48, align=32)
+    assert (grid.stride, grid.lead, grid.tile) == (160, 64, 288)
+    origins = {t.window[0] for t in grid.tiles()} | {t.window[0] for t in
+                                                     make_grid(4096, 4096).tiles()}
+    assert {o % 32 for o in origins} == {0}
+    # a margin that does not fit: the stride shrinks to the lattice, the margin only grows
+    grid = make_grid(1000, 1000, margin=40, align=32)
+    assert (grid.stride, grid.lead) == (160, 64)
 
 
 def test_blocks_group_tiles_and_align_cores():
@@ -80,3 +104,5 @@ def test_bad_grids():
         make_grid(0, 10)
     with pytest.raises(BadInputError):
         make_grid(10, 10, tile=64, margin=32)
+    with pytest.raises(BadInputError):  # 16 px of core do not fit the 32-px lattice
+        make_grid(10, 10, tile=64, margin=24, align=32)
