@@ -96,7 +96,7 @@ def main() -> None:
     meta = model_metadata(DEFAULT_MODEL_PATH)
     predictor = PAISPredictor(DEFAULT_MODEL_PATH, batch_size=2)
     lattice = input_alignment(meta)
-    result = {"any shift": compare(args.pairs, None, predictor, meta, seed=5),
+    result = {"any number of pixels": compare(args.pairs, None, predictor, meta, seed=5),
               f"multiples of {lattice} px": compare(args.pairs, lattice, predictor, meta, seed=5),
               "setup": {"scene": SCENE, "tile": TILE, "margin": MARGIN, "max_shift": MAX_SHIFT,
                         "lattice": lattice, "seeds": f"{SEED_BASE}+k"}}

@@ -20,7 +20,8 @@ phase of its lattice give a centre map that differs by ~0.03 at the peaks (at th
 grid moves. So the stride is a multiple of ``align`` and each window reaches ``m`` rounded up to
 a multiple of ``align`` beyond its core: a pixel is then always read at the same phase, whatever
 the margin. For the default (256, 32) nothing changes; margin 48 reads 288² windows (64 px of
-context on each side) at stride 160.
+context on each side) at stride 160. (The other half of a steady grid is one attention context
+for the whole mosaic, :func:`mosaic_pais.infer.mosaic_contexts`.)
 
 Tiles are grouped into rectangular blocks (:func:`blocks`), the unit of one Dask task; block
 cores are aligned on multiples of ``tiles_per_block·s``, which is the PCR store's chunk size,
@@ -168,8 +169,8 @@ def make_grid(height: int, width: int, tile: int = 256, margin: int = 32,
     """
     if height < 1 or width < 1:
         raise BadInputError(f"the mosaic is empty ({height}×{width} pixels)")
-    if align < 1:
-        raise BadInputError(f"tile alignment {align} must be at least 1 px")
+    if align < 1:  # the network's lattice, never the user's to set
+        raise ValueError(f"tile alignment {align} must be at least 1 px")
     stride = tile - 2 * margin
     stride -= stride % align
     if tile < 1 or margin < 0 or stride < 1:
