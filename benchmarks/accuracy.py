@@ -53,6 +53,25 @@ from mosaic_pais.stitch import clean_fractions
 from mosaic_pais.train import SPLIT_SEED_BASE, split_scene
 
 
+def split_scenes(split: str, tiles: int, conditions: str = "varied",
+                 noise_correlation: float | None = None) -> list:
+    """The first ``tiles`` scenes of a split in the given conditions (see the module text);
+    ``noise_correlation`` (px, 0: white) replaces the conditions' noise texture."""
+    if conditions == "varied":
+        return [split_scene(split, i, noise_correlation=noise_correlation)
+                for i in range(tiles)]
+    return [simulate_scene((256, 256), seed=SPLIT_SEED_BASE[split] + i,
+                           noise_correlation=noise_correlation) for i in range(tiles)]
+
+
+def conditions_suffix(conditions: str, noise_correlation: float | None) -> str:
+    """How a result file names its conditions: ``""``, ``"_goods-s"``, ``"_goods-s_white"``…"""
+    suffix = "" if conditions == "varied" else f"_{conditions}"
+    if noise_correlation is not None:
+        suffix += "_white" if noise_correlation == 0 else f"_corr{noise_correlation:g}"
+    return suffix
+
+
 def model_catalog(pred, index: int, image: np.ndarray, noise_sigma: float, threshold: float,
                   finding: dict, vote: str = "vectors", min_fraction: float = 0.01) -> Table:
     """The mosaic pipeline's decode + measure, on one tile; ``finding`` is the card's peak
@@ -196,13 +215,7 @@ def main() -> None:
     args = parser.parse_args()
     meta = model_metadata(args.model)
     predictor = PAISPredictor(args.model, batch_size=16)
-    texture = args.noise_correlation  # None: the conditions' own
-    if args.conditions == "varied":
-        scenes = [split_scene(args.split, i, noise_correlation=texture)
-                  for i in range(args.tiles)]
-    else:
-        scenes = [simulate_scene((256, 256), seed=SPLIT_SEED_BASE[args.split] + i,
-                                 noise_correlation=texture) for i in range(args.tiles)]
+    scenes = split_scenes(args.split, args.tiles, args.conditions, args.noise_correlation)
     t0 = time.time()
     preds, sigmas = predict_scenes(predictor, scenes)
     model_seconds = time.time() - t0
@@ -283,10 +296,8 @@ def main() -> None:
                         "peak_smoothing_px": finding["smoothing"], "vote": vote,
                         "mag_limit": args.mag_limit,
                         "truth_sources": len(truth)}
-    suffix = "" if args.conditions == "varied" else f"_{args.conditions}"
-    if args.noise_correlation is not None:
-        suffix += "_white" if args.noise_correlation == 0 else f"_corr{args.noise_correlation:g}"
-    out = Path(f"docs/results/accuracy_{args.split}{suffix}.json")
+    out = Path(f"docs/results/accuracy_{args.split}"
+               f"{conditions_suffix(args.conditions, args.noise_correlation)}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2, default=float))
 

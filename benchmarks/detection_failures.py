@@ -15,7 +15,9 @@ catalogue is matched to the truth within 3 px (as benchmarks/accuracy.py). Then:
 
 Usage:
   python benchmarks/detection_failures.py --tiles 200
-Writes docs/results/detection_failures_val.json.
+  python benchmarks/detection_failures.py --tiles 200 --conditions goods-s --noise-correlation 0
+Writes docs/results/detection_failures_val.json (``_val_goods-s_white.json``…); the conditions
+are those of benchmarks/accuracy.py.
 """
 
 from __future__ import annotations
@@ -26,8 +28,10 @@ from pathlib import Path
 
 import numpy as np
 from accuracy import (  # noqa: I001 - sibling script
+    conditions_suffix,
     model_catalog,
     predict_scenes,
+    split_scenes,
     tile_thresholds,
     with_offset,
 )
@@ -37,7 +41,6 @@ from scipy.spatial import cKDTree
 from mosaic_pais.metrics import match_catalogs
 from mosaic_pais.model import DEFAULT_MODEL_PATH, PAISPredictor, model_metadata, peak_finding
 from mosaic_pais.peers import run_photutils, run_sep
-from mosaic_pais.train import split_scene
 
 RADIUS, NEAR, BRIGHT_SNR = 3.0, 8.0, 20.0
 #: the model's catalogue at this centre-map threshold joins the others in bounding what can be
@@ -113,9 +116,12 @@ def found_by_none(catalogs, truth, mag_limit: float = 27.0) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tiles", type=int, default=200)
+    parser.add_argument("--conditions", choices=("varied", "goods-s"), default="varied")
+    parser.add_argument("--noise-correlation", type=float, default=None,
+                        help="px, for every tile; 0 gives white noise (default: the conditions')")
     args = parser.parse_args()
     meta = model_metadata(DEFAULT_MODEL_PATH)
-    scenes = [split_scene("val", i) for i in range(args.tiles)]
+    scenes = split_scenes("val", args.tiles, args.conditions, args.noise_correlation)
     preds, sigmas = predict_scenes(PAISPredictor(DEFAULT_MODEL_PATH), scenes)
     truth = vstack([with_offset(s.truth, i) for i, s in enumerate(scenes)],
                    metadata_conflicts="silent")
@@ -133,13 +139,16 @@ def main() -> None:
     results = {name: classify(cat, truth) for name, cat in catalogs.items()}
     results["any method"] = found_by_none(
         [*catalogs.values(), model_at([PERMISSIVE_THRESHOLD] * len(preds))], truth)
-    results["setup"] = {"split": "val", "tiles": args.tiles, "threshold": meta["threshold"],
+    results["setup"] = {"split": "val", "tiles": args.tiles, "conditions": args.conditions,
+                        "noise_correlation_px": args.noise_correlation,
+                        "threshold": meta["threshold"],
                         "threshold_by_texture": meta.get("threshold_by_texture"),
                         "permissive_threshold": PERMISSIVE_THRESHOLD,
                         "vote": meta["vote"], "match_radius": RADIUS, "near": NEAR,
                         "bright_snr": BRIGHT_SNR}
     print(json.dumps(results, indent=1))
-    out = Path("docs/results/detection_failures_val.json")
+    out = Path("docs/results/detection_failures_val"
+               f"{conditions_suffix(args.conditions, args.noise_correlation)}.json")
     out.write_text(json.dumps(results, indent=2))
 
 

@@ -234,11 +234,12 @@ def accuracy_verdict(r: dict | None, goods: dict | None, white: dict | None = No
     return text
 
 
-def failures_section(r: dict | None) -> list[str]:
-    """False detections and missed bright sources by cause (benchmarks/detection_failures.py)."""
-    out = ["", "### Where detections go wrong", "",
-           "`python benchmarks/detection_failures.py --tiles 200` — on validation tiles "
-           "(never the test split): detections matching no truth within 3 px, and missed "
+def failures_section(r: dict | None, options: str = "", conditions: str = "") -> list[str]:
+    """False detections and missed bright sources by cause (benchmarks/detection_failures.py);
+    ``options`` and ``conditions`` say which tiles."""
+    out = ["", f"### Where detections go wrong{conditions}", "",
+           f"`python benchmarks/detection_failures.py --tiles 200{options}` — on validation "
+           "tiles (never the test split): detections matching no truth within 3 px, and missed "
            "in-frame truths of S/N ≥ 20 (bright enough that depth is not the reason), by cause.",
            ""]
     if not r:
@@ -516,7 +517,8 @@ def main() -> None:
                 "on selected bright galaxies).", ""]
     def tiles(name: str) -> int:
         """How many test tiles a result was measured on (its command's --tiles)."""
-        return load(name)["setup"]["tiles"] if load(name) else 500
+        result = load(name)
+        return result["setup"]["tiles"] if result else 500
 
     out += ["## Accuracy against sep and photutils", "",
             f"`python benchmarks/accuracy.py --tiles {tiles('accuracy_test')}` (peak thresholds, "
@@ -545,7 +547,10 @@ def main() -> None:
     out += accuracy_section(load("accuracy_test_goods-s_white"))
     out += ["", accuracy_verdict(load("accuracy_test"), load("accuracy_test_goods-s"),
                                  load("accuracy_test_goods-s_white"))]
-    out += failures_section(load("detection_failures_val"))
+    out += failures_section(load("detection_failures_val"), conditions=": varied conditions")
+    out += failures_section(load("detection_failures_val_goods-s_white"),
+                            " --conditions goods-s --noise-correlation 0",
+                            ": GOODS-S depth, white noise")
     out += ["", "## Speed", "", "`python benchmarks/speed.py`", ""]
     out += speed_section(load("speed"))
     st = load("mosaic_stitching")

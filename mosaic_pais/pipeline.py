@@ -291,7 +291,10 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
               "model_sha256": file_sha256(model_path), "shape": [height, width],
               "bands": band_names, "noise_sigma": noise_sigma.tolist(),
               # a geometric run stores no claim vectors, so it cannot resume as a vector run
-              "vote": vote}
+              "vote": vote,
+              # blocks inferred on another grid or with each tile's own attention context
+              # (before both were fixed) must not be mixed with these
+              "tile_window": specs[0].tile, "attention_context": "mosaic"}
     sizes = {"band": n_band, "slot": n_slots, "component": 2, "y": height, "x": width}
     chunk_map = {"y": chunks[0], "x": chunks[1]}
     if resume and store.exists():
@@ -393,9 +396,9 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
         "parameters": {"tile": tile, "margin": margin, "tiles_per_block": tiles_per_block,
                        # the side of the windows read: larger than ``tile`` where the margin
                        # does not fit the network's lattice (mosaic_pais.tile)
-                       "tile_window": specs[0].tile,
+                       "tile_window": params["tile_window"],
                        # every tile reads the mosaic's attention context (infer.mosaic_contexts)
-                       "attention_context": "mosaic",
+                       "attention_context": params["attention_context"],
                        "batch_size": batch_size, "threshold": threshold,
                        "window": finding["window"], "peak_smoothing": finding["smoothing"],
                        "min_fraction": min_fraction, "vote": vote, "cluster": cluster,

@@ -19,7 +19,13 @@ from pathlib import Path
 import numpy as np
 from numba import njit
 
-from mosaic_pais.pcr import find_peaks, geometric_votes, resolve_votes, smoothing_radius
+from mosaic_pais.pcr import (
+    PAPER_CENTER_SIGMA,
+    find_peaks,
+    geometric_votes,
+    resolve_votes,
+    smoothing_radius,
+)
 from mosaic_pais.store import open_array
 
 Region = tuple[int, int, int, int]  # (y0, y1, x0, x1), a block's core in mosaic pixels
@@ -41,7 +47,7 @@ def peak_halo(window: int, smoothing: float = 0.0) -> int:
 
 def peaks_in_region(store: str | Path, region: Region, shape: tuple[int, int],
                     threshold: float, window: int, smoothing: float = 0.0,
-                    center_sigma: float = 2.0) -> dict:
+                    center_sigma: float = PAPER_CENTER_SIGMA) -> dict:
     """Peaks of the global centre map whose maximum pixel lies in ``region``.
 
     ``smoothing`` and ``center_sigma`` set the centre map's matched filter
