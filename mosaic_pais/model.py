@@ -526,6 +526,7 @@ class PAISPredictor:
         self.n_slots = self._output_channels("vectors") // 2
         self._predict: dict = {}  # one compiled function per set of outputs wanted
         self._contexts = None  # the compiled context encoder, made on first use
+        self._with_contexts = None  # the network rewired to take contexts, made on first use
 
     def _output_channels(self, name: str) -> int:
         out = self.model.output
@@ -547,7 +548,9 @@ class PAISPredictor:
         if key not in self._predict:
             import tensorflow as tf
 
-            network = self.model if contexts is None else with_attention_contexts(self.model)
+            if contexts is not None and self._with_contexts is None:
+                self._with_contexts = with_attention_contexts(self.model)
+            network = self.model if contexts is None else self._with_contexts
 
             def forward(t, *given):
                 if given:  # one context for the whole batch
