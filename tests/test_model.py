@@ -14,6 +14,7 @@ from mosaic_pais.model import (  # noqa: E402
     load_model,
     model_input,
     split_outputs,
+    widen_model,
 )
 
 SMALL = (4, 8, 8, 8, 8)
@@ -40,6 +41,35 @@ def test_output_shapes_at_any_size(small_model):
 def test_paper_configuration_size():
     model = build_pais_model(n_bands=1, filters=(16, 32, 64, 64, 128))
     assert 1.5e6 < model.count_params() < 3.0e6
+
+
+def test_widened_model_computes_what_the_narrow_one_does():
+    keras.utils.set_random_seed(1)
+    narrow = build_pais_model(n_bands=2, n_slots=3, filters=SMALL)
+    rng = np.random.default_rng(1)
+    # trained-looking weights: no zero biases, BN statistics away from (0, 1)
+    narrow.set_weights([np.abs(rng.normal(1, 0.3, w.shape)).astype(np.float32)
+                        if "variance" in w.path else rng.normal(0, 0.3, w.shape).astype(np.float32)
+                        for w in narrow.weights])
+    x = rng.normal(size=(2, 64, 64, 3)).astype(np.float32)
+    x[..., 2] = 1.0
+    wider = (6, 12, 10, 9, 16)
+    wide = widen_model(narrow, wider)
+    assert [wide.get_layer(f"down{i}").filters for i in range(5)] == list(wider)
+    assert wide.count_params() > narrow.count_params()
+    a, b = narrow(x, training=False), wide(x, training=False)
+    for key in a:
+        np.testing.assert_allclose(np.asarray(b[key]), np.asarray(a[key]), rtol=1e-4, atol=1e-4)
+    # the new channels copy old ones; noise breaks that symmetry but stays a small change
+    noisy = widen_model(narrow, wider, noise=0.01, seed=2)
+    for model, copied in ((wide, True), (noisy, False)):
+        kernel = model.get_layer("down0").conv1.kernel.numpy()
+        for c in (4, 5):
+            assert any(np.array_equal(kernel[..., c], kernel[..., j]) for j in range(4)) == copied
+    c = noisy(x, training=False)["center"]
+    assert 0 < np.abs(np.asarray(c) - np.asarray(a["center"])).max() < 0.2
+    with pytest.raises(ValueError, match="cannot widen"):
+        widen_model(wide, SMALL)
 
 
 def test_layer_configs_round_trip(small_model):
