@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 from astropy.table import Table, vstack
 
-from mosaic_pais.infer import estimate_noise, estimate_noise_sigma
+from mosaic_pais.infer import estimate_noise
 from mosaic_pais.measure import measure_image
 from mosaic_pais.metrics import evaluate, flux_errors_on_common_sources, format_report
 from mosaic_pais.model import (
@@ -86,12 +86,17 @@ def model_catalog(pred, index: int, image: np.ndarray, noise_sigma: float, thres
     return Table({k: cols[k] for k in ("id", "x", "y", "flux", "kron_radius", "score")})
 
 
-def predict_scenes(predictor, scenes, batch: int = 16) -> tuple[list, list[float]]:
-    """The model on every scene: ``(prediction, index in it)`` per scene, and the noise sigmas.
+def tile_noise(scenes) -> tuple[np.ndarray, np.ndarray]:
+    """Each tile's noise sigma and texture, estimated from the tile itself as the pipeline does
+    per mosaic."""
+    noise = [estimate_noise(s.image, n_windows=1) for s in scenes]
+    return (np.array([float(sigma[0]) for sigma, _ in noise]),
+            np.array([float(texture[0]) for _, texture in noise]))
 
-    Each tile's noise is estimated from the tile itself, as the pipeline does per mosaic.
-    """
-    sigmas = [float(estimate_noise_sigma(s.image, n_windows=1)[0]) for s in scenes]
+
+def predict_scenes(predictor, scenes, sigmas, batch: int = 16) -> list:
+    """The model on every scene (each in units of its tile's noise ``sigmas``):
+    ``(prediction, index in it)`` per scene."""
     preds = []
     for i in range(0, len(scenes), batch):
         x = np.concatenate([model_input(s.image[None], [sg]) for s, sg in
@@ -100,17 +105,12 @@ def predict_scenes(predictor, scenes, batch: int = 16) -> tuple[list, list[float
         pred = split_outputs({k: np.asarray(v) for k, v in out.items()}, predictor.n_bands,
                              predictor.n_slots)
         preds += [(pred, j) for j in range(len(x))]
-    return preds, sigmas
+    return preds
 
 
-def tile_textures(scenes) -> np.ndarray:
-    """Each tile's noise texture, estimated from the tile itself as the pipeline does per mosaic."""
-    return np.array([float(estimate_noise(s.image, n_windows=1)[1][0]) for s in scenes])
-
-
-def tile_thresholds(scenes, meta: dict) -> list[float]:
+def tile_thresholds(textures, meta: dict) -> list[float]:
     """Each tile's centre-map threshold for its own noise texture (the model card's rule)."""
-    return [detection_threshold(meta, texture) for texture in tile_textures(scenes)]
+    return [detection_threshold(meta, float(texture)) for texture in textures]
 
 
 #: thresholds tried by ``--tune``, and the texture bins (edges) each gets its own in
@@ -217,7 +217,8 @@ def main() -> None:
     predictor = PAISPredictor(args.model, batch_size=16)
     scenes = split_scenes(args.split, args.tiles, args.conditions, args.noise_correlation)
     t0 = time.time()
-    preds, sigmas = predict_scenes(predictor, scenes)
+    sigmas, textures = tile_noise(scenes)
+    preds = predict_scenes(predictor, scenes, sigmas)
     model_seconds = time.time() - t0
     truths = [with_offset(s.truth, i) for i, s in enumerate(scenes)]
     truth = vstack(truths)
@@ -233,7 +234,6 @@ def main() -> None:
     if args.tune:
         # the peak threshold by F1 per noise texture, then the vote mode by the blended
         # sources' median |δ|
-        textures = tile_textures(scenes)
         tuned = tune_threshold(lambda t: model_run(t, "geometric"), truth, textures,
                                args.mag_limit)
         thresholds = [detection_threshold(tuned, t) for t in textures]
@@ -257,7 +257,7 @@ def main() -> None:
         print(f"chose thresholds {tuned['threshold_by_texture']}, vote {vote} → {card_path}")
         return
 
-    thresholds = tile_thresholds(scenes, meta)
+    thresholds = tile_thresholds(textures, meta)
     vote = str(meta.get("vote", "vectors"))
     results = {}
     catalogs = {"mosaic-pais": model_run(thresholds, vote)}

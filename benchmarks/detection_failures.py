@@ -32,6 +32,7 @@ from accuracy import (  # noqa: I001 - sibling script
     model_catalog,
     predict_scenes,
     split_scenes,
+    tile_noise,
     tile_thresholds,
     with_offset,
 )
@@ -122,7 +123,8 @@ def main() -> None:
     args = parser.parse_args()
     meta = model_metadata(DEFAULT_MODEL_PATH)
     scenes = split_scenes("val", args.tiles, args.conditions, args.noise_correlation)
-    preds, sigmas = predict_scenes(PAISPredictor(DEFAULT_MODEL_PATH), scenes)
+    sigmas, textures = tile_noise(scenes)
+    preds = predict_scenes(PAISPredictor(DEFAULT_MODEL_PATH), scenes, sigmas)
     truth = vstack([with_offset(s.truth, i) for i, s in enumerate(scenes)],
                    metadata_conflicts="silent")
 
@@ -132,7 +134,7 @@ def main() -> None:
             str(meta["vote"])), i) for i, (p, j) in enumerate(preds)])
 
     catalogs = {
-        "mosaic-pais": model_at(tile_thresholds(scenes, meta)),
+        "mosaic-pais": model_at(tile_thresholds(textures, meta)),
         **{name: vstack([with_offset(runner(s.image[0], s.noise_sigma), i)
                          for i, s in enumerate(scenes)])
            for name, runner in (("sep", run_sep), ("photutils", run_photutils))}}

@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import json
 import shutil
-import sys
 from pathlib import Path
 
 from mosaic_pais.model import DEFAULT_MODEL_PATH, describe_thresholds, file_sha256, load_model
@@ -218,8 +217,24 @@ def write_model_card_doc(card: dict, accuracy: dict | None) -> None:
     Path("docs/model_card.md").write_text("\n".join(lines) + "\n")
 
 
-if __name__ == "__main__":
-    if sys.argv[1:] == ["--card"]:  # only re-render the card of the shipped model
+def cli(argv: list[str] | None = None) -> None:
+    """``ship_model.py RUN`` ships a run; ``ship_model.py --card`` re-renders the card only."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run", nargs="?", type=Path, help="the training run's folder")
+    parser.add_argument("--card", action="store_true",
+                        help="only re-render docs/model_card.md from the shipped model's card")
+    args = parser.parse_args(argv)
+    if args.card:
         render_card()
+    elif args.run is None:
+        parser.error("give a training run's folder, or --card")
+    elif not (args.run / "model.keras").is_file():
+        parser.error(f"{args.run}: no exported model.keras in this folder")
     else:
-        main(Path(sys.argv[1] if len(sys.argv) > 1 else "training/runs/f160w_v1"))
+        main(args.run)
+
+
+if __name__ == "__main__":
+    cli()
