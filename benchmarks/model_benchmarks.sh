@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Every benchmark whose figures depend on the shipped model, in the order a model change needs:
+# the card's thresholds are tuned on validation tiles first, then everything is measured on
+# held-out data with them, and docs/benchmarks.md and docs/model_card.md are regenerated.
+# About 80 minutes on 2 CPU cores; run it alone (speed and scale figures are ratios measured
+# side by side, and other work on the cores would bias them).
+#
+# Usage: bash benchmarks/model_benchmarks.sh [RUN]
+#   RUN: a training run's folder; its model is shipped first (training/ship_model.py).
+# Each step's output goes to benchmarks/output/logs/; the script stops at the first failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+LOGS=benchmarks/output/logs
+mkdir -p "$LOGS"
+export TF_CPP_MIN_LOG_LEVEL=2
+
+step() {
+    local log="$LOGS/$(echo "$*" | tr ' /' '__' | tr -cd '[:alnum:]_.-' | cut -c1-80).log"
+    echo "$(date +%T) $*"
+    "$@" > "$log" 2>&1 || { echo "failed: $* (see $log)"; exit 1; }
+}
+
+if [ $# -ge 1 ]; then
+    step "$PY" training/ship_model.py "$1"
+fi
+step "$PY" benchmarks/accuracy.py --split val --tiles 400 --tune
+step "$PY" benchmarks/accuracy.py --tiles 500
+step "$PY" benchmarks/accuracy.py --tiles 1500 --conditions goods-s
+step "$PY" benchmarks/accuracy.py --tiles 1500 --conditions goods-s --noise-correlation 0
+step "$PY" benchmarks/detection_failures.py --tiles 200
+step "$PY" benchmarks/detection_failures.py --tiles 200 --conditions goods-s --noise-correlation 0
+step "$PY" benchmarks/real_cutouts.py
+step "$PY" benchmarks/scarlet2_peer.py --tiles 30
+step "$PY" benchmarks/grid_phase.py --pairs 60
+step "$PY" benchmarks/speed.py
+step "$PY" benchmarks/mosaic_stitching.py --size 4096
+step "$PY" benchmarks/mosaic_scale.py --sizes 4096 16384 --memory-limit 3GB
+step "$PY" training/ship_model.py --card
+step "$PY" benchmarks/report.py
+echo "$(date +%T) done: review docs/benchmarks.md, docs/model_card.md and the README's figures"
