@@ -94,13 +94,19 @@ def tile_noise(scenes) -> tuple[np.ndarray, np.ndarray]:
             np.array([float(texture[0]) for _, texture in noise]))
 
 
+def scene_batches(scenes, sigmas, batch: int = 16):
+    """Network inputs of the scenes, ``batch`` at a time, each in units of its tile's noise
+    ``sigmas``."""
+    for i in range(0, len(scenes), batch):
+        yield np.concatenate([model_input(s.image[None], [sg]) for s, sg in
+                              zip(scenes[i:i + batch], sigmas[i:i + batch], strict=True)])
+
+
 def predict_scenes(predictor, scenes, sigmas, batch: int = 16) -> list:
     """The model on every scene (each in units of its tile's noise ``sigmas``):
     ``(prediction, index in it)`` per scene."""
     preds = []
-    for i in range(0, len(scenes), batch):
-        x = np.concatenate([model_input(s.image[None], [sg]) for s, sg in
-                            zip(scenes[i:i + batch], sigmas[i:i + batch], strict=True)])
+    for x in scene_batches(scenes, sigmas, batch):
         out = predictor.model(x, training=False)
         pred = split_outputs({k: np.asarray(v) for k, v in out.items()}, predictor.n_bands,
                              predictor.n_slots)

@@ -42,6 +42,7 @@ from accuracy import (  # noqa: I001 - sibling script
     conditions_suffix,
     plateau_middle,
     predict_scenes,
+    scene_batches,
     split_scenes,
     tile_noise,
     tile_of,
@@ -55,6 +56,7 @@ from mosaic_pais.metrics import evaluate
 from mosaic_pais.model import (
     DEFAULT_MODEL_PATH,
     PAISPredictor,
+    _layers,
     model_input,
     model_metadata,
     peak_finding,
@@ -66,6 +68,8 @@ ROOT = Path(__file__).resolve().parents[1]
 #: §8's widths, and the weight of source pixels in its loss
 WIDTHS = (16, 32, 64, 64)
 CENTER_WEIGHT = 20.0
+#: §8's crops per step and their size (px)
+BATCH, CROP = 16, 128
 #: thresholds tried on the validation tiles, wider than ``accuracy.py --tune``'s: the two
 #: networks' scores need not sit on the same scale; peaks are found once, at the lowest
 THRESHOLDS = tuple(round(t, 3) for t in np.arange(0.2, 0.96, 0.05))
@@ -73,8 +77,9 @@ FLOOR = THRESHOLDS[0]
 
 
 def build_centre_net(widths=WIDTHS, n_bands: int = 1):
-    """§8's U-Net: input (h, w, n_bands + 1) = asinh-stretched S/N and validity; output the
-    centre map (h, w, 1). h and w must be multiples of 2**len(widths)."""
+    """§8's U-Net: input (h, w, n_bands + 1) = S/N and validity, as
+    :func:`mosaic_pais.model.model_input` makes them, stretched by the shipped model's own
+    asinh layer; output the centre map (h, w, 1). h and w must be multiples of 2**len(widths)."""
     import keras
     from keras import layers
 
@@ -86,7 +91,7 @@ def build_centre_net(widths=WIDTHS, n_bands: int = 1):
         return x
 
     inputs = keras.Input((None, None, n_bands + 1))
-    x, skips = inputs, []
+    x, skips = _layers()["AsinhStretch"](scale=3.0, n_bands=n_bands)(inputs), []
     for filters in widths:
         x = block(x, filters)
         skips.append(x)
@@ -97,13 +102,6 @@ def build_centre_net(widths=WIDTHS, n_bands: int = 1):
         x = block(layers.Concatenate()([x, skip]), filters)
     center = layers.Conv2D(1, 1, activation="sigmoid")(x)
     return keras.Model(inputs, center, name="centre_net")
-
-
-def stretched(x: np.ndarray) -> np.ndarray:
-    """asinh(S/N / 3) of :func:`mosaic_pais.model.model_input`'s bands; validity kept."""
-    out = x.copy()
-    out[..., :-1] = np.arcsinh(out[..., :-1] / 3.0)
-    return out
 
 
 def load_training_tiles(folder: Path, first: int, n_tiles: int) -> dict:
@@ -143,12 +141,13 @@ def batches(data: dict, batch: int, crop: int, rng: np.random.Generator):
             if rng.random() < 0.5:
                 stack = stack[:, ::-1]
             stack = np.rot90(stack, int(rng.integers(0, 4)), axes=(0, 1))
-            xs.append(stretched(stack[..., :-1]))
+            xs.append(stack[..., :-1])
             ys.append(stack[..., -1])
         yield np.stack(xs).astype(np.float32), np.stack(ys).astype(np.float32)
 
 
-def train_centre_net(data: dict, steps: int, batch: int = 16, crop: int = 128, seed: int = 0):
+def train_centre_net(data: dict, steps: int, batch: int = BATCH, crop: int = CROP,
+                     seed: int = 0):
     """§8's training (see the module text); returns the model and the seconds it took."""
     import keras
     import tensorflow as tf
@@ -179,14 +178,10 @@ def train_centre_net(data: dict, steps: int, batch: int = 16, crop: int = 128, s
     return model, time.perf_counter() - start
 
 
-def centre_maps(model, scenes, sigmas, batch: int = 16) -> list[np.ndarray]:
+def centre_maps(model, scenes, sigmas) -> list[np.ndarray]:
     """The centre-map network on every scene."""
-    maps = []
-    for i in range(0, len(scenes), batch):
-        x = np.concatenate([model_input(s.image[None], [sg]) for s, sg in
-                            zip(scenes[i:i + batch], sigmas[i:i + batch], strict=True)])
-        maps += list(np.asarray(model(stretched(x), training=False))[..., 0])
-    return maps
+    return [c for x in scene_batches(scenes, sigmas)
+            for c in np.asarray(model(x, training=False))[..., 0]]
 
 
 def peak_table(maps, finding: dict) -> Table:
@@ -242,8 +237,8 @@ def main(argv=None) -> None:
     finding = peak_finding(meta)
     predictor = PAISPredictor()
     result = {"recipe": {"widths": list(WIDTHS), "parameters": int(net.count_params()),
-                         "steps": args.steps, "batch": 16, "crop": 128,
-                         "tile_equivalents": args.steps * 16 // 4,
+                         "steps": args.steps, "batch": BATCH, "crop": CROP,
+                         "tile_equivalents": args.steps * BATCH * CROP ** 2 // 256 ** 2,
                          "training_tiles": args.train_tiles, "first_training_tile": args.start,
                          "training_seconds": round(seconds, 1)},
               "shipped": {"sha256": meta.get("sha256"), "parameters":
