@@ -22,6 +22,12 @@ training set does (``train.scene_conditions``); ``goods-s`` keeps the simulator'
 (GOODS-S deep density and noise, drizzle-like noise), as a simulated mosaic has.
 ``--noise-correlation`` sets the noise texture of every tile instead (0: white noise, the
 conditions in which REFERENCE.md §8 measured sep at F1 0.84).
+
+Every method is also scored on each tile's *core*, the 192² centre that a mosaic run keeps of
+every 256² window (margin 32 px, ``mosaic_pais.tile``): matches are made over the whole tile,
+completeness counts the truths in the core and purity the detections in it. A whole tile also
+scores the sources its border cuts, whose light lies half outside the image; in a mosaic no
+source is seen that way except at the mosaic's own edges.
 """
 
 from __future__ import annotations
@@ -50,6 +56,7 @@ from mosaic_pais.pcr import find_peaks, resolve_votes
 from mosaic_pais.peers import run_photutils, run_sep
 from mosaic_pais.simulation import simulate_scene
 from mosaic_pais.stitch import clean_fractions
+from mosaic_pais.tile import DEFAULT_MARGIN, DEFAULT_TILE
 from mosaic_pais.train import SPLIT_SEED_BASE, split_scene
 
 
@@ -187,6 +194,29 @@ def tile_of(table: Table) -> np.ndarray:
     return np.floor(np.asarray(table["x"], float) / TILE_OFFSET + 0.5).astype(int)
 
 
+def in_core(x, y, margin: int = DEFAULT_MARGIN, tile: int = DEFAULT_TILE) -> np.ndarray:
+    """Whether stacked-catalogue positions lie in their tile's core (pixel edges at ±0.5).
+
+    >>> in_core(np.array([31.4, 31.6, 1031.6, 1223.6]), np.array([100.0, 100.0, 40.0, 40.0]))
+    array([False,  True,  True, False])
+    """
+    x = np.asarray(x, float) - tile_of(Table({"x": x})) * TILE_OFFSET
+    lo, hi = margin - 0.5, tile - margin - 0.5
+    return (x >= lo) & (x < hi) & (np.asarray(y, float) >= lo) & (np.asarray(y, float) < hi)
+
+
+def core_scores(catalog: Table, truth: Table, mag_limit: float) -> dict:
+    """Completeness, purity, F1 and blended flux errors on the tiles' cores (module text)."""
+    core_truth = truth.copy(copy_data=False)
+    core_truth["in_frame"] = (np.asarray(truth["in_frame"], bool)
+                              & in_core(truth["x"], truth["y"]))
+    r = evaluate(catalog, core_truth, mag_limit=mag_limit,
+                 purity_over=in_core(catalog["x"], catalog["y"]))
+    return {key: r[key] for key in ("completeness", "purity", "f1", "n_truth_counted",
+                                    "n_detections", "flux", "flux_blended",
+                                    "completeness_blended")}
+
+
 SNR_CUTS = (0.0, 5.0, 7.5, 10.0, 15.0, 20.0)
 #: noise textures (Gaussian smoothing width, px) the varied conditions mix: [lo, hi)
 TEXTURES = {"white": (0.0, 0.01), "0.3–0.6 px": (0.01, 0.6), "0.6–0.9 px": (0.6, 1.0)}
@@ -284,6 +314,7 @@ def main() -> None:
             for snr_min in SNR_CUTS
             for cut in [evaluate(cat, truth, mag_limit=args.mag_limit, snr_min=snr_min)]]
         results[name]["by_noise_texture"] = by_noise_texture(cat, truth, scenes, args.mag_limit)
+        results[name]["tile_core"] = core_scores(cat, truth, args.mag_limit)
         print(f"\n=== {name} ===\n{format_report(results[name])}", flush=True)
     # every method on one sample: the sources all of them recover
     results["common_sources"] = flux_errors_on_common_sources(catalogs, truth,
@@ -301,6 +332,7 @@ def main() -> None:
                         "window": finding["window"],
                         "peak_smoothing_px": finding["smoothing"], "vote": vote,
                         "mag_limit": args.mag_limit,
+                        "core_margin_px": DEFAULT_MARGIN,
                         "truth_sources": len(truth)}
     out = Path(f"docs/results/accuracy_{args.split}"
                f"{conditions_suffix(args.conditions, args.noise_correlation)}.json")

@@ -32,7 +32,7 @@ step "$PY" benchmarks/detection_failures.py --tiles 200
 step "$PY" benchmarks/detection_failures.py --tiles 200 --conditions goods-s --noise-correlation 0
 step "$PY" benchmarks/real_cutouts.py
 step "$PY" benchmarks/scarlet2_peer.py --tiles 30
-step "$PY" benchmarks/grid_phase.py --pairs 60
+step "$PY" benchmarks/grid_phase.py --pairs 60 --phase-scenes 300
 step "$PY" benchmarks/speed.py
 step "$PY" benchmarks/mosaic_stitching.py --size 4096
 step "$PY" benchmarks/mosaic_scale.py --sizes 4096 16384 --memory-limit 3GB

@@ -26,7 +26,7 @@ import psutil
 
 from mosaic_pais.model import DEFAULT_MODEL_PATH, load_model, model_input
 from mosaic_pais.simulation import simulate_mosaic
-from mosaic_pais.tile import make_grid
+from mosaic_pais.tile import DEFAULT_MARGIN, DEFAULT_TILE, make_grid
 from mosaic_pais.train import split_scene
 
 
@@ -90,7 +90,7 @@ def main() -> None:
             print(watch["tail"])
             raise SystemExit(f"run on {size}² failed")
         timings = json.loads((out / "run.json").read_text())["timings_s"]
-        n_tiles = make_grid(size, size, tile=256, margin=32).n_tiles
+        n_tiles = make_grid(size, size, tile=DEFAULT_TILE, margin=DEFAULT_MARGIN).n_tiles
         result["runs"][str(size)] = {
             **{k: v for k, v in watch.items() if k != "tail"}, "tiles": n_tiles,
             "timings_s": timings, "tiles_per_s": n_tiles / timings["total"],
@@ -105,7 +105,7 @@ def main() -> None:
         result["peak_memory_ratio"] = \
             result["runs"][sizes[-1]]["peak_rss_gb"] / result["runs"][sizes[0]]["peak_rss_gb"]
     largest = result["runs"][sizes[-1]]
-    tiles_25k = make_grid(25_000, 25_000, tile=256, margin=32).n_tiles
+    tiles_25k = make_grid(25_000, 25_000, tile=DEFAULT_TILE, margin=DEFAULT_MARGIN).n_tiles
     result["projection_25k"] = {"tiles": tiles_25k,
                                 "hours": tiles_25k / largest["tiles_per_s"] / 3600}
     print(json.dumps(result, indent=1))

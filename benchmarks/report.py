@@ -61,6 +61,28 @@ def common_sources_line(r: dict) -> str:
                 for n in names) + ".")
 
 
+def tile_core_lines(r) -> list[str]:
+    """The same catalogues scored on the tiles' cores, as a mosaic run keeps them."""
+    names = [n for n in ("mosaic-pais", "sep", "photutils") if "tile_core" in r.get(n, {})]
+    if not names:
+        return []
+    margin = r["setup"]["core_margin_px"]
+    lines = ["", f"The same catalogues on each tile's core, the {256 - 2 * margin}² centre a "
+             f"mosaic run keeps of every 256² window (margin {margin} px): matched over the "
+             "whole tile, completeness over the truths in the core, purity over the "
+             "detections in it. A whole tile also scores the sources its border cuts in "
+             "half; in a mosaic only the mosaic's own edges do that.", "",
+             "| method | completeness | purity | F1 | median \\|δ\\| blended | N blended | "
+             "N truths counted |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    for name in names:
+        v = r[name]["tile_core"]
+        b = v.get("flux_blended", {})
+        lines.append(f"| {name} | {f(v['completeness'])} | {f(v['purity'])} | {f(v['f1'])} | "
+                     f"{f(b.get('median_abs'))} | {b.get('n', '—')} | "
+                     f"{v['n_truth_counted']} |")
+    return lines
+
+
 def accuracy_section(r) -> list[str]:
     if not r:
         return ["*(not run yet)*"]
@@ -101,6 +123,7 @@ def accuracy_section(r) -> list[str]:
     common = common_sources_line(r)
     if common:
         lines += ["", common]
+    lines += tile_core_lines(r)
     for key, title in (("by_mag", "magnitude bin"), ("by_blendedness", "blendedness bin"),
                        ("by_snr", "matched-filter S/N bin (white-noise S/N of the source in "
                                   "the tile; the real S/N in this correlated noise is about "
@@ -297,7 +320,8 @@ def per_tile_comparison(mosaic: dict, tiles: dict | None) -> str:
 
 def grid_phase_section(r: dict | None) -> list[str]:
     """How much the centre map depends on where a tile starts (benchmarks/grid_phase.py)."""
-    out = ["## Where a tile starts", "", "`python benchmarks/grid_phase.py --pairs 60` — pairs "
+    out = ["## Where a tile starts", "", "`python benchmarks/grid_phase.py --pairs 60 "
+           "--phase-scenes 300` — pairs "
            "of overlapping 256² tiles of simulated scenes (GOODS-S depth and texture), the "
            "second shifted by any number of pixels or by a multiple of the network's 32-px "
            "lattice; their centre maps compared where both tiles' cores overlap and a source "
@@ -305,7 +329,7 @@ def grid_phase_section(r: dict | None) -> list[str]:
     if not r:
         return out + ["*(not run yet)*", ""]
     for name, part in r.items():
-        if name == "setup":
+        if name in ("setup", "phase_averaging"):
             continue
         out.append(f"- shifted by {name}: median |ΔC^c| {part['median_abs_diff']:.4f} (90th "
                    f"percentile {part['p90_abs_diff']:.4f}); counted truths recovered by one "
@@ -316,7 +340,24 @@ def grid_phase_section(r: dict | None) -> list[str]:
                   "32 px (`tile.make_grid`). What then remains is each tile's own attention "
                   "context; every tile of a run reads the mosaic's instead (ad hoc, on the same "
                   "scenes and a 4096² mosaic: median |ΔC^c| 0.0042 → 0.0014 for 32-px shifts, "
-                  "and 8 → 1 sources flipping between margins 32 and 48).", ""]
+                  "and 8 → 1 sources flipping between margins 32 and 48).", ""] \
+        + phase_averaging_lines(r.get("phase_averaging"))
+
+
+def phase_averaging_lines(r: dict | None) -> list[str]:
+    """Whether the lattice dependence costs accuracy (benchmarks/grid_phase.py)."""
+    if not r:
+        return []
+    mean = r["by_window"]["mean of 8"]
+    return [f"Does it cost accuracy? On {r['scenes']} further scenes at GOODS-S depth with white "
+            "noise, one window read at eight phases of the lattice (shifts 0, 8, 16, 24 px) and "
+            f"scored on the {r['region_px']}² where all eight windows' cores lie "
+            f"({mean['n_truth_counted']} counted truths): F1 "
+            f"{r['f1_single_min']:.4f}–{r['f1_single_max']:.4f} for single phases, "
+            f"{r['f1_mean_map']:.4f} for the mean of the eight centre maps (completeness "
+            f"{mean['completeness']:.3f}, purity {mean['purity']:.3f}). Averaging over phases, "
+            "the most that anti-aliasing the network's downsampling could buy, buys nothing "
+            "measurable: the phase changes the map, not which sources it finds.", ""]
 
 
 def speed_section(r) -> list[str]:
@@ -334,10 +375,15 @@ def speed_section(r) -> list[str]:
         lines.append(f"| {name} | {v['parameters']:,} | {speed:.1f} | "
                      f"{speed / paper_here:.2f} | {speed / ref['paper-size']:.1f} |")
     lines.append(f"| sep (detect + Kron) | — | {r['sep']['tiles_per_s']:.1f} | | |")
+    shipped = r.get("shipped", {})
+    if "cores_busy" in shipped:
+        lines += ["", f"While it predicts, the shipped model keeps {shipped['cores_busy']:.2f} of "
+                  f"the {shipped['cores_available']} CPU cores busy (CPU seconds of the process "
+                  "per wall second)."]
     return lines
 
 
-def scale_section(r: dict | None) -> list[str]:
+def scale_section(r: dict | None, speed: dict | None = None) -> list[str]:
     """Peak memory and end-to-end throughput of whole runs (benchmarks/mosaic_scale.py)."""
     out = ["## Scale: memory and throughput of whole runs", "",
            "`python benchmarks/mosaic_scale.py --sizes 4096 16384 --memory-limit 3GB` — "
@@ -382,7 +428,14 @@ def scale_section(r: dict | None) -> list[str]:
             f"85% end to end means {budget:.0f} s in all, which would leave "
             f"{budget - tm['infer']:.0f} s for everything besides inference: starting the "
             f"cluster and loading the model on its workers, peaks, both measuring passes and "
-            f"writing. Those took {rest:.0f} s here.", ""]
+            f"writing. Those took {rest:.0f} s here."]
+    busy = (speed or {}).get("shipped", {})
+    if "cores_busy" in busy:
+        out += [f"- Nor can post-processing hide behind inference on this machine: the network "
+                f"alone keeps {busy['cores_busy']:.2f} of its {busy['cores_available']} cores "
+                "busy (`python benchmarks/speed.py`), so any work beside it slows it down by "
+                "as much CPU time as that work takes."]
+    out += [""]
     return out
 
 
@@ -614,7 +667,7 @@ def main() -> None:
                 f"maps hold a detection; {real['detections_on_segmap_background']} of "
                 f"{real['detections']} detections fall on segmentation background (fainter "
                 "sources below the CANDELS threshold, or spurious).", ""]
-    out += scale_section(load("mosaic_scale"))
+    out += scale_section(load("mosaic_scale"), load("speed"))
     out += scarlet2_peer_section(load("scarlet2_peer"))
     out += scarlet2_labels_section(load("scarlet2_labels"))
     Path("docs/benchmarks.md").write_text("\n".join(out))

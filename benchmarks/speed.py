@@ -2,7 +2,9 @@
 
 Compares the shipped model with the paper-size architecture (16-32-64-64-128) and the small
 prototype configuration (8-16-32-32-64) built by the same code, and with sep on the same tiles.
-The ratios are what to trust: this machine is shared and noisy.
+The ratios are what to trust: this machine is shared and noisy. Also records how many CPU
+cores the shipped model keeps busy while it predicts (CPU seconds of the process per wall
+second): whatever else a run does on a CPU-only machine competes with the network for them.
 
 Usage: python benchmarks/speed.py [--repeats 5]
 Writes docs/results/speed.json.
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
@@ -35,6 +38,18 @@ def tiles_per_second(model, x: np.ndarray, repeats: int) -> float:
     return len(x) / best
 
 
+def cores_busy(model, x: np.ndarray, repeats: int) -> float:
+    """CPU seconds per wall second (all threads of this process) while ``model`` predicts."""
+    import tensorflow as tf
+
+    predict = tf.function(lambda t: model(t, training=False))
+    predict(x)  # trace once
+    wall, cpu = time.perf_counter(), time.process_time()
+    for _ in range(repeats):
+        np.asarray(predict(x)["center"])
+    return (time.process_time() - cpu) / (time.perf_counter() - wall)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=5)
@@ -49,6 +64,8 @@ def main() -> None:
         result[name] = {"tiles_per_s": tiles_per_second(model, x, args.repeats),
                         "parameters": int(model.count_params())}
         print(name, result[name], flush=True)
+    result["shipped"]["cores_busy"] = cores_busy(models["shipped"], x, args.repeats)
+    result["shipped"]["cores_available"] = len(os.sched_getaffinity(0))
     t = time.perf_counter()
     for s in scenes:
         run_sep(s.image[0], s.noise_sigma)

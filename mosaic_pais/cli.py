@@ -17,6 +17,7 @@ import click
 
 from mosaic_pais import __version__
 from mosaic_pais.errors import BadInputError
+from mosaic_pais.tile import DEFAULT_MARGIN, DEFAULT_TILE
 
 
 def _friendly_errors(func):
@@ -73,8 +74,8 @@ def main() -> None:
               help="A .keras model (default: the shipped one).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in --output.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run in --output.")
-@click.option("--tile", default=256, show_default=True, type=int)
-@click.option("--margin", default=32, show_default=True, type=int)
+@click.option("--tile", default=DEFAULT_TILE, show_default=True, type=int)
+@click.option("--margin", default=DEFAULT_MARGIN, show_default=True, type=int)
 @click.option("--tiles-per-block", default=8, show_default=True, type=click.IntRange(min=1))
 @click.option("--threshold", default=None, type=float,
               help="Centre-map peak threshold (default: the model card's, for the image's "

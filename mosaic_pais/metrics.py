@@ -199,14 +199,29 @@ def flux_errors_on_common_sources(catalogs: dict, truth, radius: float = 3.0,
 
 def evaluate(catalog, truth, radius: float = 3.0, mag_limit: float | None = None,
              mag_bins=DEFAULT_MAG_BINS, blend_bins=DEFAULT_BLEND_BINS,
-             flux_column: str = "flux", snr_min: float | None = None) -> dict:
+             flux_column: str = "flux", snr_min: float | None = None,
+             purity_over: np.ndarray | None = None) -> dict:
     """Completeness, purity, F1 and flux errors of ``catalog`` against ``truth``.
 
     ``catalog`` needs columns x, y and ``flux_column``; ``truth`` needs x, y, flux and may have
     mag, blendedness, in_frame and snr. Completeness counts in-frame truths brighter than
-    ``mag_limit`` and, with ``snr_min``, at least that S/N; purity is over every detection,
-    and a detection matched to any truth (counted or not) is a true one. Returns a JSON-ready
-    dict.
+    ``mag_limit`` and, with ``snr_min``, at least that S/N; purity is over every detection
+    (or the rows ``purity_over`` selects), and a detection matched to any truth (counted or
+    not) is a true one. Returns a JSON-ready dict.
+
+    Examples
+    --------
+    Scoring part of a field, as a mosaic keeps each tile's core: matches are made over
+    everything, then completeness counts the truths in the part (``in_frame``) and purity
+    the detections in it, so a pair straddling its border is not lost:
+
+    >>> from astropy.table import Table
+    >>> truth = Table({"x": [10.0, 30.0, 50.0], "y": [5.0, 5.0, 5.0], "flux": [1.0, 1.0, 1.0],
+    ...                "in_frame": [True, True, False]})
+    >>> cat = Table({"x": [10.5, 40.0, 51.0], "y": [5.0, 5.0, 5.0], "flux": [1.0, 1.0, 1.0]})
+    >>> r = evaluate(cat, truth, purity_over=np.array([True, True, False]))
+    >>> r["completeness"], r["purity"], r["n_detections"]
+    (0.5, 0.5, 2)
     """
     cx, cy = np.asarray(catalog["x"], float), np.asarray(catalog["y"], float)
     tx, ty = np.asarray(truth["x"], float), np.asarray(truth["y"], float)
@@ -219,14 +234,18 @@ def evaluate(catalog, truth, radius: float = 3.0, mag_limit: float | None = None
     matched_truth[t] = True
     n_counted = int(counted.sum())
     completeness = _ratio(matched_truth[counted].sum(), n_counted)
-    purity = _ratio(len(d), len(catalog))
+    scored = (np.ones(len(catalog), bool) if purity_over is None
+              else np.asarray(purity_over, bool))
+    matched_detection = np.zeros(len(catalog), bool)
+    matched_detection[d] = True
+    purity = _ratio(matched_detection[scored].sum(), int(scored.sum()))
     delta = _flux_errors(catalog, tflux, d, t, flux_column)
     offsets = np.hypot(cx[d] - tx[t], cy[d] - ty[t])
     result = {
         "parameters": {"radius": radius, "mag_limit": mag_limit, "snr_min": snr_min,
                        "flux_column": flux_column,
                        "mag_bins": list(mag_bins), "blend_bins": list(blend_bins)},
-        "n_detections": int(len(catalog)), "n_truth": int(len(truth)),
+        "n_detections": int(scored.sum()), "n_truth": int(len(truth)),
         "n_truth_counted": n_counted, "n_matched": int(len(d)),
         "n_matched_counted": int(matched_truth[counted].sum()),
         "completeness": completeness, "purity": purity, "f1": _f1(completeness, purity),

@@ -132,7 +132,11 @@ class TileGrid:
                 np.minimum(x // self.stride, self.cols - 1))
 
 
-def make_grid(height: int, width: int, tile: int = 256, margin: int = 32,
+#: The run's tile size and margin unless told otherwise: cores of 192² inside 256² windows.
+DEFAULT_TILE, DEFAULT_MARGIN = 256, 32
+
+
+def make_grid(height: int, width: int, tile: int = DEFAULT_TILE, margin: int = DEFAULT_MARGIN,
               align: int = 1) -> TileGrid:
     """The tile grid of a mosaic.
 
