@@ -103,6 +103,8 @@ def compare(pairs: int, lattice: int | None, predictor, meta: dict, seed: int) -
 
 def phase_averaging(scenes: int, predictor, meta: dict) -> dict:
     """F1 on the cores common to eight phase-shifted windows: each phase, and their mean map."""
+    from accuracy import with_offset  # noqa: I001 - sibling benchmark script
+
     finding = peak_finding(meta)
     lo = PHASE_ORIGIN + max(max(p) for p in PHASES) + MARGIN
     hi = PHASE_ORIGIN + TILE - MARGIN
@@ -125,16 +127,17 @@ def phase_averaging(scenes: int, predictor, meta: dict) -> dict:
         truth = Table(scene.truth, copy=True)
         x, y = np.asarray(truth["x"], float), np.asarray(truth["y"], float)
         truth["in_frame"] = ((x >= lo - 0.5) & (x < hi - 0.5) & (y >= lo - 0.5) & (y < hi - 0.5))
-        truth["x"], truth["y"] = x - lo + k * 1000.0, y - lo
-        truths.append(truth)
+        truth["y"] = y - lo
+        truth["x"] = x - lo
+        truths.append(with_offset(truth, k))
     truth = vstack(truths, metadata_conflicts="silent")
     result = {}
     for name, centers in maps.items():
         rows = []
         for k, (c, threshold) in enumerate(zip(centers, thresholds, strict=True)):
             peaks = find_peaks(c, threshold=threshold, **finding)
-            rows.append(Table({"x": peaks.x + k * 1000.0, "y": peaks.y,
-                               "flux": np.ones(len(peaks))}))
+            rows.append(with_offset(Table({"x": peaks.x, "y": peaks.y,
+                                           "flux": np.ones(len(peaks))}), k))
         r = evaluate(vstack(rows), truth, mag_limit=27.0)
         result[name] = {key: r[key] for key in ("completeness", "purity", "f1",
                                                 "n_truth_counted", "n_detections")}
@@ -150,14 +153,13 @@ def main() -> None:
     parser.add_argument("--phase-scenes", type=int, default=300)
     args = parser.parse_args()
     meta = model_metadata(DEFAULT_MODEL_PATH)
-    predictor = PAISPredictor(DEFAULT_MODEL_PATH, batch_size=2)
+    predictor = PAISPredictor(DEFAULT_MODEL_PATH, batch_size=len(PHASES))
     lattice = input_alignment(meta)
     result = {"any number of pixels": compare(args.pairs, None, predictor, meta, seed=5),
               f"multiples of {lattice} px": compare(args.pairs, lattice, predictor, meta, seed=5),
               "setup": {"scene": SCENE, "tile": TILE, "margin": MARGIN, "max_shift": MAX_SHIFT,
                         "lattice": lattice, "seeds": f"{SEED_BASE}+k"}}
-    phases = phase_averaging(args.phase_scenes, PAISPredictor(DEFAULT_MODEL_PATH, batch_size=8),
-                             meta)
+    phases = phase_averaging(args.phase_scenes, predictor, meta)
     print(f"F1 on common cores: single phases {phases['f1_single_min']:.4f}–"
           f"{phases['f1_single_max']:.4f}, mean map {phases['f1_mean_map']:.4f}")
     for name, r in result.items():

@@ -25,11 +25,17 @@ from mosaic_pais.peers import run_sep
 from mosaic_pais.train import split_scene
 
 
-def tiles_per_second(model, x: np.ndarray, repeats: int) -> float:
+def traced_predict(model, x: np.ndarray):
+    """``model`` as one compiled call, traced on ``x`` so that timing starts after tracing."""
     import tensorflow as tf
 
     predict = tf.function(lambda t: model(t, training=False))
-    predict(x)  # trace once
+    predict(x)
+    return predict
+
+
+def tiles_per_second(model, x: np.ndarray, repeats: int) -> float:
+    predict = traced_predict(model, x)
     best = np.inf
     for _ in range(repeats):
         t = time.perf_counter()
@@ -40,10 +46,7 @@ def tiles_per_second(model, x: np.ndarray, repeats: int) -> float:
 
 def cores_busy(model, x: np.ndarray, repeats: int) -> float:
     """CPU seconds per wall second (all threads of this process) while ``model`` predicts."""
-    import tensorflow as tf
-
-    predict = tf.function(lambda t: model(t, training=False))
-    predict(x)  # trace once
+    predict = traced_predict(model, x)
     wall, cpu = time.perf_counter(), time.process_time()
     for _ in range(repeats):
         np.asarray(predict(x)["center"])
