@@ -109,10 +109,11 @@ def test_chunked_equals_single_piece(tmp_path, scene, chunk):
         np.testing.assert_allclose(cols[key], part[3][key], rtol=1e-6, err_msg=key)
 
 
-@pytest.mark.parametrize("chunk", [23, 64])
-def test_chunked_matched_filter_peaks_equal_the_whole_map(tmp_path, rng, chunk):
+@pytest.mark.parametrize(("chunk", "inner"), [(23, 23), (64, 64), (64, 16)])
+def test_chunked_matched_filter_peaks_equal_the_whole_map(tmp_path, rng, chunk, inner):
     """The halo holds the matched filter's kernel: block by block, with a masked region
-    (centre map exactly 0, as the pipeline writes it), the peaks are those of the whole map."""
+    (centre map exactly 0, as the pipeline writes it), the peaks are those of the whole map;
+    also when the centre map is stored as shards of smaller inner chunks (``inner``)."""
     centers = rng.uniform(0, [H, W], (60, 2))
     # a sigmoid is never exactly 0: the floor keeps valid pixels apart from masked ones
     center = (center_map(centers, (H, W), sigma=2.0) + 1e-4) * rng.uniform(0.5, 1.0, (H, W))
@@ -122,8 +123,14 @@ def test_chunked_matched_filter_peaks_equal_the_whole_map(tmp_path, rng, chunk):
     center[~valid] = 0.0
     store = tmp_path / "pcr.zarr"
     sizes = {"band": 1, "slot": 3, "component": 2, "y": H, "x": W}
-    create_store(store, VARIABLES, sizes, {"y": chunk, "x": chunk})
-    open_array(store, "center", "r+")[:] = center
+    create_store(store, VARIABLES, sizes, {"y": chunk, "x": chunk}, inner_target=inner)
+    stored = open_array(store, "center", "r+")
+    assert stored.chunks == (inner, inner)
+    assert stored.shards == (None if inner == chunk else (chunk, chunk))
+    for r in [(y, min(y + chunk, H), x, min(x + chunk, W))  # block by block, as a run writes
+              for y in range(0, H, chunk) for x in range(0, W, chunk)]:
+        stored[r[0]:r[1], r[2]:r[3]] = center[r[0]:r[1], r[2]:r[3]]
+    np.testing.assert_array_equal(stored[:], center)
     regions = [(y, min(y + chunk, H), x, min(x + chunk, W))
                for y in range(0, H, chunk) for x in range(0, W, chunk)]
     finding = {"window": 5, "smoothing": 2.0, "center_sigma": 2.0}
