@@ -3,8 +3,12 @@
 For each mosaic size (simulated once into ``--work`` and reused), ``mosaic-pais run`` is started
 as a separate process with a 2-worker LocalCluster and a per-worker memory limit; the resident
 memory of the whole process tree (client, nannies, workers) is sampled every 0.2 s and its peak
-kept. The bare model's tiles/s (batch 16, no I/O) is measured in the same script, so that the
-ratio "end-to-end tiles/s ÷ bare tiles/s" compares like with like on this shared machine.
+kept. The bare model's tiles/s (batch 16, no I/O) is measured in the same script, before and
+after the runs, so that the ratio "end-to-end tiles/s ÷ bare tiles/s" compares like with like on
+this shared machine: a run lasts minutes, so the bare model is timed sustained too (the tiles
+of ``--bare-seconds`` of back-to-back batches, not its best single batch, which on this machine
+has varied from 26 to 30 tiles/s between sessions), and the ratio uses the mean of the two
+measurements (both are recorded).
 
 Usage:
   python benchmarks/mosaic_scale.py --sizes 4096 16384 --memory-limit 3GB
@@ -57,13 +61,30 @@ def run_and_watch(cmd: list[str], poll: float = 0.2) -> dict:
             "peak_rss_gb": peak / 1e9, "tail": output[-2000:]}
 
 
-def bare_tiles_per_second(repeats: int = 5) -> float:
-    """The model alone on 16 tiles at batch 16, best of ``repeats`` (as benchmarks/speed.py)."""
-    from speed import tiles_per_second  # noqa: I001 - sibling benchmark script
+def bare_tiles_per_second(seconds: float = 60.0, repeats: int = 5) -> dict:
+    """The model alone at batch 16 (16 test tiles, traced as benchmarks/speed.py does):
+    sustained (every tile of back-to-back batches for ``seconds``) and its best batch of
+    ``repeats``."""
+    from speed import tiles_per_second, traced_predict  # noqa: I001 - sibling benchmark script
 
     scenes = [split_scene("test", i) for i in range(16)]
     x = np.concatenate([model_input(s.image[None], [s.noise_sigma]) for s in scenes])
-    return tiles_per_second(load_model(DEFAULT_MODEL_PATH), x, repeats)
+    model = load_model(DEFAULT_MODEL_PATH)
+    best = tiles_per_second(model, x, repeats)
+    predict = traced_predict(model, x)
+    tiles, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        np.asarray(predict(x)["center"])
+        tiles += len(x)
+    return {"sustained": tiles / (time.perf_counter() - t0), "best_batch": best}
+
+
+def tensorflow_import_cpu_seconds() -> float:
+    """CPU seconds a fresh Python process spends importing TensorFlow (each worker pays it)."""
+    out = subprocess.run([sys.executable, "-c", "import time, tensorflow; "
+                          "print(time.process_time())"], capture_output=True, text=True,
+                         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, check=True)
+    return float(out.stdout.split()[-1])
 
 
 def main() -> None:
@@ -72,15 +93,19 @@ def main() -> None:
     parser.add_argument("--memory-limit", default="3GB")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--work", type=Path, default=Path("benchmarks/output/scale"))
+    parser.add_argument("--bare-seconds", type=float, default=60.0)
     args = parser.parse_args()
     result: dict = {"memory_limit_per_worker": args.memory_limit, "workers": args.workers,
                     "runs": {}}
-    for size in args.sizes:
+    for size in args.sizes:  # simulated first, so that the bare model is timed just before
         sim = args.work / f"sim{size}"
         if not (sim / "truth.fits").exists():
             t = time.time()
             simulate_mosaic(sim, size=size, seed=23, progress=True, processes=2)
             print(f"simulated {size}² in {time.time() - t:.0f} s", flush=True)
+    bare_before = bare_tiles_per_second(args.bare_seconds)
+    for size in args.sizes:
+        sim = args.work / f"sim{size}"
         out = args.work / f"run{size}"
         cmd = [sys.executable, "-m", "mosaic_pais", "run", str(sim / "mosaic.fits"),
                "--output", str(out), "--overwrite", "--cluster", "local",
@@ -96,7 +121,11 @@ def main() -> None:
             "timings_s": timings, "tiles_per_s": n_tiles / timings["total"],
             "n_sources": json.loads((out / "run.json").read_text())["n_sources"]}
         print(json.dumps(result["runs"][str(size)], indent=1), flush=True)
-    result["bare_tiles_per_s"] = bare_tiles_per_second()
+    bare_after = bare_tiles_per_second(args.bare_seconds)
+    result["bare"] = {"before": bare_before, "after": bare_after,
+                      "seconds_each": args.bare_seconds}
+    result["bare_tiles_per_s"] = 0.5 * (bare_before["sustained"] + bare_after["sustained"])
+    result["tensorflow_import_cpu_s"] = tensorflow_import_cpu_seconds()
     sizes = [str(s) for s in args.sizes]
     for s in sizes:
         result["runs"][s]["throughput_vs_bare"] = \

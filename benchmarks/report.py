@@ -404,6 +404,14 @@ def scale_section(r: dict | None, speed: dict | None = None) -> list[str]:
                    f"{tm.get('stitch', 0):.0f} | {tm.get('measure', 0):.0f} |")
     out += ["", f"- bare model: {r['bare_tiles_per_s']:.1f} tiles/s; workers: {r['workers']} "
             f"with {r['memory_limit_per_worker']} each."]
+    if "bare" in r:
+        b = r["bare"]
+        out[-1] = (f"- bare model: {r['bare_tiles_per_s']:.1f} tiles/s, the mean of "
+                   f"{b['before']['sustained']:.1f} before the runs and "
+                   f"{b['after']['sustained']:.1f} after them, each sustained over "
+                   f"{b['seconds_each']:.0f} s of back-to-back batches of 16 (best single "
+                   f"batch: {b['before']['best_batch']:.1f} and {b['after']['best_batch']:.1f}); "
+                   f"workers: {r['workers']} with {r['memory_limit_per_worker']} each.")
     if "peak_memory_ratio" in r:
         out.append(f"- peak memory ratio, largest ÷ smallest mosaic: "
                    f"{r['peak_memory_ratio']:.2f} (target ≤ 1.3).")
@@ -429,6 +437,15 @@ def scale_section(r: dict | None, speed: dict | None = None) -> list[str]:
             f"{budget - tm['infer']:.0f} s for everything besides inference: starting the "
             f"cluster and loading the model on its workers, peaks, both measuring passes and "
             f"writing. Those took {rest:.0f} s here."]
+    phases = ("open", "context", "infer", "stitch", "measure", "write")
+    startup = tm["total"] - sum(tm.get(k, 0.0) for k in phases)
+    out += [f"- Of those, {startup:.0f} s went to starting the cluster before any task ran: "
+            "each worker imports TensorFlow ("
+            + (f"{r['tensorflow_import_cpu_s']:.0f} CPU-s per process on this machine"
+               if "tensorflow_import_cpu_s" in r else "many CPU seconds") + ") and "
+            f"loads the model; opening took {tm['open']:.0f} s, the attention context "
+            f"{tm['context']:.0f} s, writing {tm['write']:.0f} s, and the process itself "
+            f"{largest['seconds'] - tm['total']:.0f} s to start and stop."]
     busy = (speed or {}).get("shipped", {})
     if "cores_busy" in busy:
         out += [f"- Nor can post-processing hide behind inference on this machine: the network "
