@@ -67,12 +67,12 @@ def inner_chunk(chunk: int, target: int = INNER_CHUNK) -> int:
 
 def create_store(path: str | Path, variables: dict, sizes: dict, chunks: dict,
                  attrs: dict | None = None, overwrite: bool = False,
-                 compressed: bool = True, inner_target: int = INNER_CHUNK) -> Path:
+                 compressed: bool = True, inner_target: int | None = None) -> Path:
     """Create (or, unless ``overwrite``, reuse) a zarr group holding ``variables``.
 
     Chunks are ``chunks`` (per dimension; whole along the others); the variables of
     :data:`HALO_READ` are sharded in those chunks with inner chunks of :func:`inner_chunk` (of
-    about ``inner_target``).
+    about ``inner_target``, default :data:`INNER_CHUNK`).
     ``compressed=False`` stores raw chunks: the scratch store's noisy floats hardly compress,
     and compressing them cost more time than the network itself.
     """
@@ -91,7 +91,7 @@ def create_store(path: str | Path, variables: dict, sizes: dict, chunks: dict,
         outer = tuple(chunks.get(d, sizes[d]) for d in dims)
         layout = {"chunks": outer}
         if name in HALO_READ:
-            inner = tuple(inner_chunk(c, inner_target) for c in outer)
+            inner = tuple(inner_chunk(c, inner_target or INNER_CHUNK) for c in outer)
             if inner != outer:
                 layout = {"chunks": inner, "shards": outer}
         group.create_array(name, shape=tuple(sizes[d] for d in dims), dtype=dtype, **layout,

@@ -148,12 +148,24 @@ def test_local_cluster_two_workers(reference, mosaic, model_path, tmp_path):
     _assert_same(table, other)
 
 
-def test_resume_recomputes_only_missing_blocks(reference, mosaic, model_path, tmp_path):
+@pytest.mark.parametrize("inner_chunk", [None, 64])
+def test_resume_recomputes_only_missing_blocks(reference, mosaic, model_path, tmp_path,
+                                               monkeypatch, inner_chunk):
+    """Also with the centre map in shards of inner chunks (as blocks larger than 384 px store
+    it), where the corrupting write below rewrites one inner chunk of a shard."""
+    from mosaic_pais import store
     from mosaic_pais.store import open_array
 
+    if inner_chunk:
+        monkeypatch.setattr(store, "INNER_CHUNK", inner_chunk)
     _, table, _ = reference
     out = tmp_path / "r"
     _run(mosaic, out, model_path, tiles_per_block=1, keep_work=True)
+    center = open_array(out / "pcr.zarr", "center")
+    if inner_chunk:  # blocks of one tile: 192² cores
+        assert center.chunks == (64, 64) and center.shards == (192, 192)
+    else:
+        assert center.shards is None
     done = sorted((out / "pcr.zarr.done" / "infer").glob("*.json"))
     assert len(done) == 4
     # pretend the run died: one block never recorded, another half-written (corrupt)
