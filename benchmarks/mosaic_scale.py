@@ -6,9 +6,9 @@ memory of the whole process tree (client, nannies, workers) is sampled every 0.2
 kept. The bare model's tiles/s (batch 16, no I/O) is measured in the same script, before and
 after the runs, so that the ratio "end-to-end tiles/s ÷ bare tiles/s" compares like with like on
 this shared machine: a run lasts minutes, so the bare model is timed sustained too (the tiles
-of ``--bare-seconds`` of back-to-back batches, not its best single batch, which on this machine
-has varied from 26 to 30 tiles/s between sessions), and the ratio uses the mean of the two
-measurements (both are recorded).
+of ``--bare-seconds`` of back-to-back batches, not only its best single batch: in one run
+the best batches gave 32-33 tiles/s and a minute of batches 24-28), and
+the ratio uses the mean of the two sustained measurements (all four are recorded).
 
 Usage:
   python benchmarks/mosaic_scale.py --sizes 4096 16384 --memory-limit 3GB
