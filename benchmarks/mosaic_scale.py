@@ -61,22 +61,22 @@ def run_and_watch(cmd: list[str], poll: float = 0.2) -> dict:
             "peak_rss_gb": peak / 1e9, "tail": output[-2000:]}
 
 
-def bare_tiles_per_second(seconds: float = 60.0, repeats: int = 5) -> dict:
+def bare_tiles_per_second(seconds: float = 60.0) -> dict:
     """The model alone at batch 16 (16 test tiles, traced as benchmarks/speed.py does):
-    sustained (every tile of back-to-back batches for ``seconds``) and its best batch of
-    ``repeats``."""
-    from speed import tiles_per_second, traced_predict  # noqa: I001 - sibling benchmark script
+    sustained (every tile of back-to-back batches for ``seconds``) and its best batch."""
+    from speed import traced_predict  # noqa: I001 - sibling benchmark script
 
     scenes = [split_scene("test", i) for i in range(16)]
     x = np.concatenate([model_input(s.image[None], [s.noise_sigma]) for s in scenes])
-    model = load_model(DEFAULT_MODEL_PATH)
-    best = tiles_per_second(model, x, repeats)
-    predict = traced_predict(model, x)
-    tiles, t0 = 0, time.perf_counter()
+    predict = traced_predict(load_model(DEFAULT_MODEL_PATH), x)
+    batches = []
+    t0 = time.perf_counter()
     while time.perf_counter() - t0 < seconds:
+        t = time.perf_counter()
         np.asarray(predict(x)["center"])
-        tiles += len(x)
-    return {"sustained": tiles / (time.perf_counter() - t0), "best_batch": best}
+        batches.append(time.perf_counter() - t)
+    return {"sustained": len(x) * len(batches) / (time.perf_counter() - t0),
+            "best_batch": len(x) / min(batches)}
 
 
 def tensorflow_import_cpu_seconds() -> float:

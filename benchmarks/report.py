@@ -436,20 +436,19 @@ def scale_section(r: dict | None, speed: dict | None = None) -> list[str]:
                    f"{v['peak_rss_gb']:.2f} | {v['tiles_per_s']:.1f} | "
                    f"{v['throughput_vs_bare']:.0%} | {tm.get('infer', 0):.0f} | "
                    f"{tm.get('stitch', 0):.0f} | {tm.get('measure', 0):.0f} |")
-    out += ["", f"- bare model: {r['bare_tiles_per_s']:.1f} tiles/s; workers: {r['workers']} "
-            f"with {r['memory_limit_per_worker']} each."]
     largest = r["runs"][max(r["runs"], key=int)]
-    if "bare" in r:
+    how = ""
+    if "bare" in r:  # timed sustained before and after the runs (mosaic_scale.py)
         b = r["bare"]
         against_best = largest["tiles_per_s"] / max(b["before"]["best_batch"],
                                                     b["after"]["best_batch"])
-        out[-1] = (f"- bare model: {r['bare_tiles_per_s']:.1f} tiles/s, the mean of "
-                   f"{b['before']['sustained']:.1f} before the runs and "
-                   f"{b['after']['sustained']:.1f} after them, each sustained over "
-                   f"{b['seconds_each']:.0f} s of back-to-back batches of 16 (best single "
-                   f"batch: {b['before']['best_batch']:.1f} and {b['after']['best_batch']:.1f}, "
-                   f"against which the largest run's end-to-end rate is {against_best:.0%}); "
-                   f"workers: {r['workers']} with {r['memory_limit_per_worker']} each.")
+        how = (f", the mean of {b['before']['sustained']:.1f} before the runs and "
+               f"{b['after']['sustained']:.1f} after them, each sustained over "
+               f"{b['seconds_each']:.0f} s of back-to-back batches of 16 (best single "
+               f"batch: {b['before']['best_batch']:.1f} and {b['after']['best_batch']:.1f}, "
+               f"against which the largest run's end-to-end rate is {against_best:.0%})")
+    out += ["", f"- bare model: {r['bare_tiles_per_s']:.1f} tiles/s{how}; workers: "
+            f"{r['workers']} with {r['memory_limit_per_worker']} each."]
     if "peak_memory_ratio" in r:
         out.append(f"- peak memory ratio, largest ÷ smallest mosaic: "
                    f"{r['peak_memory_ratio']:.2f} (target ≤ 1.3).")
