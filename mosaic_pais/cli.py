@@ -16,6 +16,7 @@ from pathlib import Path
 import click
 
 from mosaic_pais import __version__
+from mosaic_pais.background import DEFAULT_MESH
 from mosaic_pais.errors import BadInputError
 from mosaic_pais.tile import DEFAULT_MARGIN, DEFAULT_TILE
 
@@ -56,6 +57,17 @@ def main() -> None:
     """Detect and deblend every source in astronomical mosaics (PAIS)."""
 
 
+def _background_mesh(value: str) -> int | None:
+    """``--background``: a mesh side in px, or none."""
+    if str(value).strip().lower() in ("none", "no", "off", "0"):
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise BadInputError(f"--background {value!r}: give a mesh side in pixels, or 'none'"
+                            ) from None
+
+
 @main.command()
 @click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--output", "-o", required=True, type=click.Path(file_okay=False, path_type=Path),
@@ -80,10 +92,13 @@ def main() -> None:
 @click.option("--threshold", default=None, type=float,
               help="Centre-map peak threshold (default: the model card's, for the image's "
                    "noise texture).")
+@click.option("--background", default=str(DEFAULT_MESH), show_default=True,
+              help="Mesh cell side (px) on which the sky is estimated and subtracted, or "
+                   "'none' for an image whose sky is already subtracted exactly.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @_friendly_errors
 def run(images, output, bands, weights, hdu, cluster, workers, memory_limit, model, resume,
-        overwrite, tile, margin, tiles_per_block, threshold, quiet) -> None:
+        overwrite, tile, margin, tiles_per_block, threshold, background, quiet) -> None:
     """Detect and deblend every source of IMAGE(s); write catalogue, PCR store and picture."""
     from mosaic_pais.pipeline import run as run_pipeline
 
@@ -93,7 +108,8 @@ def run(images, output, bands, weights, hdu, cluster, workers, memory_limit, mod
         weights=list(weights) or None, hdu=hdu_value, model=model, cluster=cluster,
         workers=workers, memory_limit=memory_limit, resume=resume, overwrite=overwrite,
         tile=tile, margin=margin,
-        tiles_per_block=tiles_per_block, threshold=threshold, progress=not quiet)
+        tiles_per_block=tiles_per_block, threshold=threshold,
+        background=_background_mesh(background), progress=not quiet)
     click.echo(f"{len(table)} sources; wrote {output}/catalog.fits, catalog.parquet, pcr.zarr, "
                "overview.png, run.json")
 

@@ -47,11 +47,15 @@ def _per_window(image, statistic, n_windows: int, size: int, seed: int) -> np.nd
     """
     import warnings
 
-    from mosaic_pais.tile import sample_windows
+    from mosaic_pais.tile import WindowReader, sample_windows
 
     values = []
     for y0, y1, x0, x1 in sample_windows(image.shape, n_windows, size, seed):
-        block = np.asarray(image[:, y0:y1, x0:x1], dtype=np.float64)
+        if isinstance(image, WindowReader):  # read as the run reads it (sky subtracted)
+            pixels, valid = image.read((y0, y1, x0, x1))
+            block = np.where(valid, pixels, np.nan).astype(np.float64)
+        else:
+            block = np.asarray(image[:, y0:y1, x0:x1], dtype=np.float64)
         values.append([statistic(band) for band in block])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -90,7 +94,8 @@ def _noise_and_texture(band: np.ndarray, block: int = TEXTURE_BLOCK) -> tuple[fl
 
 def estimate_noise(image, n_windows: int = 48, size: int = 256,
                    seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Per-band pixel noise and noise texture of a (band, y, x) array (numpy or dask).
+    """Per-band pixel noise and noise texture of a (band, y, x) array (numpy or dask, or a
+    :class:`~mosaic_pais.tile.WindowReader`).
 
     Both come from the same windows spread over the mosaic, and only those are read.
 

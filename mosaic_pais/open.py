@@ -47,11 +47,15 @@ class _FitsSection:
         # a plain floating-point image is sliced through a memory map: one strided read, five
         # times faster than ``section``, which reads row by row; ``section`` is kept for
         # what memmap cannot do lazily (tile compression, BSCALE/BZERO, integer BLANKs)
-        with fits.open(self.path, memmap=self.plain, lazy_load_hdus=True) as hdul:
-            hdu = hdul[self.hdu]
-            data = hdu.data[key] if self.plain else hdu.section[key]
-            # a copy in native float32 (FITS is big-endian), made before the file closes
-            return np.array(data, dtype=np.float32)
+        # the header was checked (and its problems reported) once, when the file was opened:
+        # every window's read parses it again, and would repeat each warning per window
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with fits.open(self.path, memmap=self.plain, lazy_load_hdus=True) as hdul:
+                hdu = hdul[self.hdu]
+                data = hdu.data[key] if self.plain else hdu.section[key]
+                # a copy in native float32 (FITS is big-endian), made before the file closes
+                return np.array(data, dtype=np.float32)
 
 
 class FitsReader:

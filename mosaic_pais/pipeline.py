@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from mosaic_pais import __version__
+from mosaic_pais.background import DEFAULT_MESH
 from mosaic_pais.errors import BadInputError
 from mosaic_pais.tile import WindowReader
 
@@ -50,6 +51,13 @@ def plan_blocks(height: int, width: int, tile: int, margin: int, tiles_per_block
                                tiles=tiles, tile=grid.tile))
     side = grid.stride * tiles_per_block
     return specs, (min(side, height), min(side, width))
+
+
+def _sky_task(rows: tuple[int, int], *, image: WindowReader, mesh: int) -> np.ndarray:
+    from mosaic_pais.background import mesh_levels
+
+    strip, valid = image.read((rows[0], rows[1], 0, image.shape[2]))
+    return mesh_levels(strip, valid, mesh)
 
 
 def _contexts_task(tile: int, *, image: WindowReader, model: str, noise_sigma: np.ndarray,
@@ -155,7 +163,7 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
         tiles_per_block: int = DEFAULT_TILES_PER_BLOCK, batch_size: int = 16,
         threshold: float | None = None, window: int | None = None,
         min_fraction: float = 0.01, vote: str | None = None, keep_work: bool = False,
-        progress: bool = True,
+        background: int | None = DEFAULT_MESH, progress: bool = True,
         client=None):
     """Detect and deblend every source of a mosaic.
 
@@ -185,6 +193,10 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
     vote : {"vectors", "geometric"}, optional
         How pixels' slots are resolved to sources (default: the model card's choice; see
         :func:`mosaic_pais.pcr.resolve_votes`).
+    background : int or None
+        Side (px) of the mesh cells on which the sky is estimated and then subtracted
+        wherever the image is read (:mod:`mosaic_pais.background`); None leaves the image as
+        it is (for mosaics whose sky is already subtracted exactly).
     memory_limit : str, optional
         Memory limit per worker of a cluster this run starts (e.g. "3GB"); workers spill to
         disk above it instead of dying.
@@ -237,6 +249,8 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
     finding = peak_finding(meta, window)
     vote = str(vote if vote is not None else meta.get("vote", "vectors"))
     check_memory_limit(memory_limit)  # before anything is written
+    if background is not None and int(background) < 16:
+        raise BadInputError(f"background mesh {background} px: use at least 16 px, or none")
     align = input_alignment(meta)
     if tile % align or not 0 <= 2 * margin < tile:
         raise BadInputError(f"tile {tile} must be a multiple of {align} and "
@@ -271,16 +285,21 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
         raise BadInputError(f"the model expects {expected} band(s) "
                             f"({', '.join(meta.get('bands', []))}); the input has {n_band} "
                             f"({', '.join(band_names)})")
-    noise_sigma, textures = estimate_noise(image.data)
-    if not np.all(np.isfinite(noise_sigma) & (noise_sigma > 0)):
-        # only now the whole image is read, to tell an empty one from a sparse or flat one
-        check_not_empty(ds)
-        raise BadInputError("cannot estimate the image noise: too few valid pixels, or a "
-                            "constant image")
-    # one texture for the mosaic: the model takes its bands together
-    noise_texture = float(np.median(textures)) if np.isfinite(textures).all() else None
-    threshold = float(threshold if threshold is not None
-                      else detection_threshold(meta, noise_texture))
+    def noise_and_threshold(pixels):
+        sigma, textures = estimate_noise(pixels)
+        if not np.all(np.isfinite(sigma) & (sigma > 0)):
+            # only now the whole image is read, to tell an empty one from a sparse or flat one
+            check_not_empty(ds)
+            raise BadInputError("cannot estimate the image noise: too few valid pixels, or a "
+                                "constant image")
+        # one texture for the mosaic: the model takes its bands together
+        texture = float(np.median(textures)) if np.isfinite(textures).all() else None
+        return sigma, texture, float(threshold if threshold is not None
+                                     else detection_threshold(meta, texture))
+
+    # from the image as it is, to refuse a bad one before anything is written; measured
+    # again once the sky is known (a sloping sky would inflate it)
+    noise_sigma, noise_texture, peak_threshold = noise_and_threshold(image.data)
     timings["open"] = time.time() - t0
 
     specs, chunks = plan_blocks(height, width, tile, margin, tiles_per_block, align)
@@ -294,7 +313,8 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
               "vote": vote,
               # blocks inferred on another grid or with each tile's own attention context
               # (before both were fixed) must not be mixed with these
-              "tile_window": specs[0].tile, "attention_context": "mosaic"}
+              "tile_window": specs[0].tile, "attention_context": "mosaic",
+              "background_mesh": background}
     sizes = {"band": n_band, "slot": n_slots, "component": 2, "y": height, "x": width}
     chunk_map = {"y": chunks[0], "x": chunks[1]}
     if resume and store.exists():
@@ -324,8 +344,19 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
             client.register_plugin(ModelPlugin(str(model_path), batch_size,
                                                cpu_threads=local_cpu_threads(own_cluster)))
         runner = Runner(client, threads=workers, progress=progress)
-        handle = WindowReader(image.data)
         weight_handle = WindowReader(ds["weight"].data) if "weight" in ds else None
+        sky = None
+        if background is not None:
+            from mosaic_pais.background import sky_map, strips
+
+            t = time.time()
+            levels = runner.map(_sky_task, strips(height, int(background)), desc="sky",
+                                image=WindowReader(image.data), mesh=int(background))
+            sky = sky_map(np.concatenate(levels, axis=1), int(background))
+        handle = WindowReader(image.data, sky)
+        if sky is not None:
+            noise_sigma, noise_texture, peak_threshold = noise_and_threshold(handle)
+            timings["sky"] = time.time() - t
 
         t = time.time()
         # one attention context for every tile (infer.mosaic_contexts), computed on a worker
@@ -348,7 +379,7 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
         t = time.time()
         clear_records(store, "stitch")
         parts = runner.map(_peaks_task, specs, desc="peaks", store=str(store),
-                           shape=(height, width), threshold=threshold, finding=finding)
+                           shape=(height, width), threshold=peak_threshold, finding=finding)
         peaks = merge_peaks(parts)
         peaks_yx = np.stack([peaks["y"], peaks["x"]], axis=1)
         n_sources = len(peaks["id"])
@@ -383,7 +414,10 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
         table[name] = value
     table.meta["BANDS"] = ",".join(band_names)
     write_catalog(table, output)
-    draw_overview(image.data, table, output / "overview.png", noise_sigma=float(noise_sigma[0]),
+    sky_level = (np.median(sky.levels, axis=(1, 2)) if sky is not None
+                 else np.zeros(n_band))
+    draw_overview(image.data - sky_level[:, None, None], table, output / "overview.png",
+                  noise_sigma=float(noise_sigma[0]),
                   title=f"{images[0]}: {len(table)} sources" if len(images) == 1 else "")
     timings["write"] = time.time() - t
     timings["total"] = time.time() - t0
@@ -399,12 +433,16 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
                        "tile_window": params["tile_window"],
                        # every tile reads the mosaic's attention context (infer.mosaic_contexts)
                        "attention_context": params["attention_context"],
-                       "batch_size": batch_size, "threshold": threshold,
+                       "batch_size": batch_size, "threshold": peak_threshold,
                        "window": finding["window"], "peak_smoothing": finding["smoothing"],
                        "min_fraction": min_fraction, "vote": vote, "cluster": cluster,
                        "workers": workers, "memory_limit": memory_limit,
                        "noise_sigma": noise_sigma.tolist(), "noise_texture": noise_texture,
                        "resume": resume},
+        # the sky subtracted (mosaic_pais.background): the median level per band, and the map
+        # (``mosaic-pais stamps`` subtracts it from its cut-outs)
+        "background": None if sky is None else {
+            "median_level": sky_level.tolist(), **sky.to_json()},
         "n_sources": len(table),
         "timings_s": timings,
     }

@@ -1,6 +1,7 @@
 """Deblended images of chosen sources, cut out of a finished run's outputs.
 
-A source's deblended image is ``Σ_k [ids_k = id] · fractions_k · image`` over a box around it
+A source's deblended image is ``Σ_k [ids_k = id] · fractions_k · image`` (the image with the
+run's sky subtracted, :mod:`mosaic_pais.background`) over a box around it
 (``size`` px, default 4·r90 with a floor of 33 px), read from ``pcr.zarr`` and the run's input
 image; nothing else is recomputed.
 """
@@ -40,6 +41,10 @@ def source_stamp(run_dir, source_id: int, size: int | None = None) -> dict:
     y0, y1 = max(cy - half, 0), min(cy + half + 1, h)
     x0, x1 = max(cx - half, 0), min(cx + half + 1, w)
     image = np.asarray(ds["image"][:, y0:y1, x0:x1].values, np.float64)
+    if meta.get("background"):  # the run measured the image with its sky subtracted
+        from mosaic_pais.background import SkyMap
+
+        image = image - SkyMap.from_json(meta["background"]).window((y0, y1, x0, x1))
     ids = np.asarray(open_array(run_dir / "pcr.zarr", "ids")[:, y0:y1, x0:x1])
     fractions = np.asarray(open_array(run_dir / "pcr.zarr", "fractions")[:, :, y0:y1, x0:x1])
     mine = (ids == int(source_id))[None]  # (1, n, h, w)

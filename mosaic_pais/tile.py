@@ -242,16 +242,22 @@ class WindowReader:
     """A (band, y, x) array — numpy or dask — carried into tasks and read window by window.
 
     Passing a dask array itself to a task would make the scheduler compute all of it first;
-    wrapped, it is only read where a task asks (:func:`read_window`).
+    wrapped, it is only read where a task asks (:func:`read_window`). With a ``sky`` map
+    (:class:`mosaic_pais.background.SkyMap`) every window is read sky-subtracted, so that
+    inference and measurements see the same pixels.
     """
 
-    def __init__(self, array):
+    def __init__(self, array, sky=None):
         self.array = array
         self.shape = tuple(array.shape)
+        self.sky = sky
 
     def read(self, window: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
         """The window (zeros outside the array and at non-finite pixels) and its validity."""
-        return read_window(self.array, window)
+        pixels, valid = read_window(self.array, window)
+        if self.sky is not None:
+            pixels -= np.where(valid, self.sky.window(window), 0.0)
+        return pixels, valid
 
 
 def sample_windows(shape: tuple[int, ...], n_windows: int, size: int, seed: int = 0

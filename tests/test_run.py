@@ -75,8 +75,13 @@ def test_outputs_follow_the_contract(reference):
 
 
 def test_flux_is_conserved(reference, mosaic):
-    _, table, pcr = reference
+    from mosaic_pais.background import SkyMap
+
+    out, table, pcr = reference
     image = fits.getdata(mosaic / "mosaic.fits").astype(np.float64)
+    # the run measures the image with its sky subtracted (the map is in run.json)
+    sky = SkyMap.from_json(json.loads((out / "run.json").read_text())["background"])
+    image = image - sky.window((0, image.shape[0], 0, image.shape[1]))[0]
     ids = pcr["ids"].values
     fractions = pcr["fractions"].values[0].astype(np.float64)
     share = np.where(ids >= 0, fractions, 0).sum(0)  # each pixel's share held by sources
@@ -96,14 +101,19 @@ def test_block_size_does_not_change_the_catalogue(reference, mosaic, model_path,
 def test_default_threshold_follows_the_noise_texture(reference, mosaic, model_path, tmp_path):
     """Without --threshold, the card's threshold for the mosaic's measured noise texture; the
     run records both, and the catalogue is the one that threshold gives."""
+    from mosaic_pais.background import SkyMap
     from mosaic_pais.infer import estimate_noise
     from mosaic_pais.model import detection_threshold, model_metadata
     from mosaic_pais.open import open_mosaic
+    from mosaic_pais.tile import WindowReader
 
     table, _ = run([mosaic / "mosaic.fits"], tmp_path / "d", model=model_path, progress=False,
                    tiles_per_block=3)
-    parameters = json.loads((tmp_path / "d" / "run.json").read_text())["parameters"]
-    image = open_mosaic([mosaic / "mosaic.fits"])["image"].data
+    provenance = json.loads((tmp_path / "d" / "run.json").read_text())
+    parameters = provenance["parameters"]
+    # measured as the run reads the image: with its sky subtracted
+    image = WindowReader(open_mosaic([mosaic / "mosaic.fits"])["image"].data,
+                         SkyMap.from_json(provenance["background"]))
     texture = float(estimate_noise(image)[1][0])
     assert parameters["noise_texture"] == pytest.approx(texture)
     assert 1.5 < texture < 2.0  # the simulator's drizzle-like noise
