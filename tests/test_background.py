@@ -8,11 +8,10 @@ import dask.array as da
 import numpy as np
 import pytest
 from astropy.io import fits
-from astropy.table import Table
 
 from mosaic_pais.background import SkyMap, estimate_sky, mesh_levels, sky_map
 from mosaic_pais.metrics import match_catalogs
-from mosaic_pais.simulation import data_dir, simulate_mosaic
+from mosaic_pais.simulation import simulate_mosaic
 from mosaic_pais.tile import WindowReader
 from tests.conftest import gaussian_sources
 
@@ -109,22 +108,3 @@ def test_a_sky_pedestal_does_not_change_the_catalogue(tmp_path):
     unsubtracted, _ = run([tmp_path / "sky.fits"], tmp_path / "raw", progress=False,
                           background=None)
     assert len(unsubtracted) < 0.5 * len(clean)
-
-
-@pytest.mark.slow
-def test_a_real_ground_based_frame_with_its_sky(tmp_path):
-    """A real ESO R-band CCD frame, sky and all (6,850 counts, σ 65): with the sky subtracted
-    the shipped model finds what SExtractor found there (its catalogue beside the frame,
-    1-based positions) about as well as on HST data it was trained for."""
-    from mosaic_pais.pipeline import run
-
-    folder = data_dir() / "ground_r_band"
-    with pytest.warns(UserWarning, match="no usable celestial WCS"):
-        table, _ = run([folder / "galaxies_cut_256.fits"], tmp_path / "run", progress=False)
-    sextractor = np.loadtxt(folder / "galaxies_cut_256.sextractor.cat")
-    reference = np.stack([sextractor[:, 3] - 1, sextractor[:, 4] - 1], 1)
-    d, t = match_catalogs(np.stack([table["x"], table["y"]], 1), reference, radius=3.0)
-    assert len(t) / len(reference) > 0.85 and len(d) / len(table) > 0.85
-    level = json.loads((tmp_path / "run" / "run.json").read_text())["background"]
-    assert level["median_level"][0] == pytest.approx(6851.0, abs=5)  # SExtractor: 6851.0
-    assert isinstance(Table.read(tmp_path / "run" / "catalog.fits"), Table)
