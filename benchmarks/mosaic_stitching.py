@@ -2,7 +2,8 @@
 
 * completeness/purity of the mosaic catalogue, beside the model run tile by tile on the same
   mosaic (its 256² tiles side by side, each decoded alone as benchmarks/accuracy.py does: the
-  in-memory path on the same pixels) and the single-tile figures of benchmarks/accuracy.py;
+  in-memory path on the same pixels, the run's sky subtracted from them as the run does) and
+  the single-tile figures of benchmarks/accuracy.py;
 * close pairs: catalogue pairs closer than 2 px, against truth pairs closer than 2 px;
 * margin 32 → 48: how much the catalogue changes, both as a whole (detections without a
   counterpart within 1 px in the other run) and as matched to the truth (counted truth sources
@@ -55,9 +56,12 @@ def tile_by_tile(image: np.ndarray, tile: int = 256) -> Table:
         peak_finding,
     )
 
+    from mosaic_pais.background import estimate_sky
+
     meta = model_metadata(DEFAULT_MODEL_PATH)
     predictor = PAISPredictor(DEFAULT_MODEL_PATH, batch_size=16)
-    # the mosaic's noise and threshold, as the run takes them
+    # the mosaic's sky, noise and threshold, as the run takes them (the same pixels)
+    image = image - estimate_sky(image[None]).window((0, image.shape[0], 0, image.shape[1]))[0]
     sigmas, textures = estimate_noise(image[None])
     sigma, threshold = float(sigmas[0]), detection_threshold(meta, float(textures[0]))
     corners = [(y, x) for y in range(0, image.shape[0] - tile + 1, tile)
