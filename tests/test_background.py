@@ -108,3 +108,18 @@ def test_a_sky_pedestal_does_not_change_the_catalogue(tmp_path):
     unsubtracted, _ = run([tmp_path / "sky.fits"], tmp_path / "raw", progress=False,
                           background=None)
     assert len(unsubtracted) < 0.5 * len(clean)
+
+
+def test_cli_background_option(tmp_path):
+    from click.testing import CliRunner
+
+    from mosaic_pais.cli import main
+
+    image = tmp_path / "image.fits"
+    fits.writeto(image, np.zeros((32, 32), np.float32))
+    for value, message in (("foo", "--background 'foo': give a mesh side in pixels"),
+                           ("8", "background mesh 8 px: use at least 16 px")):
+        result = CliRunner().invoke(main, ["run", str(image), "-o", str(tmp_path / value),
+                                           "--background", value, "--quiet"])
+        assert result.exit_code == 2 and message in result.output, result.output
+        assert not (tmp_path / value / "pcr.zarr").exists()
