@@ -586,6 +586,17 @@ def sky_offset_section(sky: dict | None) -> list[str]:
         out.append(f"| {r['background']} | {r['sky_added_sigma']:+.3f} | "
                    f"{r['sky_subtracted_sigma']:+.3f} | {r['detections']} | "
                    f"{r['completeness']:.3f} | {r['purity']:.3f} | {r['f1']:.3f} |")
+    candidate = load("sky_offset_candidate")
+    if candidate:
+        out += ["", f"A candidate model, not shipped: {candidate['about']} "
+                f"(`python benchmarks/sky_offset.py --model {candidate['model']} --output "
+                "docs/results/sky_offset_candidate.json`), on the same mosaic:", "",
+                "| sky | sky added (σ) | detections | completeness | purity | F1 |",
+                "| --- | --- | --- | --- | --- | --- |"]
+        for r in candidate["runs"]:
+            out.append(f"| {r['background']} | {r['sky_added_sigma']:+.3f} | "
+                       f"{r['detections']} | {r['completeness']:.3f} | {r['purity']:.3f} | "
+                       f"{r['f1']:.3f} |")
     return out + [""]
 
 

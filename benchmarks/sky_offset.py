@@ -11,6 +11,7 @@ against the truth:
   floor of faint undetected sources (a few hundredths of σ).
 
 Usage: python benchmarks/sky_offset.py [--model PATH] [--size 2048] [--seed 11]
+       [--output JSON --about "what the candidate is"]
 Writes docs/results/sky_offset.json for the shipped model; another model's figures are printed
 (and written to ``--output`` if given).
 """
@@ -44,6 +45,8 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=2048)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--output", type=Path, default=None)
+    parser.add_argument("--about", default=None,
+                        help="what the model is (kept in the results, for a candidate)")
     args = parser.parse_args()
     shipped = args.model == DEFAULT_MODEL_PATH
     output = args.output or (Path("docs/results/sky_offset.json") if shipped else None)
@@ -79,7 +82,8 @@ def main() -> None:
                     "threshold": provenance["parameters"]["threshold"],
                 })
                 print(json.dumps(rows[-1]), flush=True)
-    result = {"model": str(args.model), "size": args.size, "seed": args.seed,
+    result = {"model": str(args.model), "about": args.about, "size": args.size,
+              "seed": args.seed,
               "noise_sigma": sigma, "mag_limit": 27.0, "runs": rows}
     if output:
         output.parent.mkdir(parents=True, exist_ok=True)
