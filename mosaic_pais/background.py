@@ -52,7 +52,12 @@ class SkyMap:
         y0, y1, x0, x1 = window
         wy = _interpolation_weights(np.arange(y0, y1), self.mesh, self.levels.shape[1])
         wx = _interpolation_weights(np.arange(x0, x1), self.mesh, self.levels.shape[2])
-        return np.einsum("yi,bij,xj->byx", wy, self.levels, wx).astype(np.float32)
+        # only the cells the window touches, and two matrix products: (h × i)(i × j)(j × w)
+        rows = np.flatnonzero(wy.any(axis=0))
+        cols = np.flatnonzero(wx.any(axis=0))
+        wy, wx = wy[:, rows], wx[:, cols]
+        levels = self.levels[:, rows][:, :, cols]
+        return np.stack([wy @ band @ wx.T for band in levels]).astype(np.float32)
 
     def to_json(self) -> dict:
         return {"mesh": self.mesh, "levels": self.levels.tolist()}
