@@ -56,12 +56,12 @@ def tile_by_tile(image: np.ndarray, tile: int = 256) -> Table:
         peak_finding,
     )
 
-    from mosaic_pais.background import estimate_sky
+    from mosaic_pais.background import subtract_sky
 
     meta = model_metadata(DEFAULT_MODEL_PATH)
     predictor = PAISPredictor(DEFAULT_MODEL_PATH, batch_size=16)
     # the mosaic's sky, noise and threshold, as the run takes them (the same pixels)
-    image = image - estimate_sky(image[None]).window((0, image.shape[0], 0, image.shape[1]))[0]
+    image = subtract_sky(image[None])[0]
     sigmas, textures = estimate_noise(image[None])
     sigma, threshold = float(sigmas[0]), detection_threshold(meta, float(textures[0]))
     corners = [(y, x) for y in range(0, image.shape[0] - tile + 1, tile)

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
-from mosaic_pais.background import estimate_sky
+from mosaic_pais.background import subtract_sky
 from mosaic_pais.infer import estimate_noise
 from mosaic_pais.metrics import match_catalogs
 from mosaic_pais.model import (
@@ -43,15 +43,14 @@ METHODS = ("mosaic-pais", "sep", "photutils")
 
 def without_sky(image: np.ndarray) -> np.ndarray:
     """The image with its sky subtracted as a run subtracts it (:mod:`mosaic_pais.background`)."""
-    h, w = image.shape
-    return image - estimate_sky(image[None]).window((0, h, 0, w))[0]
+    return subtract_sky(image[None])[0]
 
 
-def run_tile(predictor, image: np.ndarray, meta: dict, subtract_sky: bool = True):
+def run_tile(predictor, image: np.ndarray, meta: dict, remove_sky: bool = True):
     """Detections and deblends of one image (padded to a multiple of 32, padding invalid),
     with its sky subtracted first as a run does."""
     h, w = image.shape
-    if subtract_sky:
+    if remove_sky:
         image = without_sky(image)
     size = max(64, int(np.ceil(max(h, w) / 32)) * 32)
     padded = np.zeros((1, 1, size, size), np.float32)
@@ -116,7 +115,7 @@ def ground_frame(predictor, meta: dict) -> dict:
     sextractor = np.loadtxt(folder / "galaxies_cut_256.sextractor.cat")
     reference = np.stack([sextractor[:, 3] - 1, sextractor[:, 4] - 1], 1)  # 1-based
     found = detections(predictor, image, meta)
-    peaks, keep, _ = run_tile(predictor, image, meta, subtract_sky=False)
+    peaks, keep, _ = run_tile(predictor, image, meta, remove_sky=False)
     found["mosaic-pais, sky left in"] = np.stack([peaks.x[keep], peaks.y[keep]], 1)
     rows = {}
     for name, xy in found.items():

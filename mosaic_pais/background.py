@@ -178,6 +178,16 @@ def strips(height: int, mesh: int, rows_per_strip: int = 4) -> list[tuple[int, i
     return [(y0, min(y0 + side, height)) for y0 in range(0, height, side)]
 
 
+def strip_levels(rows: tuple[int, int], *, image, mesh: int) -> np.ndarray:
+    """The cells' levels (:func:`mesh_levels`) of the strip of rows ``rows`` of a (band, y, x)
+    array, or of a :class:`~mosaic_pais.tile.WindowReader` (how a run's task gets it)."""
+    from mosaic_pais.tile import WindowReader
+
+    reader = image if isinstance(image, WindowReader) else WindowReader(image)
+    strip, valid = reader.read((rows[0], rows[1], 0, reader.shape[2]))
+    return mesh_levels(strip, valid, mesh)
+
+
 def estimate_sky(image, mesh: int = DEFAULT_MESH) -> SkyMap:
     """The sky map of a (band, y, x) numpy or dask array, read strip by strip.
 
@@ -187,11 +197,17 @@ def estimate_sky(image, mesh: int = DEFAULT_MESH) -> SkyMap:
     >>> sky.levels.shape, bool(np.allclose(sky.levels, 100.0, atol=0.1))
     ((1, 2, 4), True)
     """
-    from mosaic_pais.tile import read_window
-
-    _, height, width = image.shape
-    parts = []
-    for y0, y1 in strips(height, mesh):
-        strip, valid = read_window(image, (y0, y1, 0, width))
-        parts.append(mesh_levels(strip, valid, mesh))
+    parts = [strip_levels(rows, image=image, mesh=mesh) for rows in strips(image.shape[1], mesh)]
     return sky_map(np.concatenate(parts, axis=1), mesh)
+
+
+def subtract_sky(image: np.ndarray, mesh: int = DEFAULT_MESH) -> np.ndarray:
+    """A (band, y, x) image in memory with its sky subtracted as a run subtracts it (NaN
+    pixels stay NaN).
+
+    >>> image = np.full((1, 64, 64), 7.0)
+    >>> float(np.abs(subtract_sky(image)).max())
+    0.0
+    """
+    _, h, w = image.shape
+    return image - estimate_sky(image, mesh).window((0, h, 0, w))

@@ -53,13 +53,6 @@ def plan_blocks(height: int, width: int, tile: int, margin: int, tiles_per_block
     return specs, (min(side, height), min(side, width))
 
 
-def _sky_task(rows: tuple[int, int], *, image: WindowReader, mesh: int) -> np.ndarray:
-    from mosaic_pais.background import mesh_levels
-
-    strip, valid = image.read((rows[0], rows[1], 0, image.shape[2]))
-    return mesh_levels(strip, valid, mesh)
-
-
 def _contexts_task(tile: int, *, image: WindowReader, model: str, noise_sigma: np.ndarray,
                    batch_size: int) -> list[np.ndarray]:
     from mosaic_pais.infer import mosaic_contexts, predictor_for
@@ -347,10 +340,10 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
         weight_handle = WindowReader(ds["weight"].data) if "weight" in ds else None
         sky = None
         if background is not None:
-            from mosaic_pais.background import sky_map, strips
+            from mosaic_pais.background import sky_map, strip_levels, strips
 
             t = time.time()
-            levels = runner.map(_sky_task, strips(height, int(background)), desc="sky",
+            levels = runner.map(strip_levels, strips(height, int(background)), desc="sky",
                                 image=WindowReader(image.data), mesh=int(background))
             sky = sky_map(np.concatenate(levels, axis=1), int(background))
         handle = WindowReader(image.data, sky)

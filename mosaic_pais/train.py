@@ -297,7 +297,7 @@ class TrainConfig:
     extended_oversampling: float = 0.0
     #: standard deviation, in units of the noise σ, of a constant sky added to each training
     #: crop: the simulated sky is exactly 0, and a network trained only on that reads the
-    #: image's mean level as a cue (v8 finds 6% more or fewer sources for a sky of ∓0.017σ,
+    #: image's mean level as a cue (v8 finds 6% more or fewer sources for a sky of ±0.017σ,
     #: docs/benchmarks.md), where real skies are known to a few hundredths of σ at best
     sky_offset_sigma: float = 0.0
     loss: dict = field(default_factory=lambda: {
