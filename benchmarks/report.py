@@ -461,9 +461,13 @@ def scale_section(r: dict | None, speed: dict | None = None) -> list[str]:
             f"{max(r['runs'], key=int)}². The network alone would take {model_s:.0f} s of the "
             f"{tm['total']:.0f} s; inference took {tm['infer']:.0f} s (reading, batching, "
             f"writing), stitching {tm['stitch']:.0f} s (peaks, vote resolution and the profile "
-            f"pass) and measuring {tm['measure']:.0f} s. On this CPU-only machine the "
-            "post-processing runs on the same 2 cores as the network, so it adds to the time "
-            "instead of overlapping with it as it would beside a GPU."]
+            f"pass) and measuring {tm['measure']:.0f} s"
+            + (f", estimating the sky {tm['sky']:.0f} s" if "sky" in tm else "")
+            + ". On this CPU-only machine the post-processing runs on the same 2 cores as the "
+            "network, so it adds to the time. The stages also run one after another (all "
+            "inference, then stitching, then measuring), so beside a GPU too the CPU stages "
+            "would add to the time rather than overlap with inference; pipelining them is not "
+            "built."]
     budget = model_s / 0.85
     rest = largest["seconds"] - tm["infer"]
     out += [f"- Why 85% is out of reach here: the inference stage alone ran at "
@@ -471,9 +475,9 @@ def scale_section(r: dict | None, speed: dict | None = None) -> list[str]:
             f"{largest['tiles'] / tm['infer'] / r['bare_tiles_per_s']:.0%} of the bare model. "
             f"85% end to end means {budget:.0f} s in all, which would leave "
             f"{budget - tm['infer']:.0f} s for everything besides inference: starting the "
-            f"cluster and loading the model on its workers, peaks, both measuring passes and "
-            f"writing. Those took {rest:.0f} s here."]
-    phases = ("open", "context", "infer", "stitch", "measure", "write")
+            f"cluster and loading the model on its workers, the sky, peaks, both measuring passes "
+            f"and writing. Those took {rest:.0f} s here."]
+    phases = ("open", "sky", "context", "infer", "stitch", "measure", "write")
     startup = tm["total"] - sum(tm.get(k, 0.0) for k in phases)
     out += [f"- Of those, {startup:.0f} s went to starting the cluster before any task ran: "
             "each worker imports TensorFlow ("
