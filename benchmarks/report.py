@@ -767,7 +767,11 @@ def main() -> None:
                    "seeds) it was 0.99% (38 of 3839); with the lattice alone (measured in "
                    "session 9 before the shared context), 0.99% again (38 of 3843), although "
                    "the two runs' centre maps then differed by a median of only 0.005 where "
-                   "sources are: what was left came from each tile's own attention context."
+                   "sources are: what was left came from each tile's own attention context. "
+                   "With the sky step (session 14) it was 0.26% before it and 0.51% (19 of "
+                   "3755) after it, while the context was still averaged over windows of the "
+                   "tiles' own side (288² for margin 48, at other seeded places); averaged "
+                   "over 256² windows for any margin, as now, 0.48% (18 of 3753)."
                    if st.get("one_only_near_threshold") is not None else ""),
                 f"- positions modulo the 192 px stride: KS p = {st['ks_p_x_mod_stride']:.3f} (x), "
                 f"{st['ks_p_y_mod_stride']:.3f} (y) against uniform."]

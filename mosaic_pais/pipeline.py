@@ -296,6 +296,9 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
     timings["open"] = time.time() - t0
 
     specs, chunks = plan_blocks(height, width, tile, margin, tiles_per_block, align)
+    # the attention context is averaged over windows of one side whatever the run's tile and
+    # margin, so that runs on other grids read the very same context (infer.mosaic_contexts)
+    context_window = -(-DEFAULT_TILE // align) * align
     store = output / "pcr.zarr"
     scratch = output / "work" / "vectors.zarr"
     n_slots = int(meta.get("n_slots", 3))
@@ -307,6 +310,7 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
               # blocks inferred on another grid or with each tile's own attention context
               # (before both were fixed) must not be mixed with these
               "tile_window": specs[0].tile, "attention_context": "mosaic",
+              "context_window": context_window,
               "background_mesh": background}
     sizes = {"band": n_band, "slot": n_slots, "component": 2, "y": height, "x": width}
     chunk_map = {"y": chunks[0], "x": chunks[1]}
@@ -353,7 +357,7 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
 
         t = time.time()
         # one attention context for every tile (infer.mosaic_contexts), computed on a worker
-        contexts = runner.map(_contexts_task, [specs[0].tile], desc="context", image=handle,
+        contexts = runner.map(_contexts_task, [context_window], desc="context", image=handle,
                               model=str(model_path), noise_sigma=noise_sigma,
                               batch_size=batch_size)[0]
         timings["context"] = time.time() - t
@@ -426,6 +430,7 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
                        "tile_window": params["tile_window"],
                        # every tile reads the mosaic's attention context (infer.mosaic_contexts)
                        "attention_context": params["attention_context"],
+                       "context_window": context_window,
                        "batch_size": batch_size, "threshold": peak_threshold,
                        "window": finding["window"], "peak_smoothing": finding["smoothing"],
                        "min_fraction": min_fraction, "vote": vote, "cluster": cluster,

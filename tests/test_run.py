@@ -98,6 +98,25 @@ def test_block_size_does_not_change_the_catalogue(reference, mosaic, model_path,
     _assert_same(table, other)
 
 
+def test_another_margin_reads_the_same_context_and_finds_the_same_sources(reference, mosaic,
+                                                                          model_path, tmp_path):
+    """Margin 48 reads 288² windows (the network's lattice); the attention context is still
+    averaged over 256² windows, so only the pixels near the tiles' borders see another input,
+    and the catalogue hardly moves."""
+    out, table, _ = reference
+    other, _ = _run(mosaic, tmp_path / "m48", model_path, margin=48)
+    params = [json.loads((d / "run.json").read_text())["parameters"]
+              for d in (out, tmp_path / "m48")]
+    assert params[1]["tile_window"] == 288
+    assert params[0]["context_window"] == params[1]["context_window"] == 256
+    # every source of the reference has a counterpart within 0.5 px, bar the odd one at the
+    # threshold, and the counts agree as closely
+    d = np.hypot(np.asarray(table["x"])[:, None] - np.asarray(other["x"])[None],
+                 np.asarray(table["y"])[:, None] - np.asarray(other["y"])[None])
+    assert (d.min(1) < 0.5).mean() >= 0.95
+    assert abs(len(other) - len(table)) <= max(2, 0.05 * len(table))
+
+
 def test_default_threshold_follows_the_noise_texture(reference, mosaic, model_path, tmp_path):
     """Without --threshold, the card's threshold for the mosaic's measured noise texture; the
     run records both, and the catalogue is the one that threshold gives."""
