@@ -33,6 +33,8 @@ step "$PY" benchmarks/detection_failures.py --tiles 200 --conditions goods-s --n
 step "$PY" benchmarks/position_bias.py --tiles 200
 step "$PY" benchmarks/real_cutouts.py
 step "$PY" benchmarks/sky_offset.py
+step "$PY" benchmarks/sky_on_tiles.py
+step "$PY" benchmarks/sky_on_tiles.py --noise-correlation 0
 step "$PY" benchmarks/scarlet2_peer.py --tiles 30
 step "$PY" benchmarks/grid_phase.py --pairs 60 --phase-scenes 300
 step "$PY" benchmarks/speed.py
