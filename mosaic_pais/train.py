@@ -300,6 +300,12 @@ class TrainConfig:
     #: image's mean level as a cue (v8 finds 6% more or fewer sources for a sky of ±0.017σ,
     #: docs/benchmarks.md), where real skies are known to a few hundredths of σ at best
     sky_offset_sigma: float = 0.0
+    #: side (px) of the cells on which each training tile's sky is estimated and subtracted
+    #: before training, as a run subtracts a mosaic's (:mod:`mosaic_pais.background`); 0 leaves
+    #: the simulation's zero sky. A run's estimate holds the floor of the faint, undetected
+    #: sources (+0.019σ at GOODS-S depth), which tiles left as simulated keep: a model trained
+    #: on those sees less light in a run than it learnt on (benchmarks/sky_on_tiles.py)
+    background_mesh: int = 0
     loss: dict = field(default_factory=lambda: {
         "center": 15.0, "vectors": 0.06, "fractions": 4.0, "entropy": 2.0,
         "center_weight": 20.0, "vector_mode": "weighted", "vector_scale": 16.0,
@@ -383,6 +389,14 @@ def tile_weights(data: dict, blend_oversampling: float,
     return weights / weights.sum()
 
 
+def subtract_tile_skies(images: np.ndarray, mesh: int) -> np.ndarray:
+    """Every tile of ``images`` (n, band, y, x) with its own sky subtracted as a run subtracts
+    a mosaic's (:func:`mosaic_pais.background.subtract_sky`); the labels stay as they are."""
+    from mosaic_pais.background import subtract_sky
+
+    return np.stack([subtract_sky(image, mesh) for image in images]).astype(images.dtype)
+
+
 def _batches(data: dict, cfg: TrainConfig, rng: np.random.Generator):
     """Endless stream of augmented (x, labels) numpy batches."""
     from mosaic_pais.augment import random_augment
@@ -439,6 +453,9 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
     data = load_split(Path(cfg.data) / "train")
     val = load_split(Path(cfg.data) / "val") if (Path(cfg.data) / "val").exists() else None
+    if cfg.background_mesh:  # the tiles as a run would hand them to the network
+        for split in (data, val) if val is not None else (data,):
+            split["image"] = subtract_tile_skies(split["image"], cfg.background_mesh)
 
     # the data decide the number of bands and slots (a real labelled set may have several bands)
     n_bands, n_slots = int(data["image"].shape[1]), int(data["vectors"].shape[-2])

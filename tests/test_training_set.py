@@ -117,3 +117,20 @@ def test_a_sky_offset_moves_the_input_and_not_the_labels():
     assert 1e-4 < abs(float(shift[valid].mean())) < 0.5
     np.testing.assert_allclose(shift[valid], shift[valid].mean(), atol=1e-4)
     np.testing.assert_array_equal(offset[0][..., -1], plain[0][..., -1])
+
+
+def test_tile_skies_are_subtracted_as_a_run_subtracts_them():
+    """``background_mesh``: each training tile's sky estimated on the run's cells and
+    subtracted, so that a pedestal is gone and the simulation's faint-source floor too."""
+    from mosaic_pais.background import DEFAULT_MESH, subtract_sky
+    from mosaic_pais.train import subtract_tile_skies
+
+    scene = split_scene("train", 3)
+    images = np.stack([scene.image, scene.image + np.float32(5 * scene.noise_sigma)])
+    out = subtract_tile_skies(images, DEFAULT_MESH)
+    assert out.shape == images.shape and out.dtype == images.dtype
+    np.testing.assert_allclose(out[0], subtract_sky(scene.image), atol=1e-7)
+    np.testing.assert_allclose(out[1], out[0], atol=1e-3 * scene.noise_sigma)
+    # what is taken away from a tile on a zero sky is its faint sources' floor: small, positive
+    floor = float(np.median(scene.image - out[0])) / scene.noise_sigma
+    assert 0 < floor < 0.2
