@@ -17,43 +17,37 @@ noise texture, so that runs for several models add up in one file.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
 import numpy as np
-from accuracy import split_scenes, tile_thresholds, with_offset  # noqa: I001 - sibling script
+from accuracy import (  # noqa: I001 - sibling script
+    predict_scenes,
+    split_scenes,
+    tile_noise,
+    tile_thresholds,
+    with_offset,
+)
 from astropy.table import Table, vstack
 
 from mosaic_pais.background import subtract_sky
-from mosaic_pais.infer import estimate_noise
 from mosaic_pais.metrics import evaluate
-from mosaic_pais.model import (
-    DEFAULT_MODEL_PATH,
-    PAISPredictor,
-    model_input,
-    model_metadata,
-    peak_finding,
-)
+from mosaic_pais.model import DEFAULT_MODEL_PATH, PAISPredictor, model_metadata, peak_finding
 from mosaic_pais.pcr import find_peaks
 
 
-def detections(predictor, images, meta: dict, finding: dict, batch: int = 16) -> Table:
-    """The model's peaks on every image (each in its own noise units, with the card's
-    threshold for its own noise texture), stacked with tile offsets."""
-    noise = [estimate_noise(image, n_windows=1) for image in images]
-    sigmas = np.array([float(sigma[0]) for sigma, _ in noise])
-    thresholds = tile_thresholds([float(texture[0]) for _, texture in noise], meta)
+def detections(predictor, scenes, meta: dict, finding: dict) -> Table:
+    """The model's peaks on every scene (each in its own noise units, with the card's
+    threshold for its own noise texture, as ``accuracy.py`` decodes tiles), stacked with tile
+    offsets."""
+    sigmas, textures = tile_noise(scenes)
+    thresholds = tile_thresholds(textures, meta)
     rows = []
-    for start in range(0, len(images), batch):
-        x = np.concatenate([model_input(image[None], [sigma]) for image, sigma in
-                            zip(images[start:start + batch], sigmas[start:start + batch],
-                                strict=True)])
-        centre = np.asarray(predictor.model(x, training=False)["center"])
-        centre = centre[..., 0] if centre.ndim == 4 else centre
-        for k, tile_centre in enumerate(centre):
-            peaks = find_peaks(tile_centre, threshold=thresholds[start + k], **finding)
-            rows.append(with_offset(Table({"x": peaks.x, "y": peaks.y,
-                                           "flux": np.ones(len(peaks.y))}), start + k))
+    for i, (pred, j) in enumerate(predict_scenes(predictor, scenes, sigmas)):
+        peaks = find_peaks(pred.center[j], threshold=thresholds[i], **finding)
+        rows.append(with_offset(Table({"x": peaks.x, "y": peaks.y,
+                                       "flux": np.ones(len(peaks.y))}), i))
     return vstack(rows)
 
 
@@ -73,8 +67,9 @@ def main() -> None:
     entry = {"model": str(args.model), "version": meta.get("version"), "tiles": args.tiles,
              "split": "val", "noise_correlation_px": args.noise_correlation}
     for mode in ("as simulated", "sky subtracted"):
-        images = [s.image if mode == "as simulated" else subtract_sky(s.image) for s in scenes]
-        catalog = detections(predictor, images, meta, finding)
+        seen = scenes if mode == "as simulated" else [
+            dataclasses.replace(s, image=subtract_sky(s.image)) for s in scenes]
+        catalog = detections(predictor, seen, meta, finding)
         r = evaluate(catalog, truth, mag_limit=27.0)
         entry[mode] = {"detections": len(catalog), "completeness": r["completeness"],
                        "purity": r["purity"], "f1": r["f1"]}

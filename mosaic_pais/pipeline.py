@@ -430,7 +430,7 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
                        "tile_window": params["tile_window"],
                        # every tile reads the mosaic's attention context (infer.mosaic_contexts)
                        "attention_context": params["attention_context"],
-                       "context_window": context_window,
+                       "context_window": params["context_window"],
                        "batch_size": batch_size, "threshold": peak_threshold,
                        "window": finding["window"], "peak_smoothing": finding["smoothing"],
                        "min_fraction": min_fraction, "vote": vote, "cluster": cluster,
