@@ -8,7 +8,10 @@
 * margin 32 → 48: how much the catalogue changes, both as a whole (detections without a
   counterpart within 1 px in the other run) and as matched to the truth (counted truth sources
   recovered by one run but not the other, over those recovered by either);
-* seams: positions of detections modulo the stride (192 px) should be uniform (KS test).
+* seams: positions of detections modulo the stride (192 px) should be uniform (KS test);
+* tiles read apart: the default run reads 4 × 4 tiles as one network window
+  (``tiles_per_window``); the same run with every tile read on its own, and how much of the
+  matched catalogue that changes.
 
 Every figure is pooled over several mosaics of different seeds (three by default): one
 4096² mosaic holds about 1,200 recoverable sources, so a change of 0.5% is 6 of them, and a
@@ -84,6 +87,9 @@ def tile_by_tile(image: np.ndarray, tile: int = 256) -> Table:
 
 #: the default margin, and the one it is compared with
 MARGINS = (32, 48)
+#: the runs made on each mosaic: both margins, and the default with every tile read on its own
+RUNS = {f"margin_{m}": {"margin": m} for m in MARGINS} | {
+    "tiles_apart": {"margin": MARGINS[0], "tiles_per_window": 1}}
 #: a recovered source's centre-map peak this close above the threshold could flip either way
 NEAR_THRESHOLD = 0.02
 
@@ -101,41 +107,48 @@ def one_mosaic(size: int, seed: int, work: Path) -> dict:
     result["tile_by_tile"] = counts(evaluate(
         tile_by_tile(fits.getdata(sim / "mosaic.fits").astype(np.float32)), truth,
         mag_limit=27.0))
-    catalogs = {}
-    for margin in MARGINS:
+    catalogs, thresholds = {}, {}
+    for name, options in RUNS.items():
         t = time.time()
-        table, _ = run([sim / "mosaic.fits"], work / f"run_m{margin}", margin=margin,
-                       overwrite=True, progress=True)
-        catalogs[margin] = table
-        parameters = json.loads((work / f"run_m{margin}" / "run.json").read_text())["parameters"]
-        result[f"margin_{margin}"] = counts(evaluate(table, truth, mag_limit=27.0)) | {
+        table, _ = run([sim / "mosaic.fits"], work / f"run_{name}", overwrite=True,
+                       progress=True, **options)
+        catalogs[name] = table
+        parameters = json.loads((work / f"run_{name}" / "run.json").read_text())["parameters"]
+        thresholds[name] = parameters["threshold"]
+        result[name] = counts(evaluate(table, truth, mag_limit=27.0)) | {
             "seconds": time.time() - t, "tile_window": parameters["tile_window"],
+            "tiles_per_window": parameters["tiles_per_window"],
             "catalogue_pairs_within_2px": close_pairs(np.asarray(table["x"]),
                                                       np.asarray(table["y"])),
         }
-    a, b = (catalogs[m] for m in MARGINS)
+    counted = np.asarray(truth["in_frame"]).astype(bool) & (np.asarray(truth["mag"]) < 27.0)
+    txy = np.stack([np.asarray(truth["x"]), np.asarray(truth["y"])], 1)
+
+    def recovered(name: str) -> dict[int, float]:
+        """Each counted truth recovered, with its detection's peak value above the threshold."""
+        cat = catalogs[name]
+        d_idx, t_idx = match_catalogs(np.stack([cat["x"], cat["y"]], 1), txy, 3.0)
+        return {int(i): float(cat["score"][k]) - thresholds[name]
+                for k, i in zip(d_idx, t_idx, strict=True) if counted[i]}
+
+    a, b = catalogs["margin_32"], catalogs["margin_48"]
     d, _ = match_catalogs(np.stack([a["x"], a["y"]], 1), np.stack([b["x"], b["y"]], 1), 1.0)
     result["catalogue_size"] = max(len(a), len(b))
     result["catalogue_changed"] = max(len(a), len(b)) - len(d)
-    counted = np.asarray(truth["in_frame"]).astype(bool) & (np.asarray(truth["mag"]) < 27.0)
-    txy = np.stack([np.asarray(truth["x"]), np.asarray(truth["y"])], 1)
-    # each recovered truth with its detection's peak value above the run's threshold
-    recovered = []
-    for margin, cat in zip(MARGINS, (a, b), strict=True):
-        parameters = json.loads((work / f"run_m{margin}" / "run.json").read_text())["parameters"]
-        d_idx, t_idx = match_catalogs(np.stack([cat["x"], cat["y"]], 1), txy, 3.0)
-        recovered.append({int(i): float(cat["score"][k]) - parameters["threshold"]
-                          for k, i in zip(d_idx, t_idx, strict=True) if counted[i]})
-    only = set(recovered[0]) ^ set(recovered[1])
-    result["recovered_by_either"] = len(set(recovered[0]) | set(recovered[1]))
+    found = {name: recovered(name) for name in RUNS}
+    only = set(found["margin_32"]) ^ set(found["margin_48"])
+    result["recovered_by_either"] = len(set(found["margin_32"]) | set(found["margin_48"]))
     result["recovered_by_one_only"] = len(only)
     # why they change: how close their peaks are to the threshold, against every recovery's
     result["one_only_score_above_threshold"] = sorted(
-        recovered[0][i] if i in recovered[0] else recovered[1][i] for i in only)
-    result["all_score_above_threshold"] = sorted(recovered[0].values())
+        found["margin_32"].get(i, found["margin_48"].get(i)) for i in only)
+    result["all_score_above_threshold"] = sorted(found["margin_32"].values())
     result["margin_change_fraction"] = result["catalogue_changed"] / max(len(a), len(b), 1)
     result["margin_change_matched_fraction"] = (result["recovered_by_one_only"]
                                                 / max(result["recovered_by_either"], 1))
+    apart = set(found["margin_32"]) ^ set(found["tiles_apart"])
+    result["apart_recovered_by_either"] = len(set(found["margin_32"]) | set(found["tiles_apart"]))
+    result["apart_recovered_by_one_only"] = len(apart)
     # positions modulo the stride of the default margin, for the seams test
     stride = 256 - 2 * MARGINS[0]
     result["phase"] = {axis: ((np.asarray(a[axis]) % stride) / stride).tolist()
@@ -169,11 +182,11 @@ def main() -> None:
               "truth_sources": sum(m["truth_sources"] for m in mosaics),
               "truth_pairs_within_2px": sum(m["truth_pairs_within_2px"] for m in mosaics),
               "tile_by_tile": pooled([m["tile_by_tile"] for m in mosaics])}
-    for margin in MARGINS:
-        key = f"margin_{margin}"
+    for key in RUNS:
         result[key] = pooled([m[key] for m in mosaics]) | {
             "seconds": float(np.mean([m[key]["seconds"] for m in mosaics])),
             "tile_window": mosaics[0][key]["tile_window"],
+            "tiles_per_window": mosaics[0][key]["tiles_per_window"],
             "catalogue_pairs_within_2px": sum(m[key]["catalogue_pairs_within_2px"]
                                               for m in mosaics)}
     result["margin_change_fraction"] = (sum(m["catalogue_changed"] for m in mosaics)
@@ -181,6 +194,9 @@ def main() -> None:
     result["margin_change_matched_fraction"] = (
         sum(m["recovered_by_one_only"] for m in mosaics)
         / max(sum(m["recovered_by_either"] for m in mosaics), 1))
+    result["apart_change_matched_fraction"] = (
+        sum(m["apart_recovered_by_one_only"] for m in mosaics)
+        / max(sum(m["apart_recovered_by_either"] for m in mosaics), 1))
     for axis in ("x", "y"):
         phase = np.concatenate([m["phase"][axis] for m in mosaics])
         result[f"ks_p_{axis}_mod_stride"] = float(kstest(phase, "uniform").pvalue)

@@ -89,6 +89,9 @@ def _background_mesh(value: str) -> int | None:
 @click.option("--tile", default=DEFAULT_TILE, show_default=True, type=int)
 @click.option("--margin", default=DEFAULT_MARGIN, show_default=True, type=int)
 @click.option("--tiles-per-block", default=8, show_default=True, type=click.IntRange(min=1))
+@click.option("--tiles-per-window", default=4, show_default=True, type=click.IntRange(min=1),
+              help="Tiles per side of each window the network reads at once; 1 reads every "
+                   "tile on its own.")
 @click.option("--threshold", default=None, type=float,
               help="Centre-map peak threshold (default: the model card's, for the image's "
                    "noise texture).")
@@ -98,7 +101,8 @@ def _background_mesh(value: str) -> int | None:
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @_friendly_errors
 def run(images, output, bands, weights, hdu, cluster, workers, memory_limit, model, resume,
-        overwrite, tile, margin, tiles_per_block, threshold, background, quiet) -> None:
+        overwrite, tile, margin, tiles_per_block, tiles_per_window, threshold, background,
+        quiet) -> None:
     """Detect and deblend every source of IMAGE(s); write catalogue, PCR store and picture."""
     from mosaic_pais.pipeline import run as run_pipeline
 
@@ -108,7 +112,8 @@ def run(images, output, bands, weights, hdu, cluster, workers, memory_limit, mod
         weights=list(weights) or None, hdu=hdu_value, model=model, cluster=cluster,
         workers=workers, memory_limit=memory_limit, resume=resume, overwrite=overwrite,
         tile=tile, margin=margin,
-        tiles_per_block=tiles_per_block, threshold=threshold,
+        tiles_per_block=tiles_per_block, tiles_per_window=tiles_per_window,
+        threshold=threshold,
         background=_background_mesh(background), progress=not quiet)
     click.echo(f"{len(table)} sources; wrote {output}/catalog.fits, catalog.parquet, pcr.zarr, "
                "overview.png, run.json")

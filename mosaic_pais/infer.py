@@ -194,7 +194,7 @@ def context_windows(image, tile: int = 256, n_windows: int = CONTEXT_WINDOWS,
     return np.stack([d for d, _ in chosen]), np.stack([v for _, v in chosen])
 
 
-def predict_block(window: np.ndarray, valid: np.ndarray, tiles: list, window_origin: tuple,
+def predict_block(window: np.ndarray, valid: np.ndarray, networks: list, window_origin: tuple,
                   core: tuple, predictor, noise_sigma, tile_size: int,
                   with_vectors: bool = True, contexts: list | None = None) -> dict:
     """PCR of a block's core from its window.
@@ -205,24 +205,26 @@ def predict_block(window: np.ndarray, valid: np.ndarray, tiles: list, window_ori
         The block's read window (zeros outside the mosaic).
     valid : (H, W) bool
         Inside the mosaic and finite.
-    tiles : list of ((ty0, tx0), (cy0, cy1, cx0, cx1))
-        Each tile's top-left corner and its core, in mosaic coordinates.
+    networks : list of ((wy0, wy1, wx0, wx1), (cy0, cy1, cx0, cx1))
+        What the network reads at once and the part of the block's core it predicts, in
+        mosaic coordinates (:func:`mosaic_pais.tile.network_windows`; one tile each, or
+        groups of tiles).
     window_origin : (y, x) of the window's pixel (0, 0) in the mosaic.
     core : (y0, y1, x0, x1) the block's core in the mosaic.
     predictor : callable like :class:`~mosaic_pais.model.PAISPredictor`.
     noise_sigma : per-band noise, the model's input unit.
-    tile_size : side of the square tiles.
+    tile_size : side of the grid's tiles: the network reads as many pixels at once as
+        ``predictor.batch_size`` tiles hold, whatever the size of its windows.
     with_vectors : bool
         Whether to keep C^v (a run resolving votes geometrically never reads it).
     contexts : list of ndarray, optional
-        The mosaic's attention contexts (:func:`mosaic_contexts`) instead of each tile's own.
+        The mosaic's attention contexts (:func:`mosaic_contexts`) instead of each window's own.
 
     Returns
     -------
     dict with ``center (h, w)``, ``vectors (n, 2, h, w)`` (NaN where invalid; absent without
     ``with_vectors``) and ``fractions (b, n, h, w)`` (0 where invalid) for the core.
     """
-    size = tile_size
     oy, ox = window_origin
     y0, y1, x0, x1 = core
     h, w = y1 - y0, x1 - x0
@@ -232,17 +234,34 @@ def predict_block(window: np.ndarray, valid: np.ndarray, tiles: list, window_ori
            "fractions": np.zeros((n_band, n_slots, h, w), np.float32)}
     if with_vectors:
         out["vectors"] = np.full((n_slots, 2, h, w), np.nan, np.float32)
-    if not tiles:
-        return out
-    batch = np.stack([window[:, ty - oy:ty - oy + size, tx - ox:tx - ox + size]
-                      for (ty, tx), _ in tiles])
-    masks = np.stack([valid[ty - oy:ty - oy + size, tx - ox:tx - ox + size]
-                      for (ty, tx), _ in tiles])
+    by_shape: dict[tuple[int, int], list] = {}  # windows of one shape go through as a batch
+    for net in networks:
+        (wy0, wy1, wx0, wx1), _ = net
+        by_shape.setdefault((wy1 - wy0, wx1 - wx0), []).append(net)
+    budget = max(1, getattr(predictor, "batch_size", 16)) * tile_size ** 2
+    for (wh, ww), nets in by_shape.items():
+        per_call = max(1, budget // (wh * ww))
+        for start in range(0, len(nets), per_call):
+            _predict_windows(nets[start:start + per_call], window, valid, (oy, ox), core,
+                             predictor, noise_sigma, with_vectors, contexts, out)
+    return out
+
+
+def _predict_windows(nets: list, window: np.ndarray, valid: np.ndarray, origin: tuple,
+                     core: tuple, predictor, noise_sigma, with_vectors: bool,
+                     contexts: list | None, out: dict) -> None:
+    """Network windows of one shape through the model; their cores copied into ``out``."""
+    oy, ox = origin
+    y0, x0 = core[0], core[2]
+    cuts = [(slice(wy0 - oy, wy1 - oy), slice(wx0 - ox, wx1 - ox))
+            for (wy0, wy1, wx0, wx1), _ in nets]
+    batch = np.stack([window[(slice(None), *cut)] for cut in cuts])
+    masks = np.stack([valid[cut] for cut in cuts])
     pred = predictor(batch, noise_sigma, masks,
                      outputs=("center", "vectors", "fractions") if with_vectors
                      else ("center", "fractions"), contexts=contexts)
-    for i, ((ty, tx), (cy0, cy1, cx0, cx1)) in enumerate(tiles):
-        src = (slice(cy0 - ty, cy1 - ty), slice(cx0 - tx, cx1 - tx))
+    for i, ((wy0, _, wx0, _), (cy0, cy1, cx0, cx1)) in enumerate(nets):
+        src = (slice(cy0 - wy0, cy1 - wy0), slice(cx0 - wx0, cx1 - wx0))
         dst = (slice(cy0 - y0, cy1 - y0), slice(cx0 - x0, cx1 - x0))
         ok = masks[i][src]
         out["center"][dst] = np.where(ok, pred.center[i][src], 0.0)
@@ -251,7 +270,6 @@ def predict_block(window: np.ndarray, valid: np.ndarray, tiles: list, window_ori
             out["vectors"][(slice(None), slice(None), *dst)] = np.where(ok, vec, np.nan)
         frac = np.transpose(pred.fractions[i][src], (2, 3, 0, 1))  # (b, n, h, w)
         out["fractions"][(slice(None), slice(None), *dst)] = np.where(ok, frac, 0.0)
-    return out
 
 
 def write_block(store: str | Path, scratch: str | Path, core: tuple, result: dict) -> None:

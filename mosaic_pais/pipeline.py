@@ -23,6 +23,10 @@ from mosaic_pais.tile import WindowReader
 DEFAULT_TILE = 256
 DEFAULT_MARGIN = 32
 DEFAULT_TILES_PER_BLOCK = 8
+#: tiles per side of what the network reads at once (:func:`mosaic_pais.tile.network_windows`):
+#: 4 × 4 tiles of 256² are one 832² window, which costs the network 0.6 of what the 16 tiles
+#: cost apart (docs/benchmarks.md) and no more memory than a batch of 16 tiles
+DEFAULT_TILES_PER_WINDOW = 4
 
 
 @dataclass(frozen=True)
@@ -32,23 +36,26 @@ class BlockSpec:
     key: str
     core: tuple[int, int, int, int]          # (y0, y1, x0, x1) in the mosaic
     window: tuple[int, int, int, int]        # read window, may extend beyond the mosaic
-    tiles: tuple                             # ((ty0, tx0), (cy0, cy1, cx0, cx1)) per tile
+    networks: tuple                          # (window, core) of each network window
     tile: int                                # the tiles' window side
 
 
 def plan_blocks(height: int, width: int, tile: int, margin: int, tiles_per_block: int,
-                align: int = 1) -> tuple[list[BlockSpec], tuple[int, int]]:
+                align: int = 1, tiles_per_window: int = 1
+                ) -> tuple[list[BlockSpec], tuple[int, int]]:
     """The blocks of work and the store's chunk shape (the regular block core); ``align`` is
-    the network's lattice (:func:`mosaic_pais.tile.make_grid`)."""
+    the network's lattice (:func:`mosaic_pais.tile.make_grid`), ``tiles_per_window`` the side
+    of the groups of tiles the network reads at once (:func:`mosaic_pais.tile.network_windows`).
+    """
     from mosaic_pais.tile import blocks, make_grid
 
     grid = make_grid(height, width, tile=tile, margin=margin, align=align)
     specs = []
-    for block in blocks(grid, (tiles_per_block, tiles_per_block)):
-        tiles = tuple(((t.window[0], t.window[2]), tuple(t.core)) for t in block.tiles)
+    for block in blocks(grid, (tiles_per_block, tiles_per_block), tiles_per_window):
+        networks = tuple((w.window, w.core) for w in block.networks)
         key = f"{block.index[0]}_{block.index[1]}"
         specs.append(BlockSpec(key=key, core=tuple(block.core), window=tuple(block.window),
-                               tiles=tiles, tile=grid.tile))
+                               networks=networks, tile=grid.tile))
     side = grid.stride * tiles_per_block
     return specs, (min(side, height), min(side, width))
 
@@ -68,7 +75,7 @@ def _infer_task(spec: BlockSpec, *, image: WindowReader, store: str, scratch: st
 
     window, valid = image.read(spec.window)
     predictor = predictor_for(model, batch_size)
-    result = predict_block(window, valid, list(spec.tiles), (spec.window[0], spec.window[2]),
+    result = predict_block(window, valid, list(spec.networks), (spec.window[0], spec.window[2]),
                            spec.core, predictor, noise_sigma, spec.tile,
                            with_vectors=vote != "geometric", contexts=contexts)
     write_block(store, scratch, spec.core, result)
@@ -153,7 +160,8 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
         workers: int | None = None, memory_limit: str | None = None, resume: bool = False,
         overwrite: bool = False,
         tile: int = DEFAULT_TILE, margin: int = DEFAULT_MARGIN,
-        tiles_per_block: int = DEFAULT_TILES_PER_BLOCK, batch_size: int = 16,
+        tiles_per_block: int = DEFAULT_TILES_PER_BLOCK,
+        tiles_per_window: int = DEFAULT_TILES_PER_WINDOW, batch_size: int = 16,
         threshold: float | None = None, window: int | None = None,
         min_fraction: float = 0.01, vote: str | None = None, keep_work: bool = False,
         background: int | None = DEFAULT_MESH, progress: bool = True,
@@ -178,6 +186,9 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
     tile, margin, tiles_per_block : int
         Tile grid (stride = tile − 2·margin; windows on the network's lattice,
         :func:`mosaic_pais.tile.make_grid`) and tiles per task side.
+    tiles_per_window : int
+        Tiles per side of the groups the network reads as one window
+        (:func:`mosaic_pais.tile.network_windows`); 1 reads every tile on its own.
     threshold, window : float, int
         Peak finding on the centre map (default: the model card's values; the threshold
         for the mosaic's noise texture, :func:`mosaic_pais.model.detection_threshold`). The
@@ -295,7 +306,8 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
     noise_sigma, noise_texture, peak_threshold = noise_and_threshold(image.data)
     timings["open"] = time.time() - t0
 
-    specs, chunks = plan_blocks(height, width, tile, margin, tiles_per_block, align)
+    specs, chunks = plan_blocks(height, width, tile, margin, tiles_per_block, align,
+                                tiles_per_window)
     # the attention context is averaged over windows of one side whatever the run's tile and
     # margin, so that runs on other grids read the very same context (infer.mosaic_contexts)
     context_window = -(-DEFAULT_TILE // align) * align
@@ -310,7 +322,7 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
               # blocks inferred on another grid or with each tile's own attention context
               # (before both were fixed) must not be mixed with these
               "tile_window": specs[0].tile, "attention_context": "mosaic",
-              "context_window": context_window,
+              "context_window": context_window, "tiles_per_window": tiles_per_window,
               "background_mesh": background}
     sizes = {"band": n_band, "slot": n_slots, "component": 2, "y": height, "x": width}
     chunk_map = {"y": chunks[0], "x": chunks[1]}
@@ -431,6 +443,8 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
                        # every tile reads the mosaic's attention context (infer.mosaic_contexts)
                        "attention_context": params["attention_context"],
                        "context_window": params["context_window"],
+                       # tiles per side of each window the network reads at once
+                       "tiles_per_window": tiles_per_window,
                        "batch_size": batch_size, "threshold": peak_threshold,
                        "window": finding["window"], "peak_smoothing": finding["smoothing"],
                        "min_fraction": min_fraction, "vote": vote, "cluster": cluster,

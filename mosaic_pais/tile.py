@@ -185,28 +185,86 @@ def make_grid(height: int, width: int, tile: int = DEFAULT_TILE, margin: int = D
 
 
 @dataclass(frozen=True)
+class NetworkWindow:
+    """What the network reads in one go: the union of the windows of a square group of tiles
+    (:func:`network_windows`), and the part of a block's core it predicts."""
+
+    window: tuple[int, int, int, int]
+    core: tuple[int, int, int, int]
+
+
+@dataclass(frozen=True)
 class Block:
-    """A rectangle of tiles: one task. ``core`` is the union of their cores, ``window`` the
-    union of their windows (what the task reads)."""
+    """A rectangle of tiles: one task. ``core`` is the union of their cores, ``networks`` the
+    windows the network reads for them and ``window`` the union of those (what the task
+    reads)."""
 
     index: tuple[int, int]
     tiles: tuple[Tile, ...]
     core: tuple[int, int, int, int]
     window: tuple[int, int, int, int]
+    networks: tuple[NetworkWindow, ...]
 
 
-def blocks(grid: TileGrid, tiles_per_block: tuple[int, int] = (8, 8)) -> list[Block]:
-    """Group the grid's tiles into blocks of ``tiles_per_block`` (rows, cols) tiles."""
+def _union(first, last) -> tuple[int, int, int, int]:
+    return first[0], last[1], first[2], last[3]
+
+
+def _intersection(a, b) -> tuple[int, int, int, int]:
+    return max(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), min(a[3], b[3])
+
+
+def network_windows(grid: TileGrid, rows: range, cols: range,
+                    tiles_per_window: int = 1) -> tuple[NetworkWindow, ...]:
+    """The network windows that predict the cores of tiles ``rows`` × ``cols``.
+
+    Tiles are grouped ``tiles_per_window`` × ``tiles_per_window`` from the grid's origin,
+    whatever the blocks, and a group is read as one window, the union of its tiles' windows.
+    The network is convolutional and every window shares the mosaic's attention context, so
+    a group's window gives each of its cores what that tile's own window gives, without
+    computing the overlapping margins again, and without the tile's own borders: neighbouring
+    cores now see each other's pixels, as they are. Groups are anchored on the grid, not on
+    the blocks, so that the catalogue does not depend on the block size; a group that a block
+    only partly holds is still read whole, and only its part of the block's core is kept.
+
+    >>> g = make_grid(1000, 700, align=32)
+    >>> [(w.window, w.core) for w in network_windows(g, range(0, 2), range(0, 2), 2)]
+    [((-32, 416, -32, 416), (0, 384, 0, 384))]
+    >>> [w.core for w in network_windows(g, range(1, 3), range(0, 1), 2)]
+    [(192, 384, 0, 192), (384, 576, 0, 192)]
+    >>> network_windows(g, range(0, 1), range(0, 1))[0].window == g.tile_at(0, 0).window
+    True
+    """
+    if tiles_per_window < 1:
+        raise BadInputError(f"tiles per network window must be at least 1 "
+                            f"(got {tiles_per_window})")
+    n = tiles_per_window
+    wanted = _union(grid.tile_at(rows[0], cols[0]).core, grid.tile_at(rows[-1], cols[-1]).core)
+    out = []
+    for gr in range(rows[0] // n, rows[-1] // n + 1):
+        for gc in range(cols[0] // n, cols[-1] // n + 1):
+            first = grid.tile_at(gr * n, gc * n)
+            last = grid.tile_at(min(gr * n + n, grid.rows) - 1, min(gc * n + n, grid.cols) - 1)
+            out.append(NetworkWindow(_union(first.window, last.window),
+                                     _intersection(_union(first.core, last.core), wanted)))
+    return tuple(out)
+
+
+def blocks(grid: TileGrid, tiles_per_block: tuple[int, int] = (8, 8),
+           tiles_per_window: int = 1) -> list[Block]:
+    """Group the grid's tiles into blocks of ``tiles_per_block`` (rows, cols) tiles, each
+    predicted through the network windows of :func:`network_windows`."""
     br, bc = tiles_per_block
     out = []
     for i, r0 in enumerate(range(0, grid.rows, br)):
         for j, c0 in enumerate(range(0, grid.cols, bc)):
-            tiles = tuple(grid.tile_at(r, c) for r in range(r0, min(r0 + br, grid.rows))
-                          for c in range(c0, min(c0 + bc, grid.cols)))
-            first, last = tiles[0], tiles[-1]
-            core = (first.core[0], last.core[1], first.core[2], last.core[3])
-            window = (first.window[0], last.window[1], first.window[2], last.window[3])
-            out.append(Block((i, j), tiles, core, window))
+            rows, cols = range(r0, min(r0 + br, grid.rows)), range(c0, min(c0 + bc, grid.cols))
+            tiles = tuple(grid.tile_at(r, c) for r in rows for c in cols)
+            networks = network_windows(grid, rows, cols, tiles_per_window)
+            window = (min(w.window[0] for w in networks), max(w.window[1] for w in networks),
+                      min(w.window[2] for w in networks), max(w.window[3] for w in networks))
+            out.append(Block((i, j), tiles, _union(tiles[0].core, tiles[-1].core), window,
+                             networks))
     return out
 
 

@@ -117,6 +117,22 @@ def test_another_margin_reads_the_same_context_and_finds_the_same_sources(refere
     assert abs(len(other) - len(table)) <= max(2, 0.05 * len(table))
 
 
+def test_tiles_read_together_find_the_same_sources_as_tiles_read_apart(reference, mosaic,
+                                                                         model_path, tmp_path):
+    """By default the network reads groups of tiles as one window (their cores see each
+    other's pixels instead of zeros beyond each tile's border); read one by one, the tiles
+    give the same sources but for the odd one at the threshold."""
+    out, table, _ = reference
+    apart, _ = _run(mosaic, tmp_path / "apart", model_path, tiles_per_window=1)
+    params = [json.loads((d / "run.json").read_text())["parameters"]
+              for d in (out, tmp_path / "apart")]
+    assert params[0]["tiles_per_window"] == 4 and params[1]["tiles_per_window"] == 1
+    d = np.hypot(np.asarray(table["x"])[:, None] - np.asarray(apart["x"])[None],
+                 np.asarray(table["y"])[:, None] - np.asarray(apart["y"])[None])
+    assert (d.min(1) < 0.5).mean() >= 0.95
+    assert abs(len(apart) - len(table)) <= max(2, 0.05 * len(table))
+
+
 def test_default_threshold_follows_the_noise_texture(reference, mosaic, model_path, tmp_path):
     """Without --threshold, the card's threshold for the mosaic's measured noise texture; the
     run records both, and the catalogue is the one that threshold gives."""

@@ -84,6 +84,50 @@ def test_blocks_group_tiles_and_align_cores():
     assert np.all(count == 1)
 
 
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 1500), st.integers(1, 1500), st.sampled_from([(256, 32), (256, 48)]),
+       st.integers(1, 4), st.integers(1, 4), st.integers(1, 5))
+def test_network_windows_cover_the_cores_whatever_the_blocks(height, width, tm, br, bc, n):
+    """The network windows' cores partition each block's core (so the mosaic), each with the
+    tiles' margin of context where the mosaic continues; a pixel is predicted by the same
+    window whatever the block size, so the catalogue cannot depend on it."""
+    grid = make_grid(height, width, *tm, align=32)
+    window_of_tile = []
+    for shape in ((br, bc), (1, 1)):
+        count = np.zeros((height, width), int)
+        window_of_tile.append({})
+        for b in blocks(grid, shape, n):
+            for w in b.networks:
+                (wy0, wy1, wx0, wx1), (y0, y1, x0, x1) = w.window, w.core
+                count[y0:y1, x0:x1] += 1
+                assert wy0 % 32 == 0 and wx0 % 32 == 0
+                assert (wy1 - wy0 - grid.tile) % grid.stride == 0  # a whole group of tiles
+                assert wy0 <= y0 and y1 <= wy1 and wx0 <= x0 and x1 <= wx1
+                assert y0 - wy0 >= grid.lead or y0 == 0
+                assert wy1 - y1 >= grid.lead or y1 == height
+                assert x0 - wx0 >= grid.lead or x0 == 0
+                assert wx1 - x1 >= grid.lead or x1 == width
+                # inside the block's core, and read by the block
+                assert b.core[0] <= y0 and y1 <= b.core[1] and b.core[2] <= x0 and x1 <= b.core[3]
+                assert b.window[0] <= wy0 and wy1 <= b.window[1]
+                assert b.window[2] <= wx0 and wx1 <= b.window[3]
+                for t in b.tiles:
+                    if y0 <= t.core[0] < y1 and x0 <= t.core[2] < x1:
+                        window_of_tile[-1][t.index] = w.window
+        assert np.all(count == 1)
+    assert window_of_tile[0] == window_of_tile[1]
+    assert len(window_of_tile[0]) == grid.n_tiles
+
+
+def test_one_tile_per_window_reads_the_tiles_windows():
+    grid = make_grid(1000, 900, align=32)
+    for b in blocks(grid, (2, 3)):
+        assert [w.window for w in b.networks] == [t.window for t in b.tiles]
+        assert [w.core for w in b.networks] == [t.core for t in b.tiles]
+    with pytest.raises(BadInputError):
+        blocks(grid, (2, 2), 0)
+
+
 def test_read_tile_pads_and_masks():
     image = np.arange(2 * 50 * 60, dtype=np.float32).reshape(2, 50, 60)
     image[0, 10, 10] = np.nan
