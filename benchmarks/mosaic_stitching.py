@@ -9,7 +9,7 @@
   counterpart within 1 px in the other run) and as matched to the truth (counted truth sources
   recovered by one run but not the other, over those recovered by either);
 * seams: positions of detections modulo the stride (192 px) should be uniform (KS test);
-* tiles read apart: the default run reads 4 × 4 tiles as one network window
+* tiles read apart: the default run reads 8 × 8 tiles as one network window
   (``tiles_per_window``); the same run with every tile read on its own, and how much of the
   matched catalogue that changes.
 

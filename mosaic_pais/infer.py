@@ -1,8 +1,10 @@
 """Inference: the network over every tile of a block, each tile's core written to the store.
 
 A block (a rectangle of tiles, the unit of a Dask task) reads its window of the mosaic once,
-cuts its tiles (padding outside the mosaic with zeros marked invalid — never mirrored), runs
-them through the model in batches and writes the cores of their PCR into the global store.
+cuts from it what the network reads at once — groups of tiles as one window
+(:func:`mosaic_pais.tile.network_windows`), padding outside the mosaic with zeros marked
+invalid, never mirrored — runs them through the model and writes the cores of their PCR into
+the global store.
 Cores are disjoint and the store is chunked by block cores, so no two tasks touch the same
 chunk. The model is loaded once per worker process (:func:`predictor_for`).
 """

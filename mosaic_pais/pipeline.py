@@ -18,15 +18,12 @@ import numpy as np
 from mosaic_pais import __version__
 from mosaic_pais.background import DEFAULT_MESH
 from mosaic_pais.errors import BadInputError
-from mosaic_pais.tile import WindowReader
+from mosaic_pais.tile import DEFAULT_TILES_PER_WINDOW, WindowReader
 
 DEFAULT_TILE = 256
 DEFAULT_MARGIN = 32
 DEFAULT_TILES_PER_BLOCK = 8
 #: tiles per side of what the network reads at once (:func:`mosaic_pais.tile.network_windows`):
-#: 4 × 4 tiles of 256² are one 832² window, which costs the network 0.6 of what the 16 tiles
-#: cost apart (docs/benchmarks.md) and no more memory than a batch of 16 tiles
-DEFAULT_TILES_PER_WINDOW = 4
 
 
 @dataclass(frozen=True)

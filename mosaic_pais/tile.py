@@ -26,6 +26,8 @@ for the whole mosaic, :func:`mosaic_pais.infer.mosaic_contexts`.)
 Tiles are grouped into rectangular blocks (:func:`blocks`), the unit of one Dask task; block
 cores are aligned on multiples of ``tiles_per_block·s``, which is the PCR store's chunk size,
 so blocks never write the same chunk.
+The network reads square groups of tiles as one window, the union of their windows
+(:func:`network_windows`): the margins that neighbouring tiles share are then computed once.
 """
 
 from __future__ import annotations
@@ -134,6 +136,10 @@ class TileGrid:
 
 #: The run's tile size and margin unless told otherwise: cores of 192² inside 256² windows.
 DEFAULT_TILE, DEFAULT_MARGIN = 256, 32
+#: 8 × 8 tiles of 256² (a default block) are one 1600² window, which costs the network 0.6 of
+#: what the 64 tiles cost apart (docs/architecture.md); 4 (832² windows) costs a little more
+#: time and ~1 GB less memory over two workers (docs/benchmarks.md, Scale)
+DEFAULT_TILES_PER_WINDOW = 8
 
 
 def make_grid(height: int, width: int, tile: int = DEFAULT_TILE, margin: int = DEFAULT_MARGIN,

@@ -126,7 +126,7 @@ def test_tiles_read_together_find_the_same_sources_as_tiles_read_apart(reference
     apart, _ = _run(mosaic, tmp_path / "apart", model_path, tiles_per_window=1)
     params = [json.loads((d / "run.json").read_text())["parameters"]
               for d in (out, tmp_path / "apart")]
-    assert params[0]["tiles_per_window"] == 4 and params[1]["tiles_per_window"] == 1
+    assert params[0]["tiles_per_window"] == 8 and params[1]["tiles_per_window"] == 1
     d = np.hypot(np.asarray(table["x"])[:, None] - np.asarray(apart["x"])[None],
                  np.asarray(table["y"])[:, None] - np.asarray(apart["y"])[None])
     assert (d.min(1) < 0.5).mean() >= 0.95
