@@ -810,7 +810,9 @@ def main() -> None:
                    "3755) after it, while the context was still averaged over windows of the "
                    "tiles' own side (288² for margin 48, at other seeded places); averaged "
                    "over 256² windows for any margin, 0.48% (18 of 3753), with every tile "
-                   "read on its own (session 15)."
+                   "read on its own (session 15). Since the network reads 8 × 8 tiles as one "
+                   "window, the margin only matters at the windows' borders, every 1536 px "
+                   "instead of every 192, hence the figure above."
                    if st.get("one_only_near_threshold") is not None else ""),
                 f"- positions modulo the 192 px stride: KS p = {st['ks_p_x_mod_stride']:.3f} (x), "
                 f"{st['ks_p_y_mod_stride']:.3f} (y) against uniform."]
