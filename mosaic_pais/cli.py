@@ -228,28 +228,29 @@ def stamps(run_dir, ids, output, size) -> None:
 @click.option("--processes", default=1, show_default=True, type=click.IntRange(min=1),
               help="Processes for simulating tiles.")
 @click.option("--steps", default=None, type=click.IntRange(min=1), help="Stop after this step.")
-@click.option("--minutes", default=None, type=float, help="Stop after this many minutes.")
+@click.option("--minutes", default=None, type=click.FloatRange(min=0, min_open=True),
+              help="Stop after this many minutes.")
 @click.option("--from", "init_from", default=None, type=click.Path(path_type=Path),
               help="Start from (fine-tune) this .keras model.")
 @_friendly_errors
 def train(data, output, config_path, simulate_tiles, val_tiles, processes, steps, minutes,
           init_from) -> None:
     """Build a simulated training set and/or train (resuming from the last checkpoint)."""
+    from dataclasses import replace
+
     from mosaic_pais.train import TrainConfig, build_training_set
     from mosaic_pais.train import train as train_model
 
+    # checked before any tile is simulated: a bad configuration fails at once, in one line
+    cfg = TrainConfig.from_json(config_path) if config_path else TrainConfig()
+    given = {"steps": steps, "minutes": minutes,
+             "init_from": str(init_from) if init_from else None}
+    cfg = replace(cfg, data=str(data), output=str(output),
+                  **{k: v for k, v in given.items() if v is not None})
     if simulate_tiles:
         build_training_set(data, "train", simulate_tiles, processes=processes)
     if val_tiles:
         build_training_set(data, "val", val_tiles, processes=processes)
-    cfg = TrainConfig.from_json(config_path) if config_path else TrainConfig()
-    cfg.data, cfg.output = str(data), str(output)
-    if steps:
-        cfg.steps = steps
-    if minutes is not None:
-        cfg.minutes = minutes
-    if init_from:
-        cfg.init_from = str(init_from)
     if not (data / "train").is_dir():
         raise BadInputError(f"no training set in {data}/train (use --simulate-tiles N)")
     path = train_model(cfg)

@@ -311,11 +311,74 @@ class TrainConfig:
         "center_weight": 20.0, "vector_mode": "weighted", "vector_scale": 16.0,
         "vector_floor": 0.1})
 
+    def __post_init__(self) -> None:
+        """Refuse a configuration that could only fail later, with a traceback, mid-run."""
+        from mosaic_pais.errors import BadInputError
+
+        counts = {"n_bands": self.n_bands, "n_slots": self.n_slots, "crop": self.crop,
+                  "batch": self.batch, "steps": self.steps, "lr_decay_steps": self.lr_decay_steps}
+        rates = {"learning_rate": self.learning_rate, "epsilon": self.epsilon,
+                 "checkpoint_minutes": self.checkpoint_minutes}
+        shares = {"dropout": self.dropout, "rotate_probability": self.rotate_probability,
+                  "mask_probability": self.mask_probability, "beta_1": self.beta_1,
+                  "beta_2": self.beta_2}
+        spreads = {"blend_oversampling": self.blend_oversampling,
+                   "extended_oversampling": self.extended_oversampling,
+                   "sky_offset_sigma": self.sky_offset_sigma}
+        problems = [f"{k} must be a whole number of at least 1 (got {v!r})"
+                    for k, v in counts.items() if not isinstance(v, int) or v < 1]
+        problems += [f"{k} must be positive (got {v!r})" for k, v in rates.items()
+                     if not isinstance(v, int | float) or not v > 0]
+        problems += [f"{k} must lie in [0, 1) (got {v!r})" for k, v in shares.items()
+                     if not isinstance(v, int | float) or not 0 <= v < 1]
+        problems += [f"{k} must be at least 0 (got {v!r})" for k, v in spreads.items()
+                     if not isinstance(v, int | float) or not v >= 0]
+        if not self.filters or any(not isinstance(f, int) or f < 1 for f in self.filters):
+            problems.append(f"filters must be widths of at least 1 (got {self.filters!r})")
+        if self.minutes is not None and not self.minutes > 0:
+            problems.append(f"minutes must be positive (got {self.minutes!r})")
+        if not isinstance(self.background_mesh, int) or not (
+                self.background_mesh == 0 or self.background_mesh >= 16):
+            problems.append("background_mesh must be 0 (no sky subtracted) or a cell side of "
+                            f"at least 16 px (got {self.background_mesh!r})")
+        if problems:
+            raise BadInputError("training configuration: " + "; ".join(problems))
+
     @classmethod
     def from_json(cls, path: str | Path) -> TrainConfig:
-        values = json.loads(Path(path).read_text())
+        """A configuration from a JSON file; unknown keys and bad values are refused in one
+        line (:class:`~mosaic_pais.errors.BadInputError`).
+
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "bad.json"
+        >>> _ = path.write_text('{"background_mesh": -128, "cropp": 64}')
+        >>> TrainConfig.from_json(path)
+        Traceback (most recent call last):
+        ...
+        mosaic_pais.errors.BadInputError: training configuration bad.json: unknown key(s) cropp
+        >>> _ = path.write_text('{"background_mesh": -128}')
+        >>> TrainConfig.from_json(path)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        mosaic_pais.errors.BadInputError: training configuration: background_mesh must be 0 ...
+        """
+        from dataclasses import fields
+
+        from mosaic_pais.errors import BadInputError
+
+        try:
+            values = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as exc:
+            raise BadInputError(f"cannot read training configuration {path}: {exc}") from None
+        if not isinstance(values, dict):
+            raise BadInputError(f"training configuration {path} is not a JSON object")
+        unknown = sorted(set(values) - {f.name for f in fields(cls)})
+        if unknown:
+            raise BadInputError(f"training configuration {Path(path).name}: unknown key(s) "
+                                + ", ".join(unknown))
         if "filters" in values:
-            values["filters"] = tuple(values["filters"])
+            values["filters"] = tuple(values["filters"]) if isinstance(
+                values["filters"], list) else values["filters"]
         return cls(**values)
 
 

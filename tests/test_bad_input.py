@@ -126,3 +126,20 @@ def test_run_on_a_mostly_infinite_image(tmp_path, model_path):
     assert result.exit_code in (0, 2), result.output
     if result.exit_code == 0:
         assert (tmp_path / "o" / "overview.png").exists()
+
+
+@pytest.mark.parametrize("config,reason", [
+    ('{"background_mesh": -128}', "background_mesh must be 0"),
+    ('{"crop": 0, "dropout": 1.5}', "crop must be a whole number of at least 1"),
+    ('{"cropp": 64}', "unknown key(s) cropp"),
+    ('{"crop": ', "cannot read training configuration"),
+])
+def test_bad_training_configuration_exits_2_before_simulating(tmp_path, config, reason):
+    """Checked before any training tile is simulated, so a typo costs nothing."""
+    path = tmp_path / "config.json"
+    path.write_text(config)
+    result = _cli(["train", "--data", tmp_path / "data", "--output", tmp_path / "run",
+                   "--config", path, "--simulate-tiles", 5])
+    assert result.exit_code == 2
+    assert reason in result.output and len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "data").exists()
