@@ -18,7 +18,7 @@ import numpy as np
 from mosaic_pais import __version__
 from mosaic_pais.background import DEFAULT_MESH
 from mosaic_pais.errors import BadInputError
-from mosaic_pais.tile import DEFAULT_TILES_PER_WINDOW, WindowReader
+from mosaic_pais.tile import DEFAULT_TILES_PER_WINDOW, WindowReader, window_tiles
 
 DEFAULT_TILE = 256
 DEFAULT_MARGIN = 32
@@ -185,7 +185,9 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
         :func:`mosaic_pais.tile.make_grid`) and tiles per task side.
     tiles_per_window : int
         Tiles per side of the groups the network reads as one window
-        (:func:`mosaic_pais.tile.network_windows`); 1 reads every tile on its own.
+        (:func:`mosaic_pais.tile.network_windows`); 1 reads every tile on its own. Lowered to
+        a divisor of ``tiles_per_block`` (:func:`mosaic_pais.tile.window_tiles`; run.json
+        records the side used).
     threshold, window : float, int
         Peak finding on the centre map (default: the model card's values; the threshold
         for the mosaic's noise texture, :func:`mosaic_pais.model.detection_threshold`). The
@@ -303,6 +305,8 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
     noise_sigma, noise_texture, peak_threshold = noise_and_threshold(image.data)
     timings["open"] = time.time() - t0
 
+    # windows never span blocks: fewer tiles per block, to save memory, mean smaller windows
+    tiles_per_window = window_tiles(tiles_per_window, tiles_per_block)
     specs, chunks = plan_blocks(height, width, tile, margin, tiles_per_block, align,
                                 tiles_per_window)
     # the attention context is averaged over windows of one side whatever the run's tile and

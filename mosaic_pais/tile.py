@@ -256,6 +256,22 @@ def network_windows(grid: TileGrid, rows: range, cols: range,
     return tuple(out)
 
 
+def window_tiles(tiles_per_window: int, tiles_per_block: int) -> int:
+    """Tiles per side of the network windows a run reads: the largest divisor of
+    ``tiles_per_block`` that is not above ``tiles_per_window``, so that no window spans two
+    blocks (a block would otherwise compute a whole window to keep a part of it, and smaller
+    blocks, asked for to save memory, would cost more memory and time, not less).
+
+    >>> window_tiles(8, 8), window_tiles(8, 3), window_tiles(8, 12), window_tiles(4, 1)
+    (8, 3, 6, 1)
+    """
+    if tiles_per_window < 1 or tiles_per_block < 1:
+        raise BadInputError(f"tiles per window ({tiles_per_window}) and per block "
+                            f"({tiles_per_block}) must be at least 1")
+    return max(d for d in range(1, min(tiles_per_window, tiles_per_block) + 1)
+               if tiles_per_block % d == 0)
+
+
 def blocks(grid: TileGrid, tiles_per_block: tuple[int, int] = (8, 8),
            tiles_per_window: int = 1) -> list[Block]:
     """Group the grid's tiles into blocks of ``tiles_per_block`` (rows, cols) tiles, each

@@ -94,7 +94,8 @@ def test_flux_is_conserved(reference, mosaic):
 
 def test_block_size_does_not_change_the_catalogue(reference, mosaic, model_path, tmp_path):
     _, table, _ = reference
-    other, _ = _run(mosaic, tmp_path / "b", model_path, tiles_per_block=3)
+    # one tile per block reads tiles on their own (tile.window_tiles); so must three
+    other, _ = _run(mosaic, tmp_path / "b", model_path, tiles_per_block=3, tiles_per_window=1)
     _assert_same(table, other)
 
 
@@ -122,11 +123,15 @@ def test_tiles_read_together_find_the_same_sources_as_tiles_read_apart(reference
     """By default the network reads groups of tiles as one window (their cores see each
     other's pixels instead of zeros beyond each tile's border); read one by one, the tiles
     give the same sources but for the odd one at the threshold."""
-    out, table, _ = reference
+    together, _ = _run(mosaic, tmp_path / "together", model_path)
     apart, _ = _run(mosaic, tmp_path / "apart", model_path, tiles_per_window=1)
+    small, _ = _run(mosaic, tmp_path / "small", model_path, tiles_per_block=1)
     params = [json.loads((d / "run.json").read_text())["parameters"]
-              for d in (out, tmp_path / "apart")]
-    assert params[0]["tiles_per_window"] == 8 and params[1]["tiles_per_window"] == 1
+              for d in (tmp_path / "together", tmp_path / "apart", tmp_path / "small")]
+    # windows never span blocks: one tile per block reads every tile on its own
+    assert [p["tiles_per_window"] for p in params] == [8, 1, 1]
+    _assert_same(apart, small)
+    table = together
     d = np.hypot(np.asarray(table["x"])[:, None] - np.asarray(apart["x"])[None],
                  np.asarray(table["y"])[:, None] - np.asarray(apart["y"])[None])
     assert (d.min(1) < 0.5).mean() >= 0.95
