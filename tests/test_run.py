@@ -54,6 +54,14 @@ def reference(mosaic, model_path, tmp_path_factory):
     return out, table, pcr
 
 
+@pytest.fixture(scope="module")
+def together(mosaic, model_path, tmp_path_factory):
+    """The default blocks and network windows: one block, whose 2 × 2 tiles are one window."""
+    out = tmp_path_factory.mktemp("together")
+    table, _ = _run(mosaic, out, model_path)
+    return out, table
+
+
 def test_outputs_follow_the_contract(reference):
     out, table, pcr = reference
     for name in ("catalog.fits", "catalog.parquet", "pcr.zarr", "overview.png", "run.json"):
@@ -118,20 +126,19 @@ def test_another_margin_reads_the_same_context_and_finds_the_same_sources(refere
     assert abs(len(other) - len(table)) <= max(2, 0.05 * len(table))
 
 
-def test_tiles_read_together_find_the_same_sources_as_tiles_read_apart(reference, mosaic,
+def test_tiles_read_together_find_the_same_sources_as_tiles_read_apart(together, mosaic,
                                                                          model_path, tmp_path):
     """By default the network reads groups of tiles as one window (their cores see each
     other's pixels instead of zeros beyond each tile's border); read one by one, the tiles
     give the same sources but for the odd one at the threshold."""
-    together, _ = _run(mosaic, tmp_path / "together", model_path)
+    out, table = together
     apart, _ = _run(mosaic, tmp_path / "apart", model_path, tiles_per_window=1)
     small, _ = _run(mosaic, tmp_path / "small", model_path, tiles_per_block=1)
     params = [json.loads((d / "run.json").read_text())["parameters"]
-              for d in (tmp_path / "together", tmp_path / "apart", tmp_path / "small")]
+              for d in (out, tmp_path / "apart", tmp_path / "small")]
     # windows never span blocks: one tile per block reads every tile on its own
     assert [p["tiles_per_window"] for p in params] == [8, 1, 1]
     _assert_same(apart, small)
-    table = together
     d = np.hypot(np.asarray(table["x"])[:, None] - np.asarray(apart["x"])[None],
                  np.asarray(table["y"])[:, None] - np.asarray(apart["y"])[None])
     assert (d.min(1) < 0.5).mean() >= 0.95
@@ -188,14 +195,17 @@ def _assert_same(a, b):
     np.testing.assert_allclose(a["flux"], b["flux"], rtol=1e-5, atol=1e-9)
 
 
-def test_local_cluster_two_workers(reference, mosaic, model_path, tmp_path):
+def test_local_cluster_two_workers(reference, together, mosaic, model_path, tmp_path):
+    """Tiles read one by one in four blocks, and the default network windows, on two workers."""
     from distributed import Client, LocalCluster
 
     _, table, _ = reference
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                       dashboard_address="127.0.0.1:0") as cluster, Client(cluster) as client:
         other, _ = _run(mosaic, tmp_path / "c", model_path, tiles_per_block=1, client=client)
+        windows, _ = _run(mosaic, tmp_path / "w", model_path, client=client)
     _assert_same(table, other)
+    _assert_same(together[1], windows)
 
 
 @pytest.mark.parametrize("inner_chunk", [None, 64])
