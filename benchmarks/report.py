@@ -639,7 +639,11 @@ def sky_on_tiles_section(r: dict | None) -> list[str]:
                    f"{a['purity']:.3f} → {b['purity']:.3f} | {a['f1']:.4f} → {b['f1']:.4f} |")
     return out + ["", "A model that reads the image's mean level finds fewer sources once the "
                   "faint sources' floor is gone; one trained with sky offsets "
-                  "(`sky_offset_sigma`) keeps its operating point.", ""]
+                  "(`sky_offset_sigma`) keeps its operating point. Candidate f160w_v14 was "
+                  "trained on tiles whose sky was subtracted as a run subtracts it "
+                  "(`background_mesh`), so its second column is both its training condition "
+                  "and what a run hands it (training/lineage.json); all rows use v8's "
+                  "thresholds but v13's, which are its own.", ""]
 
 
 def real_data_section(real: dict | None) -> list[str]:
