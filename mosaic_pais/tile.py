@@ -138,7 +138,7 @@ class TileGrid:
 DEFAULT_TILE, DEFAULT_MARGIN = 256, 32
 #: 8 × 8 tiles of 256² (a default block) are one 1600² window, which costs the network 0.6 of
 #: what the 64 tiles cost apart (docs/architecture.md); 4 (832² windows) costs a little more
-#: time and ~1 GB less memory over two workers (docs/benchmarks.md, Scale)
+#: time and ~1 GB less memory over two workers (docs/architecture.md)
 DEFAULT_TILES_PER_WINDOW = 8
 
 
