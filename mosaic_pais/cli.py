@@ -18,7 +18,12 @@ import click
 from mosaic_pais import __version__
 from mosaic_pais.background import DEFAULT_MESH
 from mosaic_pais.errors import BadInputError
-from mosaic_pais.tile import DEFAULT_MARGIN, DEFAULT_TILE, DEFAULT_TILES_PER_WINDOW
+from mosaic_pais.tile import (
+    DEFAULT_MARGIN,
+    DEFAULT_TILE,
+    DEFAULT_TILES_PER_BLOCK,
+    DEFAULT_TILES_PER_WINDOW,
+)
 
 
 def _friendly_errors(func):
@@ -88,7 +93,8 @@ def _background_mesh(value: str) -> int | None:
 @click.option("--overwrite", is_flag=True, help="Replace an existing run in --output.")
 @click.option("--tile", default=DEFAULT_TILE, show_default=True, type=int)
 @click.option("--margin", default=DEFAULT_MARGIN, show_default=True, type=int)
-@click.option("--tiles-per-block", default=8, show_default=True, type=click.IntRange(min=1))
+@click.option("--tiles-per-block", default=DEFAULT_TILES_PER_BLOCK, show_default=True,
+              type=click.IntRange(min=1))
 @click.option("--tiles-per-window", default=DEFAULT_TILES_PER_WINDOW, show_default=True,
               type=click.IntRange(min=1),
               help="Tiles per side of each window the network reads at once; 1 reads every "

@@ -18,12 +18,14 @@ import numpy as np
 from mosaic_pais import __version__
 from mosaic_pais.background import DEFAULT_MESH
 from mosaic_pais.errors import BadInputError
-from mosaic_pais.tile import DEFAULT_TILES_PER_WINDOW, WindowReader, window_tiles
-
-DEFAULT_TILE = 256
-DEFAULT_MARGIN = 32
-DEFAULT_TILES_PER_BLOCK = 8
-#: tiles per side of what the network reads at once (:func:`mosaic_pais.tile.network_windows`):
+from mosaic_pais.tile import (
+    DEFAULT_MARGIN,
+    DEFAULT_TILE,
+    DEFAULT_TILES_PER_BLOCK,
+    DEFAULT_TILES_PER_WINDOW,
+    WindowReader,
+    window_tiles,
+)
 
 
 @dataclass(frozen=True)
@@ -445,7 +447,7 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
                        "attention_context": params["attention_context"],
                        "context_window": params["context_window"],
                        # tiles per side of each window the network reads at once
-                       "tiles_per_window": tiles_per_window,
+                       "tiles_per_window": params["tiles_per_window"],
                        "batch_size": batch_size, "threshold": peak_threshold,
                        "window": finding["window"], "peak_smoothing": finding["smoothing"],
                        "min_fraction": min_fraction, "vote": vote, "cluster": cluster,

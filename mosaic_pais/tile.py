@@ -136,6 +136,8 @@ class TileGrid:
 
 #: The run's tile size and margin unless told otherwise: cores of 192² inside 256² windows.
 DEFAULT_TILE, DEFAULT_MARGIN = 256, 32
+#: tiles per side of a block, one Dask task (:func:`blocks`)
+DEFAULT_TILES_PER_BLOCK = 8
 #: 8 × 8 tiles of 256² (a default block) are one 1600² window, which costs the network 0.6 of
 #: what the 64 tiles cost apart (docs/architecture.md); 4 (832² windows) costs a little more
 #: time and ~1 GB less memory over two workers (docs/architecture.md)
@@ -283,10 +285,9 @@ def blocks(grid: TileGrid, tiles_per_block: tuple[int, int] = (8, 8),
             rows, cols = range(r0, min(r0 + br, grid.rows)), range(c0, min(c0 + bc, grid.cols))
             tiles = tuple(grid.tile_at(r, c) for r in rows for c in cols)
             networks = network_windows(grid, rows, cols, tiles_per_window)
-            window = (min(w.window[0] for w in networks), max(w.window[1] for w in networks),
-                      min(w.window[2] for w in networks), max(w.window[3] for w in networks))
-            out.append(Block((i, j), tiles, _union(tiles[0].core, tiles[-1].core), window,
-                             networks))
+            # groups come row by row: the first window is the top left, the last the bottom right
+            out.append(Block((i, j), tiles, _union(tiles[0].core, tiles[-1].core),
+                             _union(networks[0].window, networks[-1].window), networks))
     return out
 
 
