@@ -33,6 +33,7 @@ source is seen that way except at the mosaic's own edges.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -40,6 +41,7 @@ from pathlib import Path
 import numpy as np
 from astropy.table import Table, vstack
 
+from mosaic_pais.background import subtract_sky
 from mosaic_pais.infer import estimate_noise
 from mosaic_pais.measure import measure_image
 from mosaic_pais.metrics import evaluate, flux_errors_on_common_sources, format_report
@@ -91,6 +93,17 @@ def model_catalog(pred, index: int, image: np.ndarray, noise_sigma: float, thres
     p = {"id": np.arange(len(peaks)), "y": peaks.y, "x": peaks.x, "score": peaks.score}
     cols, _, _ = measure_image(image, ids, frac, p, ["F160W"], noise_sigma)
     return Table({k: cols[k] for k in ("id", "x", "y", "flux", "kron_radius", "score")})
+
+
+def as_trained(scenes, meta: dict) -> list:
+    """The scenes as the model was trained to see them: with each tile's sky estimated and
+    subtracted (:func:`mosaic_pais.background.subtract_sky`, as a run subtracts a mosaic's) when
+    its card has a ``background_mesh``, else as simulated. Peers get the scenes as simulated:
+    they estimate their own background."""
+    mesh = int(meta.get("background_mesh") or 0)
+    if not mesh:
+        return list(scenes)
+    return [dataclasses.replace(s, image=subtract_sky(s.image, mesh)) for s in scenes]
 
 
 def tile_noise(scenes) -> tuple[np.ndarray, np.ndarray]:
@@ -253,8 +266,9 @@ def main() -> None:
     predictor = PAISPredictor(args.model, batch_size=16)
     scenes = split_scenes(args.split, args.tiles, args.conditions, args.noise_correlation)
     t0 = time.time()
-    sigmas, textures = tile_noise(scenes)
-    preds = predict_scenes(predictor, scenes, sigmas)
+    seen = as_trained(scenes, meta)
+    sigmas, textures = tile_noise(seen)
+    preds = predict_scenes(predictor, seen, sigmas)
     model_seconds = time.time() - t0
     truths = [with_offset(s.truth, i) for i, s in enumerate(scenes)]
     truth = vstack(truths)
@@ -263,7 +277,7 @@ def main() -> None:
     def model_run(thresholds, vote):
         """The model's stacked catalogue; ``thresholds`` one per tile or one for all."""
         per_tile = np.broadcast_to(np.asarray(thresholds, float), (len(preds),))
-        return vstack([with_offset(model_catalog(p, j, scenes[i].image, sigmas[i],
+        return vstack([with_offset(model_catalog(p, j, seen[i].image, sigmas[i],
                                                  float(per_tile[i]), finding, vote), i)
                        for i, (p, j) in enumerate(preds)])
 
@@ -325,6 +339,7 @@ def main() -> None:
     results["setup"] = {"split": args.split, "conditions": args.conditions,
                         "noise_correlation_px": args.noise_correlation,
                         "tiles": args.tiles, "model": str(args.model),
+                        "sky_subtracted_mesh_px": int(meta.get("background_mesh") or 0),
                         "threshold": meta.get("threshold"),
                         "threshold_by_texture": meta.get("threshold_by_texture"),
                         "thresholds_used": {k: float(f(thresholds)) for k, f in (

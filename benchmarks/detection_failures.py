@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 from accuracy import (  # noqa: I001 - sibling script
+    as_trained,
     conditions_suffix,
     model_catalog,
     predict_scenes,
@@ -123,14 +124,15 @@ def main() -> None:
     args = parser.parse_args()
     meta = model_metadata(DEFAULT_MODEL_PATH)
     scenes = split_scenes("val", args.tiles, args.conditions, args.noise_correlation)
-    sigmas, textures = tile_noise(scenes)
-    preds = predict_scenes(PAISPredictor(DEFAULT_MODEL_PATH), scenes, sigmas)
+    seen = as_trained(scenes, meta)
+    sigmas, textures = tile_noise(seen)
+    preds = predict_scenes(PAISPredictor(DEFAULT_MODEL_PATH), seen, sigmas)
     truth = vstack([with_offset(s.truth, i) for i, s in enumerate(scenes)],
                    metadata_conflicts="silent")
 
     def model_at(thresholds: list[float]):
         return vstack([with_offset(model_catalog(
-            p, j, scenes[i].image, sigmas[i], thresholds[i], peak_finding(meta),
+            p, j, seen[i].image, sigmas[i], thresholds[i], peak_finding(meta),
             str(meta["vote"])), i) for i, (p, j) in enumerate(preds)])
 
     catalogs = {

@@ -83,20 +83,28 @@ def main() -> None:
     import sys
 
     sys.path.insert(0, str(Path(__file__).parent))
-    from accuracy import model_catalog, predict_scenes, split_scenes, tile_noise, tile_thresholds
+    from accuracy import (
+        as_trained,
+        model_catalog,
+        predict_scenes,
+        split_scenes,
+        tile_noise,
+        tile_thresholds,
+    )
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tiles", type=int, default=200)
     args = parser.parse_args()
     scenes = split_scenes("test", args.tiles, "goods-s", noise_correlation=0.0)
     meta = model_metadata(DEFAULT_MODEL_PATH)
-    sigmas, textures = tile_noise(scenes)
-    preds = predict_scenes(PAISPredictor(DEFAULT_MODEL_PATH), scenes, sigmas)
+    seen = as_trained(scenes, meta)
+    sigmas, textures = tile_noise(seen)
+    preds = predict_scenes(PAISPredictor(DEFAULT_MODEL_PATH), seen, sigmas)
     thresholds = tile_thresholds(textures, meta)
     finding, vote = peak_finding(meta), str(meta.get("vote", "vectors"))
     rows: dict[str, list] = {"mosaic-pais": [], "sep": [], "photutils": []}
     for i, (s, (pred, j)) in enumerate(zip(scenes, preds, strict=True)):
-        catalogs = {"mosaic-pais": model_catalog(pred, j, s.image, sigmas[i], thresholds[i],
+        catalogs = {"mosaic-pais": model_catalog(pred, j, seen[i].image, sigmas[i], thresholds[i],
                                                  finding, vote),
                     "sep": run_sep(s.image[0], s.noise_sigma),
                     "photutils": run_photutils(s.image[0], s.noise_sigma)}

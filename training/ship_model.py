@@ -108,8 +108,12 @@ def main(run: Path) -> None:
         "n_slots": config["n_slots"],
         "filters": config["filters"],
         "parameters": int(model.count_params()),
-        "input": "bands / noise sigma (robust estimate from the mosaic), then asinh(x/3) inside "
-                 "the model; a validity channel (1 = inside and finite)",
+        "input": ("bands" + (f", sky subtracted on {mesh} px cells (mosaic_pais.background),"
+                             if (mesh := int(config.get("background_mesh") or 0)) else "")
+                  + " / noise sigma (robust estimate from the mosaic), then asinh(x/3) inside "
+                  "the model; a validity channel (1 = inside and finite)"),
+        # how the network saw its training tiles; benchmarks decode single tiles the same way
+        "background_mesh": mesh,
         "center_sigma_px": 2.0,
         "threshold": old.get("threshold", 0.3),
         **({"threshold_by_texture": old["threshold_by_texture"]}
