@@ -270,3 +270,14 @@ def test_fraction_loss_weights_bright_pixels():
                                LossConfig(fraction_snr_weight=4.0))
     assert float(t["fractions"]) == pytest.approx((ce_sky + np.log(3)) / 2, rel=1e-5)
     assert float(weighted["fractions"]) == pytest.approx((ce_sky + 5 * np.log(3)) / 6, rel=1e-5)
+
+
+def test_a_run_hands_the_shipped_model_what_it_was_trained_on():
+    """The shipped card's sky mesh is the run's default: a run subtracts the sky as the model's
+    training tiles had it subtracted, and the benchmarks decode single tiles so."""
+    from mosaic_pais.background import DEFAULT_MESH
+    from mosaic_pais.model import DEFAULT_MODEL_PATH, model_metadata
+
+    card = model_metadata(DEFAULT_MODEL_PATH)
+    assert card["background_mesh"] == DEFAULT_MESH
+    assert f"sky subtracted on {DEFAULT_MESH} px cells" in card["input"]
