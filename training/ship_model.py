@@ -101,6 +101,7 @@ def main(run: Path) -> None:
     card_path = DEFAULT_MODEL_PATH.with_suffix(".json")
     old = json.loads(card_path.read_text()) if card_path.exists() else {}
     last = train_rows[-1] if train_rows else {}
+    mesh = int(config.get("background_mesh") or 0)  # 0: trained on tiles as simulated
     card = {
         "name": "pais_f160w",
         "version": f"0.1-step{last.get('step', 0)}",
@@ -109,7 +110,7 @@ def main(run: Path) -> None:
         "filters": config["filters"],
         "parameters": int(model.count_params()),
         "input": ("bands" + (f", sky subtracted on {mesh} px cells (mosaic_pais.background),"
-                             if (mesh := int(config.get("background_mesh") or 0)) else "")
+                             if mesh else "")
                   + " / noise sigma (robust estimate from the mosaic), then asinh(x/3) inside "
                   "the model; a validity channel (1 = inside and finite)"),
         # how the network saw its training tiles; benchmarks decode single tiles the same way
