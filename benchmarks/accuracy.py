@@ -134,6 +134,14 @@ def predict_scenes(predictor, scenes, sigmas, batch: int = 16) -> list:
     return preds
 
 
+def decode_as_trained(predictor, scenes, meta: dict) -> tuple[list, np.ndarray, np.ndarray, list]:
+    """The model on every scene as it was trained to see them (:func:`as_trained`): the scenes
+    it saw, their noise sigmas and textures, and ``(prediction, index in it)`` per scene."""
+    seen = as_trained(scenes, meta)
+    sigmas, textures = tile_noise(seen)
+    return seen, sigmas, textures, predict_scenes(predictor, seen, sigmas)
+
+
 def tile_thresholds(textures, meta: dict) -> list[float]:
     """Each tile's centre-map threshold for its own noise texture (the model card's rule)."""
     return [detection_threshold(meta, float(texture)) for texture in textures]
@@ -266,9 +274,7 @@ def main() -> None:
     predictor = PAISPredictor(args.model, batch_size=16)
     scenes = split_scenes(args.split, args.tiles, args.conditions, args.noise_correlation)
     t0 = time.time()
-    seen = as_trained(scenes, meta)
-    sigmas, textures = tile_noise(seen)
-    preds = predict_scenes(predictor, seen, sigmas)
+    seen, sigmas, textures, preds = decode_as_trained(predictor, scenes, meta)
     model_seconds = time.time() - t0
     truths = [with_offset(s.truth, i) for i, s in enumerate(scenes)]
     truth = vstack(truths)

@@ -28,12 +28,10 @@ from pathlib import Path
 
 import numpy as np
 from accuracy import (  # noqa: I001 - sibling script
-    as_trained,
     conditions_suffix,
+    decode_as_trained,
     model_catalog,
-    predict_scenes,
     split_scenes,
-    tile_noise,
     tile_thresholds,
     with_offset,
 )
@@ -124,9 +122,8 @@ def main() -> None:
     args = parser.parse_args()
     meta = model_metadata(DEFAULT_MODEL_PATH)
     scenes = split_scenes("val", args.tiles, args.conditions, args.noise_correlation)
-    seen = as_trained(scenes, meta)
-    sigmas, textures = tile_noise(seen)
-    preds = predict_scenes(PAISPredictor(DEFAULT_MODEL_PATH), seen, sigmas)
+    seen, sigmas, textures, preds = decode_as_trained(PAISPredictor(DEFAULT_MODEL_PATH), scenes,
+                                                     meta)
     truth = vstack([with_offset(s.truth, i) for i, s in enumerate(scenes)],
                    metadata_conflicts="silent")
 

@@ -83,23 +83,15 @@ def main() -> None:
     import sys
 
     sys.path.insert(0, str(Path(__file__).parent))
-    from accuracy import (
-        as_trained,
-        model_catalog,
-        predict_scenes,
-        split_scenes,
-        tile_noise,
-        tile_thresholds,
-    )
+    from accuracy import decode_as_trained, model_catalog, split_scenes, tile_thresholds
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tiles", type=int, default=200)
     args = parser.parse_args()
     scenes = split_scenes("test", args.tiles, "goods-s", noise_correlation=0.0)
     meta = model_metadata(DEFAULT_MODEL_PATH)
-    seen = as_trained(scenes, meta)
-    sigmas, textures = tile_noise(seen)
-    preds = predict_scenes(PAISPredictor(DEFAULT_MODEL_PATH), seen, sigmas)
+    seen, sigmas, textures, preds = decode_as_trained(PAISPredictor(DEFAULT_MODEL_PATH), scenes,
+                                                     meta)
     thresholds = tile_thresholds(textures, meta)
     finding, vote = peak_finding(meta), str(meta.get("vote", "vectors"))
     rows: dict[str, list] = {"mosaic-pais": [], "sep": [], "photutils": []}

@@ -72,7 +72,7 @@ def scarlet2_catalog(scene, psf: np.ndarray, max_iter: int) -> tuple[Table, floa
 def model_catalogs(scenes) -> tuple[list[Table], float]:
     """The shipped model on the same tiles, decoded and measured as benchmarks/accuracy.py."""
     sys.path.insert(0, str(Path(__file__).parent))
-    from accuracy import as_trained, model_catalog, predict_scenes, tile_noise, tile_thresholds
+    from accuracy import decode_as_trained, model_catalog, tile_thresholds
 
     from mosaic_pais.model import DEFAULT_MODEL_PATH, PAISPredictor, model_metadata, peak_finding
 
@@ -80,9 +80,7 @@ def model_catalogs(scenes) -> tuple[list[Table], float]:
     predictor = PAISPredictor(DEFAULT_MODEL_PATH, batch_size=16)
     finding, vote = peak_finding(meta), str(meta.get("vote", "vectors"))
     t0 = time.time()
-    seen = as_trained(scenes, meta)
-    sigmas, textures = tile_noise(seen)
-    preds = predict_scenes(predictor, seen, sigmas)
+    seen, sigmas, textures, preds = decode_as_trained(predictor, scenes, meta)
     out = [model_catalog(p, j, s.image, sg, threshold, finding, vote)
            for (p, j), s, sg, threshold in zip(preds, seen, sigmas,
                                                tile_thresholds(textures, meta), strict=True)]

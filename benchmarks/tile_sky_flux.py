@@ -21,11 +21,9 @@ from pathlib import Path
 
 import numpy as np
 from accuracy import (  # noqa: I001 - sibling script
-    as_trained,
+    decode_as_trained,
     model_catalog,
-    predict_scenes,
     split_scenes,
-    tile_noise,
     tile_thresholds,
     with_offset,
 )
@@ -42,12 +40,11 @@ def main() -> None:
     args = parser.parse_args()
     meta = model_metadata(DEFAULT_MODEL_PATH)
     scenes = split_scenes("test", args.tiles, "goods-s", noise_correlation=0.0)
-    seen = as_trained(scenes, meta)
+    seen, sigmas, textures, preds = decode_as_trained(
+        PAISPredictor(DEFAULT_MODEL_PATH, batch_size=16), scenes, meta)
     # the sky each tile had subtracted, in its noise σ
     levels = np.array([float(np.mean(s.image - t.image)) / s.noise_sigma
                        for s, t in zip(scenes, seen, strict=True)])
-    sigmas, textures = tile_noise(seen)
-    preds = predict_scenes(PAISPredictor(DEFAULT_MODEL_PATH, batch_size=16), seen, sigmas)
     thresholds, finding = tile_thresholds(textures, meta), peak_finding(meta)
     truth = vstack([with_offset(s.truth, i) for i, s in enumerate(scenes)])
     result = {"tiles": args.tiles, "mesh_px": int(meta.get("background_mesh") or 0),
