@@ -28,6 +28,7 @@ step "$PY" benchmarks/accuracy.py --split val --tiles 400 --tune
 step "$PY" benchmarks/accuracy.py --tiles 500
 step "$PY" benchmarks/accuracy.py --tiles 1500 --conditions goods-s
 step "$PY" benchmarks/accuracy.py --tiles 1500 --conditions goods-s --noise-correlation 0
+step "$PY" benchmarks/f1_limits.py --tiles 300
 step "$PY" benchmarks/tile_sky_flux.py
 step "$PY" benchmarks/detection_failures.py --tiles 200
 step "$PY" benchmarks/detection_failures.py --tiles 200 --conditions goods-s --noise-correlation 0
