@@ -196,12 +196,17 @@ def peak_table(maps, finding: dict) -> Table:
     return vstack(rows)
 
 
-def scores(peaks: Table, truth: Table, threshold, mag_limit: float) -> dict:
-    """Completeness, purity and F1 at one threshold or one per tile."""
+def above(peaks: Table, threshold) -> Table:
+    """The peaks scoring above ``threshold``: one for all tiles or one per tile."""
     cut = np.asarray(threshold, float)
     if cut.ndim:
         cut = cut[tile_of(peaks)]
-    r = evaluate(peaks[np.asarray(peaks["score"]) > cut], truth, mag_limit=mag_limit)
+    return peaks[np.asarray(peaks["score"]) > cut]
+
+
+def scores(peaks: Table, truth: Table, threshold, mag_limit: float) -> dict:
+    """Completeness, purity and F1 at one threshold or one per tile."""
+    r = evaluate(above(peaks, threshold), truth, mag_limit=mag_limit)
     return {k: r[k] for k in ("completeness", "purity", "f1", "n_detections")}
 
 
@@ -248,7 +253,7 @@ def main(argv=None) -> None:
               "mag_limit": args.mag_limit, "peak_finding": finding}
     for split, n in (("val", args.val_tiles), ("test", args.test_tiles)):
         scenes = split_scenes(split, n, args.conditions, args.noise_correlation)
-        sigmas, textures = tile_noise(scenes)
+        sigmas, _ = tile_noise(scenes)  # the baseline's inputs; thresholds go by `seen`'s
         truth = vstack([with_offset(s.truth, i) for i, s in enumerate(scenes)])
         baseline = peak_table(centre_maps(net, scenes, sigmas), finding)
         # the shipped model gets its tiles as it was trained to see them (sky subtracted when

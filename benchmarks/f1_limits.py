@@ -20,7 +20,7 @@ scored, so flux columns are not measured):
 Usage:
   python benchmarks/f1_limits.py --tiles 300          # the figures in docs/benchmarks.md
 
-Writes docs/results/f1_limits.json.
+Writes docs/results/f1_limits<conditions>.json (``f1_limits_goods-s_white.json`` by default).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from accuracy import (
     with_offset,
 )
 from astropy.table import Table, vstack
-from centre_net_baseline import THRESHOLDS, peak_table, scores, tuned
+from centre_net_baseline import THRESHOLDS, above, peak_table, scores, tuned
 
 from mosaic_pais.metrics import evaluate, match_catalogs
 from mosaic_pais.model import DEFAULT_MODEL_PATH, PAISPredictor, model_metadata, peak_finding
@@ -92,6 +92,7 @@ def averaged(maps: list[np.ndarray], card_thresholds, truth: Table, mag_limit: f
 
 
 def rounded(score: dict) -> dict:
+    """Floats to 4 decimals, other values as they are."""
     return {k: round(float(v), 4) if isinstance(v, float) else v for k, v in score.items()}
 
 
@@ -149,8 +150,7 @@ def main() -> None:
     t0 = time.time()
     plain = centre_maps(predictor, seen, sigmas)
     seconds = {"plain": time.time() - t0}
-    peaks = peak_table(plain, finding)
-    catalog = peaks[np.asarray(peaks["score"]) > np.asarray(card)[tile_of(peaks)]]
+    catalog = above(peak_table(plain, finding), card)
     results = {"plain": averaged(plain, card, truth, args.mag_limit, finding)}
     print(f"plain: {results['plain']}", flush=True)
     for name, transforms in TRANSFORMS.items():
@@ -171,10 +171,9 @@ def main() -> None:
         "averaging": results,
         "inference_seconds": {k: round(v, 1) for k, v in seconds.items()},
         "by_match_radius": [
-            {"radius_px": r} | {k: round(float(v), 4) for k, v in evaluate(
-                catalog, truth, radius=r, mag_limit=args.mag_limit).items()
-                if k in ("completeness", "purity", "f1")}
-            for r in RADII],
+            {"radius_px": r} | rounded({k: result[k] for k in ("completeness", "purity", "f1")})
+            for r in RADII
+            for result in [evaluate(catalog, truth, radius=r, mag_limit=args.mag_limit)]],
         "by_edge_distance": by_edge(catalog, truth, args.mag_limit),
         "tile_core": core_scores(catalog, truth, args.mag_limit),
         "setup": {"split": args.split, "tiles": args.tiles, "conditions": args.conditions,

@@ -365,15 +365,11 @@ def f1_gap_section(baseline: dict | None, limits: dict | None, model_sha: str) -
     radius = {r["radius_px"]: r["f1"] for r in limits["by_match_radius"]}
     out += ["", f"A match radius of 4 px instead of 3 gives F1 {radius[4.0]:.4f} "
             f"({radius[4.0] - radius[3.0]:+.4f}): much of the gap is centres placed 3–4 px "
-            "from where the simulator drew a faint or large galaxy (a COSMOS stamp's centre), "
-            "each counted as a miss and a false detection. Within 2 px of a tile's edge, "
+            "from where the simulator drew their sources, each counted as a miss and a false "
+            "detection. Within 2 px of a tile's edge, "
             "sources centred just outside the tile show only part of their light, and a "
             "detection of it lies on the edge, pixels from its truth; on the 192² cores that "
-            f"a mosaic run keeps, F1 is {core['f1']:.4f}. Tried on the same tiles and not "
-            "kept (ad hoc, session 18): a second cut on the image's own matched-filter S/N "
-            "at each peak (best F1 +0.000), centres from the claim vectors' votes or an "
-            "image-weighted centroid instead of the centre map's peak (−0.004 to −0.009), "
-            "a higher threshold for peaks on the edge (+0.001)."]
+            f"a mosaic run keeps, F1 is {core['f1']:.4f}."]
     return out
 
 
