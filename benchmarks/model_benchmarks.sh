@@ -7,6 +7,10 @@
 #
 # Usage: bash benchmarks/model_benchmarks.sh [RUN]
 #   RUN: a training run's folder; its model is shipped first (training/ship_model.py).
+#   DECODER_ONLY=1 bash benchmarks/model_benchmarks.sh
+#        after a change of how the shipped model's output is decoded into fluxes (the vote
+#        mode, measuring) but not of its weights or peak finding: the steps that score
+#        centres only (their figures cannot change) are skipped; about 60 minutes.
 # Each step's output goes to benchmarks/output/logs/; the script stops at the first failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +25,12 @@ step() {
     "$@" > "$log" 2>&1 || { echo "failed: $* (see $log)"; exit 1; }
 }
 
+# a step whose figures come from detected centres alone (no fluxes, no timing of decoding)
+centres_step() {
+    if [ -n "${DECODER_ONLY:-}" ]; then echo "$(date +%T) skipped (centres only): $*"; return; fi
+    step "$@"
+}
+
 if [ $# -ge 1 ]; then
     step "$PY" training/ship_model.py "$1"
 fi
@@ -28,18 +38,19 @@ step "$PY" benchmarks/accuracy.py --split val --tiles 400 --tune
 step "$PY" benchmarks/accuracy.py --tiles 500
 step "$PY" benchmarks/accuracy.py --tiles 1500 --conditions goods-s
 step "$PY" benchmarks/accuracy.py --tiles 1500 --conditions goods-s --noise-correlation 0
-step "$PY" benchmarks/f1_limits.py --tiles 300
+centres_step "$PY" benchmarks/f1_limits.py --tiles 300
+step "$PY" benchmarks/vote_modes.py --tiles 300
 step "$PY" benchmarks/tile_sky_flux.py
-step "$PY" benchmarks/detection_failures.py --tiles 200
-step "$PY" benchmarks/detection_failures.py --tiles 200 --conditions goods-s --noise-correlation 0
-step "$PY" benchmarks/position_bias.py --tiles 200
+centres_step "$PY" benchmarks/detection_failures.py --tiles 200
+centres_step "$PY" benchmarks/detection_failures.py --tiles 200 --conditions goods-s --noise-correlation 0
+centres_step "$PY" benchmarks/position_bias.py --tiles 200
 step "$PY" benchmarks/real_cutouts.py
-step "$PY" benchmarks/sky_offset.py
-step "$PY" benchmarks/sky_on_tiles.py
-step "$PY" benchmarks/sky_on_tiles.py --noise-correlation 0
+centres_step "$PY" benchmarks/sky_offset.py
+centres_step "$PY" benchmarks/sky_on_tiles.py
+centres_step "$PY" benchmarks/sky_on_tiles.py --noise-correlation 0
 step "$PY" benchmarks/scarlet2_peer.py --tiles 30
-step "$PY" benchmarks/grid_phase.py --pairs 60 --phase-scenes 300
-step "$PY" benchmarks/speed.py
+centres_step "$PY" benchmarks/grid_phase.py --pairs 60 --phase-scenes 300
+centres_step "$PY" benchmarks/speed.py
 step "$PY" benchmarks/mosaic_stitching.py --size 4096
 step "$PY" benchmarks/mosaic_scale.py --sizes 4096 16384 --memory-limit 3GB
 step "$PY" training/ship_model.py --card

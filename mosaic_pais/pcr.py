@@ -388,7 +388,13 @@ def _parabola_offset(work: np.ndarray, py: np.ndarray, px: np.ndarray, axis: int
     return np.where(ok, np.clip(off, -limit, limit), 0.0)
 
 
-VOTE_MODES = ("vectors", "geometric")
+VOTE_MODES = ("vectors", "geometric", "mixed")
+#: ``mixed`` votes: pixels within this distance (px) of their nearest detected centre are
+#: resolved geometrically, those farther by their claim vectors. Chosen on validation tiles
+#: (benchmarks/vote_modes.py; docs/benchmarks.md, "Fluxes by vote mode"): among 4–20 px, 6 and
+#: 8 px gave the lowest median |δ| of blended and of all sources, in the varied conditions and
+#: at GOODS-S depth alike; 6 px by a hair overall.
+MIXED_VOTE_RADIUS = 6.0
 #: Below this many query points a KD-tree alone is faster than building the lookup map.
 _LOOKUP_MIN_POINTS = 200_000
 
@@ -580,14 +586,20 @@ def nearest_peaks_on_grid(points: np.ndarray, shape: tuple[int, int],
 
 def resolve_votes(vectors: np.ndarray, peaks_yx: np.ndarray,
                   origin: tuple[float, float] = (0.0, 0.0),
-                  valid: np.ndarray | None = None, mode: str = "vectors") -> np.ndarray:
+                  valid: np.ndarray | None = None, mode: str = "vectors",
+                  mixed_radius: float = MIXED_VOTE_RADIUS) -> np.ndarray:
     """Resolve each pixel's n votes to the index of the nearest detected centre.
 
     ``mode="vectors"`` (the paper's decoder): slot k votes for the detected centre nearest to
     pixel + C^v[k]. ``mode="geometric"``: slot k goes to the k-th nearest detected centre of the
     pixel itself, ignoring C^v. Labels order slots nearest-first, so both agree where the
-    vectors are right; the geometric mode is the fallback for a model whose claim vectors are
-    not yet reliable, and which one a shipped model uses is chosen on validation data.
+    vectors are right and every labelled source is detected. ``mode="mixed"``: geometric within
+    ``mixed_radius`` of the pixel's nearest detected centre, vectors beyond. Near a
+    detected source the geometric order is exact, while vectors pointing into a close pair can
+    land on the wrong member; far from every detected centre, the labelled sources that were
+    not detected still hold slots, the geometric order is shifted by them and a bright
+    galaxy's faint wings go to a neighbour tens of pixels away, where its vectors still point
+    at it. Which mode a shipped model uses is chosen on validation data.
 
     Parameters
     ----------
@@ -600,6 +612,10 @@ def resolve_votes(vectors: np.ndarray, peaks_yx: np.ndarray,
         a mosaic).
     valid : ndarray of bool (h, w), optional
         Pixels that may be claimed; others get -1.
+    mode : {"vectors", "geometric", "mixed"}
+    mixed_radius : float
+        ``mixed`` mode: the distance (px) from the nearest detected centre within which
+        pixels are resolved geometrically.
 
     Returns
     -------
@@ -615,16 +631,22 @@ def resolve_votes(vectors: np.ndarray, peaks_yx: np.ndarray,
     good = np.all(np.isfinite(vectors), axis=(-1, -2))
     if valid is not None:
         good &= valid
-    if mode == "vectors":
-        tree = cKDTree(peaks_yx)
-        yy, xx = np.mgrid[0:h, 0:w]
-        target = np.empty((h, w, n, 2), dtype=np.float64)
-        target[..., 0] = vectors[..., 0] + (yy + origin[0])[..., None]
-        target[..., 1] = vectors[..., 1] + (xx + origin[1])[..., None]
-        nearest = nearest_peak(tree, target[good].reshape(-1, 2))
-        ids[:, good] = nearest.reshape(-1, n).T
-        return ids
-    return geometric_votes(peaks_yx, (n, h, w), origin, good)
+    if mode == "geometric":
+        return geometric_votes(peaks_yx, (n, h, w), origin, good)
+    tree = cKDTree(peaks_yx)
+    yy, xx = np.mgrid[0:h, 0:w]
+    target = np.empty((h, w, n, 2), dtype=np.float64)
+    target[..., 0] = vectors[..., 0] + (yy + origin[0])[..., None]
+    target[..., 1] = vectors[..., 1] + (xx + origin[1])[..., None]
+    nearest = nearest_peak(tree, target[good].reshape(-1, 2))
+    ids[:, good] = nearest.reshape(-1, n).T
+    if mode == "mixed":
+        geometric = geometric_votes(peaks_yx, (n, h, w), origin, good)
+        first = peaks_yx[np.clip(geometric[0], 0, None)]
+        near = good & (np.hypot(first[..., 0] - (yy + origin[0]), first[..., 1] - (xx + origin[1]))
+                       <= mixed_radius)
+        ids = np.where(near[None], geometric, ids)
+    return ids
 
 
 def geometric_votes(peaks_yx: np.ndarray, shape: tuple[int, int, int],
@@ -716,7 +738,7 @@ def decode(image: np.ndarray, center: np.ndarray, vectors: np.ndarray, fractions
         The centre map's matched filter (:func:`find_peaks`); 0 finds peaks on the bare map.
     valid : ndarray of bool (h, w), optional
         Pixels that may hold peaks and be claimed (e.g. not NaN, inside the mosaic).
-    vote : {"vectors", "geometric"}
+    vote : {"vectors", "geometric", "mixed"}
         How slots are resolved to sources (see :func:`resolve_votes`).
 
     Examples

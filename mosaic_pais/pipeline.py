@@ -195,7 +195,7 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
         for the mosaic's noise texture, :func:`mosaic_pais.model.detection_threshold`). The
         card also says whether peaks are found through the centre map's matched filter
         (:func:`mosaic_pais.model.peak_finding`).
-    vote : {"vectors", "geometric"}, optional
+    vote : {"vectors", "geometric", "mixed"}, optional
         How pixels' slots are resolved to sources (default: the model card's choice; see
         :func:`mosaic_pais.pcr.resolve_votes`).
     background : int or None

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from mosaic_pais.pcr import (
+    MIXED_VOTE_RADIUS,
     center_map,
     deblend_images,
     decode,
@@ -261,6 +262,29 @@ def test_geometric_votes_go_to_the_k_nearest_peaks():
     assert two[:, 0, 0].tolist() == [0, 1, 1]  # fewer peaks than slots: the last repeats
     with pytest.raises(ValueError):
         resolve_votes(vectors, peaks, mode="magic")
+
+
+def test_mixed_votes_are_geometric_near_a_peak_and_follow_the_vectors_beyond():
+    # a bright source at x = 0 and a detected neighbour at x = 30 on a 1 × 40 strip; an
+    # undetected labelled source at x = 26 takes slot 0 of the pixels around it, so the
+    # network's slots there are (undetected, neighbour, bright), which the vectors say
+    h, w = 1, 40
+    peaks = np.array([[0.0, 0.0], [0.0, 30.0]])
+    labelled_x = np.array([0.0, 26.0, 30.0])
+    xx = np.arange(w, dtype=np.float64)
+    order = np.argsort(np.abs(labelled_x[None, :] - xx[:, None]), axis=1, kind="stable")
+    vectors = np.zeros((h, w, 3, 2), np.float32)
+    vectors[0, :, :, 1] = labelled_x[order] - xx[:, None]
+    geometric = resolve_votes(vectors, peaks, mode="geometric")
+    by_vectors = resolve_votes(vectors, peaks, mode="vectors")
+    mixed = resolve_votes(vectors, peaks, mode="mixed")
+    near = np.abs(xx - np.where(xx < 15, 0.0, 30.0)) <= MIXED_VOTE_RADIUS
+    np.testing.assert_array_equal(mixed[:, 0, near], geometric[:, 0, near])
+    np.testing.assert_array_equal(mixed[:, 0, ~near], by_vectors[:, 0, ~near])
+    # at x = 20 the bright source is slot 2 of the network but slot 1 geometrically: the
+    # geometric order would hand slot 0's share (the undetected source's) to the neighbour
+    assert geometric[:, 0, 20].tolist() == [1, 0, 0] and mixed[:, 0, 20].tolist() == [1, 1, 0]
+    assert mixed[:, 0, 2].tolist() == geometric[:, 0, 2].tolist() == [0, 1, 1]
 
 
 @pytest.mark.parametrize("seed", range(6))

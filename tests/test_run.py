@@ -241,7 +241,8 @@ def test_resume_recomputes_only_missing_blocks(reference, mosaic, model_path, tm
 
 def test_vector_votes_and_vote_mode_is_part_of_a_resume(reference, mosaic, model_path,
                                                          tmp_path):
-    """Claim vectors are stored only when votes use them; a resume must keep the vote mode."""
+    """Claim vectors are stored only when votes use them (vector and mixed votes); a resume
+    must keep the vote mode."""
     from mosaic_pais.store import open_array
 
     _, table, _ = reference
@@ -257,6 +258,13 @@ def test_vector_votes_and_vote_mode_is_part_of_a_resume(reference, mosaic, model
     geo = tmp_path / "g"
     _run(mosaic, geo, model_path, tiles_per_block=1, vote="geometric", keep_work=True)
     assert not np.isfinite(open_array(geo / "work" / "vectors.zarr", "vectors")[:]).any()
+    mixed = tmp_path / "m"
+    mixed_table, _ = _run(mosaic, mixed, model_path, tiles_per_block=1, vote="mixed",
+                          keep_work=True)
+    assert np.isfinite(open_array(mixed / "work" / "vectors.zarr", "vectors")[:]).any()
+    np.testing.assert_array_equal(table["id"], mixed_table["id"])
+    np.testing.assert_allclose(np.asarray(mixed_table["flux"]).sum(),
+                               np.asarray(table["flux"]).sum(), rtol=0.2)
 
 
 def test_refuses_to_overwrite(reference, mosaic, model_path):
