@@ -473,14 +473,16 @@ def vote_modes_section(r: dict | None, card_vote: str) -> list[str]:
                        f"({gone['n']}) |")
         out.append("")
     out.append(f"The card's vote: `{card_vote}` (chosen by `accuracy.py --tune` on 400 "
-               "validation tiles of the varied conditions, by the median |δ| of all sources "
-               "plus that of the blended ones). The labels order a pixel's slots by distance "
-               "to the sources they hold (matched-filter S/N ≥ 5), and about half of those at "
-               "S/N 5–10 are not detected: far from every detected peak they still hold slots,"
-               " the geometric order is shifted by them, and a bright galaxy's faint wings go "
-               "to neighbours tens of pixels away, while its claim vectors there still point "
-               "at it. Near a detected peak the geometric order is exact, and vectors pointing"
-               " into a close pair can land on the wrong member.")
+               "validation tiles of the varied conditions, between `vectors` and `geometric`, "
+               "by the blended sources' median |δ|; `mixed` is not offered to it yet: with it,"
+               " a 4096² run took twice as long and stitching a 16384² mosaic on 3 GB workers "
+               "ran out of memory). The labels order a pixel's slots by distance to the "
+               "sources they hold (matched-filter S/N ≥ 5), and about half of those at S/N "
+               "5–10 are not detected: far from every detected peak they still hold slots, the"
+               " geometric order is shifted by them, and a bright galaxy's faint wings go to "
+               "neighbours tens of pixels away, while its claim vectors there still point at "
+               "it. Near a detected peak the geometric order is exact, and vectors pointing "
+               "into a close pair can land on the wrong member.")
     return out
 
 

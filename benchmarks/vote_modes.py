@@ -117,7 +117,7 @@ def main() -> None:
         results[name] = compare(split_scenes("val", args.tiles, conditions, correlation), meta,
                                 predictor)
     results["setup"] = {"split": "val", "tiles": args.tiles, "model": str(args.model),
-                        "mag_limit": 27.0, "card_vote": meta.get("vote")}
+                        "mag_limit": 27.0}
     Path("docs/results/vote_modes.json").write_text(json.dumps(results, indent=2))
 
 
