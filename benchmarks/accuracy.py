@@ -96,8 +96,13 @@ def model_catalog(pred, index: int, image: np.ndarray, noise_sigma: float, thres
                   mixed_radius: float = MIXED_VOTE_RADIUS) -> Table:
     """The mosaic pipeline's decode + measure, on one tile; ``finding`` is the card's peak
     finding (:func:`mosaic_pais.model.peak_finding`)."""
-    peaks, ids, frac = resolved(pred, index, threshold, finding, vote, min_fraction,
-                                mixed_radius)
+    return measured(*resolved(pred, index, threshold, finding, vote, min_fraction, mixed_radius),
+                    image, noise_sigma)
+
+
+def measured(peaks, ids: np.ndarray, frac: np.ndarray, image: np.ndarray,
+             noise_sigma: float) -> Table:
+    """The catalogue of one resolved tile (:func:`resolved`), measured as the pipeline does."""
     p = {"id": np.arange(len(peaks)), "y": peaks.y, "x": peaks.x, "score": peaks.score}
     cols, _, _ = measure_image(image, ids, frac, p, ["F160W"], noise_sigma)
     return Table({k: cols[k] for k in ("id", "x", "y", "flux", "kron_radius", "score")})

@@ -28,11 +28,17 @@ import json
 from pathlib import Path
 
 import numpy as np
-from accuracy import decode_as_trained, resolved, split_scenes, tile_thresholds, with_offset
-from astropy.table import Table, vstack
+from accuracy import (
+    decode_as_trained,
+    measured,
+    resolved,
+    split_scenes,
+    tile_thresholds,
+    with_offset,
+)
+from astropy.table import vstack
 
-from mosaic_pais.measure import measure_image
-from mosaic_pais.metrics import DEFAULT_MAG_BINS, evaluate, match_catalogs
+from mosaic_pais.metrics import evaluate
 from mosaic_pais.model import DEFAULT_MODEL_PATH, PAISPredictor, model_metadata, peak_finding
 from mosaic_pais.pcr import MIXED_VOTE_RADIUS
 
@@ -66,8 +72,7 @@ def compare(scenes, meta: dict, predictor) -> dict:
     thresholds = tile_thresholds(textures, meta)
     finding = peak_finding(meta)
     truth = vstack([with_offset(s.truth, i) for i, s in enumerate(scenes)])
-    mag, flux = np.asarray(truth["mag"]), np.asarray(truth["flux"], float)
-    counted = np.asarray(truth["in_frame"], bool) & (mag < 27.0)
+    counted = np.asarray(truth["in_frame"], bool) & (np.asarray(truth["mag"]) < 27.0)
     out = []
     for mode, radius in VARIANTS:
         rows, shares = [], []
@@ -75,21 +80,12 @@ def compare(scenes, meta: dict, predictor) -> dict:
             peaks, ids, frac = resolved(pred, j, thresholds[i], finding, mode,
                                         mixed_radius=radius or MIXED_VOTE_RADIUS)
             shares += given_away(scenes[i], peaks, ids, frac)
-            p = {"id": np.arange(len(peaks)), "y": peaks.y, "x": peaks.x, "score": peaks.score}
-            cols, _, _ = measure_image(seen[i].image, ids, frac, p, ["F160W"], sigmas[i])
-            rows.append(with_offset(Table({k: cols[k] for k in ("x", "y", "flux")}), i))
-        catalog = vstack(rows)
-        r = evaluate(catalog, truth, mag_limit=27.0)
-        det, tru = match_catalogs(np.c_[catalog["x"], catalog["y"]], np.c_[truth["x"], truth["y"]])
-        delta = np.full(len(truth), np.nan)
-        delta[tru] = (np.asarray(catalog["flux"])[det] - flux[tru]) / flux[tru]
-        by_mag = []
-        for lo, hi in zip(DEFAULT_MAG_BINS[:-1], DEFAULT_MAG_BINS[1:], strict=True):
-            d = delta[counted & (mag >= lo) & (mag < hi) & np.isfinite(delta)]
-            if len(d):
-                by_mag.append({"bin": [lo, hi], "n": int(len(d)),
-                               "median_abs": round(float(np.median(np.abs(d))), 4),
-                               "bias": round(float(np.median(d)), 4)})
+            rows.append(with_offset(measured(peaks, ids, frac, seen[i].image, sigmas[i]), i))
+        r = evaluate(vstack(rows), truth, mag_limit=27.0)
+        by_mag = [{"bin": [int(b["lo"]), int(b["hi"])], "n": b["flux"]["n"],
+                   "median_abs": round(b["flux"]["median_abs"], 4),
+                   "bias": round(b["flux"]["bias"], 4)}
+                  for b in r["by_mag"] if b["flux"]["n"]]
         row = {"mode": mode, "mixed_radius_px": radius,
                "f1": round(r["f1"], 4),
                **{f"{group}_{key}": round(r[group][key], 4)

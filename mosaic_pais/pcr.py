@@ -633,19 +633,19 @@ def resolve_votes(vectors: np.ndarray, peaks_yx: np.ndarray,
         good &= valid
     if mode == "geometric":
         return geometric_votes(peaks_yx, (n, h, w), origin, good)
-    tree = cKDTree(peaks_yx)
-    yy, xx = np.mgrid[0:h, 0:w]
-    target = np.empty((h, w, n, 2), dtype=np.float64)
-    target[..., 0] = vectors[..., 0] + (yy + origin[0])[..., None]
-    target[..., 1] = vectors[..., 1] + (xx + origin[1])[..., None]
-    nearest = nearest_peak(tree, target[good].reshape(-1, 2))
-    ids[:, good] = nearest.reshape(-1, n).T
-    if mode == "mixed":
-        geometric = geometric_votes(peaks_yx, (n, h, w), origin, good)
-        first = peaks_yx[np.clip(geometric[0], 0, None)]
+    voting = good
+    if mode == "mixed":  # the vectors are only followed where the geometric order is not taken
+        ids = geometric_votes(peaks_yx, (n, h, w), origin, good)
+        yy, xx = np.mgrid[0:h, 0:w]
+        first = peaks_yx[np.clip(ids[0], 0, None)]
         near = good & (np.hypot(first[..., 0] - (yy + origin[0]), first[..., 1] - (xx + origin[1]))
                        <= mixed_radius)
-        ids = np.where(near[None], geometric, ids)
+        voting = good & ~near
+    iy, ix = np.nonzero(voting)
+    target = vectors[iy, ix].astype(np.float64)  # (m, n, 2): only the pixels that vote
+    target[..., 0] += (iy + origin[0])[:, None]
+    target[..., 1] += (ix + origin[1])[:, None]
+    ids[:, iy, ix] = nearest_peak(cKDTree(peaks_yx), target.reshape(-1, 2)).reshape(-1, n).T
     return ids
 
 
