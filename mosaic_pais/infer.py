@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mosaic_pais.store import open_array
+from mosaic_pais.store import VECTOR_DTYPE, open_array
 
 _LOCK = threading.Lock()
 
@@ -235,7 +235,7 @@ def predict_block(window: np.ndarray, valid: np.ndarray, networks: list, window_
     out = {"center": np.zeros((h, w), np.float32),
            "fractions": np.zeros((n_band, n_slots, h, w), np.float32)}
     if with_vectors:
-        out["vectors"] = np.full((n_slots, 2, h, w), np.nan, np.float32)
+        out["vectors"] = np.full((n_slots, 2, h, w), np.nan, VECTOR_DTYPE)
     by_shape: dict[tuple[int, int], list] = {}  # windows of one shape go through as a batch
     for net in networks:
         (wy0, wy1, wx0, wx1), _ = net

@@ -395,50 +395,8 @@ VOTE_MODES = ("vectors", "geometric", "mixed")
 #: 8 px gave the lowest median |δ| of blended and of all sources, in the varied conditions and
 #: at GOODS-S depth alike; 6 px by a hair overall.
 MIXED_VOTE_RADIUS = 6.0
-#: Below this many query points a KD-tree alone is faster than building the lookup map.
-_LOOKUP_MIN_POINTS = 200_000
-
-
-def nearest_peak(tree: cKDTree, points: np.ndarray) -> np.ndarray:
-    """Index of the tree's point nearest to each of ``points`` (P, 2), as ``tree.query``.
-
-    A block's votes are millions of points but, pointing at source centres, they fall into far
-    fewer distinct pixels. So the tree is asked once per pixel that holds points, for the two
-    nearest peaks of the pixel's centre: a point lies within √2/2 px of that centre, so where
-    the second peak is farther than the first by more than √2 px, the first is the nearest for
-    every point of the pixel. Only points in the remaining pixels (on Voronoi edges) are
-    asked individually. The result equals ``tree.query(points)[1]``.
-
-    Examples
-    --------
-    >>> rng = np.random.default_rng(0)
-    >>> tree = cKDTree(rng.uniform(0, 500, (300, 2)))
-    >>> pts = rng.uniform(-20, 520, (300_000, 2))
-    >>> bool(np.all(nearest_peak(tree, pts) == tree.query(pts)[1]))
-    True
-    """
-    points = np.asarray(points, np.float64)
-    if len(points) < _LOOKUP_MIN_POINTS or tree.n < 2:
-        return tree.query(points)[1]
-    lo = np.floor(points.min(0)).astype(np.int64)
-    shape = tuple(int(v) for v in np.ceil(points.max(0)).astype(np.int64) - lo + 1)
-    if shape[0] * shape[1] > 4 * len(points):  # scattered points: a map would be mostly empty
-        return tree.query(points)[1]
-    flat = np.ravel_multi_index(np.round(points - lo).astype(np.int64).T, shape)
-    held = np.zeros(shape[0] * shape[1], bool)
-    held[flat] = True
-    cells = np.flatnonzero(held)
-    centres = np.stack(np.unravel_index(cells, shape), axis=1) + lo
-    dist, idx = tree.query(centres, k=2)
-    owner = np.full(held.size, -1, np.int64)
-    owner[cells] = np.where(dist[:, 1] - dist[:, 0] > np.sqrt(2.0) + 1e-9, idx[:, 0], -1)
-    result = owner[flat]
-    ask = result < 0
-    if ask.any():
-        result[ask] = tree.query(points[ask])[1]
-    return result
-
-
+#: Margin (px) around a block of the grid that resolves its vector votes without a search.
+VOTE_MAP_MARGIN = 64
 @njit(cache=True, nogil=True)
 def _bucket(points: np.ndarray, size: float):
     """Points sorted into square buckets of side ``size`` over their bounding box: the bucket
@@ -549,6 +507,89 @@ def _nearest_grid_core(points, size, oy, ox, valid, k, group):
     return out
 
 
+@njit(cache=True, nogil=True)
+def _nearest_in_buckets(points, lo_y, lo_x, ny, nx, start, order, size, qy, qx, found):
+    """Index of the point nearest to (qy, qx) (equal distances: lower index first), searching
+    rings of buckets outwards until no farther bucket can hold anything nearer."""
+    cy = int((qy - lo_y) // size)
+    cx = int((qx - lo_x) // size)
+    # rings enough to reach every bucket even from a query outside the bucket grid
+    far = 2 + max(abs(cy), abs(cy - ny), abs(cx), abs(cx - nx)) + max(ny, nx)
+    best_d = np.inf
+    best_i = len(points)
+    r = 0
+    while True:
+        n_found = _ring(points, lo_y, lo_x, ny, nx, start, order, size, qy, qx, r, np.inf,
+                        found, 0)
+        for t in range(n_found):
+            p = found[t]
+            d2 = (qy - points[p, 0]) ** 2 + (qx - points[p, 1]) ** 2
+            if d2 < best_d or (d2 == best_d and p < best_i):
+                best_d = d2
+                best_i = p
+        if best_d <= (r * size) ** 2 or r > far:
+            return best_i
+        r += 1
+
+
+@njit(cache=True, nogil=True)
+def _vector_votes_core(points, size, nearest, my, mx, vectors, oy, ox, voting, radius, ids):
+    """``ids[k, py, px]``: the point nearest to pixel + ``vectors[k, :, py, px]`` for every
+    ``voting`` pixel farther than ``radius`` from its nearest point (``radius < 0``: every
+    voting pixel). The vectors may be of any float type and layout.
+
+    ``nearest`` (k, H, W) holds the k points nearest to each cell of a grid with corner
+    ``(my, mx)`` that contains the block. A vote lies within √2/2 px of its cell's centre c,
+    so a point outside the cell's k nearest is at least d(c, k-th) − √2/2 from it: where one
+    of the k is nearer than that (nearly always, votes pointing at source centres), it is the
+    nearest point; other votes (beyond the grid, or between far-apart points) search the
+    points' buckets."""
+    lo_y, lo_x, ny, nx, start, order = _bucket(points, size)
+    found = np.empty(len(points), np.int64)
+    n = vectors.shape[0]
+    k, gh, gw = nearest.shape
+    h, w = voting.shape
+    iy, ix = int(oy - my), int(ox - mx)  # the block's corner in the grid
+    radius2 = radius * radius if radius >= 0 else -1.0
+    half_diagonal = np.sqrt(0.5)
+    all_known = k == len(points)  # the k nearest are all the points there are
+    for py in range(h):
+        for px in range(w):
+            if not voting[py, px]:
+                continue
+            y = oy + py
+            x = ox + px
+            if radius2 >= 0:
+                f = nearest[0, iy + py, ix + px]
+                if (y - points[f, 0]) ** 2 + (x - points[f, 1]) ** 2 <= radius2:
+                    continue
+            for s in range(n):
+                ty = y + np.float64(vectors[s, 0, py, px])
+                tx = x + np.float64(vectors[s, 1, py, px])
+                cy = int(np.floor(ty - my + 0.5))
+                cx = int(np.floor(tx - mx + 0.5))
+                best = -1
+                if 0 <= cy < gh and 0 <= cx < gw:
+                    best_d = np.inf
+                    for j in range(k):
+                        p = nearest[j, cy, cx]
+                        d2 = (ty - points[p, 0]) ** 2 + (tx - points[p, 1]) ** 2
+                        if d2 < best_d or (d2 == best_d and p < best):
+                            best_d = d2
+                            best = p
+                    if not all_known:
+                        q = nearest[k - 1, cy, cx]
+                        bound = np.sqrt((my + cy - points[q, 0]) ** 2
+                                        + (mx + cx - points[q, 1]) ** 2) - half_diagonal
+                        if not (bound > 0 and best_d < bound * bound):
+                            best = -1
+                if best < 0:
+                    best = _nearest_in_buckets(points, lo_y, lo_x, ny, nx, start, order, size,
+                                               ty, tx, found)
+                ids[s, py, px] = best
+    return ids
+
+
 def nearest_peaks_on_grid(points: np.ndarray, shape: tuple[int, int],
                           origin: tuple[float, float], k: int, group: int = 16,
                           valid: np.ndarray | None = None) -> np.ndarray:
@@ -626,27 +667,35 @@ def resolve_votes(vectors: np.ndarray, peaks_yx: np.ndarray,
     ids = np.full((n, h, w), -1, dtype=np.int64)
     if len(peaks_yx) == 0:
         return ids
+    if vectors.dtype not in (np.float32, np.float64):  # e.g. float16 as a run stores them
+        vectors = vectors.astype(np.float32)
     if mode not in VOTE_MODES:
         raise ValueError(f"vote mode must be one of {VOTE_MODES}, got {mode!r}")
     good = np.all(np.isfinite(vectors), axis=(-1, -2))
     if valid is not None:
         good &= valid
-    if mode == "geometric":
-        return geometric_votes(peaks_yx, (n, h, w), origin, good)
-    voting = good
-    if mode == "mixed":  # the vectors are only followed where the geometric order is not taken
-        ids = geometric_votes(peaks_yx, (n, h, w), origin, good)
-        yy, xx = np.mgrid[0:h, 0:w]
-        first = peaks_yx[np.clip(ids[0], 0, None)]
-        near = good & (np.hypot(first[..., 0] - (yy + origin[0]), first[..., 1] - (xx + origin[1]))
-                       <= mixed_radius)
-        voting = good & ~near
-    iy, ix = np.nonzero(voting)
-    target = vectors[iy, ix].astype(np.float64)  # (m, n, 2): only the pixels that vote
-    target[..., 0] += (iy + origin[0])[:, None]
-    target[..., 1] += (ix + origin[1])[:, None]
-    ids[:, iy, ix] = nearest_peak(cKDTree(peaks_yx), target.reshape(-1, 2)).reshape(-1, n).T
-    return ids
+    # one grid of each pixel's nearest peaks serves both the geometric slots and, spanning
+    # the reach of nearly every vote around the block (|C^v| < 60 px: slots hold the three
+    # nearest sources), the lookup of where the vectors point
+    margin = 0 if mode == "geometric" else VOTE_MAP_MARGIN
+    my, mx = np.floor(origin[0]) - margin, np.floor(origin[1]) - margin
+    shift = (origin[0] - np.floor(origin[0]), origin[1] - np.floor(origin[1]))
+    k = min(n, len(peaks_yx))
+    grid = nearest_peaks_on_grid(peaks_yx - shift, (h + 2 * margin, w + 2 * margin),
+                                 (my, mx), k)
+    if mode != "vectors":
+        ids = np.where(good, grid[:, margin:margin + h, margin:margin + w], -1)
+        if k < n:  # fewer peaks than slots: repeat the farthest, as the encoder does
+            ids = np.concatenate([ids, np.repeat(ids[-1:], n - k, axis=0)])
+        if mode == "geometric":
+            return ids
+    radius = float(mixed_radius) if mode == "mixed" else -1.0
+    extent = np.ptp(peaks_yx, axis=0).prod() if len(peaks_yx) > 1 else 0.0
+    size = float(max(4.0, np.sqrt(4.0 * max(extent, 1.0) / len(peaks_yx))))  # ~4 peaks a bucket
+    return _vector_votes_core(peaks_yx - shift, size, grid, my, mx,
+                              np.transpose(vectors, (2, 3, 0, 1)), float(np.floor(origin[0])),
+                              float(np.floor(origin[1])), np.ascontiguousarray(good), radius,
+                              ids)
 
 
 def geometric_votes(peaks_yx: np.ndarray, shape: tuple[int, int, int],

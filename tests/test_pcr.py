@@ -308,3 +308,21 @@ def test_nearest_peaks_on_grid_is_brute_force_with_ties_to_the_lower_index(seed)
     part = nearest_peaks_on_grid(points, (h - h // 3, w - w // 2),
                                  (origin[0] + h // 3, origin[1] + w // 2), k)
     np.testing.assert_array_equal(part, expected[:, h // 3:, w // 2:])
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_vector_votes_are_brute_force_nearest_centres(seed):
+    # votes land in the owner map, on its Voronoi edges, and far beyond it (searched)
+    rng = np.random.default_rng(seed)
+    n_peaks = int(rng.integers(1, 80))
+    peaks = rng.uniform(-40, 200, (n_peaks, 2))
+    h, w = int(rng.integers(1, 70)), int(rng.integers(1, 70))
+    vectors = rng.normal(0, 30, (h, w, 3, 2))
+    vectors[rng.uniform(size=(h, w)) < 0.05, 1, 0] = 400.0  # far beyond the map's margin
+    vectors = vectors.astype(np.float16)  # as a run stores them
+    origin = tuple(float(v) for v in rng.uniform(-20, 150, 2))
+    ids = resolve_votes(vectors, peaks, origin=origin)
+    yy, xx = np.mgrid[0:h, 0:w]
+    target = vectors.astype(np.float64) + np.stack([yy + origin[0], xx + origin[1]], -1)[:, :, None]
+    d2 = ((target[..., None, :] - peaks) ** 2).sum(-1)  # (h, w, n, P)
+    np.testing.assert_array_equal(ids, np.moveaxis(d2.argmin(-1), -1, 0))
