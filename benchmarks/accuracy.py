@@ -58,6 +58,7 @@ from mosaic_pais.pcr import MIXED_VOTE_RADIUS, find_peaks, resolve_votes
 from mosaic_pais.peers import run_photutils, run_sep
 from mosaic_pais.simulation import simulate_scene
 from mosaic_pais.stitch import clean_fractions
+from mosaic_pais.store import VECTOR_STEP
 from mosaic_pais.tile import DEFAULT_MARGIN, DEFAULT_TILE
 from mosaic_pais.train import SPLIT_SEED_BASE, split_scene
 
@@ -87,7 +88,10 @@ def resolved(pred, index: int, threshold: float, finding: dict, vote: str = "vec
     to them (``vote``) and the fractions cleaned as the pipeline cleans them."""
     center, vectors, fractions = pred.center[index], pred.vectors[index], pred.fractions[index]
     peaks = find_peaks(center, threshold=threshold, **finding)
-    ids = resolve_votes(vectors, peaks.yx, mode=vote, mixed_radius=mixed_radius)
+    # the vectors of every VECTOR_STEP-th pixel, as a run keeps them
+    ids = resolve_votes(vectors[::VECTOR_STEP, ::VECTOR_STEP], peaks.yx,
+                        valid=np.ones(center.shape, bool), mode=vote, mixed_radius=mixed_radius,
+                        step=VECTOR_STEP)
     return peaks, ids, clean_fractions(np.transpose(fractions, (2, 3, 0, 1)), ids, min_fraction)
 
 

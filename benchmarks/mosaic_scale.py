@@ -16,9 +16,14 @@ By default the network reads them 8 × 8 at a time as one window (``--tiles-per-
 inference stage alone can go faster than the bare model on separate tiles; each run's
 ``infer_vs_bare`` says by how much. ``--tiles-per-window 1`` measures tiles read one by one.
 
+``--vote`` runs with another vote mode than the card's (``mosaic-pais run --vote``): ``mixed``
+and ``vectors`` write the claim vectors during inference and read them back in both measuring
+passes, which ``geometric`` never does.
+
 Usage:
   python benchmarks/mosaic_scale.py --sizes 4096 16384 --memory-limit 3GB
-Writes docs/results/mosaic_scale.json.
+  python benchmarks/mosaic_scale.py --sizes 4096 16384 --memory-limit 3GB --vote mixed
+Writes docs/results/mosaic_scale.json (mosaic_scale_<vote>.json with ``--vote``).
 """
 
 from __future__ import annotations
@@ -34,7 +39,8 @@ from pathlib import Path
 import numpy as np
 import psutil
 
-from mosaic_pais.model import DEFAULT_MODEL_PATH, load_model, model_input
+from mosaic_pais.model import DEFAULT_MODEL_PATH, load_model, model_input, model_metadata
+from mosaic_pais.pcr import VOTE_MODES
 from mosaic_pais.simulation import simulate_mosaic
 from mosaic_pais.tile import DEFAULT_MARGIN, DEFAULT_TILE, DEFAULT_TILES_PER_WINDOW, make_grid
 from mosaic_pais.train import split_scene
@@ -101,9 +107,13 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("benchmarks/output/scale"))
     parser.add_argument("--bare-seconds", type=float, default=60.0)
     parser.add_argument("--tiles-per-window", type=int, default=DEFAULT_TILES_PER_WINDOW)
+    parser.add_argument("--vote", choices=VOTE_MODES, default=None,
+                        help="vote mode of the runs (default: the model card's)")
     args = parser.parse_args()
     result: dict = {"memory_limit_per_worker": args.memory_limit, "workers": args.workers,
-                    "tiles_per_window": args.tiles_per_window, "runs": {}}
+                    "tiles_per_window": args.tiles_per_window,
+                    "vote": args.vote or model_metadata(DEFAULT_MODEL_PATH).get("vote"),
+                    "runs": {}}
     for size in args.sizes:  # simulated first, so that the bare model is timed just before
         sim = args.work / f"sim{size}"
         if not (sim / "truth.fits").exists():
@@ -117,7 +127,8 @@ def main() -> None:
         cmd = [sys.executable, "-m", "mosaic_pais", "run", str(sim / "mosaic.fits"),
                "--output", str(out), "--overwrite", "--cluster", "local",
                "--workers", str(args.workers), "--memory-limit", args.memory_limit,
-               "--tiles-per-window", str(args.tiles_per_window), "--quiet"]
+               "--tiles-per-window", str(args.tiles_per_window), "--quiet",
+               *(["--vote", args.vote] if args.vote else [])]
         watch = run_and_watch(cmd)
         if watch["returncode"] != 0:
             print(watch["tail"])
@@ -151,7 +162,8 @@ def main() -> None:
                                 "hours": tiles_25k / largest["tiles_per_s"] / 3600}
     print(json.dumps(result, indent=1))
     Path("docs/results").mkdir(parents=True, exist_ok=True)
-    Path("docs/results/mosaic_scale.json").write_text(json.dumps(result, indent=2))
+    name = f"mosaic_scale_{args.vote}" if args.vote else "mosaic_scale"
+    Path(f"docs/results/{name}.json").write_text(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

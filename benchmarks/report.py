@@ -443,7 +443,8 @@ def position_bias_section(r: dict | None) -> list[str]:
     return out
 
 
-def vote_modes_section(r: dict | None, card_vote: str) -> list[str]:
+def vote_modes_section(r: dict | None, card_vote: str, scale: dict | None = None,
+                       other_scale: dict | None = None) -> list[str]:
     """Deblended fluxes by how slots are resolved to sources (benchmarks/vote_modes.py)."""
     out = ["", "### Fluxes by vote mode", "",
            "`python benchmarks/vote_modes.py --tiles 300` — on validation tiles (never the test "
@@ -472,17 +473,28 @@ def vote_modes_section(r: dict | None, card_vote: str) -> list[str]:
                        + " | ".join(cells) + f" | {f(gone['median_given_away'])} "
                        f"({gone['n']}) |")
         out.append("")
+    cost = ""
+    if scale and other_scale:  # the largest mosaic, with the card's vote and with mixed
+        size = max(other_scale["runs"], key=int)
+        if size in scale["runs"]:
+            cost = (f": a {size}² run kept {other_scale['runs'][size]['throughput_vs_bare']:.0%} "
+                    f"of the bare model's rate with it, against "
+                    f"{scale['runs'][size]['throughput_vs_bare']:.0%} with the card's vote "
+                    "(target ≥ 85%; [scale](#with-vote-mixed))")
     out.append(f"The card's vote: `{card_vote}` (chosen by `accuracy.py --tune` on 400 "
                "validation tiles of the varied conditions, between `vectors` and `geometric`, "
-               "by the blended sources' median |δ|; `mixed` is not offered to it yet: with it,"
-               " a 4096² run took twice as long and stitching a 16384² mosaic on 3 GB workers "
-               "ran out of memory). The labels order a pixel's slots by distance to the "
-               "sources they hold (matched-filter S/N ≥ 5), and about half of those at S/N "
-               "5–10 are not detected: far from every detected peak they still hold slots, the"
-               " geometric order is shifted by them, and a bright galaxy's faint wings go to "
-               "neighbours tens of pixels away, while its claim vectors there still point at "
-               "it. Near a detected peak the geometric order is exact, and vectors pointing "
-               "into a close pair can land on the wrong member.")
+               "by the blended sources' median |δ|). `mixed` is a run option (`mosaic-pais run "
+               "--vote mixed`), not offered to the tune yet, for what it costs" + cost + ". A "
+               "run keeps the claim vectors of every second pixel in both directions: each "
+               "pixel takes its sample's targets, ranked by its own distance to them; the "
+               "figures above are measured so (one sample in 2 × 2 and every pixel's own vectors"
+               " gave the same median |δ| to within 0.004). The labels order a pixel's slots by "
+               "distance to the sources they hold (matched-filter S/N ≥ 5), and about half of "
+               "those at S/N 5–10 are not detected: far from every detected peak they still "
+               "hold slots, the geometric order is shifted by them, and a bright galaxy's faint "
+               "wings go to neighbours tens of pixels away, while its claim vectors there still "
+               "point at it. Near a detected peak the geometric order is exact, and vectors "
+               "pointing into a close pair can land on the wrong member.")
     return out
 
 
@@ -551,6 +563,37 @@ def speed_section(r) -> list[str]:
     return lines
 
 
+def scale_table(r: dict) -> list[str]:
+    """One row per run of a mosaic_scale.py result."""
+    out = ["| mosaic | tiles | sources | wall s | peak memory GB | tiles/s end to end | "
+           "÷ bare model | infer s | stitch s | measure s |",
+           "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for size, v in r["runs"].items():
+        tm = v["timings_s"]
+        out.append(f"| {size}² | {v['tiles']} | {v['n_sources']} | {v['seconds']:.0f} | "
+                   f"{v['peak_rss_gb']:.2f} | {v['tiles_per_s']:.1f} | "
+                   f"{v['throughput_vs_bare']:.0%} | {tm.get('infer', 0):.0f} | "
+                   f"{tm.get('stitch', 0):.0f} | {tm.get('measure', 0):.0f} |")
+    return out
+
+
+def scale_other_vote_section(r: dict | None) -> list[str]:
+    """The scale runs again with ``--vote mixed`` (mosaic_scale.py --vote mixed)."""
+    if not r:
+        return []
+    largest = r["runs"][max(r["runs"], key=int)]
+    return ["", f"### With `--vote {r['vote']}`", "",
+            f"`python benchmarks/mosaic_scale.py --sizes 4096 16384 --memory-limit 3GB --vote "
+            f"{r['vote']}` — the same runs with the vote that keeps bright galaxies' outer light "
+            "theirs ([fluxes by vote mode](#fluxes-by-vote-mode)); it writes the claim vectors "
+            "of every second pixel in both directions (float16) during inference and reads them "
+            "back in both measuring passes, which the card's `geometric` vote never does. "
+            f"Bare model in this run: {r['bare_tiles_per_s']:.1f} tiles/s.", "",
+            *scale_table(r), "",
+            f"- end-to-end ÷ bare model at {max(r['runs'], key=int)}²: "
+            f"{largest['throughput_vs_bare']:.0%} (target ≥ 85% for the default run).", ""]
+
+
 def scale_section(r: dict | None, speed: dict | None = None) -> list[str]:
     """Peak memory and end-to-end throughput of whole runs (benchmarks/mosaic_scale.py)."""
     out = ["## Scale: memory and throughput of whole runs", "",
@@ -561,15 +604,7 @@ def scale_section(r: dict | None, speed: dict | None = None) -> list[str]:
            "same script.", ""]
     if not r:
         return out + ["*(not run yet)*", ""]
-    out += ["| mosaic | tiles | sources | wall s | peak memory GB | tiles/s end to end | "
-            "÷ bare model | infer s | stitch s | measure s |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for size, v in r["runs"].items():
-        tm = v["timings_s"]
-        out.append(f"| {size}² | {v['tiles']} | {v['n_sources']} | {v['seconds']:.0f} | "
-                   f"{v['peak_rss_gb']:.2f} | {v['tiles_per_s']:.1f} | "
-                   f"{v['throughput_vs_bare']:.0%} | {tm.get('infer', 0):.0f} | "
-                   f"{tm.get('stitch', 0):.0f} | {tm.get('measure', 0):.0f} |")
+    out += scale_table(r)
     largest = r["runs"][max(r["runs"], key=int)]
     how = ""
     if "bare" in r:  # timed sustained before and after the runs (mosaic_scale.py)
@@ -924,7 +959,8 @@ def main() -> None:
                           load("f1_limits_goods-s_white"), file_sha256(DEFAULT_MODEL_PATH))
     out += position_bias_section(load("position_bias"))
     out += vote_modes_section(load("vote_modes"), str(model_metadata(DEFAULT_MODEL_PATH)
-                                                      .get("vote", "vectors")))
+                                                      .get("vote", "vectors")),
+                              load("mosaic_scale"), load("mosaic_scale_mixed"))
     out += ["", "## Speed", "", "`python benchmarks/speed.py`", ""]
     out += speed_section(load("speed"))
     st = load("mosaic_stitching")
@@ -1012,6 +1048,7 @@ def main() -> None:
     out += real_data_section(load("real_cutouts"))
     out += sky_offset_section(load("sky_offset"))
     out += scale_section(load("mosaic_scale"), load("speed"))
+    out += scale_other_vote_section(load("mosaic_scale_mixed"))
     out += scarlet2_peer_section(load("scarlet2_peer"))
     out += scarlet2_labels_section(load("scarlet2_labels"))
     Path("docs/benchmarks.md").write_text("\n".join(out))

@@ -102,13 +102,19 @@ def _background_mesh(value: str) -> int | None:
 @click.option("--threshold", default=None, type=float,
               help="Centre-map peak threshold (default: the model card's, for the image's "
                    "noise texture).")
+@click.option("--vote", default=None, type=click.Choice(["geometric", "mixed", "vectors"]),
+              help="How each pixel's slots are resolved to detected sources (default: the "
+                   "model card's): 'geometric' by the pixel's distance order, 'mixed' by the "
+                   "claim vectors beyond 6 px of the nearest source (brighter galaxies' wings "
+                   "stay theirs; the run writes and reads C^v), 'vectors' by the claim vectors "
+                   "everywhere, as the paper.")
 @click.option("--background", default=str(DEFAULT_MESH), show_default=True,
               help="Mesh cell side (px) on which the sky is estimated and subtracted, or "
                    "'none' for an image whose sky is already subtracted exactly.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @_friendly_errors
 def run(images, output, bands, weights, hdu, cluster, workers, memory_limit, model, resume,
-        overwrite, tile, margin, tiles_per_block, tiles_per_window, threshold, background,
+        overwrite, tile, margin, tiles_per_block, tiles_per_window, threshold, vote, background,
         quiet) -> None:
     """Detect and deblend every source of IMAGE(s); write catalogue, PCR store and picture."""
     from mosaic_pais.pipeline import run as run_pipeline
@@ -120,7 +126,7 @@ def run(images, output, bands, weights, hdu, cluster, workers, memory_limit, mod
         workers=workers, memory_limit=memory_limit, resume=resume, overwrite=overwrite,
         tile=tile, margin=margin,
         tiles_per_block=tiles_per_block, tiles_per_window=tiles_per_window,
-        threshold=threshold,
+        threshold=threshold, vote=vote,
         background=_background_mesh(background), progress=not quiet)
     click.echo(f"{len(table)} sources; wrote {output}/catalog.fits, catalog.parquet, pcr.zarr, "
                "overview.png, run.json")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mosaic_pais.store import VECTOR_DTYPE, open_array
+from mosaic_pais.store import VECTOR_DTYPE, VECTOR_STEP, open_array, sampled, stored_region
 
 _LOCK = threading.Lock()
 
@@ -234,8 +234,9 @@ def predict_block(window: np.ndarray, valid: np.ndarray, networks: list, window_
     n_slots = predictor.n_slots
     out = {"center": np.zeros((h, w), np.float32),
            "fractions": np.zeros((n_band, n_slots, h, w), np.float32)}
-    if with_vectors:
-        out["vectors"] = np.full((n_slots, 2, h, w), np.nan, VECTOR_DTYPE)
+    if with_vectors:  # every VECTOR_STEP-th pixel of the mosaic (store.VECTOR_STEP)
+        (sy0, sy1), (sx0, sx1) = sampled(y0, y1), sampled(x0, x1)
+        out["vectors"] = np.full((n_slots, 2, sy1 - sy0, sx1 - sx0), np.nan, VECTOR_DTYPE)
     by_shape: dict[tuple[int, int], list] = {}  # windows of one shape go through as a batch
     for net in networks:
         (wy0, wy1, wx0, wx1), _ = net
@@ -267,9 +268,14 @@ def _predict_windows(nets: list, window: np.ndarray, valid: np.ndarray, origin: 
         dst = (slice(cy0 - y0, cy1 - y0), slice(cx0 - x0, cx1 - x0))
         ok = masks[i][src]
         out["center"][dst] = np.where(ok, pred.center[i][src], 0.0)
-        if with_vectors:
-            vec = np.transpose(pred.vectors[i][src], (2, 3, 0, 1))  # (n, 2, h, w)
-            out["vectors"][(slice(None), slice(None), *dst)] = np.where(ok, vec, np.nan)
+        if with_vectors:  # the samples inside this window's core, on the mosaic's lattice
+            (sy0, sy1), (sx0, sx1) = sampled(cy0, cy1), sampled(cx0, cx1)
+            pick = (slice(sy0 * VECTOR_STEP - wy0, cy1 - wy0, VECTOR_STEP),
+                    slice(sx0 * VECTOR_STEP - wx0, cx1 - wx0, VECTOR_STEP))
+            vec = np.transpose(pred.vectors[i][pick], (2, 3, 0, 1))  # (n, 2, sh, sw)
+            base_y, base_x = sampled(y0, y0)[0], sampled(x0, x0)[0]
+            out["vectors"][:, :, sy0 - base_y:sy1 - base_y, sx0 - base_x:sx1 - base_x] = \
+                np.where(masks[i][pick], vec, np.nan)
         frac = np.transpose(pred.fractions[i][src], (2, 3, 0, 1))  # (b, n, h, w)
         out["fractions"][(slice(None), slice(None), *dst)] = np.where(ok, frac, 0.0)
 
@@ -281,4 +287,5 @@ def write_block(store: str | Path, scratch: str | Path, core: tuple, result: dic
     open_array(store, "center", mode="r+")[y0:y1, x0:x1] = result["center"]
     open_array(scratch, "raw_fractions", mode="r+")[:, :, y0:y1, x0:x1] = result["fractions"]
     if "vectors" in result:
-        open_array(scratch, "vectors", mode="r+")[:, :, y0:y1, x0:x1] = result["vectors"]
+        vy0, vy1, vx0, vx1 = stored_region("vectors", core)
+        open_array(scratch, "vectors", mode="r+")[:, :, vy0:vy1, vx0:vx1] = result["vectors"]

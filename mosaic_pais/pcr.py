@@ -533,60 +533,105 @@ def _nearest_in_buckets(points, lo_y, lo_x, ny, nx, start, order, size, qy, qx, 
 
 
 @njit(cache=True, nogil=True)
-def _vector_votes_core(points, size, nearest, my, mx, vectors, oy, ox, voting, radius, ids):
-    """``ids[k, py, px]``: the point nearest to pixel + ``vectors[k, :, py, px]`` for every
-    ``voting`` pixel farther than ``radius`` from its nearest point (``radius < 0``: every
-    voting pixel). The vectors may be of any float type and layout.
+def _nearest_of(points, nearest, my, mx, ty, tx, buckets, found):
+    """The point nearest to (ty, tx), looked up in the grid ``nearest`` (corner ``(my, mx)``)
+    of each cell's k nearest points, or searched in the points' ``buckets`` where the lookup
+    cannot be sure.
 
-    ``nearest`` (k, H, W) holds the k points nearest to each cell of a grid with corner
-    ``(my, mx)`` that contains the block. A vote lies within √2/2 px of its cell's centre c,
-    so a point outside the cell's k nearest is at least d(c, k-th) − √2/2 from it: where one
-    of the k is nearer than that (nearly always, votes pointing at source centres), it is the
-    nearest point; other votes (beyond the grid, or between far-apart points) search the
-    points' buckets."""
+    The position lies within √2/2 px of its cell's centre c, so a point outside the cell's k
+    nearest is at least d(c, k-th) − √2/2 from it: where one of the k is nearer than that
+    (nearly always, for votes pointing at source centres), it is the nearest point."""
+    k, gh, gw = nearest.shape
+    cy = int(np.floor(ty - my + 0.5))
+    cx = int(np.floor(tx - mx + 0.5))
+    if 0 <= cy < gh and 0 <= cx < gw:
+        best_d = np.inf
+        best = -1
+        for j in range(k):
+            p = nearest[j, cy, cx]
+            d2 = (ty - points[p, 0]) ** 2 + (tx - points[p, 1]) ** 2
+            if d2 < best_d or (d2 == best_d and p < best):
+                best_d = d2
+                best = p
+        if k == len(points):  # the k nearest are all the points there are
+            return best
+        q = nearest[k - 1, cy, cx]
+        bound = np.sqrt((my + cy - points[q, 0]) ** 2 + (mx + cx - points[q, 1]) ** 2) \
+            - np.sqrt(0.5)
+        if bound > 0 and best_d < bound * bound:
+            return best
+    lo_y, lo_x, ny, nx, start, order, size = buckets
+    return _nearest_in_buckets(points, lo_y, lo_x, ny, nx, start, order, size, ty, tx, found)
+
+
+@njit(cache=True, nogil=True)
+def _follows_vectors(nearest, iy, ix, points, y, x, radius2):
+    """Whether a pixel at (y, x) (cell (iy, ix) of ``nearest``) votes by its vectors: always
+    for ``radius2 < 0``, else when farther than sqrt(radius2) from its nearest point."""
+    if radius2 < 0:
+        return True
+    f = nearest[0, iy, ix]
+    return (y - points[f, 0]) ** 2 + (x - points[f, 1]) ** 2 > radius2
+
+
+@njit(cache=True, nogil=True)
+def _vector_votes_core(points, size, nearest, my, mx, vectors, step, oy, ox, voting, radius,
+                       ids):
+    """``ids[:, py, px]``: for every ``voting`` pixel farther than ``radius`` from its
+    nearest point (``radius < 0``: every voting pixel), the points nearest to where its
+    sample's vectors point: sample (i, j) of ``vectors (n, 2, sh, sw)`` (any float type and
+    layout) lies at pixel (i·step, j·step) and serves the step × step pixels from there,
+    each of which takes the sample's targets in its own order of distance (slots are ordered
+    nearest-first, and near the border between two sources a pixel's order is not its
+    sample's). Samples with non-finite vectors leave their pixels' ids as they are."""
     lo_y, lo_x, ny, nx, start, order = _bucket(points, size)
+    buckets = (lo_y, lo_x, ny, nx, start, order, size)
     found = np.empty(len(points), np.int64)
     n = vectors.shape[0]
-    k, gh, gw = nearest.shape
     h, w = voting.shape
     iy, ix = int(oy - my), int(ox - mx)  # the block's corner in the grid
     radius2 = radius * radius if radius >= 0 else -1.0
-    half_diagonal = np.sqrt(0.5)
-    all_known = k == len(points)  # the k nearest are all the points there are
-    for py in range(h):
-        for px in range(w):
-            if not voting[py, px]:
-                continue
-            y = oy + py
-            x = ox + px
-            if radius2 >= 0:
-                f = nearest[0, iy + py, ix + px]
-                if (y - points[f, 0]) ** 2 + (x - points[f, 1]) ** 2 <= radius2:
-                    continue
+    best = np.empty(n, np.int64)
+    target = np.empty((n, 2))
+    distance = np.empty(n)
+    rank = np.empty(n, np.int64)
+    for si in range(vectors.shape[2]):
+        for sj in range(vectors.shape[3]):
+            y0, x0 = si * step, sj * step
+            y1, x1 = min(h, y0 + step), min(w, x0 + step)
+            wanted = False
+            for py in range(y0, y1):
+                for px in range(x0, x1):
+                    wanted |= voting[py, px] and _follows_vectors(
+                        nearest, iy + py, ix + px, points, oy + py, ox + px, radius2)
+            finite = True
             for s in range(n):
-                ty = y + np.float64(vectors[s, 0, py, px])
-                tx = x + np.float64(vectors[s, 1, py, px])
-                cy = int(np.floor(ty - my + 0.5))
-                cx = int(np.floor(tx - mx + 0.5))
-                best = -1
-                if 0 <= cy < gh and 0 <= cx < gw:
-                    best_d = np.inf
-                    for j in range(k):
-                        p = nearest[j, cy, cx]
-                        d2 = (ty - points[p, 0]) ** 2 + (tx - points[p, 1]) ** 2
-                        if d2 < best_d or (d2 == best_d and p < best):
-                            best_d = d2
-                            best = p
-                    if not all_known:
-                        q = nearest[k - 1, cy, cx]
-                        bound = np.sqrt((my + cy - points[q, 0]) ** 2
-                                        + (mx + cx - points[q, 1]) ** 2) - half_diagonal
-                        if not (bound > 0 and best_d < bound * bound):
-                            best = -1
-                if best < 0:
-                    best = _nearest_in_buckets(points, lo_y, lo_x, ny, nx, start, order, size,
-                                               ty, tx, found)
-                ids[s, py, px] = best
+                target[s, 0] = oy + y0 + np.float64(vectors[s, 0, si, sj])
+                target[s, 1] = ox + x0 + np.float64(vectors[s, 1, si, sj])
+                finite &= np.isfinite(target[s, 0]) and np.isfinite(target[s, 1])
+            if not (wanted and finite):
+                continue
+            for s in range(n):
+                best[s] = _nearest_of(points, nearest, my, mx, target[s, 0], target[s, 1],
+                                      buckets, found)
+            for py in range(y0, y1):
+                for px in range(x0, x1):
+                    if not (voting[py, px] and _follows_vectors(
+                            nearest, iy + py, ix + px, points, oy + py, ox + px, radius2)):
+                        continue
+                    if step == 1:  # the pixel's own vectors, in the network's order
+                        ids[:, py, px] = best
+                        continue
+                    for s in range(n):  # insertion sort: the sample's targets, nearest first
+                        distance[s] = ((oy + py - target[s, 0]) ** 2
+                                       + (ox + px - target[s, 1]) ** 2)
+                        u = s
+                        while u > 0 and distance[rank[u - 1]] > distance[s]:
+                            rank[u] = rank[u - 1]
+                            u -= 1
+                        rank[u] = s
+                    for s in range(n):
+                        ids[s, py, px] = best[rank[s]]
     return ids
 
 
@@ -628,7 +673,7 @@ def nearest_peaks_on_grid(points: np.ndarray, shape: tuple[int, int],
 def resolve_votes(vectors: np.ndarray, peaks_yx: np.ndarray,
                   origin: tuple[float, float] = (0.0, 0.0),
                   valid: np.ndarray | None = None, mode: str = "vectors",
-                  mixed_radius: float = MIXED_VOTE_RADIUS) -> np.ndarray:
+                  mixed_radius: float = MIXED_VOTE_RADIUS, step: int = 1) -> np.ndarray:
     """Resolve each pixel's n votes to the index of the nearest detected centre.
 
     ``mode="vectors"`` (the paper's decoder): slot k votes for the detected centre nearest to
@@ -644,58 +689,70 @@ def resolve_votes(vectors: np.ndarray, peaks_yx: np.ndarray,
 
     Parameters
     ----------
-    vectors : ndarray (h, w, n, 2)
-        Predicted (dy, dx) from each pixel to its n nearest sources.
+    vectors : ndarray (⌈h/step⌉, ⌈w/step⌉, n, 2)
+        Predicted (dy, dx) to the n nearest sources, from every ``step``-th pixel: sample
+        (i, j) from pixel (i·step, j·step), whose targets the step × step pixels from there
+        share, each ranking them by its own distance to them (a run keeps every
+        :data:`mosaic_pais.store.VECTOR_STEP`-th). A pixel whose sample is not finite is
+        resolved geometrically.
     peaks_yx : ndarray (P, 2)
         Detected centres in the same frame as ``origin``.
     origin : (y0, x0)
-        Position of pixel (0, 0) of ``vectors`` in the frame of ``peaks_yx`` (for blocks cut from
-        a mosaic).
+        Position of pixel (0, 0) in the frame of ``peaks_yx`` (for blocks cut from a mosaic).
     valid : ndarray of bool (h, w), optional
-        Pixels that may be claimed; others get -1.
+        Pixels that may be claimed; others get -1. Required with ``step > 1`` (it gives the
+        block's shape); by default the pixels whose vectors are finite.
     mode : {"vectors", "geometric", "mixed"}
     mixed_radius : float
         ``mixed`` mode: the distance (px) from the nearest detected centre within which
         pixels are resolved geometrically.
+    step : int
+        Pixels between the vectors' samples.
 
     Returns
     -------
     ndarray int64 (n, h, w): index into ``peaks_yx``, -1 for unclaimed pixels.
     """
-    h, w, n, _ = vectors.shape
-    peaks_yx = np.asarray(peaks_yx, dtype=np.float64).reshape(-1, 2)
-    ids = np.full((n, h, w), -1, dtype=np.int64)
-    if len(peaks_yx) == 0:
-        return ids
-    if vectors.dtype not in (np.float32, np.float64):  # e.g. float16 as a run stores them
-        vectors = vectors.astype(np.float32)
+    vectors = np.asarray(vectors)
     if mode not in VOTE_MODES:
         raise ValueError(f"vote mode must be one of {VOTE_MODES}, got {mode!r}")
-    good = np.all(np.isfinite(vectors), axis=(-1, -2))
-    if valid is not None:
-        good &= valid
+    if valid is None:
+        if step != 1:
+            raise ValueError("valid (the block's pixels) is needed with step > 1")
+        valid = np.all(np.isfinite(vectors), axis=(-1, -2))
+    h, w = valid.shape
+    n = vectors.shape[2]
+    if vectors.shape[:2] != (-(-h // step), -(-w // step)):
+        raise ValueError(f"vectors {vectors.shape[:2]} do not sample {h} x {w} pixels every "
+                         f"{step}")
+    peaks_yx = np.asarray(peaks_yx, dtype=np.float64).reshape(-1, 2)
+    if len(peaks_yx) == 0:
+        return np.full((n, h, w), -1, dtype=np.int64)
+    if vectors.dtype not in (np.float32, np.float64):  # e.g. float16 as a run stores them
+        vectors = vectors.astype(np.float32)
+    good = np.ascontiguousarray(valid, bool)
     # one grid of each pixel's nearest peaks serves both the geometric slots and, spanning
     # the reach of nearly every vote around the block (|C^v| < 60 px: slots hold the three
-    # nearest sources), the lookup of where the vectors point
+    # nearest sources), the lookup of where the vectors point; in a frame shifted so that
+    # pixels sit at whole coordinates
     margin = 0 if mode == "geometric" else VOTE_MAP_MARGIN
-    my, mx = np.floor(origin[0]) - margin, np.floor(origin[1]) - margin
     shift = (origin[0] - np.floor(origin[0]), origin[1] - np.floor(origin[1]))
+    oy, ox = float(np.floor(origin[0])), float(np.floor(origin[1]))
+    points = peaks_yx - shift
     k = min(n, len(peaks_yx))
-    grid = nearest_peaks_on_grid(peaks_yx - shift, (h + 2 * margin, w + 2 * margin),
-                                 (my, mx), k)
-    if mode != "vectors":
-        ids = np.where(good, grid[:, margin:margin + h, margin:margin + w], -1)
-        if k < n:  # fewer peaks than slots: repeat the farthest, as the encoder does
-            ids = np.concatenate([ids, np.repeat(ids[-1:], n - k, axis=0)])
-        if mode == "geometric":
-            return ids
+    grid = nearest_peaks_on_grid(points, (h + 2 * margin, w + 2 * margin),
+                                 (oy - margin, ox - margin), k)
+    ids = np.where(good, grid[:, margin:margin + h, margin:margin + w], -1)
+    if k < n:  # fewer peaks than slots: repeat the farthest, as the encoder does
+        ids = np.concatenate([ids, np.repeat(ids[-1:], n - k, axis=0)])
+    if mode == "geometric":
+        return ids
+    extent = np.ptp(points, axis=0).prod() if len(points) > 1 else 0.0
+    size = float(max(4.0, np.sqrt(4.0 * max(extent, 1.0) / len(points))))  # ~4 peaks a bucket
     radius = float(mixed_radius) if mode == "mixed" else -1.0
-    extent = np.ptp(peaks_yx, axis=0).prod() if len(peaks_yx) > 1 else 0.0
-    size = float(max(4.0, np.sqrt(4.0 * max(extent, 1.0) / len(peaks_yx))))  # ~4 peaks a bucket
-    return _vector_votes_core(peaks_yx - shift, size, grid, my, mx,
-                              np.transpose(vectors, (2, 3, 0, 1)), float(np.floor(origin[0])),
-                              float(np.floor(origin[1])), np.ascontiguousarray(good), radius,
-                              ids)
+    return _vector_votes_core(points, size, grid, oy - margin, ox - margin,
+                              np.transpose(vectors, (2, 3, 0, 1)), int(step), oy, ox, good,
+                              radius, ids)
 
 
 def geometric_votes(peaks_yx: np.ndarray, shape: tuple[int, int, int],

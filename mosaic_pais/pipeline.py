@@ -242,6 +242,7 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
         clear_records,
         create_store,
         records_dir,
+        sampled_sizes,
     )
     from mosaic_pais.write import draw_overview, write_catalog, write_json
 
@@ -342,8 +343,8 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
                      attrs={"bands": band_names, "wcs_header": wcs_header_of(ds),
                             "tile": tile, "margin": margin,
                             "mosaic_pais_version": __version__})
-        create_store(scratch, SCRATCH_VARIABLES, sizes, chunk_map, overwrite=True,
-                     compressed=False)
+        create_store(scratch, SCRATCH_VARIABLES, *sampled_sizes(sizes, chunk_map),
+                     overwrite=True, compressed=False)
         write_json(params, output / "work" / "params.json")
 
     own_cluster = None

@@ -26,7 +26,7 @@ from mosaic_pais.pcr import (
     resolve_votes,
     smoothing_radius,
 )
-from mosaic_pais.store import open_array
+from mosaic_pais.store import VECTOR_STEP, open_array, stored_region
 
 Region = tuple[int, int, int, int]  # (y0, y1, x0, x1), a block's core in mosaic pixels
 
@@ -94,11 +94,13 @@ def resolve_region(scratch: str | Path, region: Region, peaks_yx: np.ndarray,
     frac = np.asarray(open_array(scratch, "raw_fractions")[:, :, y0:y1, x0:x1])  # (b, n, h, w)
     if vote == "geometric":  # C^v was never stored; valid pixels are those given fractions
         ids = geometric_votes(peaks_yx, frac.shape[1:], (y0, x0), frac[0].sum(0) > 0)
-    else:
-        vec = np.asarray(open_array(scratch, "vectors")[:, :, y0:y1, x0:x1])  # (n, 2, h, w)
-        vectors = np.transpose(vec, (2, 3, 0, 1))
-        valid = np.all(np.isfinite(vectors), axis=(-1, -2))
-        ids = resolve_votes(vectors, peaks_yx, origin=(y0, x0), valid=valid, mode=vote)
+    else:  # C^v of every VECTOR_STEP-th pixel (n, 2, sh, sw)
+        if y0 % VECTOR_STEP or x0 % VECTOR_STEP:  # blocks start on whole chunks
+            raise ValueError(f"block {region} does not start on a sample of the vectors")
+        vy0, vy1, vx0, vx1 = stored_region("vectors", region)
+        vec = np.asarray(open_array(scratch, "vectors")[:, :, vy0:vy1, vx0:vx1])
+        ids = resolve_votes(np.transpose(vec, (2, 3, 0, 1)), peaks_yx, origin=(y0, x0),
+                            valid=frac[0].sum(0) > 0, mode=vote, step=VECTOR_STEP)
     return ids, clean_fractions(frac, ids, min_fraction)
 
 

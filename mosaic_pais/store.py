@@ -47,13 +47,43 @@ HALO_READ = ("center",)
 INNER_CHUNK = 384
 
 #: C^v is kept at half precision: votes land within 0.03 px of where float32 puts them
-#: (|C^v| < 64 px), a nearest centre changes only for votes that fall on a Voronoi edge, and
-#: the vectors are half of what a run writes and reads back twice.
+#: (|C^v| < 64 px), and a nearest centre changes only for votes that fall on a Voronoi edge.
 VECTOR_DTYPE = "float16"
+#: ... and from every second pixel in both directions: the targets of a pixel's slots are the
+#: same source centres as its neighbours', so one sample serves 2 × 2 pixels
+#: (:func:`mosaic_pais.pcr.resolve_votes`), and a run writes, reads back twice and resolves
+#: a quarter of the vectors.
+VECTOR_STEP = 2
 #: Working arrays of a run, stored uncompressed and removed at the end: the network's claim
-#: vectors and fractions, from which both measuring passes resolve a block's ids.
-SCRATCH_VARIABLES = {"vectors": (("slot", "component", "y", "x"), VECTOR_DTYPE, np.nan),
-                     "raw_fractions": (("band", "slot", "y", "x"), "float32", 0.0)}
+#: vectors (sampled: dims ``y_vector``, ``x_vector``) and fractions, from which both
+#: measuring passes resolve a block's ids.
+SCRATCH_VARIABLES = {
+    "vectors": (("slot", "component", "y_vector", "x_vector"), VECTOR_DTYPE, np.nan),
+    "raw_fractions": (("band", "slot", "y", "x"), "float32", 0.0)}
+
+
+def sampled(start: int, stop: int, step: int = VECTOR_STEP) -> tuple[int, int]:
+    """Indices of the samples (every ``step``-th pixel from 0) inside pixels [start, stop).
+
+    >>> sampled(1536, 3072), sampled(3, 8), sampled(0, 5)
+    ((768, 1536), (2, 4), (0, 3))
+    """
+    return -(-start // step), -(-stop // step)
+
+
+def stored_region(name: str, region: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+    """The part of variable ``name`` that holds the pixels of a (y0, y1, x0, x1) region."""
+    if name != "vectors":
+        return region
+    y0, y1, x0, x1 = region
+    return (*sampled(y0, y1), *sampled(x0, x1))
+
+
+def sampled_sizes(sizes: dict, chunks: dict) -> tuple[dict, dict]:
+    """Sizes and chunks with the sampled dimensions of the vectors added."""
+    return ({**sizes, "y_vector": sampled(0, sizes["y"])[1], "x_vector": sampled(0, sizes["x"])[1]},
+            {**chunks, "y_vector": sampled(0, chunks["y"])[1],
+             "x_vector": sampled(0, chunks["x"])[1]})
 
 
 def inner_chunk(chunk: int, target: int = INNER_CHUNK) -> int:
@@ -123,8 +153,11 @@ def array_checksum(*arrays: np.ndarray) -> str:
 
 def region_checksum(path: str | Path, names: list[str], region: tuple[int, int, int, int]) -> str:
     """SHA-256 of the data of ``names`` inside a (y0, y1, x0, x1) region, as stored."""
-    y0, y1, x0, x1 = region
-    return array_checksum(*(open_array(path, name)[..., y0:y1, x0:x1] for name in names))
+    parts = []
+    for name in names:
+        y0, y1, x0, x1 = stored_region(name, region)
+        parts.append(open_array(path, name)[..., y0:y1, x0:x1])
+    return array_checksum(*parts)
 
 
 def records_dir(path: str | Path) -> Path:

@@ -326,3 +326,36 @@ def test_vector_votes_are_brute_force_nearest_centres(seed):
     target = vectors.astype(np.float64) + np.stack([yy + origin[0], xx + origin[1]], -1)[:, :, None]
     d2 = ((target[..., None, :] - peaks) ** 2).sum(-1)  # (h, w, n, P)
     np.testing.assert_array_equal(ids, np.moveaxis(d2.argmin(-1), -1, 0))
+
+
+@pytest.mark.parametrize("mode", ["vectors", "mixed"])
+def test_sampled_vectors_serve_their_step_by_step_pixels(mode):
+    # every pixel votes where its sample's vectors point, ranking those targets by its own
+    # distance to them: as if each pixel had vectors from itself to its sample's targets,
+    # nearest first; a sample that is not finite leaves its pixels geometric
+    rng = np.random.default_rng(5)
+    peaks = rng.uniform(-10, 60, (25, 2))
+    h, w, step = 45, 38, 2
+    sampled = rng.normal(0, 12, (-(-h // step), -(-w // step), 3, 2)).astype(np.float16)
+    sampled[3, 4] = np.nan
+    valid = rng.uniform(size=(h, w)) > 0.05
+    origin = (100.0, -20.0)
+    ids = resolve_votes(sampled, peaks, origin=origin, valid=valid, mode=mode, step=step)
+    yy, xx = np.mgrid[0:h, 0:w]
+    targets = sampled[yy // step, xx // step].astype(np.float64)  # from each pixel's sample
+    targets[..., 0] += (yy // step * step)[..., None]
+    targets[..., 1] += (xx // step * step)[..., None]
+    pixel = np.stack([yy, xx], -1)[:, :, None]
+    rank = np.argsort(((targets - pixel) ** 2).sum(-1), axis=-1, kind="stable")
+    full = np.take_along_axis(targets, rank[..., None], axis=2) - pixel
+    nan = ~np.isfinite(full).all(axis=(-1, -2))
+    expected = resolve_votes(np.where(nan[..., None, None], 0.0, full), peaks, origin=origin,
+                             valid=valid, mode=mode)
+    geometric = resolve_votes(full, peaks, origin=origin, valid=valid, mode="geometric")
+    expected[:, nan] = geometric[:, nan]
+    np.testing.assert_array_equal(ids, expected)
+    assert nan.sum() == 4 and np.all(ids[:, ~valid] == -1)
+    with pytest.raises(ValueError, match="valid"):
+        resolve_votes(sampled, peaks, step=step)
+    with pytest.raises(ValueError, match="do not sample"):
+        resolve_votes(sampled, peaks, valid=valid[:-2], step=step)
