@@ -33,6 +33,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -61,16 +62,21 @@ def run_and_watch(cmd: list[str], poll: float = 0.2) -> dict:
     """Run ``cmd``; its wall time, exit status and the peak RSS of its process tree."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     t0 = time.time()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
-    watched = psutil.Process(proc.pid)
-    peak = 0
-    while proc.poll() is None:
-        peak = max(peak, tree_rss(watched))
-        time.sleep(poll)
-    output = proc.stdout.read()
+    # the output goes to a file, not a pipe: nobody reads a pipe while the run goes on, and
+    # once its 64 kB fill (Dask's memory warnings can) every worker blocks on its next log line
+    with tempfile.TemporaryFile("w+") as log:
+        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+        watched = psutil.Process(proc.pid)
+        peak = 0
+        while proc.poll() is None:
+            peak = max(peak, tree_rss(watched))
+            time.sleep(poll)
+        log.seek(0)
+        output = log.read()
     return {"seconds": time.time() - t0, "returncode": proc.returncode,
-            "peak_rss_gb": peak / 1e9, "tail": output[-2000:]}
+            "peak_rss_gb": peak / 1e9, "tail": output[-2000:],
+            # lines of Dask's memory manager: workers pausing, spilling or over their limit
+            "worker_memory_warnings": output.count("distributed.worker.memory")}
 
 
 def bare_tiles_per_second(seconds: float = 60.0) -> dict:

@@ -444,7 +444,7 @@ def position_bias_section(r: dict | None) -> list[str]:
 
 
 def vote_modes_section(r: dict | None, card_vote: str, scale: dict | None = None,
-                       other_scale: dict | None = None) -> list[str]:
+                       other_scales: dict | None = None) -> list[str]:
     """Deblended fluxes by how slots are resolved to sources (benchmarks/vote_modes.py)."""
     out = ["", "### Fluxes by vote mode", "",
            "`python benchmarks/vote_modes.py --tiles 300` — on validation tiles (never the test "
@@ -473,28 +473,29 @@ def vote_modes_section(r: dict | None, card_vote: str, scale: dict | None = None
                        + " | ".join(cells) + f" | {f(gone['median_given_away'])} "
                        f"({gone['n']}) |")
         out.append("")
+    rates = {v: r_["runs"][max(r_["runs"], key=int)]
+             for v, r_ in {card_vote: scale, **(other_scales or {})}.items() if r_}
     cost = ""
-    if scale and other_scale:  # the largest mosaic, with the card's vote and with mixed
-        size = max(other_scale["runs"], key=int)
-        if size in scale["runs"]:
-            cost = (f": a {size}² run kept {other_scale['runs'][size]['throughput_vs_bare']:.0%} "
-                    f"of the bare model's rate with it, against "
-                    f"{scale['runs'][size]['throughput_vs_bare']:.0%} with the card's vote "
-                    "(target ≥ 85%; [scale](#with-vote-mixed))")
-    out.append(f"The card's vote: `{card_vote}` (chosen by `accuracy.py --tune` on 400 "
-               "validation tiles of the varied conditions, between `vectors` and `geometric`, "
-               "by the blended sources' median |δ|). `mixed` is a run option (`mosaic-pais run "
-               "--vote mixed`), not offered to the tune yet, for what it costs" + cost + ". A "
-               "run keeps the claim vectors of every second pixel in both directions: each "
-               "pixel takes its sample's targets, ranked by its own distance to them; the "
-               "figures above are measured so (one sample in 2 × 2 and every pixel's own vectors"
-               " gave the same median |δ| to within 0.004). The labels order a pixel's slots by "
-               "distance to the sources they hold (matched-filter S/N ≥ 5), and about half of "
-               "those at S/N 5–10 are not detected: far from every detected peak they still "
-               "hold slots, the geometric order is shifted by them, and a bright galaxy's faint "
-               "wings go to neighbours tens of pixels away, while its claim vectors there still "
-               "point at it. Near a detected peak the geometric order is exact, and vectors "
-               "pointing into a close pair can land on the wrong member.")
+    if len(rates) > 1:  # the largest mosaic with each vote measured (mosaic_scale.py --vote)
+        kept = [f"{v['throughput_vs_bare']:.0%} with `{vote}`" for vote, v in rates.items()]
+        cost = (" At scale (the largest mosaic, workers of 3 GB) a run kept "
+                + ", ".join(kept[:-1]) + f" and {kept[-1]} of the bare model's rate, measured "
+                "in the same session (target ≥ 85%; "
+                "[scale](#scale-memory-and-throughput-of-whole-runs)).")
+    out.append(f"The card's vote: `{card_vote}`, chosen by `accuracy.py --tune` on 400 "
+               "validation tiles of the varied conditions between `vectors` and `geometric` "
+               "by the blended sources' median |δ|; `mixed` is a run option (`mosaic-pais run "
+               "--vote mixed`), not offered to the tune, for what it costs." + cost
+               + " A run keeps the claim vectors of every second pixel in both directions: "
+               "each pixel takes its sample's targets, ranked by its own "
+               "distance to them; the figures above are measured so (one sample in 2 × 2 and "
+               "every pixel's own vectors gave the same median |δ| to within 0.004). The labels "
+               "order a pixel's slots by distance to the sources they hold (matched-filter "
+               "S/N ≥ 5), and about half of those at S/N 5–10 are not detected: far from every "
+               "detected peak they still hold slots, the geometric order is shifted by them, and "
+               "a bright galaxy's faint wings go to neighbours tens of pixels away, while its "
+               "claim vectors there still point at it. Near a detected peak the geometric order "
+               "is exact, and vectors pointing into a close pair can land on the wrong member.")
     return out
 
 
@@ -577,17 +578,28 @@ def scale_table(r: dict) -> list[str]:
     return out
 
 
-def scale_other_vote_section(r: dict | None) -> list[str]:
-    """The scale runs again with ``--vote mixed`` (mosaic_scale.py --vote mixed)."""
+#: what each vote mode adds to a run, for the scale sections
+VOTE_STORAGE = {
+    "geometric": "never stores the claim vectors: a pixel's slots follow its own distance order "
+                 "among the detected peaks",
+    "mixed": "writes the claim vectors of every second pixel in both directions (float16) "
+             "during inference and reads them back in both measuring passes, but follows them "
+             "only beyond 6 px of the nearest detected peak",
+    "vectors": "writes the claim vectors of every second pixel in both directions (float16) "
+               "during inference and reads them back in both measuring passes",
+}
+
+
+def scale_other_vote_section(r: dict | None, card_vote: str) -> list[str]:
+    """The scale runs again with another vote than the card's (mosaic_scale.py --vote)."""
     if not r:
         return []
     largest = r["runs"][max(r["runs"], key=int)]
     return ["", f"### With `--vote {r['vote']}`", "",
             f"`python benchmarks/mosaic_scale.py --sizes 4096 16384 --memory-limit 3GB --vote "
-            f"{r['vote']}` — the same runs with the vote that keeps bright galaxies' outer light "
-            "theirs ([fluxes by vote mode](#fluxes-by-vote-mode)); it writes the claim vectors "
-            "of every second pixel in both directions (float16) during inference and reads them "
-            "back in both measuring passes, which the card's `geometric` vote never does. "
+            f"{r['vote']}` — the same runs with `{r['vote']}` votes instead of the card's "
+            f"`{card_vote}` ([fluxes by vote mode](#fluxes-by-vote-mode)): `{r['vote']}` "
+            f"{VOTE_STORAGE[r['vote']]}; `{card_vote}` {VOTE_STORAGE[card_vote]}. "
             f"Bare model in this run: {r['bare_tiles_per_s']:.1f} tiles/s.", "",
             *scale_table(r), "",
             f"- end-to-end ÷ bare model at {max(r['runs'], key=int)}²: "
@@ -675,7 +687,20 @@ def scale_section(r: dict | None, speed: dict | None = None) -> list[str]:
                 f"alone keeps {busy['cores_busy']:.2f} of its {busy['cores_available']} cores "
                 "busy (`python benchmarks/speed.py`), so any work beside it slows it down by "
                 "as much CPU time as that work takes."]
-    out += [""]
+    if "worker_memory_warnings" in largest:
+        out += [f"- Dask's memory manager wrote {largest['worker_memory_warnings']} warnings "
+                "during the largest run (its unmanaged-memory notes at the start). Local workers "
+                "pause at 90% of their limit, not Dask's 80%: TensorFlow and the model hold "
+                "about 1.9 GiB of each for the whole run, and with the 80% mark workers of 3 GB "
+                "paused and resumed many times a second while stitching and measuring (296 "
+                "warnings in a run with mixed votes). In session 21 the same 16384² run took "
+                "257 s pausing at 80% and 247 s at 92% (stitching 49 → 40 s, measuring 41 → "
+                "33 s; `DASK_DISTRIBUTED__WORKER__MEMORY__PAUSE=0.92`, timed one after the "
+                "other)."]
+    out += ["- The ratio moves with the shared machine's load more than with the code: the bare "
+            "model ran at 22.3 tiles/s in session 18, when the same run kept 92%, and at "
+            f"{r['bare_tiles_per_s']:.1f} tiles/s here; inference follows the network's rate, "
+            "the stages after it (single-threaded numba kernels and Zarr reads) much less.", ""]
     return out
 
 
@@ -958,9 +983,11 @@ def main() -> None:
     out += f1_gap_section(load("centre_net_baseline_goods-s_white"),
                           load("f1_limits_goods-s_white"), file_sha256(DEFAULT_MODEL_PATH))
     out += position_bias_section(load("position_bias"))
-    out += vote_modes_section(load("vote_modes"), str(model_metadata(DEFAULT_MODEL_PATH)
-                                                      .get("vote", "vectors")),
-                              load("mosaic_scale"), load("mosaic_scale_mixed"))
+    card_vote = str(model_metadata(DEFAULT_MODEL_PATH).get("vote", "vectors"))
+    # the scale runs with each vote but the card's (mosaic_scale.py --vote)
+    other_scales = {v: load(f"mosaic_scale_{v}") for v in VOTE_STORAGE if v != card_vote}
+    other_scales = {v: r for v, r in other_scales.items() if r}
+    out += vote_modes_section(load("vote_modes"), card_vote, load("mosaic_scale"), other_scales)
     out += ["", "## Speed", "", "`python benchmarks/speed.py`", ""]
     out += speed_section(load("speed"))
     st = load("mosaic_stitching")
@@ -1048,7 +1075,8 @@ def main() -> None:
     out += real_data_section(load("real_cutouts"))
     out += sky_offset_section(load("sky_offset"))
     out += scale_section(load("mosaic_scale"), load("speed"))
-    out += scale_other_vote_section(load("mosaic_scale_mixed"))
+    for other in other_scales.values():
+        out += scale_other_vote_section(other, card_vote)
     out += scarlet2_peer_section(load("scarlet2_peer"))
     out += scarlet2_labels_section(load("scarlet2_labels"))
     Path("docs/benchmarks.md").write_text("\n".join(out))

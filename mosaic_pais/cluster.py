@@ -113,6 +113,36 @@ def check_memory_limit(memory_limit: str | None) -> None:
                             "500MiB") from exc
 
 
+#: the share of its memory limit at which a local worker pauses, where Dask's default is 0.8:
+#: TensorFlow's runtime and the model hold about 1.9 GiB of a worker's memory for the whole run
+#: (unmanaged memory that nothing can spill), so on workers of 3 GB the 0.8 mark is crossed by
+#: a block's ordinary working arrays and the stitching and measuring tasks stall in hundreds of
+#: pauses that free nothing (benchmarks/mosaic_scale.py: worker_memory_warnings). Workers are
+#: still restarted at Dask's terminate mark (0.95); a pause set in the Dask configuration wins.
+WORKER_PAUSE_FRACTION = 0.9
+
+
+def worker_memory_config() -> dict:
+    """Dask settings a local cluster's workers start with (see :data:`WORKER_PAUSE_FRACTION`).
+
+    Examples
+    --------
+    >>> worker_memory_config()
+    {'distributed.worker.memory.pause': 0.9}
+    >>> import dask
+    >>> with dask.config.set({"distributed.worker.memory.pause": 0.7}):
+    ...     worker_memory_config()
+    {}
+    """
+    import dask
+    import distributed  # noqa: F401 - loads Dask's defaults for the distributed.* settings
+
+    pause = dask.config.get("distributed.worker.memory.pause", None)
+    if pause == 0.8:  # Dask's default, not a choice of the user's
+        return {"distributed.worker.memory.pause": WORKER_PAUSE_FRACTION}
+    return {}
+
+
 def start_cluster(kind: str | None, workers: int | None = None,
                   memory_limit: str | None = None) -> tuple[Any, Any]:
     """Start or join a cluster; returns ``(client, cluster)`` (``cluster`` None when joined).
@@ -123,28 +153,16 @@ def start_cluster(kind: str | None, workers: int | None = None,
     :func:`jobqueue_cluster`; ``workers`` is the number of batch jobs), anything else → the
     address of a running scheduler. Local dashboards listen on localhost.
     """
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     check_memory_limit(memory_limit)
     kind = (kind or "local").strip()
     if kind in ("local", "cuda"):
-        if kind == "cuda" or gpus_visible():
-            try:
-                from dask_cuda import LocalCUDACluster
+        import dask
 
-                cluster = LocalCUDACluster(ip="127.0.0.1", dashboard_address="127.0.0.1:0",
-                                           memory_limit=memory_limit or "auto")
-                return Client(cluster), cluster
-            except Exception as exc:  # noqa: BLE001 - fall back to CPU workers, say so
-                if kind == "cuda":
-                    raise BadInputError(f"--cluster cuda: cannot start GPU workers ({exc})") \
-                        from exc
-                print(f"mosaic-pais: no usable GPU ({type(exc).__name__}); using CPU workers",
-                      file=sys.stderr)
-        n = workers or max(1, min(os.cpu_count() or 1, 8) // 1)
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                               host="127.0.0.1", dashboard_address="127.0.0.1:0",
-                               memory_limit=memory_limit or "auto")
+        # the nannies hand the configuration they start with to their workers
+        with dask.config.set(worker_memory_config()):
+            cluster = local_cluster(kind, workers, memory_limit)
         return Client(cluster), cluster
     if kind.split("-", 1)[0] in JOBQUEUE_SYSTEMS:
         cluster = jobqueue_cluster(kind)
@@ -157,6 +175,29 @@ def start_cluster(kind: str | None, workers: int | None = None,
 
 
 JOBQUEUE_SYSTEMS = ("slurm", "pbs")
+
+
+def local_cluster(kind: str, workers: int | None, memory_limit: str | None) -> Any:
+    """GPU workers (LocalCUDACluster, imported only then) for ``kind="cuda"`` or when GPUs are
+    visible, else (or when they cannot start and ``kind`` is "local") CPU workers of one
+    thread each."""
+    from distributed import LocalCluster
+
+    if kind == "cuda" or gpus_visible():
+        try:
+            from dask_cuda import LocalCUDACluster
+
+            return LocalCUDACluster(ip="127.0.0.1", dashboard_address="127.0.0.1:0",
+                                    memory_limit=memory_limit or "auto")
+        except Exception as exc:  # noqa: BLE001 - fall back to CPU workers, say so
+            if kind == "cuda":
+                raise BadInputError(f"--cluster cuda: cannot start GPU workers ({exc})") \
+                    from exc
+            print(f"mosaic-pais: no usable GPU ({type(exc).__name__}); using CPU workers",
+                  file=sys.stderr)
+    n = workers or max(1, min(os.cpu_count() or 1, 8) // 1)
+    return LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
+                        dashboard_address="127.0.0.1:0", memory_limit=memory_limit or "auto")
 
 
 def jobqueue_cluster(kind: str, **kwargs):

@@ -140,14 +140,19 @@ def compile_kernels() -> None:
     machine code is in numba's cache (``NUMBA_CACHE_DIR``) before a run: container recipes
     call this at build time; otherwise the first run on a machine compiles them (seconds)."""
     from mosaic_pais.measure import measure_image
-    from mosaic_pais.pcr import geometric_votes
+    from mosaic_pais.pcr import geometric_votes, resolve_votes
     from mosaic_pais.stitch import clean_fractions
+    from mosaic_pais.store import VECTOR_DTYPE, VECTOR_STEP
 
     rng = np.random.default_rng(0)
     peaks = {"id": np.arange(4), "y": rng.uniform(0, 24, 4), "x": rng.uniform(0, 24, 4),
              "score": np.ones(4)}
-    ids = geometric_votes(np.stack([peaks["y"], peaks["x"]], 1), (3, 24, 24), (0, 0),
-                          np.ones((24, 24), bool))
+    peaks_yx = np.stack([peaks["y"], peaks["x"]], 1)
+    valid = np.ones((24, 24), bool)
+    # the vector votes' kernels, as a run reads C^v (sampled, float16)
+    vectors = rng.normal(0, 8, (24 // VECTOR_STEP, 24 // VECTOR_STEP, 3, 2)).astype(VECTOR_DTYPE)
+    resolve_votes(vectors, peaks_yx, valid=valid, mode="mixed", step=VECTOR_STEP)
+    ids = geometric_votes(peaks_yx, (3, 24, 24), (0, 0), valid)
     for dtype in (np.float32, np.float64):  # blocks from files are float32, tests use both
         fractions = clean_fractions(rng.uniform(0, 1, (1, 3, 24, 24)), ids, 0.01).astype(dtype)
         measure_image(rng.normal(size=(1, 24, 24)).astype(dtype), ids, fractions, peaks,

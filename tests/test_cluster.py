@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 
+import dask
 import numpy as np
 import pytest
 
 from mosaic_pais.cluster import (
+    WORKER_PAUSE_FRACTION,
     ModelPlugin,
     Runner,
     gpus_visible,
@@ -44,9 +46,16 @@ def test_local_falls_back_to_cpu_workers():
         assert threads == max(1, (os.cpu_count() or 1) // 2)
         client.register_plugin(ModelPlugin(str(DEFAULT_MODEL_PATH), 4, cpu_threads=threads))
         assert set(client.run(_tensorflow_threads).values()) == {threads}
+        # the workers pause later than Dask's default: TensorFlow's memory cannot be spilled
+        assert set(client.run(_worker_pause).values()) == {WORKER_PAUSE_FRACTION}
+        assert dask.config.get("distributed.worker.memory.pause") == 0.8  # the client's own
     finally:
         client.close()
         cluster.close()
+
+
+def _worker_pause(dask_worker) -> float:
+    return dask_worker.memory_manager.memory_pause_fraction
 
 
 def test_cuda_without_gpus_is_a_clear_error():
