@@ -54,7 +54,7 @@ from mosaic_pais.model import (
     peak_finding,
     split_outputs,
 )
-from mosaic_pais.pcr import MIXED_VOTE_RADIUS, find_peaks, resolve_votes
+from mosaic_pais.pcr import MIXED_VOTE_RADIUS, VOTE_MODES, find_peaks, resolve_votes
 from mosaic_pais.peers import run_photutils, run_sep
 from mosaic_pais.simulation import simulate_scene
 from mosaic_pais.stitch import clean_fractions
@@ -164,10 +164,9 @@ def tile_thresholds(textures, meta: dict) -> list[float]:
     return [detection_threshold(meta, float(texture)) for texture in textures]
 
 
-#: vote modes ``--tune`` chooses among. ``mixed`` (pcr.resolve_votes) gives bright galaxies'
-#: wings back (benchmarks/vote_modes.py) but is not offered yet: with it, stitching a 16384²
-#: mosaic on workers of 3 GB ran out of memory (session 19), and a 4096² run took 2× as long.
-TUNED_VOTES = ("vectors", "geometric")
+#: vote modes ``--tune`` chooses among (pcr.resolve_votes; what each costs at scale:
+#: benchmarks/mosaic_scale.py --vote)
+TUNED_VOTES = VOTE_MODES
 #: thresholds tried by ``--tune``, and the texture bins (edges) each gets its own in
 TUNE_THRESHOLDS = (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.825, 0.85, 0.875, 0.9, 0.925, 0.95)
 TUNE_TEXTURE_EDGES = (1.15, 1.6, 2.0)
@@ -309,17 +308,19 @@ def main() -> None:
                        for i, (p, j) in enumerate(preds)])
 
     if args.tune:
-        # the peak threshold by F1 per noise texture, then the vote mode by the blended
-        # sources' median |δ| (TUNED_VOTES: "mixed" is measured by vote_modes.py, not offered)
+        # the peak threshold by F1 per noise texture, then the vote mode by the median |δ| of
+        # all sources plus that of the blended ones: judged on the blended alone, a vote that
+        # hands bright galaxies' wings to their neighbours would go unseen
         tuned = tune_threshold(lambda t: model_run(t, "geometric"), truth, textures,
                                args.mag_limit)
         thresholds = [detection_threshold(tuned, t) for t in textures]
         votes, f1 = {}, None
         for vote in TUNED_VOTES:
             r = evaluate(model_run(thresholds, vote), truth, mag_limit=args.mag_limit)
-            votes[vote], f1 = r["flux_blended"]["median_abs"], r["f1"]
-            print(f"vote {vote}: F1 {r['f1']:.4f}, median |δ| blended {votes[vote]:.4f}, "
-                  f"all {r['flux']['median_abs']:.4f}", flush=True)
+            votes[vote] = r["flux"]["median_abs"] + r["flux_blended"]["median_abs"]
+            f1 = r["f1"]
+            print(f"vote {vote}: F1 {r['f1']:.4f}, median |δ| all {r['flux']['median_abs']:.4f} "
+                  f"+ blended {r['flux_blended']['median_abs']:.4f}", flush=True)
         vote = min(votes, key=votes.get)
         card_path = Path(args.model).with_suffix(".json")
         card = json.loads(card_path.read_text()) if card_path.exists() else {}
@@ -328,7 +329,7 @@ def main() -> None:
                      "window": finding["window"], "vote": vote,
                      "threshold_tuned_on": f"{args.tiles} '{args.split}' tiles: F1 {f1:.4f} "
                                            f"with the thresholds by texture (one threshold: "
-                                           f"{tuned['f1']:.4f}); vote by blended median |δ| "
+                                           f"{tuned['f1']:.4f}); vote by median |δ| all + blended: "
                                            + ", ".join(f"{k} {v:.4f}" for k, v in votes.items())})
         card_path.write_text(json.dumps(card, indent=2))
         print(f"chose thresholds {tuned['threshold_by_texture']}, vote {vote} → {card_path}")

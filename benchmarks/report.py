@@ -483,9 +483,11 @@ def vote_modes_section(r: dict | None, card_vote: str, scale: dict | None = None
                 "in the same session (target ≥ 85%; "
                 "[scale](#scale-memory-and-throughput-of-whole-runs)).")
     out.append(f"The card's vote: `{card_vote}`, chosen by `accuracy.py --tune` on 400 "
-               "validation tiles of the varied conditions between `vectors` and `geometric` "
-               "by the blended sources' median |δ|; `mixed` is a run option (`mosaic-pais run "
-               "--vote mixed`), not offered to the tune, for what it costs." + cost
+               "validation tiles of the varied conditions among `vectors`, `geometric` and "
+               "`mixed` (6 px) by the median |δ| of all sources plus that of the blended ones "
+               "(judged on the blended alone, a vote that hands bright galaxies' wings to their "
+               "neighbours would go unseen); any of them is a run option (`mosaic-pais run "
+               "--vote`)." + cost
                + " A run keeps the claim vectors of every second pixel in both directions: "
                "each pixel takes its sample's targets, ranked by its own "
                "distance to them; the figures above are measured so (one sample in 2 × 2 and "
@@ -698,7 +700,8 @@ def scale_section(r: dict | None, speed: dict | None = None) -> list[str]:
                 "33 s; `DASK_DISTRIBUTED__WORKER__MEMORY__PAUSE=0.92`, timed one after the "
                 "other)."]
     out += ["- The ratio moves with the shared machine's load more than with the code: the bare "
-            "model ran at 22.3 tiles/s in session 18, when the same run kept 92%, and at "
+            "model ran at 22.3 tiles/s in session 18, when the same run with geometric votes kept "
+            "92%, and at "
             f"{r['bare_tiles_per_s']:.1f} tiles/s here; inference follows the network's rate, "
             "the stages after it (single-threaded numba kernels and Zarr reads) much less.", ""]
     return out
