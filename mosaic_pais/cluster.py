@@ -118,7 +118,8 @@ def check_memory_limit(memory_limit: str | None) -> None:
 #: (unmanaged memory that nothing can spill), so on workers of 3 GB the 0.8 mark is crossed by
 #: a block's ordinary working arrays and the stitching and measuring tasks stall in hundreds of
 #: pauses that free nothing (benchmarks/mosaic_scale.py: worker_memory_warnings). Workers are
-#: still restarted at Dask's terminate mark (0.95); a pause set in the Dask configuration wins.
+#: still restarted at Dask's terminate mark (0.95). A pause set in the Dask configuration wins
+#: unless it is 0.8, which cannot be told apart from Dask's default (0.79 keeps Dask's behaviour).
 WORKER_PAUSE_FRACTION = 0.9
 
 
