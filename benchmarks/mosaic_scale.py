@@ -17,8 +17,8 @@ inference stage alone can go faster than the bare model on separate tiles; each 
 ``infer_vs_bare`` says by how much. ``--tiles-per-window 1`` measures tiles read one by one.
 
 ``--vote`` runs with another vote mode than the card's (``mosaic-pais run --vote``): ``mixed``
-and ``vectors`` write the claim vectors during inference and read them back in both measuring
-passes, which ``geometric`` never does.
+and ``vectors`` write the claim vectors during inference and read them back when stitching
+resolves the votes, which ``geometric`` never does.
 
 Usage:
   python benchmarks/mosaic_scale.py --sizes 4096 16384 --memory-limit 3GB

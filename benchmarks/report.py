@@ -585,10 +585,10 @@ VOTE_STORAGE = {
     "geometric": "never stores the claim vectors: a pixel's slots follow its own distance order "
                  "among the detected peaks",
     "mixed": "writes the claim vectors of every second pixel in both directions (float16) "
-             "during inference and reads them back in both measuring passes, but follows them "
-             "only beyond 6 px of the nearest detected peak",
+             "during inference and reads them back once, when stitching resolves the votes, but "
+             "follows them only beyond 6 px of the nearest detected peak",
     "vectors": "writes the claim vectors of every second pixel in both directions (float16) "
-               "during inference and reads them back in both measuring passes",
+               "during inference and reads them back once, when stitching resolves the votes",
 }
 
 

@@ -387,5 +387,16 @@ def finalize(total: dict, peaks: dict, bands: list[str], has_weights: bool,
 
 
 def invalid_neighbourhood(valid: np.ndarray) -> np.ndarray:
-    """Pixels that are invalid or touch an invalid pixel (8-connected)."""
+    """Pixels that are invalid or touch an invalid pixel (8-connected).
+
+    >>> valid = np.ones((4, 5), bool)
+    >>> int(invalid_neighbourhood(valid).sum()), int(invalid_neighbourhood(~valid).sum())
+    (0, 20)
+    >>> valid[0, 0] = False
+    >>> invalid_neighbourhood(valid).astype(int)[:3, :3].tolist()
+    [[1, 1, 0], [1, 1, 0], [0, 0, 0]]
+    """
+    valid = np.asarray(valid, bool)
+    if valid.all():  # most blocks of a mosaic: no dilation needed
+        return np.zeros(valid.shape, bool)
     return ndimage.binary_dilation(~valid, structure=np.ones((3, 3), bool))

