@@ -22,7 +22,7 @@ resolves the votes, which ``geometric`` never does.
 
 Usage:
   python benchmarks/mosaic_scale.py --sizes 4096 16384 --memory-limit 3GB
-  python benchmarks/mosaic_scale.py --sizes 4096 16384 --memory-limit 3GB --vote mixed
+  python benchmarks/mosaic_scale.py --sizes 4096 16384 --memory-limit 3GB --vote geometric
 Writes docs/results/mosaic_scale.json (mosaic_scale_<vote>.json with ``--vote``).
 """
 
