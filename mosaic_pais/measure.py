@@ -30,11 +30,13 @@ Columns (DESIGN.md contract) and how they are measured:
     Radii enclosing 50% and 90% of ``flux``.
 ``a``, ``b``, ``theta``
     Second-moment ellipse (px, px, degrees counter-clockwise from +x) of the source's
-    deblended light in its footprint, about that light's own centroid. The moments are of the
-    signed light, so that the footprint's noise averages out instead of widening the ellipse
-    (the positive part alone made a Gaussian at S/N ~ 40 look 20% larger and rounder); NaN
-    where the noise leaves them undefined (no positive flux, or a moment matrix that is not
-    positive definite: faint sources).
+    positive deblended light within its isophotal radius (where its mean surface brightness
+    in 1 px rings first drops below the noise, :func:`isophotal_radius`), about that light's
+    own centroid. Taken over its whole footprint, the noise of hundreds of sky pixels made a
+    faint source look larger and rounder than it is (a Gaussian of σ = 2.5 px at S/N ~ 40
+    came out as 3.6 px); within the isophote a noisy source measures as its noiseless self
+    would, and like SExtractor's isophotal shapes, faint sources look smaller than their
+    full profile.
 ``npix``
     Pixels where the source holds a fraction > 0.
 ``blend_fraction``
@@ -57,8 +59,8 @@ N_BINS = 160     # up to 80 px; the last bin also holds everything farther
 FLAG_EDGE, FLAG_MASKED, FLAG_UNCERTAIN = 1, 2, 4
 
 
-SUM_KEYS = ("flux", "var", "npix", "shared_flux", "hist", "count", "edge", "masked", "sum_y",
-            "sum_x", "sum_yy", "sum_xx", "sum_xy")
+SUM_KEYS = ("flux", "var", "npix", "shared_flux", "hist", "count", "edge", "masked", "sum_w",
+            "sum_y", "sum_x", "sum_yy", "sum_xx", "sum_xy")
 #: the radial profiles, the only sums kept per bin (sources × N_BINS), and all the first pass
 #: needs; the other sums are one number per source ((band, source) for flux and var)
 PROFILE_KEYS = ("hist", "count")
@@ -96,13 +98,15 @@ def _present_ids(ids, n_sources):
 
 @njit(cache=True, nogil=True)
 def _sum_core(img, ids, frac, peak_y, peak_x, oy, ox, row, mosaic_h, mosaic_w, weights,
-              invalid_near, profiles_only, out):
-    """Every pixel's slots added into the block's sums ``out`` (see :data:`SUM_KEYS`)."""
-    (flux, var, npix, shared_flux, hist, count, edge, masked, sum_y, sum_x, sum_yy,
+              invalid_near, shape_bins, profiles_only, out):
+    """Every pixel's slots added into the block's sums ``out`` (see :data:`SUM_KEYS`); the
+    moments only over each source's first ``shape_bins`` radial bins (none given: all)."""
+    (flux, var, npix, shared_flux, hist, count, edge, masked, sum_w, sum_y, sum_x, sum_yy,
      sum_xx, sum_xy) = out
     n_band, n_slots, h, w = frac.shape
     has_weights = weights.shape[0] > 0
     has_near = invalid_near.shape[0] > 0
+    has_shape_bins = shape_bins.shape[0] > 0
     first = np.zeros(n_slots, np.bool_)
     for i in range(h):
         gy = i + oy
@@ -150,11 +154,14 @@ def _sum_core(img, ids, frac, peak_y, peak_x, oy, ox, row, mosaic_h, mosaic_w, w
                         masked[r] += 1.0
                 if shared:
                     shared_flux[r] += det
-                sum_y[r] += det * dy
-                sum_x[r] += det * dx
-                sum_yy[r] += det * dy * dy
-                sum_xx[r] += det * dx * dx
-                sum_xy[r] += det * dx * dy
+                if not has_shape_bins or rbin < shape_bins[src]:
+                    pos = max(det, 0.0)  # moments of the positive part (noise can be < 0)
+                    sum_w[r] += pos
+                    sum_y[r] += pos * dy
+                    sum_x[r] += pos * dx
+                    sum_yy[r] += pos * dy * dy
+                    sum_xx[r] += pos * dx * dx
+                    sum_xy[r] += pos * dx * dy
 
 
 def _floating(array) -> np.ndarray:
@@ -167,7 +174,8 @@ def _floating(array) -> np.ndarray:
 def measure_region(image: np.ndarray, ids: np.ndarray, fractions: np.ndarray,
                    peak_y: np.ndarray, peak_x: np.ndarray, origin: tuple[int, int],
                    mosaic_shape: tuple[int, int], weights: np.ndarray | None = None,
-                   invalid_near: np.ndarray | None = None, profiles_only: bool = False) -> dict:
+                   invalid_near: np.ndarray | None = None,
+                   shape_bins: np.ndarray | None = None, profiles_only: bool = False) -> dict:
     """Partial sums of one block.
 
     Parameters
@@ -179,6 +187,9 @@ def measure_region(image: np.ndarray, ids: np.ndarray, fractions: np.ndarray,
     origin : mosaic position of pixel (0, 0) of the block
     weights : (b, h, w) inverse-variance weights, optional
     invalid_near : (h, w) bool, pixels next to (or being) masked/NaN pixels
+    shape_bins : (n_sources,) int, optional
+        Per global id, the radial bins the shapes' moments take (:func:`isophotal_radius`);
+        all of the claimed pixels by default.
     profiles_only : bool
         Only the radial profiles (``hist`` and ``count``), all that the first pass needs for
         the footprints (:func:`footprint_bins`).
@@ -202,6 +213,8 @@ def measure_region(image: np.ndarray, ids: np.ndarray, fractions: np.ndarray,
               np.zeros((0, 0, 0), np.float32) if weights is None else _floating(weights),
               np.zeros((0, 0), bool) if invalid_near is None
               else np.ascontiguousarray(invalid_near, bool),
+              np.zeros(0, np.int64) if shape_bins is None
+              else np.ascontiguousarray(shape_bins, np.int64),
               profiles_only, tuple(sums.values()))
     keys = PROFILE_KEYS if profiles_only else SUM_KEYS
     return {"id": present, **{key: sums[key] for key in keys}}
@@ -242,6 +255,34 @@ MIN_FOOTPRINT = 3.5    # px, like SExtractor's minimum Kron radius
 MOMENT_LIMIT = 2.5     # the first moment is taken inside this many isophotal radii
 
 
+def isophotal_radius(total: dict, noise_sigma: float) -> np.ndarray:
+    """Each source's isophotal radius (px): the outer edge of the last 1 px ring, counted
+    from the centre, whose mean deblended surface brightness is at least ``ISOPHOTE_SIGMA``
+    times the pixel noise (the central ring always counts), from the first pass's profiles.
+
+    >>> hist = np.zeros((1, N_BINS)); count = np.zeros((1, N_BINS))
+    >>> count[0, :8] = 2 * np.pi * (np.arange(8) + 0.5) * BIN * BIN
+    >>> hist[0, :8] = 10.0 * count[0, :8]
+    >>> isophotal_radius({"hist": hist, "count": count}, noise_sigma=1.0).tolist()
+    [4.0]
+    """
+    hist, count = total["hist"], total["count"]
+    k = len(hist)
+    rings_flux = hist[:, : N_BINS // 2 * 2].reshape(k, N_BINS // 2, 2).sum(-1)
+    rings_area = count[:, : N_BINS // 2 * 2].reshape(k, N_BINS // 2, 2).sum(-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_sb = rings_flux / rings_area
+    below = ~(mean_sb >= ISOPHOTE_SIGMA * float(noise_sigma))  # NaN (no pixels) counts as below
+    below[:, 0] = False  # the central ring always belongs to the source
+    first_below = np.where(below.any(1), below.argmax(1), below.shape[1])
+    return first_below * 2 * BIN
+
+
+def shape_bins(total: dict, noise_sigma: float) -> np.ndarray:
+    """The radial bins inside each source's isophotal radius: those its shape is measured on."""
+    return np.round(isophotal_radius(total, noise_sigma) / BIN).astype(np.int64)
+
+
 def footprint_bins(total: dict, noise_sigma: float) -> tuple[np.ndarray, np.ndarray]:
     """Each source's footprint radius (px) and the number of radial bins it spans.
 
@@ -263,16 +304,8 @@ def footprint_bins(total: dict, noise_sigma: float) -> tuple[np.ndarray, np.ndar
     >>> round(float(radius[0]), 2), int(n_bins[0])
     (6.64, 14)
     """
-    hist, count = total["hist"], total["count"]
-    k = len(hist)
-    rings_flux = hist[:, : N_BINS // 2 * 2].reshape(k, N_BINS // 2, 2).sum(-1)
-    rings_area = count[:, : N_BINS // 2 * 2].reshape(k, N_BINS // 2, 2).sum(-1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean_sb = rings_flux / rings_area
-    below = ~(mean_sb >= ISOPHOTE_SIGMA * float(noise_sigma))  # NaN (no pixels) counts as below
-    below[:, 0] = False  # the central ring always belongs to the source
-    first_below = np.where(below.any(1), below.argmax(1), below.shape[1])
-    r_iso = first_below * 2 * BIN  # outer edge of the last ring above the isophote (px)
+    hist = total["hist"]
+    r_iso = isophotal_radius(total, noise_sigma)
     limit = np.clip(MOMENT_LIMIT * r_iso, 6.0, N_BINS * BIN)
     centres = (np.arange(N_BINS) + 0.5) * BIN
     positive = np.clip(hist, 0.0, None) * (centres[None, :] < limit[:, None])
@@ -328,7 +361,7 @@ def measure_image(image: np.ndarray, ids: np.ndarray, fractions: np.ndarray, pea
     radius, n_bins = footprint_bins(first, noise_sigma)
     ids, fractions = claim_footprints(ids, fractions, peaks["y"], peaks["x"], (0, 0), n_bins)
     part = measure_region(image, ids, fractions, *args, weights=weights,
-                          invalid_near=invalid_near)
+                          invalid_near=invalid_near, shape_bins=shape_bins(first, noise_sigma))
     columns = finalize(combine([part], n, image.shape[0]), peaks, bands, weights is not None,
                        radius)
     return columns, ids, fractions
@@ -345,7 +378,7 @@ def finalize(total: dict, peaks: dict, bands: list[str], has_weights: bool,
     bad = flux[0] <= 0
     r50[bad] = np.nan
     r90[bad] = np.nan
-    weight = np.where(flux[0] > 0, flux[0], np.nan)  # the signed light the moments sum
+    weight = np.where(total["sum_w"] > 0, total["sum_w"], np.nan)  # the light the moments sum
     with np.errstate(invalid="ignore", divide="ignore"):
         # central moments: about the light's own mean, not the detected centre
         my, mx = total["sum_y"] / weight, total["sum_x"] / weight
@@ -354,13 +387,12 @@ def finalize(total: dict, peaks: dict, bands: list[str], has_weights: bool,
         mxy = total["sum_xy"] / weight - mx * my
         half_trace = 0.5 * (mxx + myy)
         root = np.sqrt((0.5 * (mxx - myy)) ** 2 + mxy ** 2)
-        # noise can make a faint source's moment matrix indefinite: no ellipse then
-        defined = half_trace - root > 0
-        a = np.where(defined, np.sqrt(half_trace + root), np.nan)
-        b = np.where(defined, np.sqrt(half_trace - root), np.nan)
+        # positive weights: the matrix is positive semi-definite but for round-off
+        a = np.sqrt(np.clip(half_trace + root, 0.0, None))
+        b = np.sqrt(np.clip(half_trace - root, 0.0, None))
         # y grows along rows, so the angle from +x towards +y is counter-clockwise on a display
         # with the origin at the lower left (as astronomical images are shown)
-        theta = np.where(defined, np.degrees(0.5 * np.arctan2(2 * mxy, mxx - myy)), np.nan)
+        theta = np.degrees(0.5 * np.arctan2(2 * mxy, mxx - myy))
 
     with np.errstate(invalid="ignore", divide="ignore"):
         blend = np.where(flux[0] != 0, total["shared_flux"] / flux[0], 0.0)

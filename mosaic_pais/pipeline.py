@@ -111,7 +111,7 @@ def _resolve_task(spec: BlockSpec, *, image: WindowReader, store: str, scratch: 
 
 def _measure_task(spec: BlockSpec, *, image: WindowReader, weights: WindowReader | None, store: str,
                   scratch: str, peaks: dict, shape: tuple, min_fraction: float,
-                  footprint_bins: np.ndarray) -> dict:
+                  footprint_bins: np.ndarray, shape_bins: np.ndarray) -> dict:
     """The second measuring pass: the block's ids as the first pass resolved them, claims
     beyond the footprints dropped, the result written to the PCR store and summed (flags and
     flux errors come from here)."""
@@ -134,7 +134,7 @@ def _measure_task(spec: BlockSpec, *, image: WindowReader, weights: WindowReader
     open_array(store, "ids", mode="r+")[:, y0:y1, x0:x1] = ids
     open_array(store, "fractions", mode="r+")[:, :, y0:y1, x0:x1] = fractions
     return measure_region(img[:, 1:-1, 1:-1], ids, fractions, peaks["y"], peaks["x"], (y0, x0),
-                          shape, weights=w, invalid_near=near)
+                          shape, weights=w, invalid_near=near, shape_bins=shape_bins)
 
 
 def compile_kernels() -> None:
@@ -409,12 +409,13 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
         timings["stitch"] = time.time() - t
 
         t = time.time()
-        radius, n_bins = measure_mod.footprint_bins(
-            measure_mod.combine(parts, n_sources, n_band), float(noise_sigma[0]))
+        profiles = measure_mod.combine(parts, n_sources, n_band)
+        radius, n_bins = measure_mod.footprint_bins(profiles, float(noise_sigma[0]))
         parts = runner.map(_measure_task, specs, desc="measure", image=handle,
                            weights=weight_handle, store=str(store), scratch=str(scratch),
                            peaks=peaks, shape=(height, width), min_fraction=min_fraction,
-                           footprint_bins=n_bins)
+                           footprint_bins=n_bins,
+                           shape_bins=measure_mod.shape_bins(profiles, float(noise_sigma[0])))
         total = measure_mod.combine(parts, n_sources, n_band)
         columns = measure_mod.finalize(total, peaks, band_names, weight_handle is not None,
                                        radius)
