@@ -109,7 +109,8 @@ def measured(peaks, ids: np.ndarray, frac: np.ndarray, image: np.ndarray,
     """The catalogue of one resolved tile (:func:`resolved`), measured as the pipeline does."""
     p = {"id": np.arange(len(peaks)), "y": peaks.y, "x": peaks.x, "score": peaks.score}
     cols, _, _ = measure_image(image, ids, frac, p, ["F160W"], noise_sigma)
-    return Table({k: cols[k] for k in ("id", "x", "y", "flux", "kron_radius", "score")})
+    return Table({k: cols[k] for k in ("id", "x", "y", "flux", "kron_radius", "score",
+                                       "xcentroid", "ycentroid")})
 
 
 def as_trained(scenes, meta: dict) -> list:

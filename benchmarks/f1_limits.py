@@ -15,7 +15,11 @@ scored, so flux columns are not measured):
 - **distance to the tile's edge**: completeness and purity of truths and detections by how far
   they lie from the nearest edge. Sources centred just outside a tile spill light over its edge;
   a detection of that light lies on the edge, px from the truth's centre beyond it;
-- the same F1 on the tiles' 192² cores (what a mosaic run keeps of every window).
+- the same F1 on the tiles' 192² cores (what a mosaic run keeps of every window);
+- **reference point**: the same detections (fully decoded and measured as a run measures them,
+  the card's vote) placed at the network's centre (``x``, ``y``) or at the barycentre of their
+  deblended light (``xcentroid``, ``ycentroid``, as SExtractor's X_IMAGE): whether the
+  positions 3–8 px off are the centre map's own error, which the light would correct.
 
 Usage:
   python benchmarks/f1_limits.py --tiles 300          # the figures in docs/benchmarks.md
@@ -36,6 +40,8 @@ from accuracy import (
     as_trained,
     conditions_suffix,
     core_scores,
+    model_catalog,
+    predict_scenes,
     scene_batches,
     split_scenes,
     tile_noise,
@@ -126,6 +132,43 @@ def by_edge(catalog: Table, truth: Table, mag_limit: float) -> list[dict]:
     return rows
 
 
+def offset_pairs(catalog: Table, truth: Table, mag_limit: float) -> dict:
+    """Missed counted truths with an unmatched detection 3–8 px away (a centre placed off its
+    source), by the truth's kind."""
+    det, tru = match_catalogs(np.c_[catalog["x"], catalog["y"]], np.c_[truth["x"], truth["y"]])
+    found = np.zeros(len(truth), bool)
+    found[tru] = True
+    free = np.ones(len(catalog), bool)
+    free[det] = False
+    counted = np.asarray(truth["in_frame"], bool) & (np.asarray(truth["mag"]) < mag_limit)
+    missed = np.flatnonzero(counted & ~found)
+    if not free.any() or not len(missed):
+        return {}
+    d = np.hypot(np.asarray(catalog["x"])[free][None, :] - np.asarray(truth["x"])[missed, None],
+                 np.asarray(catalog["y"])[free][None, :] - np.asarray(truth["y"])[missed, None])
+    near = missed[((d >= 3.0) & (d < 8.0)).any(1)]
+    kinds, counts = np.unique(np.asarray(truth["kind"])[near], return_counts=True)
+    return {str(k): int(c) for k, c in zip(kinds, counts, strict=True)}
+
+
+def reference_points(predictor, seen, sigmas, card, finding: dict, vote: str, truth: Table,
+                     mag_limit: float) -> dict:
+    """F1 of the card's detections placed at the network's centre and at their light's
+    barycentre (each tile decoded and measured as a run does: ``accuracy.model_catalog``)."""
+    at = {"centre map (x, y)": [], "light barycentre (xcentroid, ycentroid)": []}
+    for i, (pred, j) in enumerate(predict_scenes(predictor, seen, sigmas)):
+        cat = model_catalog(pred, j, seen[i].image, float(sigmas[i]), float(card[i]), finding,
+                            vote)
+        # a source without light above its isophote keeps the network's centre
+        xc = np.where(np.isfinite(cat["xcentroid"]), cat["xcentroid"], cat["x"])
+        yc = np.where(np.isfinite(cat["ycentroid"]), cat["ycentroid"], cat["y"])
+        for name, (x, y) in zip(at, ((cat["x"], cat["y"]), (xc, yc)), strict=True):
+            at[name].append(with_offset(Table({"x": x, "y": y, "flux": cat["flux"]}), i))
+    return {name: rounded({k: r[k] for k in ("completeness", "purity", "f1")})
+            for name, parts in at.items()
+            for r in [evaluate(vstack(parts), truth, mag_limit=mag_limit)]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tiles", type=int, default=300)
@@ -167,8 +210,12 @@ def main() -> None:
                                            card, truth, args.mag_limit, finding)
         print(f"sibling: {results['sibling']}\nwith sibling: {results['with_sibling']}",
               flush=True)
+    points = reference_points(predictor, seen, sigmas, card, finding,
+                              str(meta.get("vote", "vectors")), truth, args.mag_limit)
+    print(f"reference points: {points}", flush=True)
     out = {
         "averaging": results,
+        "reference_points": points,
         "inference_seconds": {k: round(v, 1) for k, v in seconds.items()},
         "by_match_radius": [
             {"radius_px": r} | rounded({k: result[k] for k in ("completeness", "purity", "f1")})
@@ -176,6 +223,7 @@ def main() -> None:
             for result in [evaluate(catalog, truth, radius=r, mag_limit=args.mag_limit)]],
         "by_edge_distance": by_edge(catalog, truth, args.mag_limit),
         "tile_core": core_scores(catalog, truth, args.mag_limit),
+        "offset_pairs_by_kind": offset_pairs(catalog, truth, args.mag_limit),
         "setup": {"split": args.split, "tiles": args.tiles, "conditions": args.conditions,
                   "noise_correlation_px": args.noise_correlation, "model": str(args.model),
                   "sibling": str(args.sibling) if args.sibling.exists() else None,

@@ -26,6 +26,9 @@ Columns (DESIGN.md contract) and how they are measured:
 ``x``, ``y``
     The network's sub-pixel centre (the centre map is trained on the simulated sources'
     positions: centroids of parametric galaxies and stars, stamp centres of real galaxies).
+``xcentroid``, ``ycentroid``
+    The barycentre of the same light the shapes are measured on (below): the source's positive
+    deblended light within its isophotal radius, as SExtractor's X_IMAGE, Y_IMAGE.
 ``r50``, ``r90``
     Radii enclosing 50% and 90% of ``flux``.
 ``a``, ``b``, ``theta``
@@ -414,6 +417,8 @@ def finalize(total: dict, peaks: dict, bands: list[str], has_weights: bool,
             columns[f"flux_err_{band}"] = np.sqrt(total["var"][i])
     columns.update({
         "r50": r50, "r90": r90, "kron_radius": np.asarray(footprint_radius, np.float64),
+        # the isophotal barycentre, as SExtractor's X_IMAGE (x, y are the network's centre)
+        "xcentroid": peaks["x"] + mx, "ycentroid": peaks["y"] + my,
         "a": a, "b": b, "theta": theta,
         "npix": total["npix"].astype(np.int64), "blend_fraction": blend,
         "score": peaks["score"].astype(np.float32), "flags": flags,

@@ -204,6 +204,10 @@ def test_shape_is_central_when_the_detected_centre_is_off():
     assert col["a"][0] == pytest.approx(sigma_x, rel=0.06)
     assert col["b"][0] == pytest.approx(sigma_y, rel=0.06)
     assert abs(col["theta"][0]) < 1.0
+    # the light's barycentre, not the detected centre (1.5 px away); the footprint is a
+    # circle about the detected centre, so a little of the far side is cut
+    assert col["xcentroid"][0] == pytest.approx(31.0, abs=0.15)
+    assert col["ycentroid"][0] == pytest.approx(32.0, abs=0.02)
 
 
 def test_block_records_detect_corruption(tmp_path):
