@@ -110,14 +110,20 @@ def edge_distance(x, y, tile: int = DEFAULT_TILE) -> np.ndarray:
     return np.minimum.reduce([local + 0.5, tile - 0.5 - local, y + 0.5, tile - 0.5 - y])
 
 
-def by_edge(catalog: Table, truth: Table, mag_limit: float) -> list[dict]:
-    """Completeness of counted truths and purity of detections by distance to the tile edge."""
+def matched(catalog: Table, truth: Table, mag_limit: float) -> tuple[np.ndarray, ...]:
+    """Which truths are found, which detections are true (3 px), and which truths counted."""
     det, tru = match_catalogs(np.c_[catalog["x"], catalog["y"]], np.c_[truth["x"], truth["y"]])
     found = np.zeros(len(truth), bool)
     found[tru] = True
     true_det = np.zeros(len(catalog), bool)
     true_det[det] = True
     counted = np.asarray(truth["in_frame"], bool) & (np.asarray(truth["mag"]) < mag_limit)
+    return found, true_det, counted
+
+
+def by_edge(catalog: Table, truth: Table, mag_limit: float) -> list[dict]:
+    """Completeness of counted truths and purity of detections by distance to the tile edge."""
+    found, true_det, counted = matched(catalog, truth, mag_limit)
     truth_edge = edge_distance(truth["x"], truth["y"])
     det_edge = edge_distance(catalog["x"], catalog["y"])
     rows = []
@@ -135,12 +141,8 @@ def by_edge(catalog: Table, truth: Table, mag_limit: float) -> list[dict]:
 def offset_pairs(catalog: Table, truth: Table, mag_limit: float) -> dict:
     """Missed counted truths with an unmatched detection 3–8 px away (a centre placed off its
     source), by the truth's kind."""
-    det, tru = match_catalogs(np.c_[catalog["x"], catalog["y"]], np.c_[truth["x"], truth["y"]])
-    found = np.zeros(len(truth), bool)
-    found[tru] = True
-    free = np.ones(len(catalog), bool)
-    free[det] = False
-    counted = np.asarray(truth["in_frame"], bool) & (np.asarray(truth["mag"]) < mag_limit)
+    found, true_det, counted = matched(catalog, truth, mag_limit)
+    free = ~true_det
     missed = np.flatnonzero(counted & ~found)
     if not free.any() or not len(missed):
         return {}
