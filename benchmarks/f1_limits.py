@@ -150,7 +150,13 @@ def offset_pairs(catalog: Table, truth: Table, mag_limit: float) -> dict:
                  np.asarray(catalog["y"])[free][None, :] - np.asarray(truth["y"])[missed, None])
     near = missed[((d >= 3.0) & (d < 8.0)).any(1)]
     kinds, counts = np.unique(np.asarray(truth["kind"])[near], return_counts=True)
-    return {str(k): int(c) for k, c in zip(kinds, counts, strict=True)}
+    out = {str(k): int(c) for k, c in zip(kinds, counts, strict=True)}
+    if "cosmos_index" in truth.colnames:  # how many of the COSMOS stamps they come from
+        stamps = np.asarray(truth["cosmos_index"])[near]
+        out["cosmos_stamps"] = int(len(np.unique(stamps[stamps >= 0])))
+        counted_stamps = np.asarray(truth["cosmos_index"])[counted]
+        out["cosmos_stamps_counted"] = int(len(np.unique(counted_stamps[counted_stamps >= 0])))
+    return out
 
 
 def reference_points(predictor, seen, sigmas, card, finding: dict, vote: str, truth: Table,

@@ -385,8 +385,13 @@ def f1_gap_section(baseline: dict | None, limits: dict | None, model_sha: str) -
                    f"The light's barycentre gains {light['f1'] - centre['f1']:+.4f}.")]
     pairs = limits.get("offset_pairs_by_kind")
     if pairs:
+        pairs = dict(pairs)
+        stamps, among = pairs.pop("cosmos_stamps", None), pairs.pop("cosmos_stamps_counted", None)
         listed = ", ".join(f"{n} {kind}"
                            for kind, n in sorted(pairs.items(), key=lambda kv: -kv[1]))
+        if stamps is not None:
+            listed += (f" (the real ones drawn from {stamps} of the {among} COSMOS stamps among "
+                       "the counted truths)")
         out[-1] += (f" The missed truths with an unmatched detection 3–8 px away: {listed}"
                     " (simulated sources by kind; `real` are COSMOS galaxies drawn at their "
                     "stamp centres, where neither the brightest clump of a large irregular "

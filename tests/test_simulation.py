@@ -148,3 +148,34 @@ def test_noise_texture_is_measured_through_sources_and_masks():
         assert sigma[0] == estimate_noise_sigma(image, n_windows=1)[0]
     assert measured[0.0] == pytest.approx(1.0, abs=0.1)
     assert 1.5 < measured[NOISE_CORRELATION_SIGMA] < 2.0 < measured[0.9] < 2.6
+
+
+def test_real_galaxies_come_without_their_stamps_noise():
+    """A faint COSMOS stamp is mostly noise around a small galaxy: drawn as GalSim's
+    RealGalaxy it put a square of that noise into the scene, 0.8 times GOODS-S's noise at
+    15-25 px from the galaxy; drawn by the simulator, nothing is left there."""
+    import galsim
+
+    from mosaic_pais.simulation import (
+        PIXEL_SCALE,
+        _real_mags,
+        f160w_psf,
+        flux_of,
+        real_galaxy,
+        real_galaxy_catalog,
+    )
+
+    index, noise = 85, 0.0046  # stamp 85, H = 25.5; GOODS-S F160W pixel noise
+    flux = float(flux_of(_real_mags()[index]))
+    yy, xx = np.mgrid[0:161, 0:161]
+    ring = (np.hypot(yy - 80, xx - 80) >= 15) & (np.hypot(yy - 80, xx - 80) < 25)
+
+    def ring_std(gal):
+        image = galsim.Convolve(gal, f160w_psf()).drawImage(
+            nx=161, ny=161, scale=PIXEL_SCALE, method="no_pixel").array
+        return image[ring].std() / noise
+
+    raw = galsim.RealGalaxy(real_galaxy_catalog(), index=index, flux=flux)
+    assert ring_std(raw) > 0.5
+    assert ring_std(real_galaxy(index).withFlux(flux)) < 0.05
+    assert real_galaxy(index).flux == pytest.approx(1.0)
