@@ -56,7 +56,7 @@ from mosaic_pais.model import (
 )
 from mosaic_pais.pcr import MIXED_VOTE_RADIUS, VOTE_MODES, find_peaks, resolve_votes
 from mosaic_pais.peers import run_photutils, run_sep
-from mosaic_pais.simulation import simulate_scene
+from mosaic_pais.simulation import SIMULATOR_VERSION, simulate_scene
 from mosaic_pais.stitch import clean_fractions
 from mosaic_pais.store import VECTOR_STEP
 from mosaic_pais.tile import DEFAULT_MARGIN, DEFAULT_TILE
@@ -381,6 +381,7 @@ def main() -> None:
     out = Path(f"docs/results/accuracy_{args.split}"
                f"{conditions_suffix(args.conditions, args.noise_correlation)}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
+    results["simulator"] = SIMULATOR_VERSION  # which simulator made the scenes
     out.write_text(json.dumps(results, indent=2, default=float))
 
 

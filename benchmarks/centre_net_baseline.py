@@ -63,6 +63,7 @@ from mosaic_pais.model import (
     peak_finding,
 )
 from mosaic_pais.pcr import find_peaks
+from mosaic_pais.simulation import SIMULATOR_VERSION
 from mosaic_pais.train import build_training_set
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -285,6 +286,7 @@ def main(argv=None) -> None:
         }
     name = "centre_net_baseline" + conditions_suffix(args.conditions, args.noise_correlation)
     path = ROOT / "docs" / "results" / f"{name}.json"
+    result["simulator"] = SIMULATOR_VERSION  # which simulator made the scenes
     path.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result["test"], indent=2))
     print(f"wrote {path}")

@@ -41,6 +41,7 @@ from scipy.spatial import cKDTree
 from mosaic_pais.metrics import match_catalogs
 from mosaic_pais.model import DEFAULT_MODEL_PATH, PAISPredictor, model_metadata, peak_finding
 from mosaic_pais.peers import run_photutils, run_sep
+from mosaic_pais.simulation import SIMULATOR_VERSION
 
 RADIUS, NEAR, BRIGHT_SNR = 3.0, 8.0, 20.0
 #: the model's catalogue at this centre-map threshold joins the others in bounding what can be
@@ -150,6 +151,7 @@ def main() -> None:
     print(json.dumps(results, indent=1))
     out = Path("docs/results/detection_failures_val"
                f"{conditions_suffix(args.conditions, args.noise_correlation)}.json")
+    results["simulator"] = SIMULATOR_VERSION  # which simulator made the scenes
     out.write_text(json.dumps(results, indent=2))
 
 

@@ -54,6 +54,7 @@ from centre_net_baseline import THRESHOLDS, above, peak_table, scores, tuned
 
 from mosaic_pais.metrics import evaluate, match_catalogs
 from mosaic_pais.model import DEFAULT_MODEL_PATH, PAISPredictor, model_metadata, peak_finding
+from mosaic_pais.simulation import SIMULATOR_VERSION
 from mosaic_pais.tile import DEFAULT_TILE
 
 SIBLING = Path("training/candidates/f160w_v13.keras")
@@ -242,6 +243,7 @@ def main() -> None:
                      indent=1, default=float))
     path = Path(f"docs/results/f1_limits"
                 f"{conditions_suffix(args.conditions, args.noise_correlation)}.json")
+    out["simulator"] = SIMULATOR_VERSION  # which simulator made the scenes
     path.write_text(json.dumps(out, indent=2, default=float))
 
 

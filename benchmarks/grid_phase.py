@@ -44,7 +44,7 @@ from mosaic_pais.model import (
     peak_finding,
 )
 from mosaic_pais.pcr import find_peaks
-from mosaic_pais.simulation import simulate_scene
+from mosaic_pais.simulation import SIMULATOR_VERSION, simulate_scene
 from mosaic_pais.tile import DEFAULT_MARGIN, DEFAULT_TILE
 
 SCENE, TILE, MARGIN, MAX_SHIFT = 480, DEFAULT_TILE, DEFAULT_MARGIN, 48
@@ -168,6 +168,7 @@ def main() -> None:
                   f"over {r['pixels']} px; flips {r['flips']} of {r['recovered_by_either']}")
     Path("docs/results").mkdir(parents=True, exist_ok=True)
     result["phase_averaging"] = phases
+    result["simulator"] = SIMULATOR_VERSION  # which simulator made the scenes
     Path("docs/results/grid_phase.json").write_text(json.dumps(result, indent=2))
 
 

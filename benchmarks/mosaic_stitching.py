@@ -36,7 +36,7 @@ from scipy.stats import kstest
 
 from mosaic_pais.metrics import evaluate, match_catalogs
 from mosaic_pais.pipeline import run
-from mosaic_pais.simulation import simulate_mosaic
+from mosaic_pais.simulation import SIMULATOR_VERSION, simulate_mosaic
 
 
 def close_pairs(x, y, r=2.0) -> int:
@@ -211,6 +211,7 @@ def main() -> None:
                           if k not in ("phase", "all_score_above_threshold")} for m in mosaics]
     print(json.dumps(result, indent=1))
     Path("docs/results").mkdir(parents=True, exist_ok=True)
+    result["simulator"] = SIMULATOR_VERSION  # which simulator made the scenes
     Path("docs/results/mosaic_stitching.json").write_text(json.dumps(result, indent=2))
 
 

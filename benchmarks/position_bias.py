@@ -34,7 +34,7 @@ from mosaic_pais.model import (
 )
 from mosaic_pais.pcr import find_peaks
 from mosaic_pais.peers import run_photutils, run_sep
-from mosaic_pais.simulation import PIXEL_SCALE, f160w_psf
+from mosaic_pais.simulation import PIXEL_SCALE, SIMULATOR_VERSION, f160w_psf
 
 KINDS = ("star", "parametric", "real")
 
@@ -113,6 +113,7 @@ def main() -> None:
     print("PSF core − centroid (px):", result["psf_core_minus_centroid_px"])
     out = Path("docs/results/position_bias.json")
     out.parent.mkdir(parents=True, exist_ok=True)
+    result["simulator"] = SIMULATOR_VERSION  # which simulator made the scenes
     out.write_text(json.dumps(result, indent=2))
 
 

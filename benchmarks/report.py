@@ -538,7 +538,7 @@ def grid_phase_section(r: dict | None) -> list[str]:
     if not r:
         return out + ["*(not run yet)*", ""]
     for name, part in r.items():
-        if name in ("setup", "phase_averaging"):
+        if name in ("setup", "phase_averaging", "simulator"):
             continue
         out.append(f"- shifted by {name}: median |ΔC^c| {part['median_abs_diff']:.4f} (90th "
                    f"percentile {part['p90_abs_diff']:.4f}); counted truths recovered by one "
@@ -859,6 +859,8 @@ def sky_on_tiles_section(r: dict | None) -> list[str]:
            "| model | noise | tiles | detections as simulated → sky subtracted | "
            "completeness | purity | F1 |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for name, e in r.items():
+        if name == "simulator":
+            continue
         a, b = e["as simulated"], e["sky subtracted"]
         noise = ("white" if e["noise_correlation_px"] == 0 else "GOODS-S (correlated)"
                  if e["noise_correlation_px"] is None else f"{e['noise_correlation_px']:g} px")
@@ -910,6 +912,31 @@ def real_data_section(real: dict | None) -> list[str]:
     return out + [""]
 
 
+#: results measured on simulated scenes: each records the simulator that made them
+SIMULATED_RESULTS = ("roundtrip", "accuracy_val", "accuracy_test", "accuracy_test_goods-s",
+                     "accuracy_test_goods-s_white", "detection_failures_val",
+                     "detection_failures_val_goods-s_white", "f1_limits_goods-s_white",
+                     "centre_net_baseline_goods-s_white", "position_bias", "vote_modes",
+                     "tile_sky_flux", "mosaic_stitching", "mosaic_scale", "mosaic_scale_geometric",
+                     "grid_phase", "sky_offset", "sky_offset_candidate", "sky_on_tiles",
+                     "simulation_vs_goods_s", "scarlet2_peer")
+
+
+def simulator_note() -> list[str]:
+    """Which simulation-based results were measured before the simulator's current version."""
+    from mosaic_pais.simulation import SIMULATOR_VERSION
+
+    older = [name for name in SIMULATED_RESULTS
+             if (r := load(name)) is not None and r.get("simulator", 1) < SIMULATOR_VERSION]
+    if not older:
+        return []
+    return ["Simulator: since session 22 real COSMOS galaxies are drawn without the square of "
+            "their HST stamps' noise ([simulation.md](simulation.md)). Measured on scenes of the "
+            "simulator before that, and not yet remeasured: "
+            + ", ".join(f"`{name}.json`" for name in older) + ". Every other simulation-based "
+            "figure is from the current simulator.", ""]
+
+
 def main() -> None:
     from mosaic_pais.model import DEFAULT_MODEL_PATH, file_sha256, model_metadata
 
@@ -922,6 +949,7 @@ def main() -> None:
            "shared and noisy. After a change of the shipped model, "
            "`bash benchmarks/model_benchmarks.sh` reruns every figure that depends on it, in "
            "order (thresholds tuned on validation tiles first), and regenerates this page.", "",
+           *simulator_note(),
            "## PCR round trip on simulated tiles", "",
            "`python benchmarks/roundtrip.py --tiles 200` — decode(encode(truth)) on held-out "
            "simulated 256×256 tiles. Recovery: in-frame sources ≥ 4 px from every neighbour "

@@ -32,6 +32,7 @@ from astropy.table import Table, vstack
 from mosaic_pais.metrics import evaluate as evaluate_catalog
 from mosaic_pais.metrics import format_report
 from mosaic_pais.peers import run_photutils, run_sep
+from mosaic_pais.simulation import SIMULATOR_VERSION
 from mosaic_pais.train import LABEL_MIN_SNR, labelled, split_scene
 
 
@@ -139,6 +140,7 @@ def main() -> None:
         "timing": "wall seconds on 2 shared CPU cores, nice 15; scarlet2 includes JAX "
                   "compilation per tile (every scene has its own shapes)"}
     args.json.parent.mkdir(parents=True, exist_ok=True)
+    results["simulator"] = SIMULATOR_VERSION  # which simulator made the scenes
     args.json.write_text(json.dumps(results, indent=2, default=float))
     print(f"wrote {args.json}")
 

@@ -19,7 +19,13 @@ import sep
 from astropy.io import fits
 from astropy.stats import sigma_clipped_stats
 
-from mosaic_pais.simulation import PIXEL_SCALE, ZEROPOINT, data_dir, simulate_scene
+from mosaic_pais.simulation import (
+    PIXEL_SCALE,
+    SIMULATOR_VERSION,
+    ZEROPOINT,
+    data_dir,
+    simulate_scene,
+)
 from mosaic_pais.train import SPLIT_SEED_BASE
 
 MAG_EDGES = np.arange(19, 29.5, 1.0)
@@ -68,6 +74,7 @@ def main() -> None:
     }
     print(json.dumps(result, indent=1))
     Path("docs/results").mkdir(parents=True, exist_ok=True)
+    result["simulator"] = SIMULATOR_VERSION  # which simulator made the scenes
     Path("docs/results/simulation_vs_goods_s.json").write_text(json.dumps(result, indent=2))
 
     import matplotlib

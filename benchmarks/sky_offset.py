@@ -31,7 +31,7 @@ from mosaic_pais.infer import estimate_noise
 from mosaic_pais.metrics import evaluate
 from mosaic_pais.model import DEFAULT_MODEL_PATH
 from mosaic_pais.pipeline import run
-from mosaic_pais.simulation import simulate_mosaic
+from mosaic_pais.simulation import SIMULATOR_VERSION, simulate_mosaic
 
 #: skies added, in units of the noise σ, with the sky left in
 OFFSETS = (-0.05, -0.017, 0.0, 0.017, 0.05)
@@ -87,6 +87,7 @@ def main() -> None:
               "noise_sigma": sigma, "mag_limit": 27.0, "runs": rows}
     if output:
         output.parent.mkdir(parents=True, exist_ok=True)
+        result["simulator"] = SIMULATOR_VERSION  # which simulator made the scenes
         output.write_text(json.dumps(result, indent=2))
         print(f"wrote {output}")
 

@@ -35,6 +35,7 @@ from mosaic_pais.background import subtract_sky
 from mosaic_pais.metrics import evaluate
 from mosaic_pais.model import DEFAULT_MODEL_PATH, PAISPredictor, model_metadata, peak_finding
 from mosaic_pais.pcr import find_peaks
+from mosaic_pais.simulation import SIMULATOR_VERSION
 
 
 def detections(predictor, scenes, meta: dict, finding: dict) -> Table:
@@ -81,6 +82,7 @@ def main() -> None:
                else f"corr{args.noise_correlation:g}")
     results[f"{Path(args.model).stem} {texture}"] = entry
     args.output.parent.mkdir(parents=True, exist_ok=True)
+    results["simulator"] = SIMULATOR_VERSION  # which simulator made the scenes
     args.output.write_text(json.dumps(results, indent=2))
     print(f"wrote {args.output}")
 

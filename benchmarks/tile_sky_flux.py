@@ -31,6 +31,7 @@ from astropy.table import vstack
 
 from mosaic_pais.metrics import evaluate
 from mosaic_pais.model import DEFAULT_MODEL_PATH, PAISPredictor, model_metadata, peak_finding
+from mosaic_pais.simulation import SIMULATOR_VERSION
 
 
 def main() -> None:
@@ -61,6 +62,7 @@ def main() -> None:
                            for key in ("median_abs", "bias", "n")}}
         print(name, json.dumps(result[name]), flush=True)
     args.output.parent.mkdir(parents=True, exist_ok=True)
+    result["simulator"] = SIMULATOR_VERSION  # which simulator made the scenes
     args.output.write_text(json.dumps(result, indent=2))
     print(f"wrote {args.output}")
 

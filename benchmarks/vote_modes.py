@@ -41,6 +41,7 @@ from astropy.table import vstack
 from mosaic_pais.metrics import evaluate
 from mosaic_pais.model import DEFAULT_MODEL_PATH, PAISPredictor, model_metadata, peak_finding
 from mosaic_pais.pcr import MIXED_VOTE_RADIUS
+from mosaic_pais.simulation import SIMULATOR_VERSION
 
 #: (mode, radius in px of a ``mixed`` vote)
 VARIANTS = (("geometric", None), ("vectors", None), ("mixed", 4.0), ("mixed", 6.0),
@@ -114,6 +115,7 @@ def main() -> None:
                                 predictor)
     results["setup"] = {"split": "val", "tiles": args.tiles, "model": str(args.model),
                         "mag_limit": 27.0}
+    results["simulator"] = SIMULATOR_VERSION  # which simulator made the scenes
     Path("docs/results/vote_modes.json").write_text(json.dumps(results, indent=2))
 
 

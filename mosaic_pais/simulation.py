@@ -34,6 +34,9 @@ import numpy as np
 
 from mosaic_pais.errors import BadInputError
 
+#: recorded in every simulation-based result (docs/results): 2 draws real galaxies without
+#: their COSMOS stamps' noise (:func:`real_galaxy`), 1 (before session 22) drew whole stamps
+SIMULATOR_VERSION = 2
 PIXEL_SCALE = 0.06          # arcsec / px
 ZEROPOINT = 25.94           # AB mag of 1 e-/s in F160W
 DEFAULT_NOISE_SIGMA = 0.0046
