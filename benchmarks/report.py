@@ -38,6 +38,8 @@ def roundtrip_section(r) -> list[str]:
              "flux MAE [e⁻/s] mean ± std (median) | KS p mean ± std (median) |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for key, v in r.items():
+        if key == "simulator":
+            continue
         lines.append(
             f"| {key.split('_')[1]} px | {v['tiles']} | {v['sources']} | "
             f"{v['eligible_isolated_in_frame']} | {v['recovery']:.2%} | "

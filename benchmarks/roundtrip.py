@@ -22,6 +22,7 @@ import numpy as np
 
 from mosaic_pais.metrics import encoding_efficacy_per_source, match_catalogs
 from mosaic_pais.pcr import decode, encode
+from mosaic_pais.simulation import SIMULATOR_VERSION
 from mosaic_pais.train import split_scene
 
 
@@ -83,6 +84,7 @@ def main() -> None:
         }
         print(json.dumps({f"sigma_{sigma:g}": out[f"sigma_{sigma:g}"]}, indent=1), flush=True)
     args.json.parent.mkdir(parents=True, exist_ok=True)
+    out["simulator"] = SIMULATOR_VERSION  # which simulator made the scenes
     args.json.write_text(json.dumps(out, indent=2))
 
 
