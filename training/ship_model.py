@@ -219,6 +219,11 @@ def write_model_card_doc(card: dict, accuracy: dict | None) -> None:
                   f"F1 {m.get('f1', 0):.3f} (sep {s.get('f1', 0):.3f}); median |δ| blended "
                   f"{(m.get('flux_blended') or {}).get('median_abs') or float('nan'):.3f} (sep "
                   f"{(s.get('flux_blended') or {}).get('median_abs') or float('nan'):.3f})."]
+        trained_on, tested_on = int(t.get("simulator", 1)), int(accuracy.get("simulator", 1))
+        if tested_on != trained_on:
+            lines[-1] += (f" Trained on scenes of simulator version {trained_on}, tested on "
+                          f"version {tested_on} (docs/simulation.md: since version 2 real "
+                          "galaxies come without the square of their COSMOS stamps' noise).")
     Path("docs/model_card.md").write_text("\n".join(lines) + "\n")
 
 
