@@ -189,11 +189,11 @@ def depth_matched(r: dict) -> str:
         text += (f"The model reaches F1 {reached[0]['f1']:.3f} counting sources of S/N ≥ "
                  f"{reached[0]['snr_min']:g}. ")
     else:
-        text += (f"The model's F1 stays below 0.93 at every cut: {deepest['f1']:.3f} counting "
-                 f"only S/N ≥ {deepest['snr_min']:g} (completeness {deepest['completeness']:.2f}, "
-                 f"purity {deepest['purity']:.2f}). So the misses among bright sources and the "
-                 "detections that match no truth keep it from the target as much as depth "
-                 "does. ")
+        text += (f"On the varied set the model's F1 stays below 0.93 at every cut: "
+                 f"{deepest['f1']:.3f} counting only S/N ≥ {deepest['snr_min']:g} (completeness "
+                 f"{deepest['completeness']:.2f}, purity {deepest['purity']:.2f}). So there the "
+                 "misses among bright sources and the detections that match no truth hold F1 "
+                 "down as much as depth does. ")
     return text
 
 
@@ -207,10 +207,18 @@ def accuracy_verdict(r: dict | None, goods: dict | None, white: dict | None = No
         results.append((goods["mosaic-pais"]["f1"], "at GOODS-S depth"))
     if white:
         results.append((white["mosaic-pais"]["f1"], "at GOODS-S depth with white noise"))
-    reached = all(value >= 0.93 for value, _ in results)
-    text = (f"Against the targets of issue 3: F1 ≥ 0.93 is {'' if reached else 'not '}reached ("
-            + ", ".join(f"{value:.3f} {where}" for value, where in results)
-            + f"; sep {sep['f1']:.3f}, photutils {phot['f1']:.3f} on the varied set). ")
+    text = "Against the targets of issue 3: "
+    if white:  # the issue's "where sep reaches about 0.84": REFERENCE.md §8's white noise
+        reached = white["mosaic-pais"]["f1"] >= 0.93
+        text += (f"F1 ≥ 0.93 where sep reaches about 0.84 is {'' if reached else 'not '}"
+                 f"reached ({white['mosaic-pais']['f1']:.3f} at GOODS-S depth with white noise, "
+                 f"sep {white['sep']['f1']:.3f}); in the noise textures of drizzled data, where "
+                 "sep's purity collapses, F1 is ")
+        results = results[:-1]
+    else:
+        text += "F1 is "
+    text += (", ".join(f"{value:.3f} {where}" for value, where in results)
+             + f" (sep {sep['f1']:.3f}, photutils {phot['f1']:.3f} on the varied set). ")
     if white:
         wm, ws = white["mosaic-pais"], white["sep"]
         text += (f"With white noise at GOODS-S depth, REFERENCE.md §8's conditions, sep reaches "
@@ -307,7 +315,7 @@ def f1_gap_section(baseline: dict | None, limits: dict | None, model_sha: str) -
     """What holds F1 below issue 3's 0.93 at GOODS-S depth with white noise: REFERENCE.md §8's
     recipe rebuilt here (benchmarks/centre_net_baseline.py) and the diagnostics of
     benchmarks/f1_limits.py."""
-    out = ["", "### What holds F1 below 0.93: GOODS-S depth, white noise", ""]
+    out = ["", "### What limits F1: GOODS-S depth, white noise", ""]
     if baseline:
         recipe, test = baseline["recipe"], baseline["test"]
         net, then = test["centre_net"], test["shipped_card"]
@@ -325,8 +333,10 @@ def f1_gap_section(baseline: dict | None, limits: dict | None, model_sha: str) -
             f"{test['tiles']:,} test tiles, against {then['f1']:.3f} for the model shipped "
             + ("now" if same else f"when it ran (sha256 {baseline['shipped']['sha256'][:12]}…; "
                "the model shipped now is in the table above)")
-            + " at its card's thresholds: the recipe that set the target falls short of it "
-            "here by more than the shipped model does.", ""]
+            + " at its card's thresholds on the same tiles"
+            + ("" if baseline.get("simulator", 1) >= current_simulator() else
+               " (scenes of the simulator before real galaxies lost their stamps' noise)")
+            + ": the recipe that set the target falls short of the shipped model.", ""]
     if not limits:
         return out + ["*(`benchmarks/f1_limits.py` not run yet)*"]
     setup, avg = limits["setup"], limits["averaging"]
@@ -914,6 +924,12 @@ def real_data_section(real: dict | None) -> list[str]:
     return out + [""]
 
 
+def current_simulator() -> int:
+    from mosaic_pais.simulation import SIMULATOR_VERSION
+
+    return SIMULATOR_VERSION
+
+
 #: results measured on simulated scenes: each records the simulator that made them
 SIMULATED_RESULTS = ("roundtrip", "accuracy_val", "accuracy_test", "accuracy_test_goods-s",
                      "accuracy_test_goods-s_white", "detection_failures_val",
@@ -926,10 +942,8 @@ SIMULATED_RESULTS = ("roundtrip", "accuracy_val", "accuracy_test", "accuracy_tes
 
 def simulator_note() -> list[str]:
     """Which simulation-based results were measured before the simulator's current version."""
-    from mosaic_pais.simulation import SIMULATOR_VERSION
-
     older = [name for name in SIMULATED_RESULTS
-             if (r := load(name)) is not None and r.get("simulator", 1) < SIMULATOR_VERSION]
+             if (r := load(name)) is not None and r.get("simulator", 1) < current_simulator()]
     if not older:
         return []
     return ["Simulator: since session 22 real COSMOS galaxies are drawn without the square of "
