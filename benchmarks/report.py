@@ -878,6 +878,8 @@ def sky_on_tiles_section(r: dict | None) -> list[str]:
                  if e["noise_correlation_px"] is None else f"{e['noise_correlation_px']:g} px")
         model = name.split()[0]
         model = f"shipped ({model})" if e["model"].endswith("models/pais_f160w.keras") else model
+        if e.get("simulator", 1) < current_simulator():
+            model += " (scenes of simulator version 1)"
         out.append(f"| {model} | {noise} | {e['tiles']} | {a['detections']} → "
                    f"{b['detections']} | {a['completeness']:.3f} → {b['completeness']:.3f} | "
                    f"{a['purity']:.3f} → {b['purity']:.3f} | {a['f1']:.4f} → {b['f1']:.4f} |")

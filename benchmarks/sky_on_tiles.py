@@ -66,7 +66,8 @@ def main() -> None:
     scenes = split_scenes("val", args.tiles, "goods-s", args.noise_correlation)
     truth = vstack([with_offset(s.truth, i) for i, s in enumerate(scenes)])
     entry = {"model": str(args.model), "version": meta.get("version"), "tiles": args.tiles,
-             "split": "val", "noise_correlation_px": args.noise_correlation}
+             "split": "val", "noise_correlation_px": args.noise_correlation,
+             "simulator": SIMULATOR_VERSION}  # which simulator made the scenes
     for mode in ("as simulated", "sky subtracted"):
         seen = scenes if mode == "as simulated" else [
             dataclasses.replace(s, image=subtract_sky(s.image)) for s in scenes]
@@ -82,7 +83,9 @@ def main() -> None:
                else f"corr{args.noise_correlation:g}")
     results[f"{Path(args.model).stem} {texture}"] = entry
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    results["simulator"] = SIMULATOR_VERSION  # which simulator made the scenes
+    # the file's entries may come from runs apart: it is as old as its oldest
+    results["simulator"] = min(e.get("simulator", 1) for k, e in results.items()
+                               if k != "simulator")
     args.output.write_text(json.dumps(results, indent=2))
     print(f"wrote {args.output}")
 
