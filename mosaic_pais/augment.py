@@ -1,7 +1,8 @@
 """Geometric augmentation of PCR training samples that keeps labels consistent with the image.
 
 A sample is a dict of numpy arrays for one tile: ``image (b, h, w)``, ``valid (h, w)``,
-``center (h, w)``, ``vectors (h, w, n, 2)`` as (dy, dx), ``fractions (h, w, b, n)``.
+``center (h, w)``, ``vectors (h, w, n, 2)`` as (dy, dx), ``fractions (h, w, b, n)``, and
+optionally ``flux_weight (h, w, n)``: every per-pixel label moves with its pixel.
 
 Rotating or flipping the image moves every source, so the claim vectors must be transformed
 as vectors, not only moved as pixels. In array coordinates (y down, x right) an image rotation
@@ -18,13 +19,17 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+#: per-pixel labels moved with their pixels (the image, whose first axis is the band, apart)
+PIXEL_LABELS = ("valid", "center", "vectors", "fractions", "flux_weight")
+
 
 def flip(sample: dict, axis: int) -> dict:
     """Mirror along y (``axis=0``) or x (``axis=1``)."""
     out = dict(sample)
     out["image"] = np.flip(sample["image"], axis=1 + axis)
-    for key in ("valid", "center", "vectors", "fractions"):
-        out[key] = np.flip(sample[key], axis=axis)
+    for key in PIXEL_LABELS:
+        if key in sample:
+            out[key] = np.flip(sample[key], axis=axis)
     vec = out["vectors"].copy()
     vec[..., axis] *= -1
     out["vectors"] = vec
@@ -40,8 +45,9 @@ def rot90(sample: dict, k: int = 1) -> dict:
     out = dict(sample)
     k = k % 4
     out["image"] = np.rot90(sample["image"], k, axes=(1, 2))
-    for key in ("valid", "center", "vectors", "fractions"):
-        out[key] = np.rot90(sample[key], k, axes=(0, 1))
+    for key in PIXEL_LABELS:
+        if key in sample:
+            out[key] = np.rot90(sample[key], k, axes=(0, 1))
     vec = out["vectors"]
     for _ in range(k):
         vec = np.stack([-vec[..., 1], vec[..., 0]], axis=-1)
@@ -86,6 +92,8 @@ def rotate(sample: dict, angle: float) -> dict:
                                cos * vec[..., 1] + sin * vec[..., 0]],
                               axis=-1).astype(np.float32)
     out["fractions"] = np.asarray(sample["fractions"])[ny, nx]
+    if "flux_weight" in sample:
+        out["flux_weight"] = np.asarray(sample["flux_weight"])[ny, nx]
     out["image"] = np.where(valid[None], out["image"], 0.0).astype(np.float32)
     return out
 

@@ -21,6 +21,13 @@
   (S/N of the pixel in the input, ``labels["snr"]``): the paper's plain mean is dominated by
   sky pixels, whose fractions decide little flux and cannot be read from the noise, while
   what matters for the deblended fluxes is the sharing in the bright, blended pixels.
+* ``L_F``: the deblended flux itself (``flux`` > 0). With ``flux_weight (B,h,w,n)`` the pixel's
+  noiseless light in units of the flux of each slot's source (:func:`mosaic_pais.train.
+  slot_flux_weight`), ``Σ_pixels flux_weight·|p − f|`` is, for each source, the share of its
+  flux given to or taken from others; divided by ``Σ flux_weight·f`` (the number of sources in
+  the crop) it is the mean relative flux error of the crop's sources. The cross-entropy
+  averages over pixels, most of them sky whose fractions decide no flux; this term weighs each
+  pixel by what it changes in the catalogue, and each source equally whatever its brightness.
 * ``L_S``: entropy ``mean_n(−p log p)`` of the predicted fractions (the paper's λ_S = 2).
 
 Every term averages over valid pixels only: padding outside the mosaic and masked pixels carry
@@ -46,6 +53,7 @@ class LossConfig:
     vector_floor: float = 0.1
     vector_radius: float | None = None  # "weighted" mode: no vector loss beyond this (px)
     fraction_snr_weight: float = 0.0  # extra C^m weight of bright pixels (0: the paper's mean)
+    flux: float = 0.0  # weight of the relative flux term L_F (0: the paper's loss)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -68,6 +76,8 @@ def pais_loss_terms(outputs: dict, labels: dict, n_bands: int, n_slots: int,
     from keras import ops
 
     cfg = config or LossConfig()
+    # in float32 whatever precision the layers computed in
+    outputs = {key: ops.cast(value, "float32") for key, value in outputs.items()}
     valid = ops.cast(labels["valid"], "float32")
     n_valid = ops.maximum(ops.sum(valid), 1.0)
 
@@ -120,5 +130,22 @@ def pais_loss_terms(outputs: dict, labels: dict, n_bands: int, n_slots: int,
 
     total = (cfg.center * l_center + cfg.vectors * l_vectors + cfg.fractions * l_fractions
              + cfg.entropy * l_entropy)
-    return {"loss": total, "center": l_center, "vectors": l_vectors,
-            "fractions": l_fractions, "entropy": l_entropy}
+    terms = {"loss": total, "center": l_center, "vectors": l_vectors,
+             "fractions": l_fractions, "entropy": l_entropy}
+    if cfg.flux > 0:
+        terms["flux"] = _relative_flux_error(p, f_true, labels, valid)
+        terms["loss"] = total + cfg.flux * terms["flux"]
+    return terms
+
+
+def _relative_flux_error(p, f_true, labels: dict, valid):
+    """``L_F``: the crop's sources' mean relative error of deblended flux (module docstring)."""
+    from keras import ops
+
+    if "flux_weight" not in labels:
+        raise ValueError("the flux term needs flux_weight labels (training sets built with "
+                         "this version: mosaic-pais train --simulate-tiles)")
+    weight = ops.cast(labels["flux_weight"], "float32") * valid[..., None]  # (B,h,w,n)
+    moved = ops.mean(ops.abs(p - f_true), axis=-2)  # (B,h,w,n), mean over bands
+    share = ops.mean(f_true, axis=-2)
+    return ops.sum(weight * moved) / ops.maximum(ops.sum(weight * share), 1.0)

@@ -46,6 +46,12 @@ MAG_MIN, MAG_MAX = 18.0, 28.5
 STAR_FRACTION = 0.08
 REAL_FRACTION = 0.45
 MAX_STAMP_HALF = 80
+#: The 20 of the 100 COSMOS galaxies kept for testing only (a fixed random choice): training
+#: and validation scenes draw their real galaxies from the other 80 (``real_galaxies="train"``),
+#: so test scenes drawn with ``real_galaxies="held_out"`` hold morphologies no model has seen.
+HELD_OUT_REAL_GALAXIES = tuple(sorted(int(i) for i in
+                                      np.random.default_rng(20261206).permutation(100)[:20]))
+REAL_GALAXY_POOLS = ("all", "train", "held_out")
 
 _DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -174,7 +180,11 @@ def real_galaxy(index: int):
     gal = galsim.RealGalaxy(real_galaxy_catalog(), index=int(index), flux=1.0)
     stamp = gal.gal_image
     cleaned = galsim.Image(stamp.array * galaxy_mask(stamp.array), scale=stamp.scale)
-    return galsim.RealGalaxy.makeFromImage(cleaned, gal.original_psf, gal.noise).withFlux(1.0)
+    # the stamp's own noise description (``_gal_noise``), not the PSF-deconvolved one that
+    # ``gal.noise`` computes (about 3 s per galaxy): only the galaxy image is ever drawn, and it
+    # is the same either way
+    return galsim.RealGalaxy.makeFromImage(cleaned, gal.original_psf,
+                                           gal._gal_noise).withFlux(1.0)
 
 
 @functools.lru_cache(maxsize=1)
@@ -207,8 +217,12 @@ def _sample_mags(rng: np.random.Generator, n: int) -> np.ndarray:
 
 def draw_population(rng: np.random.Generator, height: float, width: float, *, margin: float,
                     density: float = 1.0, pair_fraction: float = 0.0,
-                    star_fraction: float = STAR_FRACTION) -> dict:
-    """Positions, magnitudes and shape parameters of the sources of a frame (plus margin)."""
+                    star_fraction: float = STAR_FRACTION, real_galaxies: str = "all") -> dict:
+    """Positions, magnitudes and shape parameters of the sources of a frame (plus margin).
+
+    ``real_galaxies`` is the pool the real COSMOS galaxies come from: ``"all"`` 100,
+    ``"train"`` the 80 not in :data:`HELD_OUT_REAL_GALAXIES`, ``"held_out"`` those 20.
+    """
     area = (height + 2 * margin) * (width + 2 * margin) * (PIXEL_SCALE / 60.0) ** 2
     n = int(rng.poisson(SURFACE_DENSITY * density * area))
     y = rng.uniform(-margin, height + margin, n)
@@ -229,9 +243,10 @@ def draw_population(rng: np.random.Generator, height: float, width: float, *, ma
     kind = np.where(u < p_star, "star", np.where(u < p_star + REAL_FRACTION, "real",
                                                   "parametric"))
     real_mags = _real_mags()
+    pool = real_galaxy_pool(real_galaxies, len(real_mags))
     real_index = np.full(n, -1)
     for i in np.flatnonzero(kind == "real"):
-        allowed = np.flatnonzero(real_mags - 0.5 <= mag[i])
+        allowed = pool[real_mags[pool] - 0.5 <= mag[i]]
         if len(allowed) == 0:
             kind[i] = "parametric"
         else:
@@ -243,6 +258,22 @@ def draw_population(rng: np.random.Generator, height: float, width: float, *, ma
         "bulge_fraction": rng.beta(1.2, 3.0, n), "flip": rng.uniform(0, 1, n) < 0.5,
         "rescale": np.exp(rng.uniform(np.log(0.6), np.log(1.6), n)),
     }
+
+
+def real_galaxy_pool(name: str, n_galaxies: int = 100) -> np.ndarray:
+    """Indices of the COSMOS galaxies a scene may draw from (see :func:`draw_population`).
+
+    Examples
+    --------
+    >>> [len(real_galaxy_pool(name)) for name in ("all", "train", "held_out")]
+    [100, 80, 20]
+    """
+    if name not in REAL_GALAXY_POOLS:
+        raise BadInputError(f"real_galaxies must be one of {', '.join(REAL_GALAXY_POOLS)} "
+                            f"(got {name!r})")
+    every = np.arange(n_galaxies)
+    held = np.isin(every, HELD_OUT_REAL_GALAXIES)
+    return {"all": every, "train": every[~held], "held_out": every[held]}[name]
 
 
 def _profile(pop: dict, i: int):
@@ -373,7 +404,8 @@ def _truth_table(pop: dict, keep: np.ndarray, stamps: list, shape, origin=(0, 0)
 def simulate_scene(shape=(256, 256), *, seed: int, density: float = 1.0,
                    noise_sigma: float | None = None, pair_fraction: float = 0.05,
                    star_fraction: float = STAR_FRACTION, margin: float = 20.0,
-                   noise_correlation: float | None = None) -> Scene:
+                   noise_correlation: float | None = None,
+                   real_galaxies: str = "all") -> Scene:
     """Simulate one F160W-like scene with its truth.
 
     Parameters
@@ -391,6 +423,8 @@ def simulate_scene(shape=(256, 256), *, seed: int, density: float = 1.0,
     noise_correlation : float, optional
         Width (px) of the Gaussian that correlates the noise (default 0.6, measured on
         GOODS-S); 0 gives white noise.
+    real_galaxies : {"all", "train", "held_out"}
+        Which COSMOS galaxies the scene's real galaxies come from (:func:`real_galaxy_pool`).
 
     Returns
     -------
@@ -409,7 +443,8 @@ def simulate_scene(shape=(256, 256), *, seed: int, density: float = 1.0,
         noise_correlation = NOISE_CORRELATION_SIGMA
     rng = np.random.default_rng([int(seed), 160])
     pop = draw_population(rng, h, w, margin=margin, density=density,
-                          pair_fraction=pair_fraction, star_fraction=star_fraction)
+                          pair_fraction=pair_fraction, star_fraction=star_fraction,
+                          real_galaxies=real_galaxies)
     noise = correlated_noise(rng, (h, w), sigma, noise_correlation)[None]
     stamps, keep, images = [], [], []
     for i in range(len(pop["y"])):
@@ -431,7 +466,8 @@ def simulate_scene(shape=(256, 256), *, seed: int, density: float = 1.0,
     image = (sources.sum(0) + noise).astype(np.float32)
     truth.meta.update({"SEED": int(seed), "DENSITY": density, "NOISE": sigma,
                        "NOISECOR": noise_correlation,
-                       "PAIRFRAC": pair_fraction, "ZEROPNT": ZEROPOINT, "PIXSCALE": PIXEL_SCALE})
+                       "PAIRFRAC": pair_fraction, "REALPOOL": real_galaxies,
+                       "ZEROPNT": ZEROPOINT, "PIXSCALE": PIXEL_SCALE})
     return Scene(image=image, sources=sources, noise=noise.astype(np.float32), truth=truth,
                  noise_sigma=sigma)
 

@@ -56,6 +56,10 @@ CONDITIONS_VERSION = 2
 #: positions (the simulator's truth since session 6); shards without it were labelled at
 #: their stamps' flux-weighted centroids ("centroids"), noisy for real COSMOS galaxies
 LABEL_POSITIONS = "drawn"
+#: Largest share of a source's flux one pixel's slot weight may give (:func:`slot_flux_weight`):
+#: the relative flux error of a faint source beside a bright core is real, but a weight of many
+#: times its flux per pixel would let a few such pixels drive every step.
+FLUX_WEIGHT_CAP = 0.1
 
 
 def scene_conditions(seed: int) -> dict:
@@ -81,6 +85,12 @@ def scene_conditions(seed: int) -> dict:
     return conditions
 
 
+#: The COSMOS galaxies each split draws from by default: training and validation never see the
+#: 20 held out (:data:`mosaic_pais.simulation.HELD_OUT_REAL_GALAXIES`); test scenes draw from
+#: all 100 unless ``real_galaxies="held_out"`` is asked for.
+SPLIT_REAL_GALAXIES = {"train": "train", "val": "train", "test": "all"}
+
+
 def split_scene(split: str, index: int, shape=(256, 256), **overrides):
     """The simulated scene number ``index`` of a split (deterministic).
 
@@ -91,7 +101,8 @@ def split_scene(split: str, index: int, shape=(256, 256), **overrides):
 
     seed = SPLIT_SEED_BASE[split] + int(index)
     chosen = {key: value for key, value in overrides.items() if value is not None}
-    return simulate_scene(shape, seed=seed, **(scene_conditions(seed) | chosen))
+    defaults = scene_conditions(seed) | {"real_galaxies": SPLIT_REAL_GALAXIES[split]}
+    return simulate_scene(shape, seed=seed, **(defaults | chosen))
 
 
 def labelled(scene, min_snr: float = LABEL_MIN_SNR) -> np.ndarray:
@@ -126,8 +137,36 @@ def label_scene(scene, center_sigma: float = TRAINING_CENTER_SIGMA, n: int = 3,
         "center": pcr.center,
         "vectors": pcr.vectors,
         "fractions": pcr.fractions,
+        "flux_weight": slot_flux_weight(scene.sources[keep], pcr.source_index),
         "noise_sigma": np.full(scene.image.shape[0], scene.noise_sigma, np.float32),
     }
+
+
+def slot_flux_weight(sources: np.ndarray, source_index: np.ndarray,
+                     cap: float = FLUX_WEIGHT_CAP) -> np.ndarray:
+    """Each pixel's light in units of the flux of each slot's source, ``(h, w, n)`` float16.
+
+    Weighting slot ``k``'s fraction error ``|p_k − f_k|`` at a pixel by ``I / F_k`` (``I`` the
+    pixel's noiseless light over bands, ``F_k`` the total flux in the tile of the source the slot
+    points to) makes the sum over pixels the error of that source's deblended flux relative to
+    its flux: the quantity the catalogue is judged by. Slots of no source weigh 0.
+
+    Examples
+    --------
+    >>> src = np.zeros((2, 1, 1, 4)); src[0, 0, 0, :2] = 1.0; src[1, 0, 0, 2:] = 3.0
+    >>> idx = np.array([[[0, 1], [0, 1], [1, 0], [1, 0]]])
+    >>> slot_flux_weight(src, idx, cap=1.0)[0].tolist()
+    [[0.5, 0.1666259765625], [0.5, 0.1666259765625], [0.5, 1.0], [0.5, 1.0]]
+    """
+    images = np.clip(np.asarray(sources, np.float64), 0.0, None).sum(axis=1)  # (N, h, w)
+    light = images.sum(axis=0)
+    if len(images) == 0:
+        return np.zeros((*light.shape, source_index.shape[-1]), np.float16)
+    flux = images.sum(axis=(1, 2))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        per_slot = light[..., None] / flux[np.clip(source_index, 0, None)]
+    per_slot = np.where((source_index >= 0) & np.isfinite(per_slot), per_slot, 0.0)
+    return np.clip(per_slot, 0.0, cap).astype(np.float16)
 
 
 def _label_one(args):
@@ -167,7 +206,9 @@ def build_training_set(output: str | Path, split: str, n_tiles: int, *, start: i
                 # a finished shard is kept only if it was labelled the same way
                 if attrs.get("complete") and attrs.get("center_sigma") == center_sigma \
                         and attrs.get("label_min_snr") == min_snr \
-                        and attrs.get("label_positions", "centroids") == LABEL_POSITIONS:
+                        and attrs.get("label_positions", "centroids") == LABEL_POSITIONS \
+                        and attrs.get("real_galaxies") == SPLIT_REAL_GALAXIES[split] \
+                        and attrs.get("flux_weight"):
                     continue
             first = shard * shard_size
             jobs = [(split, i, center_sigma, min_snr) for i in range(first, first + shard_size)]
@@ -179,6 +220,8 @@ def build_training_set(output: str | Path, split: str, n_tiles: int, *, start: i
                                         "center_sigma": center_sigma,
                                         "label_min_snr": min_snr,
                                         "label_positions": LABEL_POSITIONS,
+                                        "real_galaxies": SPLIT_REAL_GALAXIES[split],
+                                        "flux_weight": True,
                                         "conditions": CONDITIONS_VERSION})
     finally:
         if pool is not None:
@@ -198,7 +241,10 @@ def write_shard(path: str | Path, samples: list[dict], attrs: dict) -> Path:
         shutil.rmtree(tmp)
     group = zarr.open_group(str(tmp), mode="w")
     for key, dtype in (("image", "float32"), ("center", "float16"), ("vectors", "float16"),
-                       ("fractions", "float16"), ("noise_sigma", "float32")):
+                       ("fractions", "float16"), ("noise_sigma", "float32"),
+                       ("flux_weight", "float16")):
+        if key == "flux_weight" and not all(key in s for s in samples):
+            continue  # labels of real tiles know no per-source flux
         data = np.stack([s[key] for s in samples]).astype(dtype)
         arr = group.create_array(key, shape=data.shape, dtype=dtype,
                                  chunks=(1, *data.shape[1:]))
@@ -230,11 +276,15 @@ def load_split(folder: str | Path) -> dict:
             continue
         for key in ("image", "center", "vectors", "fractions", "noise_sigma"):
             parts.setdefault(key, []).append(group[key][...])
+        if "flux_weight" in group:
+            parts.setdefault("flux_weight", []).append(group["flux_weight"][...])
         n_tiles, _, h, w = parts["image"][-1].shape
         valid = group["valid"][...] if "valid" in group else np.ones((n_tiles, h, w), np.uint8)
         parts.setdefault("valid", []).append(valid.astype(np.uint8))
     if not parts:
         raise FileNotFoundError(f"no complete shards in {folder}")
+    if len(parts.get("flux_weight", [])) != len(parts["image"]):
+        parts.pop("flux_weight", None)  # only where every shard has it
     return {k: np.concatenate(v) for k, v in parts.items()}
 
 
@@ -306,6 +356,11 @@ class TrainConfig:
     #: sources (+0.019σ at GOODS-S depth), which tiles left as simulated keep: a model trained
     #: on those sees less light in a run than it learnt on (benchmarks/sky_on_tiles.py)
     background_mesh: int = 0
+    #: compile each training step with XLA (``tf.function(jit_compile=True)``)
+    jit_compile: bool = False
+    #: "float32", or "mixed_bfloat16": layers compute in bfloat16 (AVX-512 BF16 on recent x86
+    #: CPUs) and keep float32 weights; the loss is computed in float32
+    precision: str = "float32"
     loss: dict = field(default_factory=lambda: {
         "center": 15.0, "vectors": 0.06, "fractions": 4.0, "entropy": 2.0,
         "center_weight": 20.0, "vector_mode": "weighted", "vector_scale": 16.0,
@@ -341,6 +396,9 @@ class TrainConfig:
                 self.background_mesh == 0 or self.background_mesh >= 16):
             problems.append("background_mesh must be 0 (no sky subtracted) or a cell side of "
                             f"at least 16 px (got {self.background_mesh!r})")
+        if self.precision not in ("float32", "mixed_bfloat16"):
+            problems.append("precision must be float32 or mixed_bfloat16 "
+                            f"(got {self.precision!r})")
         if problems:
             raise BadInputError("training configuration: " + "; ".join(problems))
 
@@ -467,8 +525,10 @@ def _batches(data: dict, cfg: TrainConfig, rng: np.random.Generator):
 
     n_tiles = len(data["image"])
     weights = tile_weights(data, cfg.blend_oversampling, cfg.extended_oversampling)
+    per_pixel = ("center", "vectors", "fractions") + (
+        ("flux_weight",) if "flux_weight" in data else ())
     while True:
-        xs, labels = [], {"center": [], "vectors": [], "fractions": [], "valid": [], "snr": []}
+        xs, labels = [], {key: [] for key in (*per_pixel, "valid", "snr")}
         for _ in range(cfg.batch):
             i = int(rng.choice(n_tiles, p=weights)) if weights is not None else \
                 int(rng.integers(0, n_tiles))
@@ -480,6 +540,8 @@ def _batches(data: dict, cfg: TrainConfig, rng: np.random.Generator):
                 "vectors": data["vectors"][i].astype(np.float32),
                 "fractions": data["fractions"][i].astype(np.float32),
             }
+            if "flux_weight" in data:
+                sample["flux_weight"] = data["flux_weight"][i].astype(np.float32)
             sample = random_augment(sample, rng, crop_size=cfg.crop,
                                     rotate_probability=cfg.rotate_probability)
             valid = sample["valid"] > 0
@@ -490,11 +552,66 @@ def _batches(data: dict, cfg: TrainConfig, rng: np.random.Generator):
                     rng.normal(0.0, cfg.sky_offset_sigma)
                     * np.asarray(data["noise_sigma"][i], np.float32)[:, None, None])
             xs.append(model_input(sample["image"][None], data["noise_sigma"][i], valid[None])[0])
-            for key in ("center", "vectors", "fractions"):
+            for key in per_pixel:
                 labels[key].append(sample[key])
             labels["valid"].append(valid.astype(np.float32))
             labels["snr"].append(xs[-1][..., :-1].sum(-1))  # the input's S/N, summed over bands
         yield np.stack(xs), {k: np.stack(v) for k, v in labels.items()}
+
+
+#: loss terms written to a run's log.csv, in its columns' order (0 for a term not in the loss)
+LOGGED_TERMS = ("loss", "center", "vectors", "fractions", "entropy", "flux")
+
+
+def _with_precision(model, cfg: TrainConfig):
+    """The network built under ``cfg.precision`` (weights of ``model`` copied in, when given).
+
+    A saved model keeps the dtype policy it was saved with, so a mixed-precision run that
+    starts from one builds the same architecture under the new policy and takes its weights.
+    """
+    import keras
+
+    from mosaic_pais.errors import BadInputError
+    from mosaic_pais.model import build_pais_model
+
+    keras.mixed_precision.set_global_policy(cfg.precision)
+    try:
+        built = build_pais_model(n_bands=cfg.n_bands, n_slots=cfg.n_slots,
+                                 filters=tuple(cfg.filters), dropout=cfg.dropout)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    if model is not None:
+        shapes = [w.shape for w in model.weights]
+        if shapes != [w.shape for w in built.weights]:
+            raise BadInputError(f"model {cfg.init_from} does not have the widths {cfg.filters} "
+                                "of the configuration; give its own filters")
+        built.set_weights(model.get_weights())
+    return built
+
+
+def make_steps(model, optimizer, cfg: TrainConfig, loss_cfg):
+    """The compiled training step (gradients clipped to a global norm of 10) and evaluation
+    step of ``model``; each takes ``(x, labels)`` tensors and returns the loss terms."""
+    import tensorflow as tf
+
+    from mosaic_pais.loss import pais_loss_terms
+
+    @tf.function(reduce_retracing=True, jit_compile=cfg.jit_compile)
+    def train_step(x, labels):
+        with tf.GradientTape() as tape:
+            outputs = model(x, training=True)
+            terms = pais_loss_terms(outputs, labels, cfg.n_bands, cfg.n_slots, loss_cfg)
+        grads = tape.gradient(terms["loss"], model.trainable_variables)
+        grads, _ = tf.clip_by_global_norm(grads, 10.0)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+        return terms
+
+    @tf.function(reduce_retracing=True)
+    def eval_step(x, labels):
+        return pais_loss_terms(model(x, training=False), labels, cfg.n_bands, cfg.n_slots,
+                               loss_cfg)
+
+    return train_step, eval_step
 
 
 def train(cfg: TrainConfig, progress: bool = True) -> Path:
@@ -508,7 +625,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     import tensorflow as tf
     from tqdm import tqdm
 
-    from mosaic_pais.loss import LossConfig, pais_loss_terms
+    from mosaic_pais.loss import LossConfig
     from mosaic_pais.model import build_pais_model, load_model
 
     out = Path(cfg.output)
@@ -535,7 +652,9 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     if (cfg.n_bands, cfg.n_slots) != (n_bands, n_slots):
         cfg.n_bands, cfg.n_slots = n_bands, n_slots
         (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
-    if not cfg.init_from:
+    if cfg.precision != "float32":
+        model = _with_precision(model if cfg.init_from else None, cfg)
+    elif not cfg.init_from:
         model = build_pais_model(n_bands=cfg.n_bands, n_slots=cfg.n_slots,
                                  filters=tuple(cfg.filters), dropout=cfg.dropout)
     schedule = tf.keras.optimizers.schedules.CosineDecay(
@@ -554,20 +673,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     if rng_state_path.exists() and manager.latest_checkpoint:
         rng.bit_generator.state = json.loads(rng_state_path.read_text())
 
-    @tf.function(reduce_retracing=True)
-    def train_step(x, labels):
-        with tf.GradientTape() as tape:
-            outputs = model(x, training=True)
-            terms = pais_loss_terms(outputs, labels, cfg.n_bands, cfg.n_slots, loss_cfg)
-        grads = tape.gradient(terms["loss"], model.trainable_variables)
-        grads, _ = tf.clip_by_global_norm(grads, 10.0)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
-        return terms
-
-    @tf.function(reduce_retracing=True)
-    def eval_step(x, labels):
-        return pais_loss_terms(model(x, training=False), labels, cfg.n_bands, cfg.n_slots,
-                               loss_cfg)
+    train_step, eval_step = make_steps(model, optimizer, cfg, loss_cfg)
 
     writer = tf.summary.create_file_writer(str(out / "tensorboard"))
     log_path = out / "log.csv"
@@ -575,8 +681,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     log_file = open(log_path, "a", newline="")  # noqa: SIM115 - closed in finally
     log = csv.writer(log_file)
     if new_log:
-        log.writerow(["step", "wall_s", "split", "loss", "center", "vectors", "fractions",
-                      "entropy", "lr"])
+        log.writerow(["step", "wall_s", "split", *LOGGED_TERMS, "lr"])
     stream = _batches(data, cfg, rng)
     val_batches = None
     if val is not None:  # a fixed set of validation crops, the same at every evaluation
@@ -614,8 +719,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
             if s % 50 == 0:
                 lr = float(schedule(s))
                 log.writerow([s, round(time.time() - start, 1), "train",
-                              *[f"{float(terms[k]):.6g}" for k in
-                                ("loss", "center", "vectors", "fractions", "entropy")], lr])
+                              *[f"{float(terms.get(k, 0.0)):.6g}" for k in LOGGED_TERMS], lr])
                 with writer.as_default(step=s):
                     for k, v in terms.items():
                         tf.summary.scalar(f"train/{k}", float(v))
@@ -627,8 +731,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
                                                             vl.items()}).items():
                         sums[k] = sums.get(k, 0.0) + float(v) / len(val_batches)
                 log.writerow([s, round(time.time() - start, 1), "val",
-                              *[f"{sums[k]:.6g}" for k in
-                                ("loss", "center", "vectors", "fractions", "entropy")], ""])
+                              *[f"{sums.get(k, 0.0):.6g}" for k in LOGGED_TERMS], ""])
                 with writer.as_default(step=s):
                     for k, v in sums.items():
                         tf.summary.scalar(f"val/{k}", v)

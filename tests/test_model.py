@@ -283,3 +283,45 @@ def test_a_run_hands_the_shipped_model_what_it_was_trained_on():
     card = model_metadata(DEFAULT_MODEL_PATH)
     assert card["background_mesh"] == DEFAULT_MESH
     assert f"sky subtracted on {DEFAULT_MESH} px cells" in card["input"]
+
+
+def test_flux_term_is_the_mean_relative_flux_error_of_the_sources():
+    # one pixel, two sources: source A (slot 0) has flux 4 in all, 2 of it here; source B
+    # (slot 1) has flux 1, all of it here. The pixel's light 3 is A's 2/3 and B's 1/3.
+    labels = _labels(h=1, w=1)
+    labels["fractions"][...] = [2 / 3, 1 / 3, 0.0]
+    labels["flux_weight"] = np.array([[[[3 / 4, 3 / 1, 0.0]]]], np.float32)
+    exact = np.log(np.array([2 / 3, 1 / 3, 1e-9], np.float32)).reshape(1, 1, 1, 3)
+    cfg = LossConfig(flux=1.0)
+    t = pais_loss_terms(_outputs(h=1, w=1, logits=exact), labels, 1, 3, cfg)
+    assert float(t["flux"]) == pytest.approx(0.0, abs=1e-6)
+    swapped = np.log(np.array([1 / 3, 2 / 3, 1e-9], np.float32)).reshape(1, 1, 1, 3)
+    t = pais_loss_terms(_outputs(h=1, w=1, logits=swapped), labels, 1, 3, cfg)
+    # A loses 1 of its 4 (25%), B gains 1 on its 1 (100%): sum over sources / number of
+    # sources seen in the crop (A's 2/4 + B's 1/1 of their flux lie here: 1.5)
+    assert float(t["flux"]) == pytest.approx((1 / 4 + 1.0) / 1.5, rel=1e-4)
+    assert float(t["loss"]) == pytest.approx(
+        float(pais_loss_terms(_outputs(h=1, w=1, logits=swapped), labels, 1, 3,
+                              LossConfig())["loss"]) + float(t["flux"]), rel=1e-5)
+
+
+def test_flux_term_needs_its_labels():
+    with pytest.raises(ValueError, match="flux_weight"):
+        pais_loss_terms(_outputs(h=1, w=1), _labels(h=1, w=1), 1, 3, LossConfig(flux=1.0))
+
+
+def test_mixed_bfloat16_training_starts_from_a_float32_model(tmp_path, small_model):
+    from mosaic_pais.train import TrainConfig, _with_precision
+
+    path = tmp_path / "m.keras"
+    small_model.save(path)
+    cfg = TrainConfig(filters=SMALL, n_bands=2, precision="mixed_bfloat16", init_from=str(path))
+    mixed = _with_precision(load_model(path), cfg)
+    assert mixed.layers[-1].dtype_policy.compute_dtype == "bfloat16"
+    assert keras.mixed_precision.global_policy().name == "float32"  # left as it was
+    x = np.random.default_rng(0).normal(size=(1, 32, 32, 3)).astype(np.float32)
+    x[..., -1] = 1
+    full = small_model(x, training=False)["center"]
+    half = mixed(x, training=False)["center"]
+    # the same weights in bfloat16 (8 bits of mantissa): the same map to about 1%
+    np.testing.assert_allclose(np.asarray(half, np.float32), np.asarray(full), atol=0.03)

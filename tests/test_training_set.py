@@ -7,7 +7,13 @@ import pytest
 import zarr
 
 from mosaic_pais.simulation import matched_filter_snr
-from mosaic_pais.train import build_training_set, label_scene, scene_conditions, split_scene
+from mosaic_pais.train import (
+    build_training_set,
+    label_scene,
+    labelled,
+    scene_conditions,
+    split_scene,
+)
 
 
 def test_only_detectable_sources_are_labelled():
@@ -134,3 +140,30 @@ def test_tile_skies_are_subtracted_as_a_run_subtracts_them():
     # what is taken away from a tile on a zero sky is its faint sources' floor: small, positive
     floor = float(np.median(scene.image - out[0])) / scene.noise_sigma
     assert 0 < floor < 0.2
+
+
+def test_training_scenes_never_draw_the_held_out_galaxies():
+    from mosaic_pais.simulation import HELD_OUT_REAL_GALAXIES, simulate_scene
+
+    drawn = set()
+    for i in range(6):
+        truth = split_scene("train", i, shape=(128, 128)).truth
+        drawn |= set(int(c) for c in truth["cosmos_index"] if c >= 0)
+        truth = split_scene("val", i, shape=(128, 128)).truth
+        drawn |= set(int(c) for c in truth["cosmos_index"] if c >= 0)
+    assert drawn and not drawn & set(HELD_OUT_REAL_GALAXIES)
+    held = simulate_scene((128, 128), seed=3_000_000, density=2.0, real_galaxies="held_out")
+    used = set(int(c) for c in held.truth["cosmos_index"] if c >= 0)
+    assert used and used <= set(HELD_OUT_REAL_GALAXIES)
+
+
+def test_flux_weights_sum_to_each_sources_flux_share():
+    scene = split_scene("train", 1, shape=(128, 128))
+    sample = label_scene(scene)
+    weight = sample["flux_weight"].astype(np.float64)  # (h, w, n)
+    share = sample["fractions"][..., 0, :].astype(np.float64)
+    # Σ_pixels weight·fraction over all slots = Σ_sources (their flux in the slots / flux):
+    # at most the number of labelled sources, and close to it (3 slots hold almost all light)
+    n_labelled = int(labelled(scene).sum())
+    total = (weight * share).sum()
+    assert 0.8 * n_labelled < total <= n_labelled + 1e-3
