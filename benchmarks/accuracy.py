@@ -24,7 +24,8 @@ training set does (``train.scene_conditions``); ``goods-s`` keeps the simulator'
 conditions in which REFERENCE.md §8 measured sep at F1 0.84).
 
 Every method is also scored on each tile's *core*, the 192² centre that a mosaic run keeps of
-every 256² window (margin 32 px, ``mosaic_pais.tile``): matches are made over the whole tile,
+every 256² window (margin 32 px, ``mosaic_pais.runtime.tile``): matches are made over the whole
+tile,
 completeness counts the truths in the core and purity the detections in it. A whole tile also
 scores the sources its border cuts, whose light lies half outside the image; in a mosaic no
 source is seen that way except at the mosaic's own edges.
@@ -41,11 +42,9 @@ from pathlib import Path
 import numpy as np
 from astropy.table import Table, vstack
 
-from mosaic_pais.background import subtract_sky
-from mosaic_pais.infer import estimate_noise
-from mosaic_pais.measure import measure_image
-from mosaic_pais.metrics import evaluate, flux_errors_on_common_sources, format_report
-from mosaic_pais.model import (
+from mosaic_pais.evaluation.metrics import evaluate, flux_errors_on_common_sources, format_report
+from mosaic_pais.evaluation.peers import run_photutils, run_sep
+from mosaic_pais.nn.model import (
     DEFAULT_MODEL_PATH,
     PAISPredictor,
     detection_threshold,
@@ -55,12 +54,14 @@ from mosaic_pais.model import (
     split_outputs,
 )
 from mosaic_pais.pcr import MIXED_VOTE_RADIUS, VOTE_MODES, find_peaks, resolve_votes
-from mosaic_pais.peers import run_photutils, run_sep
-from mosaic_pais.simulation import SIMULATOR_VERSION, simulate_scene
-from mosaic_pais.stitch import clean_fractions
-from mosaic_pais.store import VECTOR_STEP
-from mosaic_pais.tile import DEFAULT_MARGIN, DEFAULT_TILE
-from mosaic_pais.train import SPLIT_SEED_BASE, split_scene
+from mosaic_pais.runtime.background import subtract_sky
+from mosaic_pais.runtime.infer import estimate_noise
+from mosaic_pais.runtime.measure import measure_image
+from mosaic_pais.runtime.stitch import clean_fractions
+from mosaic_pais.runtime.store import VECTOR_STEP
+from mosaic_pais.runtime.tile import DEFAULT_MARGIN, DEFAULT_TILE
+from mosaic_pais.sim.scenes import SIMULATOR_VERSION, simulate_scene
+from mosaic_pais.training.train import SPLIT_SEED_BASE, split_scene
 
 
 def split_scenes(split: str, tiles: int, conditions: str = "varied",
@@ -99,7 +100,7 @@ def model_catalog(pred, index: int, image: np.ndarray, noise_sigma: float, thres
                   finding: dict, vote: str = "vectors", min_fraction: float = 0.01,
                   mixed_radius: float = MIXED_VOTE_RADIUS) -> Table:
     """The mosaic pipeline's decode + measure, on one tile; ``finding`` is the card's peak
-    finding (:func:`mosaic_pais.model.peak_finding`)."""
+    finding (:func:`mosaic_pais.nn.model.peak_finding`)."""
     return measured(*resolved(pred, index, threshold, finding, vote, min_fraction, mixed_radius),
                     image, noise_sigma)
 
@@ -115,7 +116,8 @@ def measured(peaks, ids: np.ndarray, frac: np.ndarray, image: np.ndarray,
 
 def as_trained(scenes, meta: dict) -> list:
     """The scenes as the model was trained to see them: with each tile's sky estimated and
-    subtracted (:func:`mosaic_pais.background.subtract_sky`, as a run subtracts a mosaic's) when
+    subtracted (:func:`mosaic_pais.runtime.background.subtract_sky`, as a run subtracts a mosaic's)
+    when
     its card has a ``background_mesh``, else as simulated. Peers get the scenes as simulated:
     they estimate their own background."""
     mesh = int(meta.get("background_mesh") or 0)

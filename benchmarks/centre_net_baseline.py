@@ -53,8 +53,8 @@ from accuracy import (  # noqa: I001 - sibling script
 from astropy.table import Table, vstack
 from tqdm import tqdm
 
-from mosaic_pais.metrics import evaluate
-from mosaic_pais.model import (
+from mosaic_pais.evaluation.metrics import evaluate
+from mosaic_pais.nn.model import (
     DEFAULT_MODEL_PATH,
     PAISPredictor,
     _layers,
@@ -63,8 +63,8 @@ from mosaic_pais.model import (
     peak_finding,
 )
 from mosaic_pais.pcr import find_peaks
-from mosaic_pais.simulation import SIMULATOR_VERSION
-from mosaic_pais.train import build_training_set
+from mosaic_pais.sim.scenes import SIMULATOR_VERSION
+from mosaic_pais.training.train import build_training_set
 
 ROOT = Path(__file__).resolve().parents[1]
 #: §8's widths, and the weight of source pixels in its loss
@@ -80,7 +80,7 @@ FLOOR = THRESHOLDS[0]
 
 def build_centre_net(widths=WIDTHS, n_bands: int = 1):
     """§8's U-Net: input (h, w, n_bands + 1) = S/N and validity, as
-    :func:`mosaic_pais.model.model_input` makes them, stretched by the shipped model's own
+    :func:`mosaic_pais.nn.model.model_input` makes them, stretched by the shipped model's own
     asinh layer; output the centre map (h, w, 1). h and w must be multiples of 2**len(widths)."""
     import keras
     from keras import layers

@@ -1,5 +1,5 @@
 """The noise of the COSMOS stamps that real galaxies are drawn from, with and without
-:func:`mosaic_pais.simulation.galaxy_mask`.
+:func:`mosaic_pais.sim.scenes.galaxy_mask`.
 
 Every stamp is drawn at its catalogue magnitude through the F160W PSF, as GalSim's
 ``RealGalaxy`` draws it (the whole stamp) and as the simulator draws it (the galaxy's own
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mosaic_pais.simulation import (
+from mosaic_pais.sim.scenes import (
     PIXEL_SCALE,
     SIMULATOR_VERSION,
     _real_mags,

@@ -38,10 +38,10 @@ from accuracy import (  # noqa: I001 - sibling script
 from astropy.table import vstack
 from scipy.spatial import cKDTree
 
-from mosaic_pais.metrics import match_catalogs
-from mosaic_pais.model import DEFAULT_MODEL_PATH, PAISPredictor, model_metadata, peak_finding
-from mosaic_pais.peers import run_photutils, run_sep
-from mosaic_pais.simulation import SIMULATOR_VERSION
+from mosaic_pais.evaluation.metrics import match_catalogs
+from mosaic_pais.evaluation.peers import run_photutils, run_sep
+from mosaic_pais.nn.model import DEFAULT_MODEL_PATH, PAISPredictor, model_metadata, peak_finding
+from mosaic_pais.sim.scenes import SIMULATOR_VERSION
 
 RADIUS, NEAR, BRIGHT_SNR = 3.0, 8.0, 20.0
 #: the model's catalogue at this centre-map threshold joins the others in bounding what can be

@@ -52,10 +52,10 @@ from accuracy import (
 from astropy.table import Table, vstack
 from centre_net_baseline import THRESHOLDS, above, peak_table, scores, tuned
 
-from mosaic_pais.metrics import evaluate, match_catalogs
-from mosaic_pais.model import DEFAULT_MODEL_PATH, PAISPredictor, model_metadata, peak_finding
-from mosaic_pais.simulation import SIMULATOR_VERSION
-from mosaic_pais.tile import DEFAULT_TILE
+from mosaic_pais.evaluation.metrics import evaluate, match_catalogs
+from mosaic_pais.nn.model import DEFAULT_MODEL_PATH, PAISPredictor, model_metadata, peak_finding
+from mosaic_pais.runtime.tile import DEFAULT_TILE
+from mosaic_pais.sim.scenes import SIMULATOR_VERSION
 
 SIBLING = Path("training/candidates/f160w_v13.keras")
 #: (quarter turns, mirrored) of each averaging: the identity, one mirror, the dihedral group

@@ -33,9 +33,8 @@ from pathlib import Path
 import numpy as np
 from astropy.table import Table, vstack
 
-from mosaic_pais.infer import estimate_noise
-from mosaic_pais.metrics import evaluate, match_catalogs
-from mosaic_pais.model import (
+from mosaic_pais.evaluation.metrics import evaluate, match_catalogs
+from mosaic_pais.nn.model import (
     DEFAULT_MODEL_PATH,
     PAISPredictor,
     detection_threshold,
@@ -44,8 +43,9 @@ from mosaic_pais.model import (
     peak_finding,
 )
 from mosaic_pais.pcr import find_peaks
-from mosaic_pais.simulation import SIMULATOR_VERSION, simulate_scene
-from mosaic_pais.tile import DEFAULT_MARGIN, DEFAULT_TILE
+from mosaic_pais.runtime.infer import estimate_noise
+from mosaic_pais.runtime.tile import DEFAULT_MARGIN, DEFAULT_TILE
+from mosaic_pais.sim.scenes import SIMULATOR_VERSION, simulate_scene
 
 SCENE, TILE, MARGIN, MAX_SHIFT = 480, DEFAULT_TILE, DEFAULT_MARGIN, 48
 SEED_BASE = 7_000_000

@@ -12,7 +12,8 @@ the ratio uses the mean of the two sustained measurements (all four are recorded
 
 The "tiles" of a run are those of its 256² grid (stride 192): ~17,000 for a 25,000² mosaic.
 By default the network reads them 8 × 8 at a time as one window (``--tiles-per-window``,
-:func:`mosaic_pais.tile.network_windows`), which computes the overlapping margins once, so the
+:func:`mosaic_pais.runtime.tile.network_windows`), which computes the overlapping margins once, so
+the
 inference stage alone can go faster than the bare model on separate tiles; each run's
 ``infer_vs_bare`` says by how much. ``--tiles-per-window 1`` measures tiles read one by one.
 
@@ -40,11 +41,16 @@ from pathlib import Path
 import numpy as np
 import psutil
 
-from mosaic_pais.model import DEFAULT_MODEL_PATH, load_model, model_input, model_metadata
+from mosaic_pais.nn.model import DEFAULT_MODEL_PATH, load_model, model_input, model_metadata
 from mosaic_pais.pcr import VOTE_MODES
-from mosaic_pais.simulation import simulate_mosaic
-from mosaic_pais.tile import DEFAULT_MARGIN, DEFAULT_TILE, DEFAULT_TILES_PER_WINDOW, make_grid
-from mosaic_pais.train import split_scene
+from mosaic_pais.runtime.tile import (
+    DEFAULT_MARGIN,
+    DEFAULT_TILE,
+    DEFAULT_TILES_PER_WINDOW,
+    make_grid,
+)
+from mosaic_pais.sim.scenes import simulate_mosaic
+from mosaic_pais.training.train import split_scene
 
 
 def tree_rss(proc: psutil.Process) -> int:

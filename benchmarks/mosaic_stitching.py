@@ -34,9 +34,9 @@ from astropy.table import Table
 from scipy.spatial import cKDTree
 from scipy.stats import kstest
 
-from mosaic_pais.metrics import evaluate, match_catalogs
-from mosaic_pais.pipeline import run
-from mosaic_pais.simulation import SIMULATOR_VERSION, simulate_mosaic
+from mosaic_pais.evaluation.metrics import evaluate, match_catalogs
+from mosaic_pais.runtime.pipeline import run
+from mosaic_pais.sim.scenes import SIMULATOR_VERSION, simulate_mosaic
 
 
 def close_pairs(x, y, r=2.0) -> int:
@@ -50,8 +50,8 @@ def tile_by_tile(image: np.ndarray, tile: int = 256) -> Table:
     sys.path.insert(0, str(Path(__file__).parent))
     from accuracy import model_catalog  # noqa: I001 - sibling script
 
-    from mosaic_pais.infer import estimate_noise
-    from mosaic_pais.model import (
+    from mosaic_pais.runtime.infer import estimate_noise
+    from mosaic_pais.nn.model import (
         DEFAULT_MODEL_PATH,
         PAISPredictor,
         detection_threshold,
@@ -59,7 +59,7 @@ def tile_by_tile(image: np.ndarray, tile: int = 256) -> Table:
         peak_finding,
     )
 
-    from mosaic_pais.background import subtract_sky
+    from mosaic_pais.runtime.background import subtract_sky
 
     meta = model_metadata(DEFAULT_MODEL_PATH)
     predictor = PAISPredictor(DEFAULT_MODEL_PATH, batch_size=16)
@@ -157,7 +157,8 @@ def one_mosaic(size: int, seed: int, work: Path) -> dict:
 
 
 def counts(r: dict) -> dict:
-    """The parts of :func:`mosaic_pais.metrics.evaluate`'s result that add over mosaics."""
+    """The parts of :func:`mosaic_pais.evaluation.metrics.evaluate`'s result that add over
+    mosaics."""
     return {k: r[k] for k in ("n_detections", "n_matched", "n_truth_counted",
                               "n_matched_counted", "completeness", "purity", "f1")}
 

@@ -25,16 +25,16 @@ from pathlib import Path
 
 import numpy as np
 
-from mosaic_pais.metrics import match_catalogs
-from mosaic_pais.model import (
+from mosaic_pais.evaluation.metrics import match_catalogs
+from mosaic_pais.evaluation.peers import run_photutils, run_sep
+from mosaic_pais.nn.model import (
     DEFAULT_MODEL_PATH,
     PAISPredictor,
     model_metadata,
     peak_finding,
 )
 from mosaic_pais.pcr import find_peaks
-from mosaic_pais.peers import run_photutils, run_sep
-from mosaic_pais.simulation import PIXEL_SCALE, SIMULATOR_VERSION, f160w_psf
+from mosaic_pais.sim.scenes import PIXEL_SCALE, SIMULATOR_VERSION, f160w_psf
 
 KINDS = ("star", "parametric", "real")
 

@@ -15,7 +15,7 @@ import numpy as np
 from astropy.io import fits
 from scipy import ndimage
 
-from mosaic_pais.metrics import match_catalogs
+from mosaic_pais.evaluation.metrics import match_catalogs
 from mosaic_pais.pcr import center_map, decode, encode
 
 

@@ -8,7 +8,8 @@
 3. A real ground-based frame (ESO NTT/EMMI R band, 256×256 cut, sky still in it) and the
    SExtractor catalogue made on it: the share of SExtractor's objects each method finds and of
    its detections SExtractor also has (3 px match), the model with the sky subtracted as a run
-   does (:mod:`mosaic_pais.background`) and without. sep and photutils get the frame as it is,
+   does (:mod:`mosaic_pais.runtime.background`) and without. sep and photutils get the frame as it
+   is,
    each subtracting its own background as a user of either would.
 
 Both tables → docs/results/real_cutouts.json.
@@ -24,10 +25,9 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
-from mosaic_pais.background import subtract_sky
-from mosaic_pais.infer import estimate_noise
-from mosaic_pais.metrics import match_catalogs
-from mosaic_pais.model import (
+from mosaic_pais.evaluation.metrics import match_catalogs
+from mosaic_pais.evaluation.peers import run_photutils, run_sep
+from mosaic_pais.nn.model import (
     DEFAULT_MODEL_PATH,
     PAISPredictor,
     detection_threshold,
@@ -35,14 +35,16 @@ from mosaic_pais.model import (
     peak_finding,
 )
 from mosaic_pais.pcr import decode
-from mosaic_pais.peers import run_photutils, run_sep
-from mosaic_pais.simulation import data_dir
+from mosaic_pais.runtime.background import subtract_sky
+from mosaic_pais.runtime.infer import estimate_noise
+from mosaic_pais.sim.scenes import data_dir
 
 METHODS = ("mosaic-pais", "sep", "photutils")
 
 
 def without_sky(image: np.ndarray) -> np.ndarray:
-    """The image with its sky subtracted as a run subtracts it (:mod:`mosaic_pais.background`)."""
+    """The image with its sky subtracted as a run subtracts it
+    (:mod:`mosaic_pais.runtime.background`)."""
     return subtract_sky(image[None])[0]
 
 

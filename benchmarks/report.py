@@ -15,7 +15,7 @@ RESULTS = Path("docs/results")
 
 def threshold_words(setup: dict) -> str:
     """The model's peak threshold of a run: the card's table by noise texture, or one value."""
-    from mosaic_pais.model import describe_thresholds
+    from mosaic_pais.nn.model import describe_thresholds
 
     used = setup.get("thresholds_used")
     used = f"; each tile's own, {used['min']:.2f}–{used['max']:.2f} here" if used else ""
@@ -916,7 +916,7 @@ def real_data_section(real: dict | None) -> list[str]:
                 f"still in it at {ground['sky_level']:.0f} counts) against the SExtractor "
                 f"catalogue made on it ({ground['sextractor_objects']} objects; 3 px match). "
                 "The model never saw ground-based data; a run subtracts the sky first "
-                "(`mosaic_pais.background`), and the last row shows why it must. sep and "
+                "(`mosaic_pais.runtime.background`), and the last row shows why it must. sep and "
                 "photutils get the frame as it is and subtract their own background.", "",
                 "| method | detections | SExtractor's objects found | detections SExtractor "
                 "also has |", "| --- | --- | --- | --- |"]
@@ -927,7 +927,7 @@ def real_data_section(real: dict | None) -> list[str]:
 
 
 def current_simulator() -> int:
-    from mosaic_pais.simulation import SIMULATOR_VERSION
+    from mosaic_pais.sim.scenes import SIMULATOR_VERSION
 
     return SIMULATOR_VERSION
 
@@ -956,7 +956,7 @@ def simulator_note() -> list[str]:
 
 
 def main() -> None:
-    from mosaic_pais.model import DEFAULT_MODEL_PATH, file_sha256, model_metadata
+    from mosaic_pais.nn.model import DEFAULT_MODEL_PATH, file_sha256, model_metadata
 
     real = load("real_1903")
     sim = load("simulation_vs_goods_s")
@@ -1035,7 +1035,7 @@ def main() -> None:
             "(docs/architecture.md, Measurements). "
             "Each tile is decoded and measured as the shipped model was trained and as a run "
             "hands it its image: with the tile's own sky estimated and subtracted on 128 px "
-            "cells (`mosaic_pais.background`); peers estimate their own background. Until "
+            "cells (`mosaic_pais.runtime.background`); peers estimate their own background. Until "
             "session 17 (model v8, trained on tiles as simulated) tiles were decoded and "
             "measured as simulated." + tile_sky_flux_note(load("tile_sky_flux")), ""]
     out += accuracy_section(load("accuracy_test"))

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from mosaic_pais.metrics import encoding_efficacy_per_source, match_catalogs
+from mosaic_pais.evaluation.metrics import encoding_efficacy_per_source, match_catalogs
 from mosaic_pais.pcr import decode, encode
-from mosaic_pais.simulation import SIMULATOR_VERSION
-from mosaic_pais.train import split_scene
+from mosaic_pais.sim.scenes import SIMULATOR_VERSION
+from mosaic_pais.training.train import split_scene
 
 
 def one_tile(index: int, sigma: float) -> dict:

@@ -33,7 +33,7 @@ import numpy as np
 from astropy.io import fits
 from astropy.table import Table
 
-from mosaic_pais.metrics import encoding_efficacy, encoding_efficacy_per_source
+from mosaic_pais.evaluation.metrics import encoding_efficacy, encoding_efficacy_per_source
 from mosaic_pais.pcr import deblend_images, decode, resolve_votes
 
 GOODS_BANDS = ("h", "j", "v", "z")  # F160W F125W F606W F850LP, the cube's plane order
@@ -113,7 +113,7 @@ def run_labels(spec: dict, out: Path, align: bool, max_iter: int, center_sigma: 
 
 def tile_efficacy(out: Path, center_sigma: float) -> tuple[list, list, list, dict]:
     """Table 2 inputs of every labelled tile: models, decoded (model sum and image), centres."""
-    from mosaic_pais.train import load_split
+    from mosaic_pais.training.train import load_split
 
     store = load_split(out / "train")
     truths, dec_model, dec_image, centers = [], [], [], []
@@ -151,7 +151,7 @@ def compare_1903(out: Path, data: Path) -> dict:
     ref_center = np.asarray(fits.getdata(folder / "1903-center_of_mass.fits"), np.float64)[..., 0]
     ref_vectors = np.asarray(fits.getdata(folder / "1903-claim_vectors.fits"), np.float32)
     ref_fractions = np.asarray(fits.getdata(folder / "1903-claim_maps.fits"), np.float64)
-    from mosaic_pais.train import load_split
+    from mosaic_pais.training.train import load_split
 
     ours = load_split(out / "train")
     m = np.load(out / "models" / "tile_00000.npz")
@@ -161,7 +161,7 @@ def compare_1903(out: Path, data: Path) -> dict:
     # each source's F160W flux: our scarlet2 model, and the paper's labels decoded with the image
     ref = decode(image[None], ref_center, ref_vectors, ref_fractions, threshold=0.1, window=7)
     ref_deblends = ref.deblend(image[None])[:, 0].astype(np.float64)
-    from mosaic_pais.metrics import match_catalogs
+    from mosaic_pais.evaluation.metrics import match_catalogs
 
     di, ri = match_catalogs(centers[:, ::-1], ref.peaks.yx[:, ::-1], radius=6.0)
     slot0 = (np.argmax(our_frac[..., 0, :], -1) == 0) == (np.argmax(ref_fractions[..., 0, :], -1)

@@ -10,7 +10,8 @@ scarlet2: perfect detection, perfect PSF. Its flux is the sum of each source's r
 
 Beside it, on the same tiles: sep and photutils (their own detections, Kron fluxes, as in
 accuracy.py) and the shipped mosaic-pais model (decode + measure as in accuracy.py). All are
-judged by :func:`mosaic_pais.metrics.evaluate` against the truth (3 px Hungarian matching,
+judged by :func:`mosaic_pais.evaluation.metrics.evaluate` against the truth (3 px Hungarian
+matching,
 H < 27 counted); the flux δ statistics of blended sources (blendedness > 0.1) are the point.
 
 Usage: python benchmarks/scarlet2_peer.py [--tiles 30] [--max-iter 200]
@@ -29,16 +30,16 @@ import numpy as np
 from accuracy import with_offset  # noqa: I001 - sibling script
 from astropy.table import Table, vstack
 
-from mosaic_pais.metrics import evaluate as evaluate_catalog
-from mosaic_pais.metrics import format_report
-from mosaic_pais.peers import run_photutils, run_sep
-from mosaic_pais.simulation import SIMULATOR_VERSION
-from mosaic_pais.train import LABEL_MIN_SNR, labelled, split_scene
+from mosaic_pais.evaluation.metrics import evaluate as evaluate_catalog
+from mosaic_pais.evaluation.metrics import format_report
+from mosaic_pais.evaluation.peers import run_photutils, run_sep
+from mosaic_pais.sim.scenes import SIMULATOR_VERSION
+from mosaic_pais.training.train import LABEL_MIN_SNR, labelled, split_scene
 
 
 def simulation_psf(size: int = 41) -> np.ndarray:
     """The simulator's PSF at the image's 0.06″/px, drawn as the simulator draws sources."""
-    from mosaic_pais.simulation import f160w_psf
+    from mosaic_pais.sim.scenes import f160w_psf
 
     img = f160w_psf().drawImage(nx=size, ny=size, scale=0.06, method="no_pixel").array
     return (img / img.sum())[None].astype(np.float64)
@@ -46,7 +47,7 @@ def simulation_psf(size: int = 41) -> np.ndarray:
 
 def scarlet2_catalog(scene, psf: np.ndarray, max_iter: int) -> tuple[Table, float, int]:
     """scarlet2 fluxes at the true positions of the detectable in-tile sources."""
-    from mosaic_pais.labels import fit_scene
+    from mosaic_pais.labels.scarlet import fit_scene
 
     truth = scene.truth
     h, w = scene.image.shape[1:]
@@ -75,7 +76,7 @@ def model_catalogs(scenes) -> tuple[list[Table], float]:
     sys.path.insert(0, str(Path(__file__).parent))
     from accuracy import decode_as_trained, model_catalog, tile_thresholds
 
-    from mosaic_pais.model import DEFAULT_MODEL_PATH, PAISPredictor, model_metadata, peak_finding
+    from mosaic_pais.nn.model import DEFAULT_MODEL_PATH, PAISPredictor, model_metadata, peak_finding
 
     meta = model_metadata(DEFAULT_MODEL_PATH)
     predictor = PAISPredictor(DEFAULT_MODEL_PATH, batch_size=16)

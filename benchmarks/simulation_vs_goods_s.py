@@ -19,14 +19,14 @@ import sep
 from astropy.io import fits
 from astropy.stats import sigma_clipped_stats
 
-from mosaic_pais.simulation import (
+from mosaic_pais.sim.scenes import (
     PIXEL_SCALE,
     SIMULATOR_VERSION,
     ZEROPOINT,
     data_dir,
     simulate_scene,
 )
-from mosaic_pais.train import SPLIT_SEED_BASE
+from mosaic_pais.training.train import SPLIT_SEED_BASE
 
 MAG_EDGES = np.arange(19, 29.5, 1.0)
 

@@ -6,7 +6,8 @@ noise texture) with a constant sky of a few hundredths of σ added, and judges e
 against the truth:
 
 * ``--background none``: the model sees the sky as it is — how far the catalogue follows it;
-* the default (the sky estimated on 128 px cells and subtracted, ``mosaic_pais.background``):
+* the default (the sky estimated on 128 px cells and subtracted,
+``mosaic_pais.runtime.background``):
   what the estimate leaves, including on the simulation's own zero sky, where it removes the
   floor of faint undetected sources (a few hundredths of σ).
 
@@ -27,11 +28,11 @@ import numpy as np
 from astropy.io import fits
 from astropy.table import Table
 
-from mosaic_pais.infer import estimate_noise
-from mosaic_pais.metrics import evaluate
-from mosaic_pais.model import DEFAULT_MODEL_PATH
-from mosaic_pais.pipeline import run
-from mosaic_pais.simulation import SIMULATOR_VERSION, simulate_mosaic
+from mosaic_pais.evaluation.metrics import evaluate
+from mosaic_pais.nn.model import DEFAULT_MODEL_PATH
+from mosaic_pais.runtime.infer import estimate_noise
+from mosaic_pais.runtime.pipeline import run
+from mosaic_pais.sim.scenes import SIMULATOR_VERSION, simulate_mosaic
 
 #: skies added, in units of the noise σ, with the sky left in
 OFFSETS = (-0.05, -0.017, 0.0, 0.017, 0.05)

@@ -1,7 +1,8 @@
 """Single tiles as they are, and with their sky estimated and subtracted as a mosaic run does.
 
 Every training tile had a sky of exactly 0 with the light of the faint, undetected sources on
-top; a run first estimates the sky (``mosaic_pais.background``, a clipped mode on 128 px cells)
+top; a run first estimates the sky (``mosaic_pais.runtime.background``, a clipped mode on 128 px
+cells)
 and that estimate includes the faint sources' floor, a few hundredths of σ. This decodes the
 same validation tiles both ways with the model's own thresholds, to show how far the model's
 operating point moves when that floor is taken away (a model that reads the image's mean level
@@ -31,11 +32,11 @@ from accuracy import (  # noqa: I001 - sibling script
 )
 from astropy.table import Table, vstack
 
-from mosaic_pais.background import subtract_sky
-from mosaic_pais.metrics import evaluate
-from mosaic_pais.model import DEFAULT_MODEL_PATH, PAISPredictor, model_metadata, peak_finding
+from mosaic_pais.evaluation.metrics import evaluate
+from mosaic_pais.nn.model import DEFAULT_MODEL_PATH, PAISPredictor, model_metadata, peak_finding
 from mosaic_pais.pcr import find_peaks
-from mosaic_pais.simulation import SIMULATOR_VERSION
+from mosaic_pais.runtime.background import subtract_sky
+from mosaic_pais.sim.scenes import SIMULATOR_VERSION
 
 
 def detections(predictor, scenes, meta: dict, finding: dict) -> Table:

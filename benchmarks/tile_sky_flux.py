@@ -29,9 +29,9 @@ from accuracy import (  # noqa: I001 - sibling script
 )
 from astropy.table import vstack
 
-from mosaic_pais.metrics import evaluate
-from mosaic_pais.model import DEFAULT_MODEL_PATH, PAISPredictor, model_metadata, peak_finding
-from mosaic_pais.simulation import SIMULATOR_VERSION
+from mosaic_pais.evaluation.metrics import evaluate
+from mosaic_pais.nn.model import DEFAULT_MODEL_PATH, PAISPredictor, model_metadata, peak_finding
+from mosaic_pais.sim.scenes import SIMULATOR_VERSION
 
 
 def main() -> None:

@@ -21,9 +21,15 @@ from pathlib import Path
 
 import numpy as np
 
-from mosaic_pais.loss import LossConfig
-from mosaic_pais.model import DEFAULT_MODEL_PATH, load_model
-from mosaic_pais.train import TrainConfig, _batches, _with_precision, load_split, make_steps
+from mosaic_pais.nn.model import DEFAULT_MODEL_PATH, load_model
+from mosaic_pais.training.loss import LossConfig
+from mosaic_pais.training.train import (
+    TrainConfig,
+    _batches,
+    _with_precision,
+    load_split,
+    make_steps,
+)
 
 VARIANTS = {  # name: (precision, XLA)
     "float32": ("float32", False),

@@ -38,10 +38,10 @@ from accuracy import (
 )
 from astropy.table import vstack
 
-from mosaic_pais.metrics import evaluate
-from mosaic_pais.model import DEFAULT_MODEL_PATH, PAISPredictor, model_metadata, peak_finding
+from mosaic_pais.evaluation.metrics import evaluate
+from mosaic_pais.nn.model import DEFAULT_MODEL_PATH, PAISPredictor, model_metadata, peak_finding
 from mosaic_pais.pcr import MIXED_VOTE_RADIUS
-from mosaic_pais.simulation import SIMULATOR_VERSION
+from mosaic_pais.sim.scenes import SIMULATOR_VERSION
 
 #: (mode, radius in px of a ``mixed`` vote)
 VARIANTS = (("geometric", None), ("vectors", None), ("mixed", 4.0), ("mixed", 6.0),

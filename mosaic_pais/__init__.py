@@ -10,7 +10,8 @@ The Python API mirrors the commands:
 
 and ``simulate_scene``/``simulate_mosaic``, ``encode``/``decode`` (the PCR) and
 ``match_catalogs`` are importable from here too. ``simulate`` and ``evaluate`` are functions;
-the modules behind them are :mod:`mosaic_pais.simulation` and :mod:`mosaic_pais.metrics` (no
+the modules behind them are :mod:`mosaic_pais.sim.scenes` and :mod:`mosaic_pais.evaluation.metrics`
+(no
 submodule is called ``simulate`` or ``evaluate``, so importing a submodule can never replace
 one of these functions).
 
@@ -27,15 +28,15 @@ __version__ = "0.1.0"
 
 # public name -> module that defines it; resolved on first access (PEP 562)
 _LAZY = {
-    "run": "mosaic_pais.pipeline",
+    "run": "mosaic_pais.runtime.pipeline",
     "simulate": "mosaic_pais.api",
     "evaluate": "mosaic_pais.api",
-    "open_mosaic": "mosaic_pais.open",
-    "simulate_scene": "mosaic_pais.simulation",
-    "simulate_mosaic": "mosaic_pais.simulation",
+    "open_mosaic": "mosaic_pais.runtime.open",
+    "simulate_scene": "mosaic_pais.sim.scenes",
+    "simulate_mosaic": "mosaic_pais.sim.scenes",
     "encode": "mosaic_pais.pcr",
     "decode": "mosaic_pais.pcr",
-    "match_catalogs": "mosaic_pais.metrics",
+    "match_catalogs": "mosaic_pais.evaluation.metrics",
     "BadInputError": "mosaic_pais.errors",
 }
 

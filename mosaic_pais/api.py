@@ -2,7 +2,8 @@
 
 They are what ``mosaic_pais.simulate(...)`` and ``mosaic_pais.evaluate(...)`` resolve to, and
 they mirror the ``mosaic-pais simulate`` and ``mosaic-pais evaluate`` commands. The work is
-done by :mod:`mosaic_pais.simulation` and :mod:`mosaic_pais.metrics`; these functions only
+done by :mod:`mosaic_pais.sim.scenes` and :mod:`mosaic_pais.evaluation.metrics`; these functions
+only
 choose between them and accept tables or paths alike.
 """
 
@@ -19,10 +20,10 @@ def simulate(output=None, *, size=256, seed: int = 0, density: float = 1.0,
     """Simulate an HST WFC3/IR F160W-like image and its truth catalogue.
 
     Without ``output`` a scene is simulated in memory
-    (:func:`mosaic_pais.simulation.simulate_scene`). With ``output`` a mosaic is streamed to
+    (:func:`mosaic_pais.sim.scenes.simulate_scene`). With ``output`` a mosaic is streamed to
     ``output/mosaic.fits`` (with a TAN WCS) and ``output/truth.fits`` exactly as
     ``mosaic-pais simulate --output DIR --size N --seed S`` does
-    (:func:`mosaic_pais.simulation.simulate_mosaic`), then opened lazily. The two draw from
+    (:func:`mosaic_pais.sim.scenes.simulate_mosaic`), then opened lazily. The two draw from
     different random streams: the same seed gives a different image in memory and on disk.
 
     Parameters
@@ -83,7 +84,7 @@ def simulate(output=None, *, size=256, seed: int = 0, density: float = 1.0,
     import numpy as np
     from astropy.table import Table
 
-    from mosaic_pais.simulation import simulate_mosaic, simulate_scene, tan_wcs
+    from mosaic_pais.sim.scenes import simulate_mosaic, simulate_scene, tan_wcs
 
     if np.ndim(size) == 0:
         shape = (int(size), int(size))
@@ -97,7 +98,7 @@ def simulate(output=None, *, size=256, seed: int = 0, density: float = 1.0,
         files = simulate_mosaic(output, size=shape[0], seed=seed, density=density,
                                 noise_sigma=noise_sigma, noise_correlation=noise_correlation,
                                 progress=progress)
-        from mosaic_pais.open import open_mosaic
+        from mosaic_pais.runtime.open import open_mosaic
 
         return open_mosaic([files["mosaic"]]), Table.read(files["truth"])
 
@@ -117,7 +118,7 @@ def _as_table(value, what: str, required=("x", "y", "flux")):
     """A table given as an astropy Table, a pandas DataFrame, a path, or a run directory."""
     from astropy.table import Table
 
-    from mosaic_pais.metrics import _read_table
+    from mosaic_pais.evaluation.metrics import _read_table
 
     if isinstance(value, str | Path):
         path = Path(value)
@@ -138,7 +139,8 @@ def evaluate(catalog, truth, *, radius: float = 3.0, mag_limit: float | None = N
 
     The same numbers as ``mosaic-pais evaluate CATALOG TRUTH`` (REFERENCE.md §6): detections
     are matched to truth sources one to one (Hungarian assignment on pixel distance, pairs
-    farther than ``radius`` rejected); see :mod:`mosaic_pais.metrics` for the definitions.
+    farther than ``radius`` rejected); see :mod:`mosaic_pais.evaluation.metrics` for the
+    definitions.
 
     Parameters
     ----------
@@ -153,7 +155,7 @@ def evaluate(catalog, truth, *, radius: float = 3.0, mag_limit: float | None = N
         Only truth sources brighter than this count towards completeness.
     plots : path, optional
         A directory to write ``completeness.png`` and ``flux_error.png`` into
-        (:func:`mosaic_pais.show.evaluation_plots`).
+        (:func:`mosaic_pais.runtime.show.evaluation_plots`).
 
     Returns
     -------
@@ -176,8 +178,8 @@ def evaluate(catalog, truth, *, radius: float = 3.0, mag_limit: float | None = N
     >>> round(result["flux"]["median_abs"], 3)
     0.1
     """
-    from mosaic_pais.metrics import _clean
-    from mosaic_pais.metrics import evaluate as evaluate_tables
+    from mosaic_pais.evaluation.metrics import _clean
+    from mosaic_pais.evaluation.metrics import evaluate as evaluate_tables
 
     cat, cat_path = _as_table(catalog, "catalogue")
     tru, tru_path = _as_table(truth, "truth")
@@ -187,7 +189,7 @@ def evaluate(catalog, truth, *, radius: float = 3.0, mag_limit: float | None = N
     if tru_path:
         result["truth"] = tru_path
     if plots is not None:
-        from mosaic_pais.show import evaluation_plots
+        from mosaic_pais.runtime.show import evaluation_plots
 
         paths = evaluation_plots(cat, tru, plots, radius=radius, mag_limit=mag_limit)
         result["plots"] = [str(p) for p in paths]

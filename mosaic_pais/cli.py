@@ -16,9 +16,9 @@ from pathlib import Path
 import click
 
 from mosaic_pais import __version__
-from mosaic_pais.background import DEFAULT_MESH
 from mosaic_pais.errors import BadInputError
-from mosaic_pais.tile import (
+from mosaic_pais.runtime.background import DEFAULT_MESH
+from mosaic_pais.runtime.tile import (
     DEFAULT_MARGIN,
     DEFAULT_TILE,
     DEFAULT_TILES_PER_BLOCK,
@@ -117,7 +117,7 @@ def run(images, output, bands, weights, hdu, cluster, workers, memory_limit, mod
         overwrite, tile, margin, tiles_per_block, tiles_per_window, threshold, vote, background,
         quiet) -> None:
     """Detect and deblend every source of IMAGE(s); write catalogue, PCR store and picture."""
-    from mosaic_pais.pipeline import run as run_pipeline
+    from mosaic_pais.runtime.pipeline import run as run_pipeline
 
     hdu_value = int(hdu) if hdu is not None and str(hdu).isdigit() else hdu
     table, _ = run_pipeline(
@@ -149,7 +149,7 @@ def run(images, output, bands, weights, hdu, cluster, workers, memory_limit, mod
 def simulate(output: Path, size: int, seed: int, density: float, noise_sigma: float | None,
              noise_correlation: float | None) -> None:
     """Simulate an HST F160W-like mosaic (DIR/mosaic.fits) and its truth (DIR/truth.fits)."""
-    from mosaic_pais.simulation import simulate_mosaic
+    from mosaic_pais.sim.scenes import simulate_mosaic
 
     simulate_mosaic(output, size=size, seed=seed, density=density, noise_sigma=noise_sigma,
                     noise_correlation=noise_correlation, progress=True)
@@ -172,7 +172,7 @@ def simulate(output: Path, size: int, seed: int, density: float, noise_sigma: fl
 def evaluate(catalog: Path, truth: Path, radius: float, mag_limit: float | None,
              json_path: Path | None, plots_dir: Path | None) -> None:
     """Completeness, purity, F1 and flux errors of CATALOG against TRUTH."""
-    from mosaic_pais.metrics import evaluate_files, format_report
+    from mosaic_pais.evaluation.metrics import evaluate_files, format_report
 
     result = evaluate_files(catalog, truth, radius=radius, mag_limit=mag_limit)
     click.echo(format_report(result))
@@ -180,8 +180,8 @@ def evaluate(catalog: Path, truth: Path, radius: float, mag_limit: float | None,
     json_path.write_text(json.dumps(result, indent=2))
     click.echo(f"wrote {json_path}")
     if plots_dir is not None:
-        from mosaic_pais.metrics import _read_table
-        from mosaic_pais.show import evaluation_plots
+        from mosaic_pais.evaluation.metrics import _read_table
+        from mosaic_pais.runtime.show import evaluation_plots
 
         for path in evaluation_plots(_read_table(catalog, ["x", "y", "flux"], "catalogue"),
                                      _read_table(truth, ["x", "y", "flux"], "truth"),
@@ -199,7 +199,7 @@ def evaluate(catalog: Path, truth: Path, radius: float, mag_limit: float | None,
 @_friendly_errors
 def convert(images, out, bands, weights, hdu, chunks) -> None:
     """Write FITS IMAGE(s) as a chunked Zarr store OUT (keeps WCS and band names)."""
-    from mosaic_pais.open import convert as convert_images
+    from mosaic_pais.runtime.open import convert as convert_images
 
     hdu_value = int(hdu) if hdu is not None and str(hdu).isdigit() else hdu
     path = convert_images(list(images), out, bands=bands.split(",") if bands else None,
@@ -216,7 +216,7 @@ def convert(images, out, bands, weights, hdu, chunks) -> None:
 @_friendly_errors
 def stamps(run_dir, ids, output, size) -> None:
     """Deblended images of chosen sources of a finished run, as FITS."""
-    from mosaic_pais.stamps import write_stamps
+    from mosaic_pais.runtime.stamps import write_stamps
 
     try:
         id_list = [int(v) for v in ids.split(",") if v.strip()]
@@ -250,8 +250,8 @@ def train(data, output, config_path, simulate_tiles, val_tiles, processes, steps
     """Build a simulated training set and/or train (resuming from the last checkpoint)."""
     from dataclasses import replace
 
-    from mosaic_pais.train import TrainConfig, build_training_set
-    from mosaic_pais.train import train as train_model
+    from mosaic_pais.training.train import TrainConfig, build_training_set
+    from mosaic_pais.training.train import train as train_model
 
     # checked before any tile is simulated: a bad configuration fails at once, in one line
     cfg = TrainConfig.from_json(config_path) if config_path else TrainConfig()
@@ -304,8 +304,8 @@ def labels(images, catalog, psfs, weights, output, bands, split, pixel_scale, ps
            stride, margin, max_iter, center_sigma, align, workers, save_models, overwrite,
            quiet) -> None:
     """Label real IMAGE tiles with scarlet2 deblends at catalogue positions (PCR shards)."""
-    from mosaic_pais.labels import LabelConfig, make_labels
-    from mosaic_pais.train import TRAINING_CENTER_SIGMA
+    from mosaic_pais.labels.scarlet import LabelConfig, make_labels
+    from mosaic_pais.training.train import TRAINING_CENTER_SIGMA
 
     cfg = LabelConfig(tile=tile, stride=stride, margin=margin, max_iter=max_iter,
                       center_sigma=center_sigma or TRAINING_CENTER_SIGMA, workers=workers,
@@ -348,7 +348,7 @@ def demo(output: Path, seed: int) -> None:
 @_friendly_errors
 def show(run_dir: Path, source_id: int | None, output: Path | None) -> None:
     """Draw a finished run: the image with its sources and one source's deblend."""
-    from mosaic_pais.show import show_run
+    from mosaic_pais.runtime.show import show_run
 
     click.echo(f"wrote {show_run(run_dir, source_id, output)}")
 

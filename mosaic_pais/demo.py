@@ -15,10 +15,10 @@ def run_demo(output: str | Path, *, seed: int = 0, size: int = DEMO_SIZE,
 
     from astropy.table import Table
 
-    from mosaic_pais.metrics import evaluate_files, format_report
-    from mosaic_pais.pipeline import run
-    from mosaic_pais.simulation import simulate_mosaic
-    from mosaic_pais.write import draw_overview
+    from mosaic_pais.evaluation.metrics import evaluate_files, format_report
+    from mosaic_pais.runtime.pipeline import run
+    from mosaic_pais.runtime.write import draw_overview
+    from mosaic_pais.sim.scenes import simulate_mosaic
 
     output = Path(output)
     sim = output / "simulated"
@@ -31,7 +31,7 @@ def run_demo(output: str | Path, *, seed: int = 0, size: int = DEMO_SIZE,
                             mag_limit=27.0)
     (output / "evaluation.json").write_text(json.dumps(result, indent=2))
     print(format_report(result))
-    from mosaic_pais.open import open_mosaic
+    from mosaic_pais.runtime.open import open_mosaic
 
     image = open_mosaic([sim / "mosaic.fits"])["image"]
     truth = Table.read(sim / "truth.fits")

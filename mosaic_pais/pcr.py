@@ -693,7 +693,7 @@ def resolve_votes(vectors: np.ndarray, peaks_yx: np.ndarray,
         Predicted (dy, dx) to the n nearest sources, from every ``step``-th pixel: sample
         (i, j) from pixel (i·step, j·step), whose targets the step × step pixels from there
         share, each ranking them by its own distance to them (a run keeps every
-        :data:`mosaic_pais.store.VECTOR_STEP`-th). A pixel whose sample is not finite is
+        :data:`mosaic_pais.runtime.store.VECTOR_STEP`-th). A pixel whose sample is not finite is
         resolved geometrically.
     peaks_yx : ndarray (P, 2)
         Detected centres in the same frame as ``origin``.

@@ -25,7 +25,7 @@ def test_import_is_light():
 
 def test_api_names():
     import mosaic_pais
-    from mosaic_pais.metrics import evaluate
+    from mosaic_pais.evaluation.metrics import evaluate
 
     assert callable(mosaic_pais.run) and callable(evaluate)
     assert callable(mosaic_pais.simulate) and callable(mosaic_pais.evaluate)
@@ -46,7 +46,7 @@ def test_simulate_and_evaluate_stay_functions_after_submodule_imports():
     code = ("import importlib, inspect, pkgutil, mosaic_pais; "
             "names = [m.name for m in pkgutil.iter_modules(mosaic_pais.__path__)]; "
             "assert 'simulate' not in names and 'evaluate' not in names, names; "
-            "import mosaic_pais.metrics, mosaic_pais.simulation, mosaic_pais.api; "
+            "import mosaic_pais.evaluation.metrics, mosaic_pais.sim.scenes, mosaic_pais.api; "
             "from mosaic_pais import simulate, evaluate; "
             "assert inspect.isfunction(simulate) and inspect.isfunction(evaluate); "
             "assert inspect.isfunction(mosaic_pais.simulate); "
@@ -78,7 +78,7 @@ def test_evaluate_accepts_tables_paths_and_run_dirs(tmp_path):
 
 def test_simulate_in_memory_is_the_scene_and_mosaic_is_the_command(tmp_path):
     import mosaic_pais
-    from mosaic_pais.simulation import simulate_scene
+    from mosaic_pais.sim.scenes import simulate_scene
 
     ds, truth = mosaic_pais.simulate(size=(40, 56), seed=3)
     scene = simulate_scene((40, 56), seed=3)

@@ -13,14 +13,14 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from mosaic_pais.cli import main
-from mosaic_pais.simulation import tan_wcs
+from mosaic_pais.sim.scenes import tan_wcs
 
 
 @pytest.fixture(scope="module")
 def model_path(tmp_path_factory):
     import keras
 
-    from mosaic_pais.model import build_pais_model
+    from mosaic_pais.nn.model import build_pais_model
 
     keras.utils.set_random_seed(1)
     path = tmp_path_factory.mktemp("m") / "tiny.keras"

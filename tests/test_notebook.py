@@ -42,7 +42,7 @@ def test_notebook_runs(tmp_path, monkeypatch):
     import nbformat
     from nbclient import NotebookClient
 
-    from mosaic_pais.model import DEFAULT_MODEL_PATH
+    from mosaic_pais.nn.model import DEFAULT_MODEL_PATH
 
     if not DEFAULT_MODEL_PATH.exists():
         pytest.skip("no shipped model")

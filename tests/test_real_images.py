@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from astropy.table import Table
 
-from mosaic_pais.metrics import match_catalogs
-from mosaic_pais.pipeline import run
-from mosaic_pais.simulation import data_dir
+from mosaic_pais.evaluation.metrics import match_catalogs
+from mosaic_pais.runtime.pipeline import run
+from mosaic_pais.sim.scenes import data_dir
 
 
 @pytest.mark.slow

@@ -13,7 +13,7 @@ import json
 import shutil
 from pathlib import Path
 
-from mosaic_pais.model import DEFAULT_MODEL_PATH, describe_thresholds, file_sha256, load_model
+from mosaic_pais.nn.model import DEFAULT_MODEL_PATH, describe_thresholds, file_sha256, load_model
 
 TERMS = ("loss", "center", "vectors", "fractions", "entropy")
 
@@ -109,7 +109,8 @@ def main(run: Path) -> None:
         "n_slots": config["n_slots"],
         "filters": config["filters"],
         "parameters": int(model.count_params()),
-        "input": ("bands" + (f", sky subtracted on {mesh} px cells (mosaic_pais.background),"
+        "input": ("bands" + (f", sky subtracted on {mesh} px cells "
+                             "(mosaic_pais.runtime.background),"
                              if mesh else "")
                   + " / noise sigma (robust estimate from the mosaic), then asinh(x/3) inside "
                   "the model; a validity channel (1 = inside and finite)"),

@@ -1,0 +1,1 @@
+"""PCR labels for real images, from scarlet2 fits of a reference catalogue's sources."""

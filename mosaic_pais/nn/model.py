@@ -1,0 +1,729 @@
+"""The PAIS network (Hausen & Robertson 2021, §3.2) in Keras 3, layered like keras-hub.
+
+layers (``ResDown``, ``FastAttention``, ``FuseUp``, ``AsinhStretch``) → backbone
+(:func:`build_pais_model`) → task (:class:`PAISPredictor`: normalisation, batching, output
+reshaping). Every layer returns all constructor arguments from ``get_config`` so that a saved
+``.keras`` file reloads with ``safe_mode=True`` and no pickled Python.
+
+Inputs and outputs of the Keras model (``h`` and ``w`` any multiple of 32):
+
+* input ``(batch, h, w, b + 1)``: the ``b`` bands divided by their noise sigma (signal-to-noise
+  units), then a validity channel (1 inside the mosaic and finite, 0 elsewhere; invalid pixels
+  of the bands are set to 0 by the caller).
+* ``center`` ``(batch, h, w, 1)``: C^c, sigmoid.
+* ``vectors`` ``(batch, h, w, 2n)``: C^v, channel ``2k + c`` is slot ``k``, component ``c``
+  (0 = dy, 1 = dx), in pixels.
+* ``fraction_logits`` ``(batch, h, w, b·n)``: channel ``band·n + k``; softmax over the ``n``
+  slots of a band gives C^m.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+DEFAULT_MODEL_PATH = Path(__file__).parents[1] / "models" / "pais_f160w.keras"
+PAPER_FILTERS = (16, 32, 64, 64, 128)
+
+
+def _keras():
+    # TensorFlow loads only when a model is actually built or loaded (keeps import light)
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    import keras
+
+    return keras
+
+
+def _layers():
+    """Define the custom layers once, on first use, and return them by name."""
+    if "_LAYERS" in globals():
+        return globals()["_LAYERS"]
+    keras = _keras()
+    from keras import layers, ops
+
+    register = keras.saving.register_keras_serializable(package="mosaic_pais")
+
+    @register
+    class AsinhStretch(layers.Layer):
+        """``asinh(x / scale)`` on the band channels; the validity channel passes through.
+
+        Inputs are in units of the noise sigma, so the stretch is linear below ``scale``·σ and
+        logarithmic above: faint and bright sources share the network's dynamic range.
+        """
+
+        def __init__(self, scale: float = 3.0, n_bands: int = 1, **kwargs):
+            super().__init__(**kwargs)
+            self.scale = float(scale)
+            self.n_bands = int(n_bands)
+
+        def call(self, x):
+            bands = ops.arcsinh(x[..., : self.n_bands] / self.scale)
+            return ops.concatenate([bands, x[..., self.n_bands:]], axis=-1)
+
+        def get_config(self):
+            return {**super().get_config(), "scale": self.scale, "n_bands": self.n_bands}
+
+    @register
+    class ResDown(layers.Layer):
+        """Residual block halving resolution, then an identity residual block."""
+
+        def __init__(self, filters: int, dropout: float = 0.1, **kwargs):
+            super().__init__(**kwargs)
+            self.filters = int(filters)
+            self.dropout = float(dropout)
+            f = self.filters
+            self.conv1 = layers.Conv2D(f, 3, strides=2, padding="same", use_bias=False)
+            self.bn1 = layers.BatchNormalization()
+            self.drop = layers.Dropout(self.dropout)
+            self.conv2 = layers.Conv2D(f, 3, padding="same", use_bias=False)
+            self.bn2 = layers.BatchNormalization()
+            self.short = layers.Conv2D(f, 3, strides=2, padding="same")
+            self.conv3 = layers.Conv2D(f, 3, padding="same", use_bias=False)
+            self.bn3 = layers.BatchNormalization()
+            self.conv4 = layers.Conv2D(f, 3, padding="same", use_bias=False)
+            self.bn4 = layers.BatchNormalization()
+
+        def build(self, input_shape):
+            inner = (*input_shape[:-1], self.filters)
+            self.conv1.build(input_shape)
+            self.short.build(input_shape)
+            for layer in (self.bn1, self.conv2, self.bn2, self.conv3, self.bn3, self.conv4,
+                          self.bn4):
+                layer.build(inner)
+            self.built = True
+
+        def call(self, x, training=None):
+            y = ops.relu(self.drop(self.bn1(self.conv1(x), training=training), training=training))
+            y = self.bn2(self.conv2(y), training=training)
+            x = ops.relu(y + self.short(x))
+            y = ops.relu(self.bn3(self.conv3(x), training=training))
+            y = self.bn4(self.conv4(y), training=training)
+            return ops.relu(x + y)
+
+        def get_config(self):
+            return {**super().get_config(), "filters": self.filters, "dropout": self.dropout}
+
+    @register
+    class FastAttention(layers.Layer):
+        """FANet fast attention: ``Q (Kᵀ V) / N`` without softmax, linear in the pixel count.
+
+        Q and K are L2-normalised 1×1 projections, V = ReLU(BN(1×1 conv)). Works at any input
+        size because N is read from the input, not fixed at build time.
+        """
+
+        def __init__(self, filters: int, key_filters: int | None = None, **kwargs):
+            super().__init__(**kwargs)
+            self.filters = int(filters)
+            self.key_filters = int(key_filters or max(self.filters // 2, 4))
+            self.q = layers.Conv2D(self.key_filters, 1)
+            self.k = layers.Conv2D(self.key_filters, 1)
+            self.v = layers.Conv2D(self.filters, 1, use_bias=False)
+            self.v_bn = layers.BatchNormalization()
+            self.out_conv = layers.Conv2D(self.filters, 3, padding="same", use_bias=False)
+            self.out_bn = layers.BatchNormalization()
+
+        def build(self, input_shape):
+            inner = (*input_shape[:-1], self.filters)
+            for layer in (self.q, self.k, self.v):
+                layer.build(input_shape)
+            for layer in (self.v_bn, self.out_conv, self.out_bn):
+                layer.build(inner)
+            self.built = True
+
+        def context(self, x, training=None):
+            """``Kᵀ V / N`` of each input: (batch, key_filters, filters), the mean over pixels
+            of what every query reads."""
+            shape = ops.shape(x)
+            batch, n = shape[0], shape[1] * shape[2]
+            k = ops.reshape(self.k(x), (batch, n, self.key_filters))
+            k = k / (ops.sqrt(ops.sum(k * k, axis=-1, keepdims=True)) + 1e-6)
+            v = ops.relu(self.v_bn(self.v(x), training=training))
+            v = ops.reshape(v, (batch, n, self.filters))
+            return ops.matmul(ops.transpose(k, (0, 2, 1)), v) / ops.cast(n, x.dtype)
+
+        def call(self, x, training=None, context=None):
+            """``context`` (batch, key_filters, filters) replaces the input's own: a mosaic's
+            mean context makes a tile's output independent of where the tile lies."""
+            shape = ops.shape(x)
+            batch, h, w = shape[0], shape[1], shape[2]
+            n = h * w
+            q = ops.reshape(self.q(x), (batch, n, self.key_filters))
+            q = q / (ops.sqrt(ops.sum(q * q, axis=-1, keepdims=True)) + 1e-6)
+            if context is None:
+                context = self.context(x, training)
+            y = ops.matmul(q, context)  # (batch, N, f): O(N)
+            y = ops.reshape(y, (batch, h, w, self.filters))
+            y = ops.relu(self.out_bn(self.out_conv(y), training=training))
+            return x + y
+
+        def get_config(self):
+            return {**super().get_config(), "filters": self.filters,
+                    "key_filters": self.key_filters}
+
+    @register
+    class FuseUp(layers.Layer):
+        """Nearest ×2 upsampling, add the (projected) skip, conv3×3 → BN → ReLU."""
+
+        def __init__(self, filters: int, **kwargs):
+            super().__init__(**kwargs)
+            self.filters = int(filters)
+            self.up = layers.UpSampling2D(2, interpolation="nearest")
+            self.proj_x = layers.Conv2D(self.filters, 1)
+            self.proj_skip = layers.Conv2D(self.filters, 1)
+            self.conv = layers.Conv2D(self.filters, 3, padding="same", use_bias=False)
+            self.bn = layers.BatchNormalization()
+
+        def build(self, x_shape, skip_shape):
+            self.proj_x.build(x_shape)
+            self.proj_skip.build(skip_shape)
+            inner = (*skip_shape[:-1], self.filters)
+            self.conv.build(inner)
+            self.bn.build(inner)
+            self.built = True
+
+        def call(self, x, skip, training=None):
+            y = self.proj_x(self.up(x)) + self.proj_skip(skip)
+            return ops.relu(self.bn(self.conv(y), training=training))
+
+        def get_config(self):
+            return {**super().get_config(), "filters": self.filters}
+
+    @register
+    class StopGradient(layers.Layer):
+        """The attribution decoder reads the spatial decoder's features without training them."""
+
+        def call(self, x):
+            return ops.stop_gradient(x)
+
+    globals()["_LAYERS"] = {
+        "AsinhStretch": AsinhStretch,
+        "ResDown": ResDown,
+        "FastAttention": FastAttention,
+        "FuseUp": FuseUp,
+        "StopGradient": StopGradient,
+    }
+    return globals()["_LAYERS"]
+
+
+def build_pais_model(n_bands: int = 1, n_slots: int = 3,
+                     filters: tuple[int, ...] = PAPER_FILTERS, dropout: float = 0.1,
+                     stretch: float = 3.0, vector_scale: float = 16.0, name: str = "pais"):
+    """Build the two-decoder PAIS network.
+
+    Parameters
+    ----------
+    n_bands : int
+        Bands of the input image (the validity channel is added on top).
+    n_slots : int
+        The PCR's n.
+    filters : tuple of int
+        Encoder widths, one ResDown per entry, each halving resolution. The paper used
+        (16, 32, 64, 64, 128), about 2.6 M parameters; the decoders mirror them.
+    dropout : float
+    stretch : float
+        Scale (in noise sigmas) of the asinh input stretch.
+    vector_scale : float
+        The vector head's output is multiplied by this (px): claim vectors reach ~100 px, and
+        a unit-scale linear head would need many thousands of Adam steps just to grow its
+        weights that large.
+
+    Returns
+    -------
+    keras.Model with outputs ``center``, ``vectors``, ``fraction_logits``.
+    """
+    keras = _keras()
+    from keras import layers
+
+    L = _layers()
+    n_levels = len(filters)
+    up_filters = list(reversed(filters))  # e.g. 128, 64, 64, 32, 16
+    widths = [filters[0], *filters]  # of the skips: the stem, then each ResDown
+    # every layer by name, built on first use
+    makers = {
+        "stretch": lambda: L["AsinhStretch"](scale=stretch, n_bands=n_bands, name="stretch"),
+        # full-resolution features keep sub-pixel detail for the last decoder level
+        "stem": lambda: layers.Conv2D(filters[0], 3, padding="same", activation="relu",
+                                      name="stem"),
+        **{f"down{i}": (lambda i=i: L["ResDown"](filters[i], dropout=dropout, name=f"down{i}"))
+           for i in range(n_levels)},
+        **{f"attention{i}": (lambda i=i: L["FastAttention"](widths[i], name=f"attention{i}"))
+           for i in range(n_levels + 1)},
+        **{f"spatial_up{i}": (lambda i=i: L["FuseUp"](up_filters[i], name=f"spatial_up{i}"))
+           for i in range(n_levels)},
+        "center": lambda: layers.Conv2D(1, 1, activation="sigmoid", name="center"),
+        "vectors_conv": lambda: layers.Conv2D(up_filters[-1], 3, padding="same",
+                                              activation="relu", name="vectors_conv"),
+        "vectors_head": lambda: layers.Conv2D(2 * n_slots, 1, name="vectors_head"),
+        "vectors": lambda: layers.Rescaling(vector_scale, name="vectors"),
+        **{f"stop_gradient{i}": (lambda i=i: L["StopGradient"](name=f"stop_gradient{i}"))
+           for i in range(n_levels)},
+        **{f"attribution_cat{i}": (lambda i=i: layers.Concatenate(name=f"attribution_cat{i}"))
+           for i in range(n_levels)},
+        **{f"attribution_up{i}": (lambda i=i: L["FuseUp"](up_filters[i],
+                                                          name=f"attribution_up{i}"))
+           for i in range(n_levels)},
+        "fraction_logits": lambda: layers.Conv2D(n_bands * n_slots, 1, name="fraction_logits"),
+    }
+    inputs = keras.Input(shape=(None, None, n_bands + 1), name="image")
+    model = keras.Model(inputs, pais_graph(inputs, lambda name: makers[name](), n_levels),
+                        name=name)
+    model.pais_config = {"n_bands": n_bands, "n_slots": n_slots, "filters": list(filters)}
+    return model
+
+
+def encoder_graph(inputs, layer, n_levels: int) -> list:
+    """The shared encoder on ``inputs``: the skips (the stem, then every ResDown's output) that
+    the attention layers read. ``layer(name)`` gives the layer of that name."""
+    x = layer("stretch")(inputs)
+    x = layer("stem")(x)
+    skips = [x]
+    for i in range(n_levels):
+        x = layer(f"down{i}")(x)
+        skips.append(x)
+    return skips
+
+
+def pais_graph(inputs, layer, n_levels: int, contexts: list | None = None) -> dict:
+    """Wire the network on ``inputs`` from ``layer(name)`` (new layers when building, a loaded
+    model's own when rewiring it, :func:`with_attention_contexts`).
+
+    ``contexts``, one per attention layer, replace each input's own attention context.
+    """
+    skips = encoder_graph(inputs, layer, n_levels)
+    attended = [layer(f"attention{i}")(s) if contexts is None
+                else layer(f"attention{i}")(s, context=contexts[i]) for i, s in enumerate(skips)]
+
+    # spatial decoder: bottleneck back up to full resolution
+    y = attended[-1]
+    spatial_levels = []
+    for i in range(n_levels):
+        y = layer(f"spatial_up{i}")(y, attended[-2 - i])
+        spatial_levels.append(y)
+    center = layer("center")(y)
+    vectors = layer("vectors")(layer("vectors_head")(layer("vectors_conv")(y)))
+
+    # attribution decoder: its own chain, fed the spatial features without back-propagation
+    z = attended[-1]
+    for i in range(n_levels):
+        guide = layer(f"stop_gradient{i}")(spatial_levels[i])
+        skip = layer(f"attribution_cat{i}")([guide, attended[-2 - i]])
+        z = layer(f"attribution_up{i}")(z, skip)
+    logits = layer("fraction_logits")(z)
+    return {"center": center, "vectors": vectors, "fraction_logits": logits}
+
+
+def n_levels_of(model) -> int:
+    """How many ResDown levels a PAIS model has."""
+    return sum(1 for lyr in model.layers if lyr.name.startswith("down"))
+
+
+def with_attention_contexts(model):
+    """The same network with its attention contexts as inputs: ``[image, context0, …]``,
+    context ``i`` of shape (batch, key_filters, filters) of layer ``attention{i}``.
+
+    The layers (and weights) are the model's own; only the wiring is new.
+    """
+    keras = _keras()
+
+    n_levels = n_levels_of(model)
+    attention = [model.get_layer(f"attention{i}") for i in range(n_levels + 1)]
+    image = keras.Input(shape=model.inputs[0].shape[1:], name="image")
+    contexts = [keras.Input(shape=(a.key_filters, a.filters), name=f"context{i}")
+                for i, a in enumerate(attention)]
+    outputs = pais_graph(image, model.get_layer, n_levels, contexts)
+    return keras.Model([image, *contexts], outputs, name=f"{model.name}_with_contexts")
+
+
+def attention_encoder(model):
+    """A function: network input → every attention layer's context (batch, key_filters,
+    filters), for :meth:`PAISPredictor.attention_contexts`."""
+    keras = _keras()
+
+    n_levels = n_levels_of(model)
+    image = keras.Input(shape=model.inputs[0].shape[1:], name="image")
+    encoder = keras.Model(image, encoder_graph(image, model.get_layer, n_levels))
+    attention = [model.get_layer(f"attention{i}") for i in range(n_levels + 1)]
+
+    def contexts(x):
+        return [a.context(s, training=False)
+                for a, s in zip(attention, encoder(x, training=False), strict=True)]
+
+    return contexts
+
+
+def widen_model(model, filters: tuple[int, ...] = PAPER_FILTERS, noise: float = 0.0,
+                seed: int = 0):
+    """A wider PAIS network that computes what ``model`` computes (Net2WiderNet).
+
+    Every channel space of ``model`` (a level's features, a decoder level's, an attention
+    layer's keys) grows to the new width by copying randomly chosen channels; the layers that
+    read a space divide each copied channel's weights by its number of copies, so sums are
+    unchanged, and the attention keys and queries are divided by the square root of it, so
+    their L2 norms and dot products are unchanged. A trained network can so start a wider
+    one's training (Chen, Goodfellow & Shlens 2016) instead of training it from scratch.
+
+    Parameters
+    ----------
+    model : keras.Model
+        A PAIS model (:func:`build_pais_model`, :func:`load_model`).
+    filters : tuple of int
+        The new encoder widths, each at least the old one, one per level.
+    noise : float
+        Standard deviation, relative to each kernel's, of noise added to the incoming weights
+        of the copied channels. Copies of a channel receive the same gradient and would stay
+        identical through training without it; 0 keeps the function exactly.
+    seed : int
+
+    Returns
+    -------
+    keras.Model
+    """
+    n_levels = n_levels_of(model)
+    old = [model.get_layer(f"down{i}").filters for i in range(n_levels)]
+    if len(filters) != n_levels or any(int(f) < o for f, o in zip(filters, old, strict=True)):
+        raise ValueError(f"filters {tuple(filters)} cannot widen {tuple(old)}")
+    n_bands = int(model.inputs[0].shape[-1]) - 1
+    n_slots = int(model.get_layer("vectors_head").filters) // 2
+    wide = build_pais_model(n_bands=n_bands, n_slots=n_slots, filters=tuple(filters),
+                            dropout=model.get_layer("down0").dropout,
+                            stretch=model.get_layer("stretch").scale,
+                            vector_scale=float(model.get_layer("vectors").scale),
+                            name=model.name)
+    wide(np.zeros((1, 32, 32, n_bands + 1), "float32"))
+    rng = np.random.default_rng(seed)
+
+    def space(m: int, n: int) -> np.ndarray:
+        # new channel c carries old channel space[c]; the first m are the old ones in order
+        return np.concatenate([np.arange(m), rng.integers(0, m, n - m)])
+
+    def counts(mapping: np.ndarray) -> np.ndarray:
+        return np.bincount(mapping)[mapping].astype("float32")
+
+    def conv(new, old, into: np.ndarray | None, out: np.ndarray | None,
+             out_scale: np.ndarray | None = None) -> None:
+        kernel = old.kernel.numpy()
+        if into is not None:
+            kernel = kernel[:, :, into, :] / counts(into)[None, None, :, None]
+        if out is not None:
+            kernel = kernel[..., out]
+            copies = slice(len(np.unique(out)), None)
+            if noise:
+                kernel[..., copies] += rng.normal(0, noise * kernel.std(),
+                                                  kernel[..., copies].shape)
+        weights = [kernel]
+        if old.use_bias:
+            bias = old.bias.numpy()
+            weights.append(bias[out] if out is not None else bias)
+        if out_scale is not None:
+            weights = [w / out_scale for w in weights]
+        new.set_weights(weights)
+
+    def norm(new, old, mapping: np.ndarray) -> None:
+        new.set_weights([w.numpy()[mapping] for w in old.weights])
+
+    widths_old = [old[0], *old]
+    widths_new = [int(filters[0]), *map(int, filters)]
+    # the stem and each level's output: attention keeps its input's space (x + y)
+    features = [space(o, n) for o, n in zip(widths_old, widths_new, strict=True)]
+    conv(wide.get_layer("stem"), model.get_layer("stem"), None, features[0])
+    for i in range(n_levels):
+        new, prev = wide.get_layer(f"down{i}"), model.get_layer(f"down{i}")
+        into, out = features[i], features[i + 1]
+        conv(new.conv1, prev.conv1, into, out)
+        conv(new.short, prev.short, into, out)
+        for name in ("conv2", "conv3", "conv4"):
+            conv(getattr(new, name), getattr(prev, name), out, out)
+        for name in ("bn1", "bn2", "bn3", "bn4"):
+            norm(getattr(new, name), getattr(prev, name), out)
+    for i, mapping in enumerate(features):
+        new, prev = wide.get_layer(f"attention{i}"), model.get_layer(f"attention{i}")
+        keys = space(prev.key_filters, new.key_filters)
+        root = np.sqrt(counts(keys))
+        conv(new.q, prev.q, mapping, keys, out_scale=root)
+        conv(new.k, prev.k, mapping, keys, out_scale=root)
+        conv(new.v, prev.v, mapping, mapping)
+        conv(new.out_conv, prev.out_conv, mapping, mapping)
+        norm(new.v_bn, prev.v_bn, mapping)
+        norm(new.out_bn, prev.out_bn, mapping)
+    def fuse_up(name: str, x: np.ndarray, skip: np.ndarray) -> np.ndarray:
+        new, prev = wide.get_layer(name), model.get_layer(name)
+        out = space(prev.filters, new.filters)
+        conv(new.proj_x, prev.proj_x, x, out)
+        conv(new.proj_skip, prev.proj_skip, skip, out)
+        conv(new.conv, prev.conv, out, out)
+        norm(new.bn, prev.bn, out)
+        return out
+
+    spatial = [features[-1]]
+    for i in range(n_levels):
+        spatial.append(fuse_up(f"spatial_up{i}", spatial[-1], features[-2 - i]))
+    conv(wide.get_layer("center"), model.get_layer("center"), spatial[-1], None)
+    hidden = space(model.get_layer("vectors_conv").filters, wide.get_layer("vectors_conv").filters)
+    conv(wide.get_layer("vectors_conv"), model.get_layer("vectors_conv"), spatial[-1], hidden)
+    conv(wide.get_layer("vectors_head"), model.get_layer("vectors_head"), hidden, None)
+    attribution = features[-1]
+    for i in range(n_levels):
+        guide = spatial[i + 1]
+        # the concatenation [guide, skip]: the skip's channels follow the guide's old ones
+        skip = np.concatenate([guide, len(np.unique(guide)) + features[-2 - i]])
+        attribution = fuse_up(f"attribution_up{i}", attribution, skip)
+    conv(wide.get_layer("fraction_logits"), model.get_layer("fraction_logits"), attribution,
+         None)
+    return wide
+
+
+def load_model(path: str | Path | None = None):
+    """Load a ``.keras`` PAIS model with ``safe_mode=True`` (no arbitrary code)."""
+    from mosaic_pais.errors import BadInputError
+
+    path = Path(path) if path is not None else DEFAULT_MODEL_PATH
+    if path.suffix != ".keras":
+        raise BadInputError(f"model {path}: only the native .keras format is accepted")
+    if not path.is_file():
+        raise BadInputError(f"model {path}: no such file")
+    keras = _keras()
+    _layers()
+    try:
+        return keras.models.load_model(path, compile=False, safe_mode=True)
+    except Exception as exc:  # noqa: BLE001 - any failure here means the file is unusable
+        raise BadInputError(f"model {path}: cannot be loaded ({type(exc).__name__})") from exc
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file, for provenance."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def model_metadata(path: str | Path | None = None) -> dict[str, Any]:
+    """The JSON card shipped beside a model (bands, n, noise normalisation, training summary)."""
+    path = Path(path) if path is not None else DEFAULT_MODEL_PATH
+    card = path.with_suffix(".json")
+    meta = json.loads(card.read_text()) if card.is_file() else {}
+    meta.setdefault("bands", ["F160W"])
+    meta.setdefault("n_slots", 3)
+    return meta
+
+
+def detection_threshold(meta: dict, noise_texture: float | None = None) -> float:
+    """The card's centre-map peak threshold for an image of this noise texture.
+
+    The card's ``threshold_by_texture`` (tuned on validation tiles, benchmarks/accuracy.py
+    ``--tune``) gives thresholds at a few noise textures
+    (:func:`mosaic_pais.runtime.infer.estimate_noise`), interpolated between them and held
+    beyond them; without a table or a texture, the card's single ``threshold``.
+
+    >>> card = {"threshold": 0.7,
+    ...         "threshold_by_texture": {"texture": [1.0, 2.0], "threshold": [0.6, 0.8]}}
+    >>> detection_threshold(card, 1.5), detection_threshold(card, 3.0), detection_threshold(card)
+    (0.7, 0.8, 0.7)
+    """
+    table = meta.get("threshold_by_texture")
+    if not table or noise_texture is None or not np.isfinite(noise_texture):
+        return float(meta.get("threshold", 0.3))
+    return round(float(np.interp(noise_texture, table["texture"], table["threshold"])), 4)
+
+
+def peak_finding(meta: dict, window: int | None = None) -> dict:
+    """The card's peak-finding settings, as keywords of :func:`mosaic_pais.pcr.find_peaks`.
+
+    ``window`` (the maximum filter's box) overrides the card's; ``smoothing`` is the width of
+    the centre map's matched filter (the card's ``peak_smoothing_px``; 0, the bare map, for
+    cards written before it), for peaks of the card's ``center_sigma_px``.
+
+    >>> peak_finding({"window": 5, "peak_smoothing_px": 2.0, "center_sigma_px": 2.0})
+    {'window': 5, 'smoothing': 2.0, 'center_sigma': 2.0}
+    >>> peak_finding({}, window=7)
+    {'window': 7, 'smoothing': 0.0, 'center_sigma': 2.0}
+    """
+    return {"window": int(window if window is not None else meta.get("window", 5)),
+            "smoothing": float(meta.get("peak_smoothing_px", 0.0)),
+            "center_sigma": float(meta.get("center_sigma_px", 2.0))}
+
+
+def input_alignment(meta: dict) -> int:
+    """The network's lattice (px): its total downsampling, ``2 ** len(filters)``.
+
+    Inputs must be multiples of it, and tiles that start on it see every pixel at the same
+    phase of the stride-2 levels (:mod:`mosaic_pais.runtime.tile`). Cards without ``filters`` are
+    the
+    paper's five levels.
+
+    >>> input_alignment({"filters": [12, 24, 48, 48, 96]}), input_alignment({})
+    (32, 32)
+    """
+    return 2 ** len(meta.get("filters", PAPER_FILTERS))
+
+
+def describe_thresholds(meta: dict) -> str:
+    """The card's peak thresholds in words: by noise texture when it has a table.
+
+    >>> describe_thresholds({"threshold": 0.7,
+    ...     "threshold_by_texture": {"texture": [1.0, 2.0], "threshold": [0.6, 0.8]}})
+    'by the noise texture (1 = white): 0.6 at 1.0, 0.8 at 2.0, interpolated (0.7 for all alike)'
+    """
+    table = meta.get("threshold_by_texture")
+    if not table:
+        return str(meta["threshold"])
+    pairs = ", ".join(f"{t} at {x}" for t, x in zip(table["threshold"], table["texture"],
+                                                     strict=True))
+    return (f"by the noise texture (1 = white): {pairs}, interpolated "
+            f"({meta['threshold']} for all alike)")
+
+
+@dataclass
+class PCRPrediction:
+    """Model output for a batch, in the package's PCR conventions."""
+
+    center: np.ndarray     # (B, h, w)
+    vectors: np.ndarray    # (B, h, w, n, 2)
+    fractions: np.ndarray  # (B, h, w, b, n), softmax over n
+
+
+def split_outputs(outputs: dict, n_bands: int, n_slots: int) -> PCRPrediction:
+    """Reshape the network's flat channels into C^c, C^v and C^m (softmax over slots).
+
+    Works on numpy arrays and on tensors inside a ``tf.function`` (the predictor runs it in
+    the graph, where the softmax costs a fraction of numpy's); fields are of the input's kind.
+    """
+    from keras import ops
+
+    center = outputs["center"][..., 0]
+    shape = ops.shape(center)
+    vectors = ops.reshape(outputs["vectors"], (*shape, n_slots, 2))
+    logits = ops.reshape(outputs["fraction_logits"], (*shape, n_bands, n_slots))
+    fractions = ops.softmax(ops.cast(logits, "float32"), axis=-1)
+    if isinstance(outputs["center"], np.ndarray):
+        return PCRPrediction(center=np.asarray(center), vectors=np.asarray(vectors),
+                             fractions=np.asarray(fractions))
+    return PCRPrediction(center=center, vectors=vectors, fractions=fractions)
+
+
+def model_input(images: np.ndarray, noise_sigma, valid: np.ndarray | None = None) -> np.ndarray:
+    """Network input from images (B, b, h, w) in flux units and per-band noise sigmas.
+
+    Non-finite and invalid pixels become 0 and are marked in the validity channel.
+    """
+    images = np.asarray(images, dtype=np.float32)
+    sigma = np.asarray(noise_sigma, dtype=np.float32).reshape(1, -1, 1, 1)
+    finite = np.all(np.isfinite(images), axis=1)
+    if valid is not None:
+        finite &= valid
+    snr = np.where(finite[:, None], images / sigma, 0.0)
+    x = np.concatenate([snr, finite[:, None].astype(np.float32)], axis=1)
+    return np.ascontiguousarray(np.transpose(x, (0, 2, 3, 1)))
+
+
+class PAISPredictor:
+    """A loaded model plus the conventions around it: configure once, call per batch of tiles.
+
+    Parameters
+    ----------
+    model : keras.Model or path or None
+        The network; ``None`` loads the model shipped with the package.
+    batch_size : int
+    """
+
+    def __init__(self, model=None, batch_size: int = 16):
+        if model is None or isinstance(model, str | Path):
+            self.path = Path(model) if model is not None else DEFAULT_MODEL_PATH
+            model = load_model(self.path)
+        else:
+            self.path = None
+        self.model = model
+        self.batch_size = int(batch_size)
+        in_channels = model.inputs[0].shape[-1]
+        self.n_bands = int(in_channels) - 1
+        self.n_slots = self._output_channels("vectors") // 2
+        self._predict: dict = {}  # one compiled function per set of outputs wanted
+        self._contexts = None  # the compiled context encoder, made on first use
+        self._with_contexts = None  # the network rewired to take contexts, made on first use
+
+    def _output_channels(self, name: str) -> int:
+        out = self.model.output
+        return int(out[name].shape[-1])
+
+    def __call__(self, images: np.ndarray, noise_sigma, valid: np.ndarray | None = None,
+                 outputs: tuple[str, ...] = ("center", "vectors", "fractions"),
+                 contexts: list[np.ndarray] | None = None) -> PCRPrediction:
+        """Predict the PCR of tiles ``images`` (B, b, h, w); h and w multiples of 32.
+
+        ``outputs`` names the parts wanted; the others are None in the result and never leave
+        the graph (a run resolving votes geometrically has no use for C^v). ``contexts`` (from
+        :meth:`attention_contexts`) replace every tile's own attention contexts.
+        """
+        self._check_bands(images)
+        x = model_input(images, noise_sigma, valid)
+        outputs = tuple(outputs)
+        key = (outputs, contexts is not None)
+        if key not in self._predict:
+            import tensorflow as tf
+
+            if contexts is not None and self._with_contexts is None:
+                self._with_contexts = with_attention_contexts(self.model)
+            network = self.model if contexts is None else self._with_contexts
+
+            def forward(t, *given):
+                if given:  # one context for the whole batch
+                    batch = tf.shape(t)[0]
+                    given = [tf.broadcast_to(c, tf.concat([[batch], tf.shape(c)], 0))
+                             for c in given]
+                    raw = network([t, *given], training=False)
+                else:
+                    raw = network(t, training=False)
+                pred = split_outputs(raw, self.n_bands, self.n_slots)
+                return {name: getattr(pred, name) for name in outputs}
+
+            self._predict[key] = tf.function(forward, reduce_retracing=True)
+        predict = self._predict[key]
+        given = [np.asarray(c, np.float32) for c in contexts] if contexts is not None else []
+        outs: dict[str, np.ndarray | None] = {"center": None, "vectors": None, "fractions": None}
+        for start in range(0, len(x), self.batch_size):
+            res = predict(x[start:start + self.batch_size], *given)
+            for name, value in res.items():
+                value = np.asarray(value)
+                if outs[name] is None:  # filled batch by batch: no second copy to concatenate
+                    outs[name] = np.empty((len(x), *value.shape[1:]), value.dtype)
+                outs[name][start:start + len(value)] = value
+        return PCRPrediction(**outs)
+
+    def attention_contexts(self, images: np.ndarray, noise_sigma,
+                           valid: np.ndarray | None = None) -> list[np.ndarray]:
+        """Every attention layer's context averaged over windows ``images`` (B, b, h, w).
+
+        FANet attention lets every pixel read one summary of its whole input, ``Kᵀ V / N``.
+        Averaged over windows spread across a mosaic, it is the summary the network would read
+        if it saw the mosaic at once; given to every tile (``contexts`` of :meth:`__call__`),
+        a tile's prediction no longer depends on which pixels share its window, so moving the
+        tile grid hardly moves it (docs/architecture.md).
+        """
+        self._check_bands(images)
+        x = model_input(images, noise_sigma, valid)
+        if self._contexts is None:
+            import tensorflow as tf
+
+            self._contexts = tf.function(attention_encoder(self.model), reduce_retracing=True)
+        sums = None
+        for start in range(0, len(x), self.batch_size):
+            part = [np.asarray(c, np.float64).sum(0)
+                    for c in self._contexts(x[start:start + self.batch_size])]
+            sums = part if sums is None else [a + b for a, b in zip(sums, part, strict=True)]
+        return [(c / len(x)).astype(np.float32) for c in sums]
+
+    def _check_bands(self, images: np.ndarray) -> None:
+        if images.shape[1] != self.n_bands:
+            from mosaic_pais.errors import BadInputError
+
+            raise BadInputError(
+                f"the model expects {self.n_bands} band(s), the image has {images.shape[1]}")

@@ -1,0 +1,483 @@
+"""The main job: open → tile → infer → stitch → measure → write (DESIGN.md, "flow of a run").
+
+:func:`run` is what ``mosaic-pais run`` calls. Each stage lives in its own module; this one
+only wires them, decides where work runs (:mod:`mosaic_pais.runtime.cluster`) and keeps the record
+that
+lets ``--resume`` skip finished inference blocks.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mosaic_pais import __version__
+from mosaic_pais.errors import BadInputError
+from mosaic_pais.runtime.background import DEFAULT_MESH
+from mosaic_pais.runtime.tile import (
+    DEFAULT_MARGIN,
+    DEFAULT_TILE,
+    DEFAULT_TILES_PER_BLOCK,
+    DEFAULT_TILES_PER_WINDOW,
+    WindowReader,
+    window_tiles,
+)
+
+
+@dataclass(frozen=True)
+class BlockSpec:
+    """A unit of work: tiles whose cores make up one rectangular core of the store."""
+
+    key: str
+    core: tuple[int, int, int, int]          # (y0, y1, x0, x1) in the mosaic
+    window: tuple[int, int, int, int]        # read window, may extend beyond the mosaic
+    networks: tuple                          # (window, core) of each network window
+    tile: int                                # the tiles' window side
+
+
+def plan_blocks(height: int, width: int, tile: int, margin: int, tiles_per_block: int,
+                align: int = 1, tiles_per_window: int = 1
+                ) -> tuple[list[BlockSpec], tuple[int, int]]:
+    """The blocks of work and the store's chunk shape (the regular block core); ``align`` is
+    the network's lattice (:func:`mosaic_pais.runtime.tile.make_grid`), ``tiles_per_window`` the
+    side
+    of the groups of tiles the network reads at once
+    (:func:`mosaic_pais.runtime.tile.network_windows`).
+    """
+    from mosaic_pais.runtime.tile import blocks, make_grid
+
+    grid = make_grid(height, width, tile=tile, margin=margin, align=align)
+    specs = []
+    for block in blocks(grid, (tiles_per_block, tiles_per_block), tiles_per_window):
+        networks = tuple((w.window, w.core) for w in block.networks)
+        key = f"{block.index[0]}_{block.index[1]}"
+        specs.append(BlockSpec(key=key, core=tuple(block.core), window=tuple(block.window),
+                               networks=networks, tile=grid.tile))
+    side = grid.stride * tiles_per_block
+    return specs, (min(side, height), min(side, width))
+
+
+def _contexts_task(tile: int, *, image: WindowReader, model: str, noise_sigma: np.ndarray,
+                   batch_size: int) -> list[np.ndarray]:
+    from mosaic_pais.runtime.infer import mosaic_contexts, predictor_for
+
+    return mosaic_contexts(image, predictor_for(model, batch_size), noise_sigma, tile)
+
+
+def _infer_task(spec: BlockSpec, *, image: WindowReader, store: str, scratch: str, model: str,
+                noise_sigma: np.ndarray, batch_size: int, vote: str,
+                contexts: list[np.ndarray]) -> str:
+    from mosaic_pais.runtime.infer import predict_block, predictor_for, write_block
+    from mosaic_pais.runtime.store import record_block
+
+    window, valid = image.read(spec.window)
+    predictor = predictor_for(model, batch_size)
+    result = predict_block(window, valid, list(spec.networks), (spec.window[0], spec.window[2]),
+                           spec.core, predictor, noise_sigma, spec.tile,
+                           with_vectors=vote != "geometric", contexts=contexts)
+    write_block(store, scratch, spec.core, result)
+    written = {"center": result["center"], "raw_fractions": result["fractions"]}
+    if "vectors" in result:
+        written["vectors"] = result["vectors"]
+    record_block(store, "infer", spec.key, list(written), spec.core,
+                 stores={"vectors": scratch, "raw_fractions": scratch}, written=written)
+    return spec.key
+
+
+def _peaks_task(spec: BlockSpec, *, store: str, shape: tuple, threshold: float,
+                finding: dict) -> dict:
+    from mosaic_pais.runtime.stitch import peaks_in_region
+
+    return peaks_in_region(store, spec.core, shape, threshold, **finding)
+
+
+def _resolve_task(spec: BlockSpec, *, image: WindowReader, store: str, scratch: str,
+                  peaks: dict, peaks_yx: np.ndarray, shape: tuple, min_fraction: float,
+                  vote: str) -> dict:
+    """Resolve the block's votes to global ids (kept in the store for the second pass), and
+    return the block's share of every source's profile (the first measuring pass, while ids
+    and fractions are in memory)."""
+    from mosaic_pais.runtime.measure import measure_region
+    from mosaic_pais.runtime.stitch import resolve_region
+
+    ids, fractions = resolve_region(scratch, spec.core, peaks_yx, min_fraction, vote, store)
+    y0, y1, x0, x1 = spec.core
+    img, _ = image.read(spec.core)
+    return measure_region(img, ids, fractions, peaks["y"], peaks["x"], (y0, x0), shape,
+                          profiles_only=True)
+
+
+def _measure_task(spec: BlockSpec, *, image: WindowReader, weights: WindowReader | None, store: str,
+                  scratch: str, peaks: dict, shape: tuple, min_fraction: float,
+                  footprint_bins: np.ndarray, shape_bins: np.ndarray) -> dict:
+    """The second measuring pass: the block's ids as the first pass resolved them, claims
+    beyond the footprints dropped, the result written to the PCR store and summed (flags and
+    flux errors come from here)."""
+    from mosaic_pais.runtime.measure import claim_footprints, invalid_neighbourhood, measure_region
+    from mosaic_pais.runtime.stitch import resolved_region
+    from mosaic_pais.runtime.store import open_array
+
+    y0, y1, x0, x1 = spec.core
+    ids, fractions = resolved_region(store, scratch, spec.core, min_fraction)
+    # one pixel more on each side so that "touches a masked pixel" sees across block borders
+    pad = (y0 - 1, y1 + 1, x0 - 1, x1 + 1)
+    img, valid = image.read(pad)
+    inside = np.zeros_like(valid)
+    inside[max(0, 1 - y0):valid.shape[0] - max(0, y1 + 1 - shape[0]),
+           max(0, 1 - x0):valid.shape[1] - max(0, x1 + 1 - shape[1])] = True
+    near = invalid_neighbourhood(valid | ~inside)[1:-1, 1:-1]
+    w = weights.read(spec.core)[0] if weights is not None else None
+    ids, fractions = claim_footprints(ids, fractions, peaks["y"], peaks["x"], (y0, x0),
+                                      footprint_bins)
+    open_array(store, "ids", mode="r+")[:, y0:y1, x0:x1] = ids
+    open_array(store, "fractions", mode="r+")[:, :, y0:y1, x0:x1] = fractions
+    return measure_region(img[:, 1:-1, 1:-1], ids, fractions, peaks["y"], peaks["x"], (y0, x0),
+                          shape, weights=w, invalid_near=near, shape_bins=shape_bins)
+
+
+def compile_kernels() -> None:
+    """Compile the stitching and measuring kernels (numba) on a tiny block, so that their
+    machine code is in numba's cache (``NUMBA_CACHE_DIR``) before a run: container recipes
+    call this at build time; otherwise the first run on a machine compiles them (seconds)."""
+    from mosaic_pais.pcr import geometric_votes, resolve_votes
+    from mosaic_pais.runtime.measure import measure_image
+    from mosaic_pais.runtime.stitch import clean_fractions
+    from mosaic_pais.runtime.store import VECTOR_DTYPE, VECTOR_STEP
+
+    rng = np.random.default_rng(0)
+    peaks = {"id": np.arange(4), "y": rng.uniform(0, 24, 4), "x": rng.uniform(0, 24, 4),
+             "score": np.ones(4)}
+    peaks_yx = np.stack([peaks["y"], peaks["x"]], 1)
+    valid = np.ones((24, 24), bool)
+    # the vector votes' kernels, as a run reads C^v (sampled, float16)
+    vectors = rng.normal(0, 8, (24 // VECTOR_STEP, 24 // VECTOR_STEP, 3, 2)).astype(VECTOR_DTYPE)
+    resolve_votes(vectors, peaks_yx, valid=valid, mode="mixed", step=VECTOR_STEP)
+    ids = geometric_votes(peaks_yx, (3, 24, 24), (0, 0), valid)
+    for dtype in (np.float32, np.float64):  # blocks from files are float32, tests use both
+        fractions = clean_fractions(rng.uniform(0, 1, (1, 3, 24, 24)), ids, 0.01).astype(dtype)
+        measure_image(rng.normal(size=(1, 24, 24)).astype(dtype), ids, fractions, peaks,
+                      ["b"], 1.0, weights=np.ones((1, 24, 24), dtype),
+                      invalid_near=np.zeros((24, 24), bool))
+
+
+def run(images, output, *, bands=None, weights=None, hdu=None, model=None, cluster=None,
+        workers: int | None = None, memory_limit: str | None = None, resume: bool = False,
+        overwrite: bool = False,
+        tile: int = DEFAULT_TILE, margin: int = DEFAULT_MARGIN,
+        tiles_per_block: int = DEFAULT_TILES_PER_BLOCK,
+        tiles_per_window: int = DEFAULT_TILES_PER_WINDOW, batch_size: int = 16,
+        threshold: float | None = None, window: int | None = None,
+        min_fraction: float = 0.01, vote: str | None = None, keep_work: bool = False,
+        background: int | None = DEFAULT_MESH, progress: bool = True,
+        client=None):
+    """Detect and deblend every source of a mosaic.
+
+    Parameters
+    ----------
+    images : path or list of paths
+        FITS files (one per band, or a cube) or a Zarr store made by ``mosaic-pais convert``.
+    output : path
+        Output directory (see DESIGN.md: catalog.fits/.parquet, pcr.zarr, overview.png,
+        run.json).
+    bands, weights, hdu
+        Passed to :func:`mosaic_pais.runtime.open.open_mosaic`.
+    model : path, optional
+        A ``.keras`` model; the shipped one by default.
+    cluster : None, "local", "cuda", "slurm", "pbs" or a scheduler address
+        None runs on a local (threaded) Dask scheduler.
+    resume, overwrite : bool
+        Continue an interrupted run in ``output``; or replace an existing one.
+    tile, margin, tiles_per_block : int
+        Tile grid (stride = tile − 2·margin; windows on the network's lattice,
+        :func:`mosaic_pais.runtime.tile.make_grid`) and tiles per task side.
+    tiles_per_window : int
+        Tiles per side of the groups the network reads as one window
+        (:func:`mosaic_pais.runtime.tile.network_windows`); 1 reads every tile on its own. Lowered
+        to
+        a divisor of ``tiles_per_block`` (:func:`mosaic_pais.runtime.tile.window_tiles`; run.json
+        records the side used).
+    threshold, window : float, int
+        Peak finding on the centre map (default: the model card's values; the threshold
+        for the mosaic's noise texture, :func:`mosaic_pais.nn.model.detection_threshold`). The
+        card also says whether peaks are found through the centre map's matched filter
+        (:func:`mosaic_pais.nn.model.peak_finding`).
+    vote : {"vectors", "geometric", "mixed"}, optional
+        How pixels' slots are resolved to sources (default: the model card's choice; see
+        :func:`mosaic_pais.pcr.resolve_votes`).
+    background : int or None
+        Side (px) of the mesh cells on which the sky is estimated and then subtracted
+        wherever the image is read (:mod:`mosaic_pais.runtime.background`); None leaves the image as
+        it is (for mosaics whose sky is already subtracted exactly).
+    memory_limit : str, optional
+        Memory limit per worker of a cluster this run starts (e.g. "3GB"); workers spill to
+        disk above it instead of dying.
+    client : distributed.Client, optional
+        An existing client to run on (overrides ``cluster``).
+
+    Returns
+    -------
+    (astropy.table.Table, xarray.Dataset)
+        The catalogue and the PCR store.
+    """
+    import xarray as xr
+    from astropy.table import Table
+
+    from mosaic_pais.nn.model import (
+        DEFAULT_MODEL_PATH,
+        detection_threshold,
+        file_sha256,
+        input_alignment,
+        model_metadata,
+        peak_finding,
+    )
+    from mosaic_pais.runtime import measure as measure_mod
+    from mosaic_pais.runtime.cluster import (
+        ModelPlugin,
+        Runner,
+        check_memory_limit,
+        local_cpu_threads,
+        start_cluster,
+    )
+    from mosaic_pais.runtime.infer import estimate_noise
+    from mosaic_pais.runtime.open import check_not_empty, open_mosaic, pixel_to_world
+    from mosaic_pais.runtime.stitch import merge_peaks
+    from mosaic_pais.runtime.store import (
+        SCRATCH_VARIABLES,
+        VARIABLES,
+        block_is_done,
+        clear_records,
+        create_store,
+        records_dir,
+        sampled_sizes,
+    )
+    from mosaic_pais.runtime.write import draw_overview, write_catalog, write_json
+
+    timings: dict[str, float] = {}
+    t0 = time.time()
+    images = [images] if isinstance(images, str | Path) else list(images)
+    output = Path(output)
+    model_path = Path(model) if model is not None else DEFAULT_MODEL_PATH
+    meta = model_metadata(model_path)
+    finding = peak_finding(meta, window)
+    vote = str(vote if vote is not None else meta.get("vote", "vectors"))
+    check_memory_limit(memory_limit)  # before anything is written
+    if background is not None and int(background) < 16:
+        raise BadInputError(f"background mesh {background} px: use at least 16 px, or none")
+    align = input_alignment(meta)
+    if tile % align or not 0 <= 2 * margin < tile:
+        raise BadInputError(f"tile {tile} must be a multiple of {align} and "
+                            f"margin {margin} < tile/2")
+
+    if output.exists() and any(output.iterdir()) and not (resume or overwrite):
+        raise BadInputError(f"output directory {output} is not empty: "
+                            "use --resume to continue or --overwrite to replace it")
+    if overwrite and not resume and output.exists():
+        for name in ("pcr.zarr", "pcr.zarr.done", "work", "catalog.fits", "catalog.parquet",
+                     "overview.png", "run.json"):
+            target = output / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
+    output.mkdir(parents=True, exist_ok=True)
+
+    ds = open_mosaic(images, bands=bands, weights=weights, hdu=hdu)
+    image = ds["image"]
+    band_names = [str(b) for b in image["band"].values]
+    n_band, height, width = image.shape
+    # the card says which bands the model takes; without one, the model itself is asked
+    # (loading it here once more only for that costs a second or two)
+    if model_path.with_suffix(".json").is_file():
+        expected = len(meta["bands"])
+    else:
+        from mosaic_pais.nn.model import load_model
+
+        expected = int(load_model(model_path).inputs[0].shape[-1]) - 1
+    if expected != n_band:
+        raise BadInputError(f"the model expects {expected} band(s) "
+                            f"({', '.join(meta.get('bands', []))}); the input has {n_band} "
+                            f"({', '.join(band_names)})")
+    def noise_and_threshold(pixels):
+        sigma, textures = estimate_noise(pixels)
+        if not np.all(np.isfinite(sigma) & (sigma > 0)):
+            # only now the whole image is read, to tell an empty one from a sparse or flat one
+            check_not_empty(ds)
+            raise BadInputError("cannot estimate the image noise: too few valid pixels, or a "
+                                "constant image")
+        # one texture for the mosaic: the model takes its bands together
+        texture = float(np.median(textures)) if np.isfinite(textures).all() else None
+        return sigma, texture, float(threshold if threshold is not None
+                                     else detection_threshold(meta, texture))
+
+    # from the image as it is, to refuse a bad one before anything is written; measured
+    # again once the sky is known (a sloping sky would inflate it)
+    noise_sigma, noise_texture, peak_threshold = noise_and_threshold(image.data)
+    timings["open"] = time.time() - t0
+
+    # windows never span blocks: fewer tiles per block, to save memory, mean smaller windows
+    tiles_per_window = window_tiles(tiles_per_window, tiles_per_block)
+    specs, chunks = plan_blocks(height, width, tile, margin, tiles_per_block, align,
+                                tiles_per_window)
+    # the attention context is averaged over windows of one side whatever the run's tile and
+    # margin, so that runs on other grids read the very same context (infer.mosaic_contexts)
+    context_window = -(-DEFAULT_TILE // align) * align
+    store = output / "pcr.zarr"
+    scratch = output / "work" / "vectors.zarr"
+    n_slots = int(meta.get("n_slots", 3))
+    params = {"tile": tile, "margin": margin, "tiles_per_block": tiles_per_block,
+              "model_sha256": file_sha256(model_path), "shape": [height, width],
+              "bands": band_names, "noise_sigma": noise_sigma.tolist(),
+              # a geometric run stores no claim vectors, so it cannot resume as a vector run
+              "vote": vote,
+              # blocks inferred on another grid or with each tile's own attention context
+              # (before both were fixed) must not be mixed with these
+              "tile_window": specs[0].tile, "attention_context": "mosaic",
+              "context_window": context_window, "tiles_per_window": tiles_per_window,
+              "background_mesh": background}
+    sizes = {"band": n_band, "slot": n_slots, "component": 2, "y": height, "x": width}
+    chunk_map = {"y": chunks[0], "x": chunks[1]}
+    if resume and store.exists():
+        previous = json.loads((output / "work" / "params.json").read_text()) \
+            if (output / "work" / "params.json").exists() else None
+        if previous != json.loads(json.dumps(params)):
+            raise BadInputError(f"{output} holds a run with other inputs or parameters; "
+                                "cannot resume it (use --overwrite)")
+    else:
+        from mosaic_pais.runtime.open import wcs_header_of
+
+        create_store(store, VARIABLES, sizes, chunk_map, overwrite=True,
+                     attrs={"bands": band_names, "wcs_header": wcs_header_of(ds),
+                            "tile": tile, "margin": margin,
+                            "mosaic_pais_version": __version__})
+        create_store(scratch, SCRATCH_VARIABLES, *sampled_sizes(sizes, chunk_map),
+                     overwrite=True, compressed=False)
+        write_json(params, output / "work" / "params.json")
+
+    own_cluster = None
+    if client is None and cluster is not None:
+        client, own_cluster = start_cluster(cluster, workers, memory_limit=memory_limit)
+        if progress:
+            print(f"Dask dashboard: {client.dashboard_link}", flush=True)
+    try:
+        if client is not None:
+            client.register_plugin(ModelPlugin(str(model_path), batch_size,
+                                               cpu_threads=local_cpu_threads(own_cluster)))
+        runner = Runner(client, threads=workers, progress=progress)
+        weight_handle = WindowReader(ds["weight"].data) if "weight" in ds else None
+        sky = None
+        if background is not None:
+            from mosaic_pais.runtime.background import sky_map, strip_levels, strips
+
+            t = time.time()
+            levels = runner.map(strip_levels, strips(height, int(background)), desc="sky",
+                                image=WindowReader(image.data), mesh=int(background))
+            sky = sky_map(np.concatenate(levels, axis=1), int(background))
+        handle = WindowReader(image.data, sky)
+        if sky is not None:
+            noise_sigma, noise_texture, peak_threshold = noise_and_threshold(handle)
+            timings["sky"] = time.time() - t
+
+        t = time.time()
+        # one attention context for every tile (infer.mosaic_contexts), computed on a worker
+        contexts = runner.map(_contexts_task, [context_window], desc="context", image=handle,
+                              model=str(model_path), noise_sigma=noise_sigma,
+                              batch_size=batch_size)[0]
+        timings["context"] = time.time() - t
+
+        t = time.time()
+        todo = [s for s in specs
+                if not (resume and block_is_done(store, "infer", s.key,
+                                                 stores={"vectors": scratch,
+                                                         "raw_fractions": scratch}))]
+        runner.map(_infer_task, todo, desc="infer", image=handle, store=str(store),
+                   scratch=str(scratch), model=str(model_path), noise_sigma=noise_sigma,
+                   batch_size=batch_size, vote=vote, contexts=contexts)
+        timings["infer"] = time.time() - t
+        timings["infer_blocks"] = len(todo)
+
+        t = time.time()
+        clear_records(store, "stitch")
+        parts = runner.map(_peaks_task, specs, desc="peaks", store=str(store),
+                           shape=(height, width), threshold=peak_threshold, finding=finding)
+        peaks = merge_peaks(parts)
+        peaks_yx = np.stack([peaks["y"], peaks["x"]], axis=1)
+        n_sources = len(peaks["id"])
+        parts = runner.map(_resolve_task, specs, desc="stitch", image=handle,
+                           store=str(store), scratch=str(scratch), peaks=peaks, peaks_yx=peaks_yx,
+                           shape=(height, width), min_fraction=min_fraction, vote=vote)
+        timings["stitch"] = time.time() - t
+
+        t = time.time()
+        profiles = measure_mod.combine(parts, n_sources, n_band)
+        radius, n_bins = measure_mod.footprint_bins(profiles, float(noise_sigma[0]))
+        parts = runner.map(_measure_task, specs, desc="measure", image=handle,
+                           weights=weight_handle, store=str(store), scratch=str(scratch),
+                           peaks=peaks, shape=(height, width), min_fraction=min_fraction,
+                           footprint_bins=n_bins,
+                           shape_bins=measure_mod.shape_bins(profiles, float(noise_sigma[0])))
+        total = measure_mod.combine(parts, n_sources, n_band)
+        columns = measure_mod.finalize(total, peaks, band_names, weight_handle is not None,
+                                       radius)
+        timings["measure"] = time.time() - t
+    finally:
+        if own_cluster is not None:
+            client.close()
+            own_cluster.close()
+
+    t = time.time()
+    ra, dec = pixel_to_world(ds, columns["x"], columns["y"])
+    table = Table()
+    for name in ("id", "x", "y"):
+        table[name] = columns.pop(name)
+    table["ra"], table["dec"] = ra, dec
+    for name, value in columns.items():
+        table[name] = value
+    table.meta["BANDS"] = ",".join(band_names)
+    write_catalog(table, output)
+    sky_level = (np.median(sky.levels, axis=(1, 2)) if sky is not None
+                 else np.zeros(n_band))
+    draw_overview(image.data - sky_level[:, None, None], table, output / "overview.png",
+                  noise_sigma=float(noise_sigma[0]),
+                  title=f"{images[0]}: {len(table)} sources" if len(images) == 1 else "")
+    timings["write"] = time.time() - t
+    timings["total"] = time.time() - t0
+    provenance = {
+        "mosaic_pais_version": __version__,
+        "model": {"path": str(model_path), "sha256": params["model_sha256"],
+                  "version": meta.get("version"), "card": meta},
+        "inputs": {"images": [str(p) for p in images], "weights": [str(p) for p in weights]
+                   if weights else None, "bands": band_names, "shape": [height, width]},
+        "parameters": {"tile": tile, "margin": margin, "tiles_per_block": tiles_per_block,
+                       # the side of the windows read: larger than ``tile`` where the margin
+                       # does not fit the network's lattice (mosaic_pais.runtime.tile)
+                       "tile_window": params["tile_window"],
+                       # every tile reads the mosaic's attention context (infer.mosaic_contexts)
+                       "attention_context": params["attention_context"],
+                       "context_window": params["context_window"],
+                       # tiles per side of each window the network reads at once
+                       "tiles_per_window": params["tiles_per_window"],
+                       "batch_size": batch_size, "threshold": peak_threshold,
+                       "window": finding["window"], "peak_smoothing": finding["smoothing"],
+                       "min_fraction": min_fraction, "vote": vote, "cluster": cluster,
+                       "workers": workers, "memory_limit": memory_limit,
+                       "noise_sigma": noise_sigma.tolist(), "noise_texture": noise_texture,
+                       "resume": resume},
+        # the sky subtracted (mosaic_pais.runtime.background): the median level per band, and the
+        # map
+        # (``mosaic-pais stamps`` subtracts it from its cut-outs)
+        "background": None if sky is None else {
+            "median_level": sky_level.tolist(), **sky.to_json()},
+        "n_sources": len(table),
+        "timings_s": timings,
+    }
+    write_json(provenance, output / "run.json")
+    if not keep_work:
+        shutil.rmtree(output / "work", ignore_errors=True)
+        shutil.rmtree(records_dir(store), ignore_errors=True)
+    pcr = xr.open_zarr(store, consolidated=False)
+    return table, pcr
