@@ -1,9 +1,9 @@
-"""Accuracy of the model against sep and photutils on held-out simulated tiles (issue 3).
+"""Accuracy of the model against sep and photutils on held-out simulated tiles.
 
 The tiles are the simulator's *test* split (seeds 3,000,000 + i), never used in training or
 validation. Each method sees the same noisy 256×256 image; catalogues are matched to the truth
 within 3 px (Hungarian) and judged by completeness, purity, F1 and flux errors δ overall, per
-magnitude bin and per blendedness bin (REFERENCE.md §6). Truth sources fainter than H = 27 do not
+magnitude bin and per blendedness bin (docs/metrics.md). Truth sources fainter than H = 27 do not
 count towards completeness, but a detection of one is not a false positive.
 
 Usage:
@@ -21,7 +21,7 @@ GOODS-S), noise texture (white or correlated) and companion fraction from its se
 training set does (``train.scene_conditions``); ``goods-s`` keeps the simulator's defaults
 (GOODS-S deep density and noise, drizzle-like noise), as a simulated mosaic has.
 ``--noise-correlation`` sets the noise texture of every tile instead (0: white noise, the
-conditions in which REFERENCE.md §8 measured sep at F1 0.84).
+conditions in which sep measures F1 about 0.84).
 
 Every method is also scored on each tile's *core*, the 192² centre that a mosaic run keeps of
 every 256² window (margin 32 px, ``mosaic_pais.runtime.tile``): matches are made over the whole

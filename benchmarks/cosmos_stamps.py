@@ -23,11 +23,11 @@ import numpy as np
 from mosaic_pais.sim.scenes import (
     PIXEL_SCALE,
     SIMULATOR_VERSION,
-    _real_mags,
     f160w_psf,
     flux_of,
     real_galaxy,
     real_galaxy_catalog,
+    real_galaxy_mags,
 )
 
 NOISE = 0.0046  # GOODS-S F160W pixel noise (e⁻/s), the simulator's default
@@ -60,7 +60,7 @@ def main() -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    mags = _real_mags()
+    mags = real_galaxy_mags()
     rows, images = [], {}
     for index in range(len(mags)):
         flux = float(flux_of(mags[index]))

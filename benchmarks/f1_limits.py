@@ -1,4 +1,4 @@
-"""What holds the shipped model's F1 below issue 3's 0.93 at GOODS-S depth with white noise.
+"""What holds the shipped model's F1 below the 0.93 target at GOODS-S depth with white noise.
 
 Four measurements on *validation* tiles (never the test split), each decoded as the accuracy
 benchmark decodes (the card's peak finding and thresholds by noise texture; only centres are
@@ -10,7 +10,7 @@ scored, so flux columns are not measured):
   thresholds and at its own best single threshold, since averaging flattens peaks. If the
   network's errors were its own noise, averaging would remove part of them;
 - **match radius**: F1 of the same catalogue when a detection may lie 2–8 px from its truth
-  (REFERENCE.md §6 fixes 3 px). How fast F1 rises with the radius says how much of the gap is
+  (docs/metrics.md fixes 3 px). How fast F1 rises with the radius says how much of the gap is
   centres placed a few pixels off rather than sources missed or invented;
 - **distance to the tile's edge**: completeness and purity of truths and detections by how far
   they lie from the nearest edge. Sources centred just outside a tile spill light over its edge;

@@ -14,7 +14,7 @@ where both tiles' cores overlap:
   3 px and the other's do not, over those either recovers.
 
 Does that dependence cost accuracy? On further scenes (320², GOODS-S depth with white noise,
-the conditions of issue 3's F1 target; seeds 7,300,000 + k) one window is read at eight phases
+the conditions of the F1 target of 0.93; seeds 7,300,000 + k) one window is read at eight phases
 of the lattice (shifts of 0, 8, 16 and 24 px), and completeness, purity and F1 are scored on the
 168² where every window's core lies: for each phase alone, and for the mean of the eight centre
 maps (a test-time average over phases, which would also be what anti-aliasing the network's

@@ -181,7 +181,7 @@ def depth_matched(r: dict) -> str:
         return ""
     best_sep = max(cuts["sep"], key=lambda c: c["f1"])
     deepest = cuts["mosaic-pais"][-1]
-    text = (f"Counting only sources above a S/N does not bring sep near REFERENCE.md §8's 0.84: "
+    text = (f"Counting only sources above a S/N does not bring sep near 0.84: "
             f"its best F1 is {best_sep['f1']:.3f} (S/N ≥ {best_sep['snr_min']:g}), held down by "
             f"its purity ({best_sep['purity']:.2f}). ")
     reached = [c for c in cuts["mosaic-pais"] if c["f1"] >= 0.93]
@@ -207,8 +207,8 @@ def accuracy_verdict(r: dict | None, goods: dict | None, white: dict | None = No
         results.append((goods["mosaic-pais"]["f1"], "at GOODS-S depth"))
     if white:
         results.append((white["mosaic-pais"]["f1"], "at GOODS-S depth with white noise"))
-    text = "Against the targets of issue 3: "
-    if white:  # the issue's "where sep reaches about 0.84": REFERENCE.md §8's white noise
+    text = "Against the detection target (F1 ≥ 0.93 where sep reaches about 0.84): "
+    if white:  # "where sep reaches about 0.84": white noise at GOODS-S depth
         reached = white["mosaic-pais"]["f1"] >= 0.93
         text += (f"F1 ≥ 0.93 where sep reaches about 0.84 is {'' if reached else 'not '}"
                  f"reached ({white['mosaic-pais']['f1']:.3f} at GOODS-S depth with white noise, "
@@ -221,7 +221,7 @@ def accuracy_verdict(r: dict | None, goods: dict | None, white: dict | None = No
              + f" (sep {sep['f1']:.3f}, photutils {phot['f1']:.3f} on the varied set). ")
     if white:
         wm, ws = white["mosaic-pais"], white["sep"]
-        text += (f"With white noise at GOODS-S depth, REFERENCE.md §8's conditions, sep reaches "
+        text += (f"With white noise at GOODS-S depth, sep reaches "
                  f"F1 {ws['f1']:.3f} (completeness {ws['completeness']:.2f}, purity "
                  f"{ws['purity']:.2f}), close to the issue's 'about 0.84', and the model "
                  f"{wm['f1']:.3f} (completeness {wm['completeness']:.2f}, purity "
@@ -244,7 +244,7 @@ def accuracy_verdict(r: dict | None, goods: dict | None, white: dict | None = No
                  f"the counted truths have a white-noise matched-filter S/N below 10 (about 5 "
                  f"in this correlated noise), and no method recovers more than {best:.0%} of "
                  "any of those bins (per-S/N table above). ")
-    text += (f"sep's purity ({sep['purity']:.2f}) is far below REFERENCE.md §8's: most of "
+    text += (f"sep's purity ({sep['purity']:.2f}) is far below its 0.84 in white noise: most of "
              "our simulated tiles have noise correlated like drizzled data (measured on "
              "GOODS-S), and a 1.5σ threshold on the filtered image then picks up many noise "
              "peaks. ")
@@ -312,7 +312,7 @@ def failures_section(r: dict | None, options: str = "", conditions: str = "") ->
 
 
 def f1_gap_section(baseline: dict | None, limits: dict | None, model_sha: str) -> list[str]:
-    """What holds F1 below issue 3's 0.93 at GOODS-S depth with white noise: REFERENCE.md §8's
+    """What holds F1 below the 0.93 target at GOODS-S depth with white noise: a plain centre-map
     recipe rebuilt here (benchmarks/centre_net_baseline.py) and the diagnostics of
     benchmarks/f1_limits.py."""
     out = ["", "### What limits F1: GOODS-S depth, white noise", ""]
@@ -323,8 +323,8 @@ def f1_gap_section(baseline: dict | None, limits: dict | None, model_sha: str) -
         out += [
             "`python benchmarks/centre_net_baseline.py --data DIR --train-tiles "
             f"{recipe['training_tiles']} --start {recipe['first_training_tile']} --test-tiles "
-            f"{test['tiles']}` — REFERENCE.md §8's throwaway reached F1 0.940 on 50 tiles of "
-            "its own simulator with a centre-map U-Net trained for 25 minutes; the issue's "
+            f"{test['tiles']}` — a throwaway experiment reached F1 0.940 on 50 tiles of "
+            "its own simulator with a centre-map U-Net trained for 25 minutes; the F1 "
             "target comes from it. The same recipe on this project's simulator (widths "
             f"{'-'.join(str(w) for w in recipe['widths'])}, {recipe['parameters'] / 1e6:.2f} M "
             f"parameters, {recipe['tile_equivalents']:,} tile equivalents in "
@@ -518,7 +518,7 @@ def vote_modes_section(r: dict | None, card_vote: str, scale: dict | None = None
         kept = [f"{v['throughput_vs_bare']:.0%} with `{vote}`" for vote, v in rates.items()]
         cost = (" At scale (the largest mosaic, workers of 3 GB) a run kept "
                 + ", ".join(kept[:-1]) + f" and {kept[-1]} of the bare model's rate, measured "
-                "in the same session (target ≥ 85%; "
+                "in the same run (target ≥ 85%; "
                 "[scale](#scale-memory-and-throughput-of-whole-runs)).")
     out.append(f"The card's vote: `{card_vote}`, chosen by `accuracy.py --tune` on 400 "
                "validation tiles of the varied conditions among `vectors`, `geometric` and "
@@ -697,8 +697,7 @@ def scale_section(r: dict | None, speed: dict | None = None) -> list[str]:
                 "that neighbouring tiles share are computed once instead of up to four times. "
                 f"So the inference stage ran at {infer_rate:.1f} tiles/s, "
                 f"{infer_rate / r['bare_tiles_per_s']:.2f}× the bare model on separate tiles, "
-                "and that gain is what pays for the stages besides the network. Read one by one "
-                "(`--tiles-per-window 1`), the same run reached 66% in session 15. The "
+                "and that gain is what pays for the stages besides the network. The "
                 "catalogue is the same but for sources at the threshold (the stitching "
                 "section)."]
     else:
@@ -733,14 +732,11 @@ def scale_section(r: dict | None, speed: dict | None = None) -> list[str]:
                 "pause at 90% of their limit, not Dask's 80%: TensorFlow and the model hold "
                 "about 1.9 GiB of each for the whole run, and with the 80% mark workers of 3 GB "
                 "paused and resumed many times a second while stitching and measuring (296 "
-                "warnings in a run with mixed votes). In session 21 the same 16384² run took "
-                "257 s pausing at 80% and 247 s at 92% (stitching 49 → 40 s, measuring 41 → "
-                "33 s; `DASK_DISTRIBUTED__WORKER__MEMORY__PAUSE=0.92`, timed one after the "
-                "other)."]
+                "warnings in a run with mixed votes). The pause is set by "
+                "`DASK_DISTRIBUTED__WORKER__MEMORY__PAUSE`."]
     out += ["- The ratio moves with the shared machine's load more than with the code: the bare "
-            "model ran at 22.3 tiles/s in session 18, when the same run with geometric votes kept "
-            "92%, and at "
-            f"{r['bare_tiles_per_s']:.1f} tiles/s here; inference follows the network's rate, "
+            f"model ran at {r['bare_tiles_per_s']:.1f} tiles/s here; inference follows the "
+            f"network's rate, "
             "the stages after it (single-threaded numba kernels and Zarr reads) much less.", ""]
     return out
 
@@ -838,7 +834,7 @@ def sky_offset_section(sky: dict | None) -> list[str]:
             f"the shipped model's detections change by {swing} for skies of "
             f"{min(left):+.2f}σ/{max(left):+.2f}σ: it was trained on tiles with their sky "
             "subtracted and a random constant sky of N(0, 0.05σ) added (f160w_v14). v8, "
-            "shipped until session 17 and trained on tiles as simulated, read the image's "
+            "shipped before f160w_v14 and trained on tiles as simulated, read the image's "
             "mean level: −14%/+17% for the same skies.", "",
             "| sky | sky added (σ) | sky subtracted (σ) | detections | completeness | purity "
             "| F1 |", "| --- | --- | --- | --- | --- | --- | --- |"]
@@ -884,7 +880,7 @@ def sky_on_tiles_section(r: dict | None) -> list[str]:
                    f"{b['detections']} | {a['completeness']:.3f} → {b['completeness']:.3f} | "
                    f"{a['purity']:.3f} → {b['purity']:.3f} | {a['f1']:.4f} → {b['f1']:.4f} |")
     return out + ["", "A model that reads the image's mean level finds fewer sources once the "
-                  "faint sources' floor is gone, as f160w_v8 (shipped until session 17) did; "
+                  "faint sources' floor is gone, as f160w_v8 (shipped before f160w_v14) did; "
                   "one trained with sky offsets (`sky_offset_sigma`, candidate f160w_v13) keeps "
                   "its operating point. The shipped model (f160w_v14) was trained on tiles "
                   "whose sky was subtracted as a run subtracts it (`background_mesh`), so its "
@@ -948,11 +944,49 @@ def simulator_note() -> list[str]:
              if (r := load(name)) is not None and r.get("simulator", 1) < current_simulator()]
     if not older:
         return []
-    return ["Simulator: since session 22 real COSMOS galaxies are drawn without the square of "
+    return ["Simulator: in version 2 real COSMOS galaxies are drawn without the square of "
             "their HST stamps' noise ([simulation.md](simulation.md)). Measured on scenes of the "
             "simulator before that, and not yet remeasured: "
             + ", ".join(f"`{name}.json`" for name in older) + ". Every other simulation-based "
             "figure is from the current simulator.", ""]
+
+
+README_MARKERS = ("<!-- results:start -->", "<!-- results:end -->")
+
+
+def readme_results() -> list[str]:
+    """The README's short results table, from the accuracy and speed results."""
+    rows = [("GOODS-S depth, white noise", load("accuracy_test_goods-s_white")),
+            ("GOODS-S depth and noise texture", load("accuracy_test_goods-s")),
+            ("varied density, depth, texture", load("accuracy_test"))]
+    out = ["| test tiles | F1 mosaic-pais | sep | photutils | blended median abs(δ) "
+           "mosaic-pais | sep | photutils |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    for name, r in rows:
+        if not r:
+            continue
+        common = r["common_sources"]
+        f1 = [f"{r[m]['f1']:.3f}" for m in ("mosaic-pais", "sep", "photutils")]
+        blended = [f"{common[m]['blended']['median_abs']:.3f}"
+                   for m in ("mosaic-pais", "sep", "photutils")]
+        out.append(f"| {name} ({r['setup']['tiles']:,}) | " + " | ".join(f1 + blended) + " |")
+    speed = load("speed")
+    if speed:
+        out += ["", f"F1 counts sources brighter than H = 27 matched within 3 px; δ is the "
+                f"relative flux error on the blended sources (blendedness > 0.1) that all three "
+                f"methods recover. Inference: {speed['shipped']['tiles_per_s']:.1f} tiles/s "
+                f"on 2 CPU cores (sep {speed['sep']['tiles_per_s']:.1f} on the same tiles)."]
+    return out
+
+
+def write_readme_results(path: Path = Path("README.md")) -> None:
+    """Replace the block between the README's result markers with :func:`readme_results`."""
+    text = path.read_text()
+    start, end = README_MARKERS
+    if start not in text or end not in text:
+        return
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    path.write_text(head + start + "\n" + "\n".join(readme_results()) + "\n" + end + tail)
 
 
 def main() -> None:
@@ -1000,7 +1034,8 @@ def main() -> None:
             "models are not in the shared data): with the decoded deblends as models, "
             f"{real['fractions_within_0.05']:.0%} of fractions agree within 0.05; the rest differ "
             "where our conventions differ (background to the nearest source, repeated sources).",
-            f"- alignment (REFERENCE.md §3 defect 10): the flux peaks sit at (dy, dx) = "
+            f"- alignment (the research prototype's stored centres): the flux peaks sit at (dy, "
+            f"dx) = "
             f"{real['label_centre_to_flux_peak_median_dy_dx']} px from the stored centres "
             "(median over the 9 sources): the labels are offset by ≈ (+4, +2) px in (y, x), as "
             "reported. Our own labels are made from centroids of the source models and do not "
@@ -1026,26 +1061,23 @@ def main() -> None:
             "`python benchmarks/accuracy.py --split val --tiles 400 --tune`; each tile gets the "
             "threshold of its own measured texture, as a run gets its mosaic's). "
             "Truth positions are where the simulator drew the sources (a real COSMOS galaxy's "
-            "stamp centre; until session 5 they were the stamps' flux-weighted centroids, which "
-            "COSMOS's stamp noise moved by more than 3 px for 11% of the bright real galaxies, "
-            "so every method lost some of them). "
+            "stamp centre). "
             "sep: SExtractor-like (1.5σ, minarea 5, 32 thresholds, contrast 0.005, default.conv, "
             "Kron fluxes); photutils: detect_sources + deblend_sources + SourceCatalog Kron "
             "fluxes. The model's `flux` is its deblended flux inside each source's footprint "
             "(docs/architecture.md, Measurements). "
             "Each tile is decoded and measured as the shipped model was trained and as a run "
             "hands it its image: with the tile's own sky estimated and subtracted on 128 px "
-            "cells (`mosaic_pais.runtime.background`); peers estimate their own background. Until "
-            "session 17 (model v8, trained on tiles as simulated) tiles were decoded and "
-            "measured as simulated." + tile_sky_flux_note(load("tile_sky_flux")), ""]
+            "cells (`mosaic_pais.runtime.background`); peers estimate their own background." +
+            tile_sky_flux_note(load("tile_sky_flux")), ""]
     out += accuracy_section(load("accuracy_test"))
     out += ["", "The same test seeds at GOODS-S depth and density only "
             f"(`python benchmarks/accuracy.py --tiles {tiles('accuracy_test_goods-s')} "
             "--conditions goods-s`), the conditions "
             "of the simulated mosaics below:", ""]
     out += accuracy_section(load("accuracy_test_goods-s"))
-    out += ["", "The same at GOODS-S depth with white noise, the conditions in which REFERENCE.md "
-            "§8 measured sep at F1 0.84 "
+    out += ["", "The same at GOODS-S depth with white noise, the conditions in which "
+            "sep measures about F1 0.84 "
             f"(`python benchmarks/accuracy.py --tiles {tiles('accuracy_test_goods-s_white')} "
             "--conditions goods-s --noise-correlation 0`):", ""]
     out += accuracy_section(load("accuracy_test_goods-s_white"))
@@ -1095,16 +1127,8 @@ def main() -> None:
                    f"{m48.get('tile_window', 288)}² windows (tiles on the network's 32-px "
                    "lattice), and every tile reads the mosaic's attention context "
                    "(`infer.mosaic_contexts`), so that moving the grid moves the centre map as "
-                   "little as it can (see the next section). Before both (session 8, the same "
-                   "seeds) it was 0.99% (38 of 3839); with the lattice alone (measured in "
-                   "session 9 before the shared context), 0.99% again (38 of 3843), although "
-                   "the two runs' centre maps then differed by a median of only 0.005 where "
-                   "sources are: what was left came from each tile's own attention context. "
-                   "With the sky step (session 14) it was 0.26% before it and 0.51% (19 of "
-                   "3755) after it, while the context was still averaged over windows of the "
-                   "tiles' own side (288² for margin 48, at other seeded places); averaged "
-                   "over 256² windows for any margin, 0.48% (18 of 3753), with every tile "
-                   "read on its own (session 15). Since the network reads 8 × 8 tiles as one "
+                   "little as it can (see the next section). Since the network reads 8 × 8 tiles "
+                   "as one "
                    "window, the margin only matters at the windows' borders, every 1536 px "
                    "instead of every 192, hence the figure above."
                    if st.get("one_only_near_threshold") is not None else ""),
@@ -1140,10 +1164,7 @@ def main() -> None:
             "zero sky; a mosaic run first subtracts its estimated sky, which on these "
             "mosaics is +0.019σ: the floor of faint undetected sources, which every "
             "training tile held too (see 'The sky level'). Without it the model finds "
-            "fewer, surer sources, so completeness falls and purity rises at equal F1 "
-            "(session 13, before the sky step: completeness 0.823, purity 0.892, both "
-            "within 0.01 of the single tiles). Training on tiles whose sky is estimated "
-            "and subtracted as a run does would remove the mismatch (not done yet)."), ""]
+            "fewer, surer sources, so completeness falls and purity rises at equal F1."), ""]
     else:
         out += ["*(not run yet)*", ""]
     out += grid_phase_section(load("grid_phase"))
@@ -1156,6 +1177,8 @@ def main() -> None:
     out += scarlet2_labels_section(load("scarlet2_labels"))
     Path("docs/benchmarks.md").write_text("\n".join(out))
     print("wrote docs/benchmarks.md")
+    write_readme_results()
+    print("wrote README.md's results")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""PCR round trip on simulated tiles: decode(encode(truth)) — issue 2's first check.
+"""PCR round trip on simulated tiles: decode(encode(truth)) — the representation's first check.
 
 For each of N held-out simulated 256×256 tiles (test split seeds), the noiseless per-source
 images are encoded as PCR (paper's σ = 8 px centre map and a 2 px one), decoded with the true

@@ -1,4 +1,4 @@
-"""scarlet2 labels of real data (issue 6): GOODS-S cutouts with TinyTim PSFs, HSC blends.
+"""scarlet2 labels of real data: GOODS-S cutouts with TinyTim PSFs, HSC blends.
 
 Runs ``mosaic-pais labels`` (as a subprocess, exactly as a user would) on every real image in
 ``shared/data`` that comes with a catalogue:

@@ -1,4 +1,4 @@
-"""scarlet2 as a peer deblender on the held-out simulated test tiles (issue 6).
+"""scarlet2 as a peer deblender on the held-out simulated test tiles.
 
 The tiles are the simulator's *test* split (``split_scene("test", i)``, seeds 3,000,000 + i), the
 same as benchmarks/accuracy.py uses and never seen in training or validation. scarlet2 needs

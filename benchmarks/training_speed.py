@@ -25,10 +25,10 @@ from mosaic_pais.nn.model import DEFAULT_MODEL_PATH, load_model
 from mosaic_pais.training.loss import LossConfig
 from mosaic_pais.training.train import (
     TrainConfig,
-    _batches,
-    _with_precision,
     load_split,
     make_steps,
+    training_batches,
+    with_precision,
 )
 
 VARIANTS = {  # name: (precision, XLA)
@@ -44,7 +44,7 @@ def variant_steps(cfg: TrainConfig, precision: str, xla: bool):
     import keras
 
     cfg = replace(cfg, precision=precision, jit_compile=xla, init_from=str(DEFAULT_MODEL_PATH))
-    model = _with_precision(load_model(DEFAULT_MODEL_PATH), cfg)
+    model = with_precision(load_model(DEFAULT_MODEL_PATH), cfg)
     optimizer = keras.optimizers.Adam(cfg.learning_rate, beta_1=cfg.beta_1, beta_2=cfg.beta_2,
                                       epsilon=cfg.epsilon)
     return make_steps(model, optimizer, cfg, LossConfig(**cfg.loss))
@@ -68,7 +68,7 @@ def main() -> None:
 
     cfg = TrainConfig.from_json(args.config)
     data = load_split(Path(args.data) / "train")
-    stream = _batches(data, cfg, np.random.default_rng(0))
+    stream = training_batches(data, cfg, np.random.default_rng(0))
     t = time.perf_counter()
     batches = [next(stream) for _ in range(args.steps)]
     pipeline_s = (time.perf_counter() - t) / len(batches)

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from mosaic_pais.errors import BadInputError
 
+__all__ = ["simulate", "evaluate"]
+
 
 def simulate(output=None, *, size=256, seed: int = 0, density: float = 1.0,
              noise_sigma: float | None = None, noise_correlation: float | None = None,
@@ -118,13 +120,13 @@ def _as_table(value, what: str, required=("x", "y", "flux")):
     """A table given as an astropy Table, a pandas DataFrame, a path, or a run directory."""
     from astropy.table import Table
 
-    from mosaic_pais.evaluation.metrics import _read_table
+    from mosaic_pais.evaluation.metrics import read_table
 
     if isinstance(value, str | Path):
         path = Path(value)
         if path.is_dir():
             path = path / "catalog.fits"
-        return _read_table(path, list(required), what), str(path)
+        return read_table(path, list(required), what), str(path)
     table = value if isinstance(value, Table) else Table.from_pandas(value) \
         if hasattr(value, "to_numpy") else Table(value)
     missing = [c for c in required if c not in table.colnames]
@@ -137,7 +139,7 @@ def evaluate(catalog, truth, *, radius: float = 3.0, mag_limit: float | None = N
              plots=None) -> dict:
     """Completeness, purity, F1 and flux errors of a catalogue against the truth.
 
-    The same numbers as ``mosaic-pais evaluate CATALOG TRUTH`` (REFERENCE.md §6): detections
+    The same numbers as ``mosaic-pais evaluate CATALOG TRUTH`` (docs/metrics.md): detections
     are matched to truth sources one to one (Hungarian assignment on pixel distance, pairs
     farther than ``radius`` rejected); see :mod:`mosaic_pais.evaluation.metrics` for the
     definitions.
@@ -155,7 +157,7 @@ def evaluate(catalog, truth, *, radius: float = 3.0, mag_limit: float | None = N
         Only truth sources brighter than this count towards completeness.
     plots : path, optional
         A directory to write ``completeness.png`` and ``flux_error.png`` into
-        (:func:`mosaic_pais.runtime.show.evaluation_plots`).
+        (:func:`mosaic_pais.evaluation.plots.evaluation_plots`).
 
     Returns
     -------
@@ -178,7 +180,7 @@ def evaluate(catalog, truth, *, radius: float = 3.0, mag_limit: float | None = N
     >>> round(result["flux"]["median_abs"], 3)
     0.1
     """
-    from mosaic_pais.evaluation.metrics import _clean
+    from mosaic_pais.evaluation.metrics import clean_catalog
     from mosaic_pais.evaluation.metrics import evaluate as evaluate_tables
 
     cat, cat_path = _as_table(catalog, "catalogue")
@@ -189,8 +191,8 @@ def evaluate(catalog, truth, *, radius: float = 3.0, mag_limit: float | None = N
     if tru_path:
         result["truth"] = tru_path
     if plots is not None:
-        from mosaic_pais.runtime.show import evaluation_plots
+        from mosaic_pais.evaluation.plots import evaluation_plots
 
         paths = evaluation_plots(cat, tru, plots, radius=radius, mag_limit=mag_limit)
         result["plots"] = [str(p) for p in paths]
-    return _clean(result)
+    return clean_catalog(result)

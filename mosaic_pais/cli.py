@@ -25,6 +25,19 @@ from mosaic_pais.runtime.tile import (
     DEFAULT_TILES_PER_WINDOW,
 )
 
+__all__ = [
+    "main",
+    "run",
+    "simulate",
+    "evaluate",
+    "convert",
+    "stamps",
+    "train",
+    "labels",
+    "demo",
+    "show",
+]
+
 
 def _friendly_errors(func):
     """Exit 2 with one line on bad input, 1 with one line on any other failure."""
@@ -180,11 +193,11 @@ def evaluate(catalog: Path, truth: Path, radius: float, mag_limit: float | None,
     json_path.write_text(json.dumps(result, indent=2))
     click.echo(f"wrote {json_path}")
     if plots_dir is not None:
-        from mosaic_pais.evaluation.metrics import _read_table
-        from mosaic_pais.runtime.show import evaluation_plots
+        from mosaic_pais.evaluation.metrics import read_table
+        from mosaic_pais.evaluation.plots import evaluation_plots
 
-        for path in evaluation_plots(_read_table(catalog, ["x", "y", "flux"], "catalogue"),
-                                     _read_table(truth, ["x", "y", "flux"], "truth"),
+        for path in evaluation_plots(read_table(catalog, ["x", "y", "flux"], "catalogue"),
+                                     read_table(truth, ["x", "y", "flux"], "truth"),
                                      plots_dir, radius=radius, mag_limit=mag_limit):
             click.echo(f"wrote {path}")
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+__all__ = ["DEMO_SIZE", "run_demo"]
+
 DEMO_SIZE = 2048
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+__all__ = ["BadInputError"]
+
 
 class BadInputError(ValueError):
     """The user's input cannot be processed; the message says why in one line."""

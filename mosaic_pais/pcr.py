@@ -10,7 +10,7 @@ PCR (Hausen & Robertson 2021, §2) describes how the flux of every pixel is shar
 ``fractions`` ``C^m (h, w, b, n)``    per band, the flux fraction of each of those n sources,
                                      summing to one over the n slots
 
-Differences from the paper's prototype, each deliberate (see REFERENCE.md §3):
+Differences from the paper's prototype, each deliberate:
 
 * Centres are sub-pixel floats; pixel ``(i, j)`` has its centre at ``(y, x) = (i, j)`` in both
   the encoder and the decoder, so there is no half-pixel mismatch.
@@ -38,6 +38,30 @@ import numpy as np
 from numba import njit
 from scipy import ndimage
 from scipy.spatial import cKDTree
+
+__all__ = [
+    "N_SLOTS",
+    "PAPER_CENTER_SIGMA",
+    "PCR",
+    "center_map",
+    "nearest_sources",
+    "encode",
+    "Peaks",
+    "SMOOTHING_TRUNCATE",
+    "smoothing_radius",
+    "smooth_center",
+    "find_peaks",
+    "VOTE_MODES",
+    "MIXED_VOTE_RADIUS",
+    "VOTE_MAP_MARGIN",
+    "nearest_peaks_on_grid",
+    "resolve_votes",
+    "geometric_votes",
+    "Decoded",
+    "normalise_fractions",
+    "deblend_images",
+    "decode",
+]
 
 #: Number of sources each pixel is shared among (the paper's n).
 N_SLOTS = 3

@@ -31,7 +31,7 @@ def _message_fragments(node: ast.expr) -> list[str]:
 
 
 def _bad_input_messages():
-    for path in sorted((ROOT / "mosaic_pais").glob("*.py")):
+    for path in sorted((ROOT / "mosaic_pais").rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
             if (isinstance(node, ast.Call) and getattr(node.func, "id", None) == "BadInputError"
                     and node.args):

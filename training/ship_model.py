@@ -211,7 +211,7 @@ def write_model_card_doc(card: dict, accuracy: dict | None) -> None:
                      f"{outcome} |")
     lines += [
         "",
-        "Training continues in later sessions (`bash training/train_f160w.sh` resumes from the "
+        "Training continues (`bash training/train_f160w.sh` resumes from the "
         "last checkpoint); this card, the weights and docs/benchmarks.md are updated together.",
     ]
     if accuracy:

@@ -1,4 +1,4 @@
-"""Metrics that judge a catalogue against the truth (REFERENCE.md §6) and the paper's Table 2.
+"""Metrics that judge a catalogue against the truth (docs/metrics.md) and the paper's Table 2.
 
 * Matching: Hungarian assignment on pixel distance, pairs beyond ``radius`` (3 px) rejected.
   Candidate pairs come from a KD-tree and each connected group of candidates is solved on its
@@ -22,6 +22,25 @@ from pathlib import Path
 import numpy as np
 
 from mosaic_pais.errors import BadInputError
+
+__all__ = [
+    "DEFAULT_MAG_BINS",
+    "DEFAULT_BLEND_BINS",
+    "DEFAULT_SNR_BINS",
+    "BLENDED",
+    "match_catalogs",
+    "flux_stats",
+    "flux_errors_on_common_sources",
+    "evaluate",
+    "r_enclosing",
+    "encoding_efficacy_per_source",
+    "encoding_efficacy",
+    "read_table",
+    "evaluate_files",
+    "clean_catalog",
+    "format_report",
+]
+
 
 DEFAULT_MAG_BINS = (18, 22, 24, 25, 26, 27, 28, 29)
 DEFAULT_BLEND_BINS = (0.0, 0.01, 0.1, 0.3, 1.0)
@@ -342,7 +361,7 @@ def encoding_efficacy(true_images, decoded_images, centers) -> dict:
     return out
 
 
-def _read_table(path: Path, required: list[str], what: str):
+def read_table(path: Path, required: list[str], what: str):
     from astropy.table import Table
 
     if not Path(path).is_file():
@@ -364,18 +383,18 @@ def _read_table(path: Path, required: list[str], what: str):
 def evaluate_files(catalog_path, truth_path, radius: float = 3.0,
                    mag_limit: float | None = None) -> dict:
     """:func:`evaluate` on a catalogue file and a truth file (FITS or Parquet)."""
-    catalog = _read_table(Path(catalog_path), ["x", "y", "flux"], "catalogue")
-    truth = _read_table(Path(truth_path), ["x", "y", "flux"], "truth")
+    catalog = read_table(Path(catalog_path), ["x", "y", "flux"], "catalogue")
+    truth = read_table(Path(truth_path), ["x", "y", "flux"], "truth")
     result = evaluate(catalog, truth, radius=radius, mag_limit=mag_limit)
     result["catalog"], result["truth"] = str(catalog_path), str(truth_path)
-    return _clean(result)
+    return clean_catalog(result)
 
 
-def _clean(value):
+def clean_catalog(value):
     if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
+        return {k: clean_catalog(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
+        return [clean_catalog(v) for v in value]
     if isinstance(value, float | np.floating):
         return None if not math.isfinite(float(value)) else float(value)
     if isinstance(value, np.integer):

@@ -12,6 +12,8 @@ import warnings
 import numpy as np
 from astropy.table import Table
 
+__all__ = ["SEXTRACTOR_FILTER", "run_sep", "run_photutils"]
+
 # SExtractor's default.conv: a 3×3 pyramid
 SEXTRACTOR_FILTER = np.array([[1.0, 2.0, 1.0], [2.0, 4.0, 2.0], [1.0, 2.0, 1.0]])
 

@@ -1,7 +1,7 @@
 """Training labels from real images: scarlet2 deblends at catalogue positions, encoded as PCR.
 
 This is the paper's recipe for its real-data labels (SCARLET models of catalogued sources turned
-into PCR), without the prototype's defects (REFERENCE.md §3):
+into PCR), without the prototype's defects:
 
 * The image is fitted as it is, in its own units: no ``flux − min(flux)`` pedestal, which would
   add a constant that the models must absorb and that skews every flux fraction.
@@ -36,6 +36,22 @@ from pathlib import Path
 import numpy as np
 
 from mosaic_pais.errors import BadInputError
+
+__all__ = [
+    "PIXEL_COLUMNS",
+    "SKY_COLUMNS",
+    "LabelConfig",
+    "read_catalog",
+    "pixel_scale_of",
+    "resample_psf",
+    "load_psfs",
+    "measure_alignment",
+    "tile_origins",
+    "fit_scene",
+    "label_tile",
+    "noise_from_weights",
+    "make_labels",
+]
 
 #: scarlet2 keeps the scene and the parameter set being built in class attributes
 #: (``Scenery.scene``, ``Parameterization.parameters``), so two threads building scenes at once

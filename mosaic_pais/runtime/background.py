@@ -21,6 +21,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
+__all__ = [
+    "DEFAULT_MESH",
+    "FILTER_CELLS",
+    "MIN_VALID_SHARE",
+    "SAMPLES_PER_SIDE",
+    "SkyMap",
+    "mesh_levels",
+    "sky_map",
+    "strips",
+    "strip_levels",
+    "estimate_sky",
+    "subtract_sky",
+]
+
 #: cell side (px). SExtractor's default is 64; galaxies at HST resolution are large (tens of
 #: pixels), and a cell that one galaxy fills measures the galaxy, not the sky
 DEFAULT_MESH = 128

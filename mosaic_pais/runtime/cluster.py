@@ -18,6 +18,22 @@ from distributed.diagnostics.plugin import WorkerPlugin
 
 from mosaic_pais.errors import BadInputError
 
+__all__ = [
+    "gpus_visible",
+    "ModelPlugin",
+    "limit_tensorflow_threads",
+    "local_cpu_threads",
+    "enable_gpu_memory_growth",
+    "check_memory_limit",
+    "WORKER_PAUSE_FRACTION",
+    "worker_memory_config",
+    "start_cluster",
+    "JOBQUEUE_SYSTEMS",
+    "local_cluster",
+    "jobqueue_cluster",
+    "Runner",
+]
+
 
 def gpus_visible() -> int:
     """Number of NVIDIA GPUs this process can use (0 without the driver)."""

@@ -19,6 +19,19 @@ import numpy as np
 
 from mosaic_pais.runtime.store import VECTOR_DTYPE, VECTOR_STEP, open_array, sampled, stored_region
 
+__all__ = [
+    "predictor_for",
+    "TEXTURE_BLOCK",
+    "estimate_noise",
+    "estimate_noise_sigma",
+    "CONTEXT_WINDOWS",
+    "CONTEXT_MIN_VALID",
+    "mosaic_contexts",
+    "context_windows",
+    "predict_block",
+    "write_block",
+]
+
 _LOCK = threading.Lock()
 
 

@@ -10,7 +10,7 @@ footprint radius (:func:`footprint_bins`); the second (:func:`claim_footprints`,
 left — r50 and r90 from its profile, the second moments from its sums. :func:`measure_image`
 runs both passes on one image in memory.
 
-Columns (DESIGN.md contract) and how they are measured:
+Columns and how they are measured:
 
 ``flux``, ``flux_<BAND>``
     Deblended flux inside the source's footprint: the sum, over the pixels the source claims,
@@ -56,6 +56,26 @@ import math
 import numpy as np
 from numba import njit
 from scipy import ndimage
+
+__all__ = [
+    "BIN",
+    "N_BINS",
+    "SUM_KEYS",
+    "PROFILE_KEYS",
+    "radial_bin",
+    "measure_region",
+    "combine",
+    "ISOPHOTE_SIGMA",
+    "MIN_FOOTPRINT",
+    "MOMENT_LIMIT",
+    "isophotal_radius",
+    "shape_bins",
+    "footprint_bins",
+    "claim_footprints",
+    "measure_image",
+    "finalize",
+    "invalid_neighbourhood",
+]
 
 BIN = 0.5        # radial histogram bin width (px)
 N_BINS = 160     # up to 80 px; the last bin also holds everything farther

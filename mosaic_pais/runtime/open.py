@@ -22,6 +22,20 @@ import numpy as np
 
 from mosaic_pais.errors import BadInputError
 
+__all__ = [
+    "DEFAULT_CHUNK",
+    "MissingWCSWarning",
+    "FitsReader",
+    "ZarrReader",
+    "READERS",
+    "open_mosaic",
+    "check_weights",
+    "check_not_empty",
+    "wcs_header_of",
+    "pixel_to_world",
+    "convert",
+]
+
 DEFAULT_CHUNK = 2048
 
 

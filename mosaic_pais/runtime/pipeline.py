@@ -1,4 +1,4 @@
-"""The main job: open → tile → infer → stitch → measure → write (DESIGN.md, "flow of a run").
+"""The main job: open → tile → infer → stitch → measure → write.
 
 :func:`run` is what ``mosaic-pais run`` calls. Each stage lives in its own module; this one
 only wires them, decides where work runs (:mod:`mosaic_pais.runtime.cluster`) and keeps the record
@@ -27,6 +27,8 @@ from mosaic_pais.runtime.tile import (
     WindowReader,
     window_tiles,
 )
+
+__all__ = ["BlockSpec", "plan_blocks", "compile_kernels", "run"]
 
 
 @dataclass(frozen=True)
@@ -182,7 +184,7 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
     images : path or list of paths
         FITS files (one per band, or a cube) or a Zarr store made by ``mosaic-pais convert``.
     output : path
-        Output directory (see DESIGN.md: catalog.fits/.parquet, pcr.zarr, overview.png,
+        Output directory (see docs/user_guide.md: catalog.fits/.parquet, pcr.zarr, overview.png,
         run.json).
     bands, weights, hdu
         Passed to :func:`mosaic_pais.runtime.open.open_mosaic`.

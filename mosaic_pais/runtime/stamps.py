@@ -15,6 +15,8 @@ import numpy as np
 
 from mosaic_pais.errors import BadInputError
 
+__all__ = ["source_stamp", "write_stamps"]
+
 
 def source_stamp(run_dir, source_id: int, size: int | None = None) -> dict:
     """The deblended image (band, h, w) of one source, with its box and the image cut-out."""

@@ -28,6 +28,15 @@ from mosaic_pais.pcr import (
 )
 from mosaic_pais.runtime.store import VECTOR_STEP, open_array, stored_region
 
+__all__ = [
+    "peak_halo",
+    "peaks_in_region",
+    "merge_peaks",
+    "resolve_region",
+    "resolved_region",
+    "clean_fractions",
+]
+
 Region = tuple[int, int, int, int]  # (y0, y1, x0, x1), a block's core in mosaic pixels
 
 

@@ -35,6 +35,27 @@ from pathlib import Path
 
 import numpy as np
 
+__all__ = [
+    "VARIABLES",
+    "HALO_READ",
+    "INNER_CHUNK",
+    "VECTOR_DTYPE",
+    "VECTOR_STEP",
+    "SCRATCH_VARIABLES",
+    "sampled",
+    "stored_region",
+    "sampled_sizes",
+    "inner_chunk",
+    "create_store",
+    "open_array",
+    "array_checksum",
+    "region_checksum",
+    "records_dir",
+    "record_block",
+    "block_is_done",
+    "clear_records",
+]
+
 VARIABLES = {
     "center": (("y", "x"), "float32", 0.0),
     "fractions": (("band", "slot", "y", "x"), "float32", 0.0),

@@ -39,6 +39,24 @@ import numpy as np
 
 from mosaic_pais.errors import BadInputError
 
+__all__ = [
+    "margin_for",
+    "Tile",
+    "TileGrid",
+    "DEFAULT_TILES_PER_BLOCK",
+    "DEFAULT_TILES_PER_WINDOW",
+    "make_grid",
+    "NetworkWindow",
+    "Block",
+    "network_windows",
+    "window_tiles",
+    "blocks",
+    "read_tile",
+    "read_window",
+    "WindowReader",
+    "sample_windows",
+]
+
 
 def margin_for(receptive_radius: int, peak_window: int) -> int:
     """Smallest sensible margin: the network's effective context and the peak box half-width.

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+__all__ = ["atomic_path", "write_catalog", "write_json", "overview_image", "draw_overview"]
+
 
 @contextmanager
 def atomic_path(path: str | Path):

@@ -34,8 +34,42 @@ import numpy as np
 
 from mosaic_pais.errors import BadInputError
 
+__all__ = [
+    "SIMULATOR_VERSION",
+    "PIXEL_SCALE",
+    "ZEROPOINT",
+    "DEFAULT_NOISE_SIGMA",
+    "NOISE_CORRELATION_SIGMA",
+    "SURFACE_DENSITY",
+    "STAR_FRACTION",
+    "REAL_FRACTION",
+    "MAX_STAMP_HALF",
+    "HELD_OUT_REAL_GALAXIES",
+    "REAL_GALAXY_POOLS",
+    "data_dir",
+    "Scene",
+    "f160w_psf",
+    "real_galaxy_catalog",
+    "galaxy_mask",
+    "real_galaxy",
+    "real_galaxy_mags",
+    "flux_of",
+    "mag_of",
+    "draw_population",
+    "real_galaxy_pool",
+    "render_stamp",
+    "correlated_noise",
+    "noise_texture_factor",
+    "simulate_scene",
+    "matched_filter_snr",
+    "blendedness",
+    "tan_wcs",
+    "simulate_mosaic",
+]
+
+
 #: recorded in every simulation-based result (docs/results): 2 draws real galaxies without
-#: their COSMOS stamps' noise (:func:`real_galaxy`), 1 (before session 22) drew whole stamps
+#: their COSMOS stamps' noise (:func:`real_galaxy`), 1 drew whole stamps
 SIMULATOR_VERSION = 2
 PIXEL_SCALE = 0.06          # arcsec / px
 ZEROPOINT = 25.94           # AB mag of 1 e-/s in F160W
@@ -188,7 +222,7 @@ def real_galaxy(index: int):
 
 
 @functools.lru_cache(maxsize=1)
-def _real_mags() -> np.ndarray:
+def real_galaxy_mags() -> np.ndarray:
     from astropy.table import Table
 
     folder = data_dir() / "cosmos_real_galaxies"
@@ -242,7 +276,7 @@ def draw_population(rng: np.random.Generator, height: float, width: float, *, ma
     u = rng.uniform(0, 1, n)
     kind = np.where(u < p_star, "star", np.where(u < p_star + REAL_FRACTION, "real",
                                                   "parametric"))
-    real_mags = _real_mags()
+    real_mags = real_galaxy_mags()
     pool = real_galaxy_pool(real_galaxies, len(real_mags))
     real_index = np.full(n, -1)
     for i in np.flatnonzero(kind == "real"):
@@ -432,7 +466,7 @@ def simulate_scene(shape=(256, 256), *, seed: int, density: float = 1.0,
         ``truth`` columns: id, x, y (0-based, where the source was drawn: the centre of its
         profile, the flux-weighted centroid for a parametric galaxy or a star), flux (total
         e⁻/s), mag, flux_in_frame, kind, r50 (px, with PSF), in_frame, blendedness
-        (REFERENCE.md §6), snr (the white-noise matched-filter S/N of the source's light in
+        (docs/metrics.md), snr (the white-noise matched-filter S/N of the source's light in
         the frame, :func:`matched_filter_snr`).
     """
     h, w = int(shape[0]), int(shape[1])

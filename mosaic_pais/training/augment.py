@@ -10,7 +10,8 @@ by ``angle`` about the tile centre maps a position offset ``(y, x)`` to
 
     y' = cos·y − sin·x,   x' = cos·x + sin·y,
 
-and each claim vector transforms the same way (REFERENCE.md §3, defect 1). The tests compare
+and each claim vector transforms the same way (the research prototype moved them as pixels only).
+The tests compare
 every transform with the encoding of the transformed scene.
 """
 
@@ -18,6 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage
+
+__all__ = ["PIXEL_LABELS", "flip", "rot90", "rotate", "crop", "random_augment"]
 
 #: per-pixel labels moved with their pixels (the image, whose first axis is the band, apart)
 PIXEL_LABELS = ("valid", "center", "vectors", "fractions", "flux_weight")

@@ -38,6 +38,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+__all__ = ["LossConfig", "pais_loss_terms"]
+
 
 @dataclass
 class LossConfig:

@@ -34,9 +34,42 @@ from pathlib import Path
 
 import numpy as np
 
+__all__ = [
+    "SPLIT_SEED_BASE",
+    "TRAINING_CENTER_SIGMA",
+    "LABEL_MIN_SNR",
+    "CONDITIONS_VERSION",
+    "LABEL_POSITIONS",
+    "FLUX_WEIGHT_CAP",
+    "scene_conditions",
+    "SPLIT_REAL_GALAXIES",
+    "split_scene",
+    "labelled",
+    "label_scene",
+    "slot_flux_weight",
+    "build_training_set",
+    "write_shard",
+    "load_split",
+    "random_edge_mask",
+    "TrainConfig",
+    "CLOSE_PAIR",
+    "close_pairs",
+    "EXTENDED_MIN_SNR",
+    "EXTENDED_MIN_DISTANCE",
+    "extended_pixels",
+    "tile_weights",
+    "subtract_tile_skies",
+    "training_batches",
+    "LOGGED_TERMS",
+    "with_precision",
+    "make_steps",
+    "train",
+]
+
+
 SPLIT_SEED_BASE = {"train": 1_000_000, "val": 2_000_000, "test": 3_000_000}
 #: Centre-map width used for the shipped model. The paper used 8 px; a 6-minute measurement on
-#: this kind of machine (REFERENCE.md §8) gave F1 0.927 at 2 px against 0.909 at 8 px, and a
+#: this kind of machine gave F1 0.927 at 2 px against 0.909 at 8 px, and a
 #: narrow peak keeps close pairs apart, so training uses 2 px.
 TRAINING_CENTER_SIGMA = 2.0
 #: Only sources the data can show are labelled. Three quarters of the simulated sources are
@@ -53,7 +86,7 @@ LABEL_MIN_SNR = 5.0
 #: noise texture of drizzled GOODS-S data (0.6 px) in every scene; version 2 also varies it.
 CONDITIONS_VERSION = 2
 #: Where the centre-map labels sit, recorded in every shard: "drawn", the sources' drawn
-#: positions (the simulator's truth since session 6); shards without it were labelled at
+#: positions (the simulator's truth); shards without it were labelled at
 #: their stamps' flux-weighted centroids ("centroids"), noisy for real COSMOS galaxies
 LABEL_POSITIONS = "drawn"
 #: Largest share of a source's flux one pixel's slot weight may give (:func:`slot_flux_weight`):
@@ -520,7 +553,7 @@ def subtract_tile_skies(images: np.ndarray, mesh: int) -> np.ndarray:
     return np.stack([subtract_sky(image, mesh) for image in images]).astype(images.dtype)
 
 
-def _batches(data: dict, cfg: TrainConfig, rng: np.random.Generator):
+def training_batches(data: dict, cfg: TrainConfig, rng: np.random.Generator):
     """Endless stream of augmented (x, labels) numpy batches."""
     from mosaic_pais.nn.model import model_input
     from mosaic_pais.training.augment import random_augment
@@ -565,7 +598,7 @@ def _batches(data: dict, cfg: TrainConfig, rng: np.random.Generator):
 LOGGED_TERMS = ("loss", "center", "vectors", "fractions", "entropy", "flux")
 
 
-def _with_precision(model, cfg: TrainConfig):
+def with_precision(model, cfg: TrainConfig):
     """The network built under ``cfg.precision`` (weights of ``model`` copied in, when given).
 
     A saved model keeps the dtype policy it was saved with, so a mixed-precision run that
@@ -655,7 +688,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
         cfg.n_bands, cfg.n_slots = n_bands, n_slots
         (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
     if cfg.precision != "float32":
-        model = _with_precision(model if cfg.init_from else None, cfg)
+        model = with_precision(model if cfg.init_from else None, cfg)
     elif not cfg.init_from:
         model = build_pais_model(n_bands=cfg.n_bands, n_slots=cfg.n_slots,
                                  filters=tuple(cfg.filters), dropout=cfg.dropout)
@@ -684,14 +717,14 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     log = csv.writer(log_file)
     if new_log:
         log.writerow(["step", "wall_s", "split", *LOGGED_TERMS, "lr"])
-    stream = _batches(data, cfg, rng)
+    stream = training_batches(data, cfg, rng)
     val_batches = None
     if val is not None:  # a fixed set of validation crops, the same at every evaluation
         val_rng = np.random.default_rng(12345)
         val_cfg = TrainConfig(**{**asdict(cfg), "batch": 16, "blend_oversampling": 0.0,
                                  "rotate_probability": 0.0,
                                  "mask_probability": 0.0})
-        vstream = _batches(val, val_cfg, val_rng)
+        vstream = training_batches(val, val_cfg, val_rng)
         val_batches = [next(vstream) for _ in range(8)]
 
     start = time.time()

@@ -39,7 +39,8 @@ def test_reencoding_reproduces_the_stored_conventions(labels):
 
 
 def test_catalogue_centres_are_offset_from_the_flux(labels):
-    """REFERENCE.md §3 defect 10: the stored centres sit ~(+4, +2) px (y, x) from the light."""
+    """The research prototype's labels: the stored centres sit ~(+4, +2) px (y, x) from the
+    light."""
     from scipy import ndimage
 
     image = ndimage.gaussian_filter(labels["image"].astype(np.float64), 1.5)

@@ -311,12 +311,12 @@ def test_flux_term_needs_its_labels():
 
 
 def test_mixed_bfloat16_training_starts_from_a_float32_model(tmp_path, small_model):
-    from mosaic_pais.training.train import TrainConfig, _with_precision
+    from mosaic_pais.training.train import TrainConfig, with_precision
 
     path = tmp_path / "m.keras"
     small_model.save(path)
     cfg = TrainConfig(filters=SMALL, n_bands=2, precision="mixed_bfloat16", init_from=str(path))
-    mixed = _with_precision(load_model(path), cfg)
+    mixed = with_precision(load_model(path), cfg)
     assert mixed.layers[-1].dtype_policy.compute_dtype == "bfloat16"
     assert keras.mixed_precision.global_policy().name == "float32"  # left as it was
     x = np.random.default_rng(0).normal(size=(1, 32, 32, 3)).astype(np.float32)

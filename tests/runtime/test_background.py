@@ -103,7 +103,7 @@ def test_a_sky_pedestal_does_not_change_the_catalogue(tmp_path):
                           np.stack([clean["x"], clean["y"]], 1), radius=0.5)
     # the shipped model reads the image's mean level, and the sky map of a sky sloping by 3σ
     # per 128-px cell is not exact to 0.01σ, so sources at the threshold flip: 57 of 60 kept
-    # with tiles read one by one, 56 of 59 with network windows (session 16); a sky left in
+    # with tiles read one by one, 56 of 59 with network windows; a sky left in
     # keeps fewer than half (below)
     assert len(d) >= 0.9 * len(clean) and len(with_sky) <= 1.1 * len(clean)
     bright = np.asarray(clean["flux"][t]) > 20 * sigma

@@ -88,7 +88,7 @@ def test_evaluate_plots(tiny_run, tmp_path):
 
 def test_plots_from_the_api_match_the_numbers(tiny_run, tmp_path):
     import mosaic_pais
-    from mosaic_pais.runtime.show import _matches
+    from mosaic_pais.evaluation.plots import truth_matches
 
     sim, out, _ = tiny_run
     truth = Table.read(sim / "truth.fits")
@@ -97,7 +97,7 @@ def test_plots_from_the_api_match_the_numbers(tiny_run, tmp_path):
     assert [p.rsplit("/", 1)[1] for p in result["plots"]] == ["completeness.png",
                                                              "flux_error.png"]
     # the plotted points are the evaluation's matches
-    _, counted, matched, delta, _ = _matches(catalog, truth, 3.0, None)
+    _, counted, matched, delta, _ = truth_matches(catalog, truth, 3.0, None)
     assert (counted & matched).sum() == result["n_matched_counted"]
     assert np.median(np.abs(delta[counted & matched])) == pytest.approx(
         result["flux"]["median_abs"])

@@ -158,15 +158,15 @@ def test_real_galaxies_come_without_their_stamps_noise():
 
     from mosaic_pais.sim.scenes import (
         PIXEL_SCALE,
-        _real_mags,
         f160w_psf,
         flux_of,
         real_galaxy,
         real_galaxy_catalog,
+        real_galaxy_mags,
     )
 
     index, noise = 85, 0.0046  # stamp 85, H = 25.5; GOODS-S F160W pixel noise
-    flux = float(flux_of(_real_mags()[index]))
+    flux = float(flux_of(real_galaxy_mags()[index]))
     yy, xx = np.mgrid[0:161, 0:161]
     ring = (np.hypot(yy - 80, xx - 80) >= 15) & (np.hypot(yy - 80, xx - 80) < 25)
 

@@ -105,14 +105,14 @@ def test_tiles_with_large_galaxies_are_drawn_more_often():
 def test_a_sky_offset_moves_the_input_and_not_the_labels():
     """``sky_offset_sigma``: each crop on a sky a little off zero, a constant in units of its
     noise; the labels (where the sources are, whose light is whose) stay as they are."""
-    from mosaic_pais.training.train import TrainConfig, _batches
+    from mosaic_pais.training.train import TrainConfig, training_batches
 
     labelled = label_scene(split_scene("train", 3))
     data = {key: labelled[key][None] for key in ("image", "valid", "center", "vectors",
                                                  "fractions", "noise_sigma")}
     settings = {"batch": 1, "crop": 64, "mask_probability": 0.0, "seed": 0}
-    plain = next(_batches(data, TrainConfig(**settings), np.random.default_rng(5)))
-    offset = next(_batches(data, TrainConfig(**settings, sky_offset_sigma=0.1),
+    plain = next(training_batches(data, TrainConfig(**settings), np.random.default_rng(5)))
+    offset = next(training_batches(data, TrainConfig(**settings, sky_offset_sigma=0.1),
                            np.random.default_rng(5)))
     for key in ("center", "vectors", "fractions", "valid"):
         np.testing.assert_array_equal(plain[1][key], offset[1][key])
