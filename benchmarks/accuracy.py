@@ -61,7 +61,7 @@ from mosaic_pais.runtime.stitch import clean_fractions
 from mosaic_pais.runtime.store import VECTOR_STEP
 from mosaic_pais.runtime.tile import DEFAULT_MARGIN, DEFAULT_TILE
 from mosaic_pais.sim.scenes import SIMULATOR_VERSION, simulate_scene
-from mosaic_pais.training.train import SPLIT_SEED_BASE, split_scene
+from mosaic_pais.training.dataset import SPLIT_SEED_BASE, split_scene
 
 
 def split_scenes(split: str, tiles: int, conditions: str = "varied",
@@ -117,8 +117,7 @@ def measured(peaks, ids: np.ndarray, frac: np.ndarray, image: np.ndarray,
 def as_trained(scenes, meta: dict) -> list:
     """The scenes as the model was trained to see them: with each tile's sky estimated and
     subtracted (:func:`mosaic_pais.runtime.background.subtract_sky`, as a run subtracts a mosaic's)
-    when
-    its card has a ``background_mesh``, else as simulated. Peers get the scenes as simulated:
+    when its card has a ``background_mesh``, else as simulated. Peers get the scenes as simulated:
     they estimate their own background."""
     mesh = int(meta.get("background_mesh") or 0)
     if not mesh:

@@ -64,7 +64,7 @@ from mosaic_pais.nn.model import (
 )
 from mosaic_pais.pcr import find_peaks
 from mosaic_pais.sim.scenes import SIMULATOR_VERSION
-from mosaic_pais.training.train import build_training_set
+from mosaic_pais.training.dataset import build_training_set
 
 ROOT = Path(__file__).resolve().parents[1]
 #: §8's widths, and the weight of source pixels in its loss

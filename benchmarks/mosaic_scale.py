@@ -13,8 +13,7 @@ the ratio uses the mean of the two sustained measurements (all four are recorded
 The "tiles" of a run are those of its 256² grid (stride 192): ~17,000 for a 25,000² mosaic.
 By default the network reads them 8 × 8 at a time as one window (``--tiles-per-window``,
 :func:`mosaic_pais.runtime.tile.network_windows`), which computes the overlapping margins once, so
-the
-inference stage alone can go faster than the bare model on separate tiles; each run's
+the inference stage alone can go faster than the bare model on separate tiles; each run's
 ``infer_vs_bare`` says by how much. ``--tiles-per-window 1`` measures tiles read one by one.
 
 ``--vote`` runs with another vote mode than the card's (``mosaic-pais run --vote``): ``mixed``
@@ -50,7 +49,7 @@ from mosaic_pais.runtime.tile import (
     make_grid,
 )
 from mosaic_pais.sim.scenes import simulate_mosaic
-from mosaic_pais.training.train import split_scene
+from mosaic_pais.training.dataset import split_scene
 
 
 def tree_rss(proc: psutil.Process) -> int:

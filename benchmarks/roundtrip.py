@@ -23,7 +23,7 @@ import numpy as np
 from mosaic_pais.evaluation.metrics import encoding_efficacy_per_source, match_catalogs
 from mosaic_pais.pcr import decode, encode
 from mosaic_pais.sim.scenes import SIMULATOR_VERSION
-from mosaic_pais.training.train import split_scene
+from mosaic_pais.training.dataset import split_scene
 
 
 def one_tile(index: int, sigma: float) -> dict:

@@ -113,7 +113,7 @@ def run_labels(spec: dict, out: Path, align: bool, max_iter: int, center_sigma: 
 
 def tile_efficacy(out: Path, center_sigma: float) -> tuple[list, list, list, dict]:
     """Table 2 inputs of every labelled tile: models, decoded (model sum and image), centres."""
-    from mosaic_pais.training.train import load_split
+    from mosaic_pais.training.dataset import load_split
 
     store = load_split(out / "train")
     truths, dec_model, dec_image, centers = [], [], [], []
@@ -151,7 +151,7 @@ def compare_1903(out: Path, data: Path) -> dict:
     ref_center = np.asarray(fits.getdata(folder / "1903-center_of_mass.fits"), np.float64)[..., 0]
     ref_vectors = np.asarray(fits.getdata(folder / "1903-claim_vectors.fits"), np.float32)
     ref_fractions = np.asarray(fits.getdata(folder / "1903-claim_maps.fits"), np.float64)
-    from mosaic_pais.training.train import load_split
+    from mosaic_pais.training.dataset import load_split
 
     ours = load_split(out / "train")
     m = np.load(out / "models" / "tile_00000.npz")

@@ -34,7 +34,7 @@ from mosaic_pais.evaluation.metrics import evaluate as evaluate_catalog
 from mosaic_pais.evaluation.metrics import format_report
 from mosaic_pais.evaluation.peers import run_photutils, run_sep
 from mosaic_pais.sim.scenes import SIMULATOR_VERSION
-from mosaic_pais.training.train import LABEL_MIN_SNR, labelled, split_scene
+from mosaic_pais.training.dataset import LABEL_MIN_SNR, labelled, split_scene
 
 
 def simulation_psf(size: int = 41) -> np.ndarray:

@@ -26,7 +26,7 @@ from mosaic_pais.sim.scenes import (
     data_dir,
     simulate_scene,
 )
-from mosaic_pais.training.train import SPLIT_SEED_BASE
+from mosaic_pais.training.dataset import SPLIT_SEED_BASE
 
 MAG_EDGES = np.arange(19, 29.5, 1.0)
 

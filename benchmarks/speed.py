@@ -22,7 +22,7 @@ import numpy as np
 
 from mosaic_pais.evaluation.peers import run_sep
 from mosaic_pais.nn.model import DEFAULT_MODEL_PATH, build_pais_model, load_model, model_input
-from mosaic_pais.training.train import split_scene
+from mosaic_pais.training.dataset import split_scene
 
 
 def traced_predict(model, x: np.ndarray):

@@ -22,14 +22,9 @@ from pathlib import Path
 import numpy as np
 
 from mosaic_pais.nn.model import DEFAULT_MODEL_PATH, load_model
+from mosaic_pais.training.dataset import load_split
 from mosaic_pais.training.loss import LossConfig
-from mosaic_pais.training.train import (
-    TrainConfig,
-    load_split,
-    make_steps,
-    training_batches,
-    with_precision,
-)
+from mosaic_pais.training.train import TrainConfig, make_steps, training_batches, with_precision
 
 VARIANTS = {  # name: (precision, XLA)
     "float32": ("float32", False),

@@ -3,8 +3,7 @@
 They are what ``mosaic_pais.simulate(...)`` and ``mosaic_pais.evaluate(...)`` resolve to, and
 they mirror the ``mosaic-pais simulate`` and ``mosaic-pais evaluate`` commands. The work is
 done by :mod:`mosaic_pais.sim.scenes` and :mod:`mosaic_pais.evaluation.metrics`; these functions
-only
-choose between them and accept tables or paths alike.
+only choose between them and accept tables or paths alike.
 """
 
 from __future__ import annotations

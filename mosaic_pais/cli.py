@@ -263,7 +263,8 @@ def train(data, output, config_path, simulate_tiles, val_tiles, processes, steps
     """Build a simulated training set and/or train (resuming from the last checkpoint)."""
     from dataclasses import replace
 
-    from mosaic_pais.training.train import TrainConfig, build_training_set
+    from mosaic_pais.training.dataset import build_training_set
+    from mosaic_pais.training.train import TrainConfig
     from mosaic_pais.training.train import train as train_model
 
     # checked before any tile is simulated: a bad configuration fails at once, in one line
@@ -318,7 +319,7 @@ def labels(images, catalog, psfs, weights, output, bands, split, pixel_scale, ps
            quiet) -> None:
     """Label real IMAGE tiles with scarlet2 deblends at catalogue positions (PCR shards)."""
     from mosaic_pais.labels.scarlet import LabelConfig, make_labels
-    from mosaic_pais.training.train import TRAINING_CENTER_SIGMA
+    from mosaic_pais.training.dataset import TRAINING_CENTER_SIGMA
 
     cfg = LabelConfig(tile=tile, stride=stride, margin=margin, max_iter=max_iter,
                       center_sigma=center_sigma or TRAINING_CENTER_SIGMA, workers=workers,

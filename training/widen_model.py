@@ -4,14 +4,15 @@ Usage: python training/widen_model.py IN.keras OUT.keras [--filters 16 32 64 64 
                                       [--noise 0.003] [--seed 0]
 
 The widened model warm-starts a wider run (``FROM=OUT.keras`` in training/train_f160w.sh, with
-a config whose ``filters`` are the new widths); see :func:`mosaic_pais.nn.model.widen_model`.
+a config whose ``filters`` are the new widths); see :func:`mosaic_pais.nn.widen.widen_model`.
 """
 
 from __future__ import annotations
 
 import argparse
 
-from mosaic_pais.nn.model import PAPER_FILTERS, load_model, widen_model
+from mosaic_pais.nn.model import PAPER_FILTERS, load_model
+from mosaic_pais.nn.widen import widen_model
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -17,7 +17,7 @@ into PCR), without the prototype's defects:
 
 Each tile is one Dask task (threaded scheduler); a tile whose fit fails is recorded with the
 reason and left out, never stopping the batch. The labelled tiles are written with
-:func:`mosaic_pais.training.train.write_shard` in the simulated training set's format (plus a
+:func:`mosaic_pais.training.dataset.write_shard` in the simulated training set's format (plus a
 ``valid``
 array where tiles are padded beyond the image), so ``mosaic-pais train --data DIR`` reads them.
 
@@ -523,8 +523,7 @@ def label_tile(image, weights, psf: np.ndarray, centers: np.ndarray,
     """Fit and encode one tile; never raises (a failure is returned as ``ok: False``).
 
     ``image`` and ``weights`` are :class:`~mosaic_pais.runtime.tile.WindowReader` s: only the tile
-    and
-    its margin are read. Without weights (None), every valid pixel weighs 1/noise².
+    and its margin are read. Without weights (None), every valid pixel weighs 1/noise².
 
     Returns
     -------
@@ -650,7 +649,7 @@ def make_labels(images, catalog, psfs, output, *, weights=None, bands=None,
     from mosaic_pais.runtime.infer import estimate_noise_sigma
     from mosaic_pais.runtime.open import MissingWCSWarning, open_mosaic
     from mosaic_pais.runtime.tile import WindowReader
-    from mosaic_pais.training.train import write_shard
+    from mosaic_pais.training.dataset import write_shard
 
     cfg = config or LabelConfig()
     stride = cfg.stride or cfg.tile

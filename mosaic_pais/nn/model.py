@@ -39,7 +39,7 @@ __all__ = [
     "n_levels_of",
     "with_attention_contexts",
     "attention_encoder",
-    "widen_model",
+
     "load_model",
     "file_sha256",
     "model_metadata",
@@ -200,127 +200,6 @@ def attention_encoder(model):
     return contexts
 
 
-def widen_model(model, filters: tuple[int, ...] = PAPER_FILTERS, noise: float = 0.0,
-                seed: int = 0):
-    """A wider PAIS network that computes what ``model`` computes (Net2WiderNet).
-
-    Every channel space of ``model`` (a level's features, a decoder level's, an attention
-    layer's keys) grows to the new width by copying randomly chosen channels; the layers that
-    read a space divide each copied channel's weights by its number of copies, so sums are
-    unchanged, and the attention keys and queries are divided by the square root of it, so
-    their L2 norms and dot products are unchanged. A trained network can so start a wider
-    one's training (Chen, Goodfellow & Shlens 2016) instead of training it from scratch.
-
-    Parameters
-    ----------
-    model : keras.Model
-        A PAIS model (:func:`build_pais_model`, :func:`load_model`).
-    filters : tuple of int
-        The new encoder widths, each at least the old one, one per level.
-    noise : float
-        Standard deviation, relative to each kernel's, of noise added to the incoming weights
-        of the copied channels. Copies of a channel receive the same gradient and would stay
-        identical through training without it; 0 keeps the function exactly.
-    seed : int
-
-    Returns
-    -------
-    keras.Model
-    """
-    n_levels = n_levels_of(model)
-    old = [model.get_layer(f"down{i}").filters for i in range(n_levels)]
-    if len(filters) != n_levels or any(int(f) < o for f, o in zip(filters, old, strict=True)):
-        raise ValueError(f"filters {tuple(filters)} cannot widen {tuple(old)}")
-    n_bands = int(model.inputs[0].shape[-1]) - 1
-    n_slots = int(model.get_layer("vectors_head").filters) // 2
-    wide = build_pais_model(n_bands=n_bands, n_slots=n_slots, filters=tuple(filters),
-                            dropout=model.get_layer("down0").dropout,
-                            stretch=model.get_layer("stretch").scale,
-                            vector_scale=float(model.get_layer("vectors").scale),
-                            name=model.name)
-    wide(np.zeros((1, 32, 32, n_bands + 1), "float32"))
-    rng = np.random.default_rng(seed)
-
-    def space(m: int, n: int) -> np.ndarray:
-        # new channel c carries old channel space[c]; the first m are the old ones in order
-        return np.concatenate([np.arange(m), rng.integers(0, m, n - m)])
-
-    def counts(mapping: np.ndarray) -> np.ndarray:
-        return np.bincount(mapping)[mapping].astype("float32")
-
-    def conv(new, old, into: np.ndarray | None, out: np.ndarray | None,
-             out_scale: np.ndarray | None = None) -> None:
-        kernel = old.kernel.numpy()
-        if into is not None:
-            kernel = kernel[:, :, into, :] / counts(into)[None, None, :, None]
-        if out is not None:
-            kernel = kernel[..., out]
-            copies = slice(len(np.unique(out)), None)
-            if noise:
-                kernel[..., copies] += rng.normal(0, noise * kernel.std(),
-                                                  kernel[..., copies].shape)
-        weights = [kernel]
-        if old.use_bias:
-            bias = old.bias.numpy()
-            weights.append(bias[out] if out is not None else bias)
-        if out_scale is not None:
-            weights = [w / out_scale for w in weights]
-        new.set_weights(weights)
-
-    def norm(new, old, mapping: np.ndarray) -> None:
-        new.set_weights([w.numpy()[mapping] for w in old.weights])
-
-    widths_old = [old[0], *old]
-    widths_new = [int(filters[0]), *map(int, filters)]
-    # the stem and each level's output: attention keeps its input's space (x + y)
-    features = [space(o, n) for o, n in zip(widths_old, widths_new, strict=True)]
-    conv(wide.get_layer("stem"), model.get_layer("stem"), None, features[0])
-    for i in range(n_levels):
-        new, prev = wide.get_layer(f"down{i}"), model.get_layer(f"down{i}")
-        into, out = features[i], features[i + 1]
-        conv(new.conv1, prev.conv1, into, out)
-        conv(new.short, prev.short, into, out)
-        for name in ("conv2", "conv3", "conv4"):
-            conv(getattr(new, name), getattr(prev, name), out, out)
-        for name in ("bn1", "bn2", "bn3", "bn4"):
-            norm(getattr(new, name), getattr(prev, name), out)
-    for i, mapping in enumerate(features):
-        new, prev = wide.get_layer(f"attention{i}"), model.get_layer(f"attention{i}")
-        keys = space(prev.key_filters, new.key_filters)
-        root = np.sqrt(counts(keys))
-        conv(new.q, prev.q, mapping, keys, out_scale=root)
-        conv(new.k, prev.k, mapping, keys, out_scale=root)
-        conv(new.v, prev.v, mapping, mapping)
-        conv(new.out_conv, prev.out_conv, mapping, mapping)
-        norm(new.v_bn, prev.v_bn, mapping)
-        norm(new.out_bn, prev.out_bn, mapping)
-    def fuse_up(name: str, x: np.ndarray, skip: np.ndarray) -> np.ndarray:
-        new, prev = wide.get_layer(name), model.get_layer(name)
-        out = space(prev.filters, new.filters)
-        conv(new.proj_x, prev.proj_x, x, out)
-        conv(new.proj_skip, prev.proj_skip, skip, out)
-        conv(new.conv, prev.conv, out, out)
-        norm(new.bn, prev.bn, out)
-        return out
-
-    spatial = [features[-1]]
-    for i in range(n_levels):
-        spatial.append(fuse_up(f"spatial_up{i}", spatial[-1], features[-2 - i]))
-    conv(wide.get_layer("center"), model.get_layer("center"), spatial[-1], None)
-    hidden = space(model.get_layer("vectors_conv").filters, wide.get_layer("vectors_conv").filters)
-    conv(wide.get_layer("vectors_conv"), model.get_layer("vectors_conv"), spatial[-1], hidden)
-    conv(wide.get_layer("vectors_head"), model.get_layer("vectors_head"), hidden, None)
-    attribution = features[-1]
-    for i in range(n_levels):
-        guide = spatial[i + 1]
-        # the concatenation [guide, skip]: the skip's channels follow the guide's old ones
-        skip = np.concatenate([guide, len(np.unique(guide)) + features[-2 - i]])
-        attribution = fuse_up(f"attribution_up{i}", attribution, skip)
-    conv(wide.get_layer("fraction_logits"), model.get_layer("fraction_logits"), attribution,
-         None)
-    return wide
-
-
 def load_model(path: str | Path | None = None):
     """Load a ``.keras`` PAIS model with ``safe_mode=True`` (no arbitrary code)."""
     from mosaic_pais.errors import BadInputError
@@ -396,8 +275,7 @@ def input_alignment(meta: dict) -> int:
 
     Inputs must be multiples of it, and tiles that start on it see every pixel at the same
     phase of the stride-2 levels (:mod:`mosaic_pais.runtime.tile`). Cards without ``filters`` are
-    the
-    paper's five levels.
+    the paper's five levels.
 
     >>> input_alignment({"filters": [12, 24, 48, 48, 96]}), input_alignment({})
     (32, 32)

@@ -2,8 +2,7 @@
 
 :func:`run` is what ``mosaic-pais run`` calls. Each stage lives in its own module; this one
 only wires them, decides where work runs (:mod:`mosaic_pais.runtime.cluster`) and keeps the record
-that
-lets ``--resume`` skip finished inference blocks.
+that lets ``--resume`` skip finished inference blocks.
 """
 
 from __future__ import annotations
@@ -11,14 +10,46 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import xarray as xr
+from astropy.table import Table
 
 from mosaic_pais import __version__
 from mosaic_pais.errors import BadInputError
-from mosaic_pais.runtime.background import DEFAULT_MESH
+from mosaic_pais.nn.model import (
+    DEFAULT_MODEL_PATH,
+    detection_threshold,
+    file_sha256,
+    input_alignment,
+    load_model,
+    model_metadata,
+    peak_finding,
+)
+from mosaic_pais.runtime import measure as measure_mod
+from mosaic_pais.runtime.background import DEFAULT_MESH, sky_map, strip_levels, strips
+from mosaic_pais.runtime.cluster import (
+    ModelPlugin,
+    Runner,
+    check_memory_limit,
+    local_cpu_threads,
+    start_cluster,
+)
+from mosaic_pais.runtime.infer import estimate_noise
+from mosaic_pais.runtime.open import check_not_empty, open_mosaic, pixel_to_world, wcs_header_of
+from mosaic_pais.runtime.stitch import merge_peaks
+from mosaic_pais.runtime.store import (
+    SCRATCH_VARIABLES,
+    VARIABLES,
+    block_is_done,
+    clear_records,
+    create_store,
+    records_dir,
+    sampled_sizes,
+)
 from mosaic_pais.runtime.tile import (
     DEFAULT_MARGIN,
     DEFAULT_TILE,
@@ -27,8 +58,9 @@ from mosaic_pais.runtime.tile import (
     WindowReader,
     window_tiles,
 )
+from mosaic_pais.runtime.write import draw_overview, write_catalog, write_json
 
-__all__ = ["BlockSpec", "plan_blocks", "compile_kernels", "run"]
+__all__ = ["BlockSpec", "Noise", "RunPlan", "RUN_OUTPUTS", "plan_blocks", "compile_kernels", "run"]
 
 
 @dataclass(frozen=True)
@@ -47,8 +79,7 @@ def plan_blocks(height: int, width: int, tile: int, margin: int, tiles_per_block
                 ) -> tuple[list[BlockSpec], tuple[int, int]]:
     """The blocks of work and the store's chunk shape (the regular block core); ``align`` is
     the network's lattice (:func:`mosaic_pais.runtime.tile.make_grid`), ``tiles_per_window`` the
-    side
-    of the groups of tiles the network reads at once
+    side of the groups of tiles the network reads at once
     (:func:`mosaic_pais.runtime.tile.network_windows`).
     """
     from mosaic_pais.runtime.tile import blocks, make_grid
@@ -167,6 +198,58 @@ def compile_kernels() -> None:
                       invalid_near=np.zeros((24, 24), bool))
 
 
+@dataclass(frozen=True)
+class RunPlan:
+    """Everything a run was asked to do, checked once (see :func:`run` for the fields)."""
+
+    images: tuple
+    output: Path
+    model_path: Path
+    meta: dict
+    bands: object = None
+    weights: object = None
+    hdu: object = None
+    cluster: object = None
+    workers: int | None = None
+    memory_limit: str | None = None
+    resume: bool = False
+    overwrite: bool = False
+    tile: int = DEFAULT_TILE
+    margin: int = DEFAULT_MARGIN
+    tiles_per_block: int = DEFAULT_TILES_PER_BLOCK
+    tiles_per_window: int = DEFAULT_TILES_PER_WINDOW
+    batch_size: int = 16
+    threshold: float | None = None
+    window: int | None = None
+    min_fraction: float = 0.01
+    vote: str = "vectors"
+    keep_work: bool = False
+    background: int | None = DEFAULT_MESH
+    progress: bool = True
+
+    @property
+    def store(self) -> Path:
+        return self.output / "pcr.zarr"
+
+    @property
+    def scratch(self) -> Path:
+        return self.output / "work" / "vectors.zarr"
+
+
+@dataclass
+class Noise:
+    """The mosaic's noise per band, its texture and the peak threshold that follows from it."""
+
+    sigma: np.ndarray
+    texture: float | None
+    threshold: float
+
+
+#: what ``--overwrite`` removes from an output folder (and nothing else)
+RUN_OUTPUTS = ("pcr.zarr", "pcr.zarr.done", "work", "catalog.fits", "catalog.parquet",
+               "overview.png", "run.json")
+
+
 def run(images, output, *, bands=None, weights=None, hdu=None, model=None, cluster=None,
         workers: int | None = None, memory_limit: str | None = None, resume: bool = False,
         overwrite: bool = False,
@@ -178,6 +261,10 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
         background: int | None = DEFAULT_MESH, progress: bool = True,
         client=None):
     """Detect and deblend every source of a mosaic.
+
+    A frozen :class:`RunPlan` of the arguments, then named steps: prepare the output, open
+    the mosaic, open or resume the PCR store, the sky, inference, stitching, measuring, the
+    catalogue and the provenance.
 
     Parameters
     ----------
@@ -200,8 +287,7 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
     tiles_per_window : int
         Tiles per side of the groups the network reads as one window
         (:func:`mosaic_pais.runtime.tile.network_windows`); 1 reads every tile on its own. Lowered
-        to
-        a divisor of ``tiles_per_block`` (:func:`mosaic_pais.runtime.tile.window_tiles`; run.json
+        to a divisor of ``tiles_per_block`` (:func:`mosaic_pais.runtime.tile.window_tiles`; run.json
         records the side used).
     threshold, window : float, int
         Peak finding on the centre map (default: the model card's values; the threshold
@@ -226,61 +312,66 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
     (astropy.table.Table, xarray.Dataset)
         The catalogue and the PCR store.
     """
-    import xarray as xr
-    from astropy.table import Table
-
-    from mosaic_pais.nn.model import (
-        DEFAULT_MODEL_PATH,
-        detection_threshold,
-        file_sha256,
-        input_alignment,
-        model_metadata,
-        peak_finding,
-    )
-    from mosaic_pais.runtime import measure as measure_mod
-    from mosaic_pais.runtime.cluster import (
-        ModelPlugin,
-        Runner,
-        check_memory_limit,
-        local_cpu_threads,
-        start_cluster,
-    )
-    from mosaic_pais.runtime.infer import estimate_noise
-    from mosaic_pais.runtime.open import check_not_empty, open_mosaic, pixel_to_world
-    from mosaic_pais.runtime.stitch import merge_peaks
-    from mosaic_pais.runtime.store import (
-        SCRATCH_VARIABLES,
-        VARIABLES,
-        block_is_done,
-        clear_records,
-        create_store,
-        records_dir,
-        sampled_sizes,
-    )
-    from mosaic_pais.runtime.write import draw_overview, write_catalog, write_json
-
-    timings: dict[str, float] = {}
-    t0 = time.time()
-    images = [images] if isinstance(images, str | Path) else list(images)
-    output = Path(output)
     model_path = Path(model) if model is not None else DEFAULT_MODEL_PATH
     meta = model_metadata(model_path)
-    finding = peak_finding(meta, window)
-    vote = str(vote if vote is not None else meta.get("vote", "vectors"))
-    check_memory_limit(memory_limit)  # before anything is written
-    if background is not None and int(background) < 16:
-        raise BadInputError(f"background mesh {background} px: use at least 16 px, or none")
-    align = input_alignment(meta)
-    if tile % align or not 0 <= 2 * margin < tile:
-        raise BadInputError(f"tile {tile} must be a multiple of {align} and "
-                            f"margin {margin} < tile/2")
+    plan = RunPlan(
+        images=tuple([images] if isinstance(images, str | Path) else images),
+        output=Path(output), model_path=model_path, meta=meta, bands=bands, weights=weights,
+        hdu=hdu, cluster=cluster, workers=workers, memory_limit=memory_limit, resume=resume,
+        overwrite=overwrite, tile=tile, margin=margin, tiles_per_block=tiles_per_block,
+        tiles_per_window=window_tiles(tiles_per_window, tiles_per_block),
+        batch_size=batch_size, threshold=threshold, window=window, min_fraction=min_fraction,
+        vote=str(vote if vote is not None else meta.get("vote", "vectors")),
+        keep_work=keep_work, background=background, progress=progress)
+    timings: dict[str, float] = {}
+    t0 = time.time()
+    _check_parameters(plan)
+    _prepare_output(plan)
+    ds, band_names = _open_input(plan)
+    # from the image as it is, to refuse a bad one before anything is written; measured
+    # again once the sky is known (a sloping sky would inflate it)
+    noise = _noise(ds, ds["image"].data, plan)
+    timings["open"] = time.time() - t0
+    specs, params = _open_or_resume_store(plan, ds, band_names, noise)
+    with _dask(plan, client) as (runner, own_cluster):
+        sky, handle, noise = _sky(runner, plan, ds, noise, timings)
+        _infer(runner, plan, handle, specs, noise, params, timings)
+        peaks, profiles = _stitch(runner, plan, handle, specs, noise, timings)
+        columns = _measure(runner, plan, ds, handle, specs, peaks, profiles, noise,
+                           band_names, timings)
+    t = time.time()
+    table = _catalog_table(ds, columns, band_names)
+    _write_outputs(plan, ds, table, sky, noise)
+    timings["write"] = time.time() - t
+    timings["total"] = time.time() - t0
+    write_json(_provenance(plan, params, band_names, ds, noise, sky, len(table), timings),
+               plan.output / "run.json")
+    if not plan.keep_work:
+        shutil.rmtree(plan.output / "work", ignore_errors=True)
+        shutil.rmtree(records_dir(plan.store), ignore_errors=True)
+    return table, xr.open_zarr(plan.store, consolidated=False)
 
-    if output.exists() and any(output.iterdir()) and not (resume or overwrite):
+
+def _check_parameters(plan: RunPlan) -> None:
+    """Refuse parameters a run cannot use, before anything is written."""
+    check_memory_limit(plan.memory_limit)
+    if plan.background is not None and int(plan.background) < 16:
+        raise BadInputError(f"background mesh {plan.background} px: use at least 16 px, or none")
+    align = input_alignment(plan.meta)
+    if plan.tile % align or not 0 <= 2 * plan.margin < plan.tile:
+        raise BadInputError(f"tile {plan.tile} must be a multiple of {align} and "
+                            f"margin {plan.margin} < tile/2")
+
+
+def _prepare_output(plan: RunPlan) -> None:
+    """The output folder: new, or emptied of a run's outputs (``--overwrite``), or kept
+    (``--resume``); a non-empty folder without either is refused."""
+    output = plan.output
+    if output.exists() and any(output.iterdir()) and not (plan.resume or plan.overwrite):
         raise BadInputError(f"output directory {output} is not empty: "
                             "use --resume to continue or --overwrite to replace it")
-    if overwrite and not resume and output.exists():
-        for name in ("pcr.zarr", "pcr.zarr.done", "work", "catalog.fits", "catalog.parquet",
-                     "overview.png", "run.json"):
+    if plan.overwrite and not plan.resume and output.exists():
+        for name in RUN_OUTPUTS:
             target = output / name
             if target.is_dir():
                 shutil.rmtree(target)
@@ -288,150 +379,174 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
                 target.unlink()
     output.mkdir(parents=True, exist_ok=True)
 
-    ds = open_mosaic(images, bands=bands, weights=weights, hdu=hdu)
-    image = ds["image"]
-    band_names = [str(b) for b in image["band"].values]
-    n_band, height, width = image.shape
+
+def _open_input(plan: RunPlan):
+    """The mosaic as a lazy Dataset and its band names, refused if the model takes others."""
+    ds = open_mosaic(list(plan.images), bands=plan.bands, weights=plan.weights, hdu=plan.hdu)
+    band_names = [str(b) for b in ds["image"]["band"].values]
     # the card says which bands the model takes; without one, the model itself is asked
     # (loading it here once more only for that costs a second or two)
-    if model_path.with_suffix(".json").is_file():
-        expected = len(meta["bands"])
+    if plan.model_path.with_suffix(".json").is_file():
+        expected = len(plan.meta["bands"])
     else:
-        from mosaic_pais.nn.model import load_model
-
-        expected = int(load_model(model_path).inputs[0].shape[-1]) - 1
-    if expected != n_band:
+        expected = int(load_model(plan.model_path).inputs[0].shape[-1]) - 1
+    if expected != len(band_names):
         raise BadInputError(f"the model expects {expected} band(s) "
-                            f"({', '.join(meta.get('bands', []))}); the input has {n_band} "
-                            f"({', '.join(band_names)})")
-    def noise_and_threshold(pixels):
-        sigma, textures = estimate_noise(pixels)
-        if not np.all(np.isfinite(sigma) & (sigma > 0)):
-            # only now the whole image is read, to tell an empty one from a sparse or flat one
-            check_not_empty(ds)
-            raise BadInputError("cannot estimate the image noise: too few valid pixels, or a "
-                                "constant image")
-        # one texture for the mosaic: the model takes its bands together
-        texture = float(np.median(textures)) if np.isfinite(textures).all() else None
-        return sigma, texture, float(threshold if threshold is not None
-                                     else detection_threshold(meta, texture))
+                            f"({', '.join(plan.meta.get('bands', []))}); the input has "
+                            f"{len(band_names)} ({', '.join(band_names)})")
+    return ds, band_names
 
-    # from the image as it is, to refuse a bad one before anything is written; measured
-    # again once the sky is known (a sloping sky would inflate it)
-    noise_sigma, noise_texture, peak_threshold = noise_and_threshold(image.data)
-    timings["open"] = time.time() - t0
 
-    # windows never span blocks: fewer tiles per block, to save memory, mean smaller windows
-    tiles_per_window = window_tiles(tiles_per_window, tiles_per_block)
-    specs, chunks = plan_blocks(height, width, tile, margin, tiles_per_block, align,
-                                tiles_per_window)
-    # the attention context is averaged over windows of one side whatever the run's tile and
-    # margin, so that runs on other grids read the very same context (infer.mosaic_contexts)
-    context_window = -(-DEFAULT_TILE // align) * align
-    store = output / "pcr.zarr"
-    scratch = output / "work" / "vectors.zarr"
-    n_slots = int(meta.get("n_slots", 3))
-    params = {"tile": tile, "margin": margin, "tiles_per_block": tiles_per_block,
-              "model_sha256": file_sha256(model_path), "shape": [height, width],
-              "bands": band_names, "noise_sigma": noise_sigma.tolist(),
+def _noise(ds, pixels, plan: RunPlan) -> Noise:
+    """The noise of ``pixels`` (the image, or the image less its sky) and the peak threshold."""
+    sigma, textures = estimate_noise(pixels)
+    if not np.all(np.isfinite(sigma) & (sigma > 0)):
+        # only now the whole image is read, to tell an empty one from a sparse or flat one
+        check_not_empty(ds)
+        raise BadInputError("cannot estimate the image noise: too few valid pixels, or a "
+                            "constant image")
+    # one texture for the mosaic: the model takes its bands together
+    texture = float(np.median(textures)) if np.isfinite(textures).all() else None
+    threshold = plan.threshold if plan.threshold is not None else detection_threshold(
+        plan.meta, texture)
+    return Noise(sigma=sigma, texture=texture, threshold=float(threshold))
+
+
+def _open_or_resume_store(plan: RunPlan, ds, band_names: list[str], noise: Noise):
+    """The blocks of work and the run's parameters; the PCR and scratch stores created, or
+    (``--resume``) checked to hold a run with the same parameters."""
+    n_band, height, width = ds["image"].shape
+    align = input_alignment(plan.meta)
+    specs, chunks = plan_blocks(height, width, plan.tile, plan.margin, plan.tiles_per_block,
+                                align, plan.tiles_per_window)
+    params = {"tile": plan.tile, "margin": plan.margin, "tiles_per_block": plan.tiles_per_block,
+              "model_sha256": file_sha256(plan.model_path), "shape": [height, width],
+              "bands": band_names, "noise_sigma": noise.sigma.tolist(),
               # a geometric run stores no claim vectors, so it cannot resume as a vector run
-              "vote": vote,
-              # blocks inferred on another grid or with each tile's own attention context
-              # (before both were fixed) must not be mixed with these
+              "vote": plan.vote,
+              # blocks inferred on another grid or another attention context must not mix
               "tile_window": specs[0].tile, "attention_context": "mosaic",
-              "context_window": context_window, "tiles_per_window": tiles_per_window,
-              "background_mesh": background}
-    sizes = {"band": n_band, "slot": n_slots, "component": 2, "y": height, "x": width}
-    chunk_map = {"y": chunks[0], "x": chunks[1]}
-    if resume and store.exists():
-        previous = json.loads((output / "work" / "params.json").read_text()) \
-            if (output / "work" / "params.json").exists() else None
+              # the attention context is averaged over windows of one side whatever the tile
+              # and margin, so that runs on other grids read the very same context
+              "context_window": -(-DEFAULT_TILE // align) * align,
+              "tiles_per_window": plan.tiles_per_window, "background_mesh": plan.background}
+    if plan.resume and plan.store.exists():
+        saved = plan.output / "work" / "params.json"
+        previous = json.loads(saved.read_text()) if saved.exists() else None
         if previous != json.loads(json.dumps(params)):
-            raise BadInputError(f"{output} holds a run with other inputs or parameters; "
+            raise BadInputError(f"{plan.output} holds a run with other inputs or parameters; "
                                 "cannot resume it (use --overwrite)")
-    else:
-        from mosaic_pais.runtime.open import wcs_header_of
+        return specs, params
+    sizes = {"band": n_band, "slot": int(plan.meta.get("n_slots", 3)), "component": 2,
+             "y": height, "x": width}
+    chunk_map = {"y": chunks[0], "x": chunks[1]}
+    create_store(plan.store, VARIABLES, sizes, chunk_map, overwrite=True,
+                 attrs={"bands": band_names, "wcs_header": wcs_header_of(ds),
+                        "tile": plan.tile, "margin": plan.margin,
+                        "mosaic_pais_version": __version__})
+    create_store(plan.scratch, SCRATCH_VARIABLES, *sampled_sizes(sizes, chunk_map),
+                 overwrite=True, compressed=False)
+    write_json(params, plan.output / "work" / "params.json")
+    return specs, params
 
-        create_store(store, VARIABLES, sizes, chunk_map, overwrite=True,
-                     attrs={"bands": band_names, "wcs_header": wcs_header_of(ds),
-                            "tile": tile, "margin": margin,
-                            "mosaic_pais_version": __version__})
-        create_store(scratch, SCRATCH_VARIABLES, *sampled_sizes(sizes, chunk_map),
-                     overwrite=True, compressed=False)
-        write_json(params, output / "work" / "params.json")
 
+@contextmanager
+def _dask(plan: RunPlan, client):
+    """A :class:`Runner` on the given client, on a cluster this run starts (closed at the
+    end), or on the local scheduler; every worker holds the model."""
     own_cluster = None
-    if client is None and cluster is not None:
-        client, own_cluster = start_cluster(cluster, workers, memory_limit=memory_limit)
-        if progress:
+    if client is None and plan.cluster is not None:
+        client, own_cluster = start_cluster(plan.cluster, plan.workers,
+                                            memory_limit=plan.memory_limit)
+        if plan.progress:
             print(f"Dask dashboard: {client.dashboard_link}", flush=True)
     try:
         if client is not None:
-            client.register_plugin(ModelPlugin(str(model_path), batch_size,
+            client.register_plugin(ModelPlugin(str(plan.model_path), plan.batch_size,
                                                cpu_threads=local_cpu_threads(own_cluster)))
-        runner = Runner(client, threads=workers, progress=progress)
-        weight_handle = WindowReader(ds["weight"].data) if "weight" in ds else None
-        sky = None
-        if background is not None:
-            from mosaic_pais.runtime.background import sky_map, strip_levels, strips
-
-            t = time.time()
-            levels = runner.map(strip_levels, strips(height, int(background)), desc="sky",
-                                image=WindowReader(image.data), mesh=int(background))
-            sky = sky_map(np.concatenate(levels, axis=1), int(background))
-        handle = WindowReader(image.data, sky)
-        if sky is not None:
-            noise_sigma, noise_texture, peak_threshold = noise_and_threshold(handle)
-            timings["sky"] = time.time() - t
-
-        t = time.time()
-        # one attention context for every tile (infer.mosaic_contexts), computed on a worker
-        contexts = runner.map(_contexts_task, [context_window], desc="context", image=handle,
-                              model=str(model_path), noise_sigma=noise_sigma,
-                              batch_size=batch_size)[0]
-        timings["context"] = time.time() - t
-
-        t = time.time()
-        todo = [s for s in specs
-                if not (resume and block_is_done(store, "infer", s.key,
-                                                 stores={"vectors": scratch,
-                                                         "raw_fractions": scratch}))]
-        runner.map(_infer_task, todo, desc="infer", image=handle, store=str(store),
-                   scratch=str(scratch), model=str(model_path), noise_sigma=noise_sigma,
-                   batch_size=batch_size, vote=vote, contexts=contexts)
-        timings["infer"] = time.time() - t
-        timings["infer_blocks"] = len(todo)
-
-        t = time.time()
-        clear_records(store, "stitch")
-        parts = runner.map(_peaks_task, specs, desc="peaks", store=str(store),
-                           shape=(height, width), threshold=peak_threshold, finding=finding)
-        peaks = merge_peaks(parts)
-        peaks_yx = np.stack([peaks["y"], peaks["x"]], axis=1)
-        n_sources = len(peaks["id"])
-        parts = runner.map(_resolve_task, specs, desc="stitch", image=handle,
-                           store=str(store), scratch=str(scratch), peaks=peaks, peaks_yx=peaks_yx,
-                           shape=(height, width), min_fraction=min_fraction, vote=vote)
-        timings["stitch"] = time.time() - t
-
-        t = time.time()
-        profiles = measure_mod.combine(parts, n_sources, n_band)
-        radius, n_bins = measure_mod.footprint_bins(profiles, float(noise_sigma[0]))
-        parts = runner.map(_measure_task, specs, desc="measure", image=handle,
-                           weights=weight_handle, store=str(store), scratch=str(scratch),
-                           peaks=peaks, shape=(height, width), min_fraction=min_fraction,
-                           footprint_bins=n_bins,
-                           shape_bins=measure_mod.shape_bins(profiles, float(noise_sigma[0])))
-        total = measure_mod.combine(parts, n_sources, n_band)
-        columns = measure_mod.finalize(total, peaks, band_names, weight_handle is not None,
-                                       radius)
-        timings["measure"] = time.time() - t
+        yield Runner(client, threads=plan.workers, progress=plan.progress), own_cluster
     finally:
         if own_cluster is not None:
             client.close()
             own_cluster.close()
 
+
+def _sky(runner: Runner, plan: RunPlan, ds, noise: Noise, timings: dict):
+    """The sky map (None without ``background``), the image reader that subtracts it, and
+    the noise measured again on the image less its sky."""
+    image = ds["image"]
+    if plan.background is None:
+        return None, WindowReader(image.data), noise
     t = time.time()
+    mesh = int(plan.background)
+    levels = runner.map(strip_levels, strips(image.shape[1], mesh), desc="sky",
+                        image=WindowReader(image.data), mesh=mesh)
+    sky = sky_map(np.concatenate(levels, axis=1), mesh)
+    handle = WindowReader(image.data, sky)
+    noise = _noise(ds, handle, plan)
+    timings["sky"] = time.time() - t
+    return sky, handle, noise
+
+
+def _infer(runner: Runner, plan: RunPlan, handle: WindowReader, specs, noise: Noise,
+           params: dict, timings: dict) -> None:
+    """The mosaic's attention context, then the network on every block not done yet."""
+    t = time.time()
+    # one attention context for every tile (infer.mosaic_contexts), computed on a worker
+    contexts = runner.map(_contexts_task, [params["context_window"]], desc="context",
+                          image=handle, model=str(plan.model_path), noise_sigma=noise.sigma,
+                          batch_size=plan.batch_size)[0]
+    timings["context"] = time.time() - t
+    t = time.time()
+    stores = {"vectors": plan.scratch, "raw_fractions": plan.scratch}
+    todo = [s for s in specs
+            if not (plan.resume and block_is_done(plan.store, "infer", s.key, stores=stores))]
+    runner.map(_infer_task, todo, desc="infer", image=handle, store=str(plan.store),
+               scratch=str(plan.scratch), model=str(plan.model_path), noise_sigma=noise.sigma,
+               batch_size=plan.batch_size, vote=plan.vote, contexts=contexts)
+    timings["infer"] = time.time() - t
+    timings["infer_blocks"] = len(todo)
+
+
+def _stitch(runner: Runner, plan: RunPlan, handle: WindowReader, specs, noise: Noise,
+            timings: dict):
+    """Peaks of the whole centre map with global ids, every pixel's votes resolved to them,
+    and the sources' light profiles (the first measuring pass)."""
+    t = time.time()
+    shape = tuple(handle.shape[1:])
+    clear_records(plan.store, "stitch")
+    parts = runner.map(_peaks_task, specs, desc="peaks", store=str(plan.store), shape=shape,
+                       threshold=noise.threshold, finding=peak_finding(plan.meta, plan.window))
+    peaks = merge_peaks(parts)
+    peaks_yx = np.stack([peaks["y"], peaks["x"]], axis=1)
+    parts = runner.map(_resolve_task, specs, desc="stitch", image=handle,
+                       store=str(plan.store), scratch=str(plan.scratch), peaks=peaks,
+                       peaks_yx=peaks_yx, shape=shape, min_fraction=plan.min_fraction,
+                       vote=plan.vote)
+    profiles = measure_mod.combine(parts, len(peaks["id"]), handle.shape[0])
+    timings["stitch"] = time.time() - t
+    return peaks, profiles
+
+
+def _measure(runner: Runner, plan: RunPlan, ds, handle: WindowReader, specs, peaks: dict,
+             profiles: dict, noise: Noise, band_names: list[str], timings: dict) -> dict:
+    """The second measuring pass within the footprints the profiles set: catalogue columns."""
+    t = time.time()
+    sigma = float(noise.sigma[0])
+    radius, n_bins = measure_mod.footprint_bins(profiles, sigma)
+    weights = WindowReader(ds["weight"].data) if "weight" in ds else None
+    parts = runner.map(_measure_task, specs, desc="measure", image=handle, weights=weights,
+                       store=str(plan.store), scratch=str(plan.scratch), peaks=peaks,
+                       shape=tuple(handle.shape[1:]), min_fraction=plan.min_fraction,
+                       footprint_bins=n_bins, shape_bins=measure_mod.shape_bins(profiles, sigma))
+    total = measure_mod.combine(parts, len(peaks["id"]), len(band_names))
+    columns = measure_mod.finalize(total, peaks, band_names, weights is not None, radius)
+    timings["measure"] = time.time() - t
+    return columns
+
+
+def _catalog_table(ds, columns: dict, band_names: list[str]):
+    """The catalogue: id, x, y, ra, dec, then the measured columns."""
     ra, dec = pixel_to_world(ds, columns["x"], columns["y"])
     table = Table()
     for name in ("id", "x", "y"):
@@ -440,46 +555,55 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
     for name, value in columns.items():
         table[name] = value
     table.meta["BANDS"] = ",".join(band_names)
-    write_catalog(table, output)
-    sky_level = (np.median(sky.levels, axis=(1, 2)) if sky is not None
-                 else np.zeros(n_band))
-    draw_overview(image.data - sky_level[:, None, None], table, output / "overview.png",
-                  noise_sigma=float(noise_sigma[0]),
-                  title=f"{images[0]}: {len(table)} sources" if len(images) == 1 else "")
-    timings["write"] = time.time() - t
-    timings["total"] = time.time() - t0
-    provenance = {
+    return table
+
+
+def _sky_levels(sky, n_band: int) -> np.ndarray:
+    return np.median(sky.levels, axis=(1, 2)) if sky is not None else np.zeros(n_band)
+
+
+def _write_outputs(plan: RunPlan, ds, table, sky, noise: Noise) -> None:
+    """The catalogue files and the overview picture."""
+    write_catalog(table, plan.output)
+    image = ds["image"]
+    level = _sky_levels(sky, image.shape[0])
+    title = f"{plan.images[0]}: {len(table)} sources" if len(plan.images) == 1 else ""
+    draw_overview(image.data - level[:, None, None], table, plan.output / "overview.png",
+                  noise_sigma=float(noise.sigma[0]), title=title)
+
+
+def _provenance(plan: RunPlan, params: dict, band_names: list[str], ds, noise: Noise, sky,
+                n_sources: int, timings: dict) -> dict:
+    """What ``run.json`` records: versions, the model and its card, inputs, parameters, the
+    sky subtracted and the timings."""
+    finding = peak_finding(plan.meta, plan.window)
+    return {
         "mosaic_pais_version": __version__,
-        "model": {"path": str(model_path), "sha256": params["model_sha256"],
-                  "version": meta.get("version"), "card": meta},
-        "inputs": {"images": [str(p) for p in images], "weights": [str(p) for p in weights]
-                   if weights else None, "bands": band_names, "shape": [height, width]},
-        "parameters": {"tile": tile, "margin": margin, "tiles_per_block": tiles_per_block,
+        "model": {"path": str(plan.model_path), "sha256": params["model_sha256"],
+                  "version": plan.meta.get("version"), "card": plan.meta},
+        "inputs": {"images": [str(p) for p in plan.images],
+                   "weights": [str(p) for p in plan.weights] if plan.weights else None,
+                   "bands": band_names, "shape": list(ds["image"].shape[1:])},
+        "parameters": {"tile": plan.tile, "margin": plan.margin,
+                       "tiles_per_block": plan.tiles_per_block,
                        # the side of the windows read: larger than ``tile`` where the margin
                        # does not fit the network's lattice (mosaic_pais.runtime.tile)
                        "tile_window": params["tile_window"],
-                       # every tile reads the mosaic's attention context (infer.mosaic_contexts)
+                       # every tile reads the mosaic's attention context
                        "attention_context": params["attention_context"],
                        "context_window": params["context_window"],
                        # tiles per side of each window the network reads at once
                        "tiles_per_window": params["tiles_per_window"],
-                       "batch_size": batch_size, "threshold": peak_threshold,
+                       "batch_size": plan.batch_size, "threshold": noise.threshold,
                        "window": finding["window"], "peak_smoothing": finding["smoothing"],
-                       "min_fraction": min_fraction, "vote": vote, "cluster": cluster,
-                       "workers": workers, "memory_limit": memory_limit,
-                       "noise_sigma": noise_sigma.tolist(), "noise_texture": noise_texture,
-                       "resume": resume},
-        # the sky subtracted (mosaic_pais.runtime.background): the median level per band, and the
-        # map
-        # (``mosaic-pais stamps`` subtracts it from its cut-outs)
+                       "min_fraction": plan.min_fraction, "vote": plan.vote,
+                       "cluster": plan.cluster, "workers": plan.workers,
+                       "memory_limit": plan.memory_limit, "noise_sigma": noise.sigma.tolist(),
+                       "noise_texture": noise.texture, "resume": plan.resume},
+        # the sky subtracted: the median level per band and the map (``mosaic-pais stamps``
+        # subtracts it from its cut-outs)
         "background": None if sky is None else {
-            "median_level": sky_level.tolist(), **sky.to_json()},
-        "n_sources": len(table),
+            "median_level": _sky_levels(sky, len(band_names)).tolist(), **sky.to_json()},
+        "n_sources": n_sources,
         "timings_s": timings,
     }
-    write_json(provenance, output / "run.json")
-    if not keep_work:
-        shutil.rmtree(output / "work", ignore_errors=True)
-        shutil.rmtree(records_dir(store), ignore_errors=True)
-    pcr = xr.open_zarr(store, consolidated=False)
-    return table, pcr

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["PIXEL_LABELS", "flip", "rot90", "rotate", "crop", "random_augment"]
+__all__ = ["PIXEL_LABELS", "flip", "rot90", "rotate", "crop", "random_augment", "random_edge_mask"]
 
 #: per-pixel labels moved with their pixels (the image, whose first axis is the band, apart)
 PIXEL_LABELS = ("valid", "center", "vectors", "fractions", "flux_weight")
@@ -129,3 +129,28 @@ def random_augment(sample: dict, rng: np.random.Generator, *, crop_size: int | N
     if rng.random() < rotate_probability:
         sample = rotate(sample, float(rng.uniform(0, 2 * np.pi)))
     return {k: np.ascontiguousarray(v) for k, v in sample.items()}
+
+
+def random_edge_mask(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
+    """A validity mask like a mosaic edge or a masked region, for robustness to padding."""
+    valid = np.ones((h, w), bool)
+    kind = rng.integers(0, 3)
+    if kind == 0:  # a straight edge: everything beyond it is outside the mosaic
+        side, depth = rng.integers(0, 4), int(rng.integers(8, h // 2))
+        if side == 0:
+            valid[:depth] = False
+        elif side == 1:
+            valid[-depth:] = False
+        elif side == 2:
+            valid[:, :depth] = False
+        else:
+            valid[:, -depth:] = False
+    elif kind == 1:  # a masked rectangle (bad pixels, satellite trail)
+        y0, x0 = rng.integers(0, h - 8), rng.integers(0, w - 8)
+        valid[y0:y0 + rng.integers(4, h // 3), x0:x0 + rng.integers(4, w // 3)] = False
+    else:  # a ragged, rotated edge
+        yy, xx = np.mgrid[0:h, 0:w]
+        angle = rng.uniform(0, 2 * np.pi)
+        valid = (np.cos(angle) * (yy - h / 2) + np.sin(angle) * (xx - w / 2)) < rng.uniform(
+            -h / 4, h / 2)
+    return valid

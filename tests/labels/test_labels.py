@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from mosaic_pais.cli import main
 from mosaic_pais.labels.scarlet import LabelConfig, make_labels, tile_origins
-from mosaic_pais.training.train import load_split
+from mosaic_pais.training.dataset import load_split
 
 DATA = os.path.join(os.path.dirname(__file__), "..", "data")
 PSF = os.path.join(DATA, "tinytim_f160w_psf.fits")

@@ -13,8 +13,8 @@ from mosaic_pais.nn.model import (  # noqa: E402
     load_model,
     model_input,
     split_outputs,
-    widen_model,
 )
+from mosaic_pais.nn.widen import widen_model  # noqa: E402
 from mosaic_pais.training.loss import LossConfig, pais_loss_terms  # noqa: E402
 
 SMALL = (4, 8, 8, 8, 8)

@@ -7,7 +7,7 @@ import pytest
 import zarr
 
 from mosaic_pais.sim.scenes import matched_filter_snr
-from mosaic_pais.training.train import (
+from mosaic_pais.training.dataset import (
     build_training_set,
     label_scene,
     labelled,
@@ -79,7 +79,7 @@ def test_tiles_with_large_galaxies_are_drawn_more_often():
     """extended_oversampling favours a tile holding a large galaxy over one of compact sources;
     with it at 0 (and no blend oversampling) tiles are drawn uniformly."""
     from mosaic_pais.pcr import encode
-    from mosaic_pais.training.train import tile_weights
+    from mosaic_pais.training.dataset import tile_weights
 
     yy, xx = np.mgrid[0:64, 0:64]
 
@@ -129,7 +129,7 @@ def test_tile_skies_are_subtracted_as_a_run_subtracts_them():
     """``background_mesh``: each training tile's sky estimated on the run's cells and
     subtracted, so that a pedestal is gone and the simulation's faint-source floor too."""
     from mosaic_pais.runtime.background import DEFAULT_MESH, subtract_sky
-    from mosaic_pais.training.train import subtract_tile_skies
+    from mosaic_pais.training.dataset import subtract_tile_skies
 
     scene = split_scene("train", 3)
     images = np.stack([scene.image, scene.image + np.float32(5 * scene.noise_sigma)])
