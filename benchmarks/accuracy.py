@@ -53,7 +53,15 @@ from mosaic_pais.nn.model import (
     peak_finding,
     split_outputs,
 )
-from mosaic_pais.pcr import MIXED_VOTE_RADIUS, VOTE_MODES, find_peaks, resolve_votes
+from mosaic_pais.pcr import (
+    MIXED_VOTE_RADIUS,
+    N_SLOTS,
+    VOTE_MODES,
+    Peaks,
+    encode,
+    find_peaks,
+    resolve_votes,
+)
 from mosaic_pais.runtime.background import subtract_sky
 from mosaic_pais.runtime.infer import estimate_noise
 from mosaic_pais.runtime.measure import measure_image
@@ -61,18 +69,60 @@ from mosaic_pais.runtime.stitch import clean_fractions
 from mosaic_pais.runtime.store import VECTOR_STEP
 from mosaic_pais.runtime.tile import DEFAULT_MARGIN, DEFAULT_TILE
 from mosaic_pais.sim.scenes import SIMULATOR_VERSION, simulate_scene
-from mosaic_pais.training.dataset import SPLIT_SEED_BASE, split_scene
+from mosaic_pais.training.dataset import (
+    SPLIT_REAL_GALAXIES,
+    SPLIT_SEED_BASE,
+    labelled,
+    split_scene,
+)
 
 
 def split_scenes(split: str, tiles: int, conditions: str = "varied",
-                 noise_correlation: float | None = None) -> list:
+                 noise_correlation: float | None = None, real_galaxies: str | None = None
+                 ) -> list:
     """The first ``tiles`` scenes of a split in the given conditions (see the module text);
-    ``noise_correlation`` (px, 0: white) replaces the conditions' noise texture."""
+    ``noise_correlation`` (px, 0: white) replaces the conditions' noise texture and
+    ``real_galaxies`` the split's pool of COSMOS galaxies (``held_out``: the 20 that training
+    and validation never draw)."""
+    pool = real_galaxies or SPLIT_REAL_GALAXIES[split]
     if conditions == "varied":
-        return [split_scene(split, i, noise_correlation=noise_correlation)
+        return [split_scene(split, i, noise_correlation=noise_correlation, real_galaxies=pool)
                 for i in range(tiles)]
     return [simulate_scene((256, 256), seed=SPLIT_SEED_BASE[split] + i,
-                           noise_correlation=noise_correlation) for i in range(tiles)]
+                           noise_correlation=noise_correlation, real_galaxies=pool)
+            for i in range(tiles)]
+
+
+def perfect_pcr_catalog(scene, image: np.ndarray, noise_sigma: float,
+                        min_fraction: float = 0.01) -> Table:
+    """The reference a perfect network sets: the scene's labelled sources (as training labels
+    them) at their true centres, every pixel's slots and fractions the true ones
+    (``S_k / Σ S_j``), decoded and measured by the run's own code (cleaning, footprints,
+    flux estimator) on the noisy image."""
+    keep = labelled(scene)
+    truth = scene.truth[keep]
+    centers = np.stack([np.asarray(truth["y"], float), np.asarray(truth["x"], float)], 1)
+    pcr = encode(centers, scene.sources[keep], n=N_SLOTS)
+    ids = np.transpose(pcr.source_index, (2, 0, 1))
+    fractions = clean_fractions(np.transpose(pcr.fractions, (2, 3, 0, 1)), ids, min_fraction)
+    pixel = np.rint(centers).astype(int)
+    peaks = Peaks(y=centers[:, 0], x=centers[:, 1], score=np.ones(len(centers)),
+                  iy=pixel[:, 0], ix=pixel[:, 1])
+    return measured(peaks, ids, fractions, image, noise_sigma)
+
+
+def known_shape_catalog(scene) -> Table:
+    """The noise floor: the amplitudes of every source's known noiseless image fitted jointly
+    to the noisy image by least squares; each fitted flux is the amplitude times the source's
+    total flux."""
+    templates = scene.sources.reshape(len(scene.sources), -1).astype(np.float64)
+    if len(templates) == 0:
+        return Table({"x": [], "y": [], "flux": []})
+    gram = templates @ templates.T + 1e-12 * np.eye(len(templates))
+    amplitude = np.linalg.solve(gram, templates @ scene.image.reshape(-1).astype(np.float64))
+    return Table({"x": np.asarray(scene.truth["x"], float),
+                  "y": np.asarray(scene.truth["y"], float),
+                  "flux": amplitude * np.asarray(scene.truth["flux"], float)})
 
 
 def conditions_suffix(conditions: str, noise_correlation: float | None) -> str:
@@ -98,20 +148,22 @@ def resolved(pred, index: int, threshold: float, finding: dict, vote: str = "vec
 
 def model_catalog(pred, index: int, image: np.ndarray, noise_sigma: float, threshold: float,
                   finding: dict, vote: str = "vectors", min_fraction: float = 0.01,
-                  mixed_radius: float = MIXED_VOTE_RADIUS) -> Table:
+                  mixed_radius: float = MIXED_VOTE_RADIUS, **measuring) -> Table:
     """The mosaic pipeline's decode + measure, on one tile; ``finding`` is the card's peak
-    finding (:func:`mosaic_pais.nn.model.peak_finding`)."""
+    finding (:func:`mosaic_pais.nn.model.peak_finding`); ``measuring`` goes to
+    :func:`measured`."""
     return measured(*resolved(pred, index, threshold, finding, vote, min_fraction, mixed_radius),
-                    image, noise_sigma)
+                    image, noise_sigma, **measuring)
 
 
 def measured(peaks, ids: np.ndarray, frac: np.ndarray, image: np.ndarray,
-             noise_sigma: float) -> Table:
-    """The catalogue of one resolved tile (:func:`resolved`), measured as the pipeline does."""
+             noise_sigma: float, **measuring) -> Table:
+    """The catalogue of one resolved tile (:func:`resolved`), measured as the pipeline does;
+    ``measuring`` (weights, noise_texture, fraction_error) goes to ``measure_image``."""
     p = {"id": np.arange(len(peaks)), "y": peaks.y, "x": peaks.x, "score": peaks.score}
-    cols, _, _ = measure_image(image, ids, frac, p, ["F160W"], noise_sigma)
-    return Table({k: cols[k] for k in ("id", "x", "y", "flux", "kron_radius", "score",
-                                       "xcentroid", "ycentroid")})
+    cols, _, _ = measure_image(image, ids, frac, p, ["F160W"], noise_sigma, **measuring)
+    return Table({k: cols[k] for k in ("id", "x", "y", "flux", "flux_err", "kron_radius",
+                                       "score", "xcentroid", "ycentroid")})
 
 
 def as_trained(scenes, meta: dict) -> list:
@@ -291,10 +343,14 @@ def main() -> None:
     parser.add_argument("--conditions", choices=("varied", "goods-s"), default="varied")
     parser.add_argument("--noise-correlation", type=float, default=None,
                         help="px, for every tile; 0 gives white noise (default: the conditions')")
+    parser.add_argument("--real-galaxies", choices=("held_out",), default=None,
+                        help="draw the scenes' real galaxies from the 20 COSMOS galaxies that "
+                             "training and validation never see")
     args = parser.parse_args()
     meta = model_metadata(args.model)
     predictor = PAISPredictor(args.model, batch_size=16)
-    scenes = split_scenes(args.split, args.tiles, args.conditions, args.noise_correlation)
+    scenes = split_scenes(args.split, args.tiles, args.conditions, args.noise_correlation,
+                          args.real_galaxies)
     t0 = time.time()
     seen, sigmas, textures, preds = decode_as_trained(predictor, scenes, meta)
     model_seconds = time.time() - t0
@@ -360,8 +416,19 @@ def main() -> None:
         results[name]["by_noise_texture"] = by_noise_texture(cat, truth, scenes, args.mag_limit)
         results[name]["tile_core"] = core_scores(cat, truth, args.mag_limit)
         print(f"\n=== {name} ===\n{format_report(results[name])}", flush=True)
-    # every method on one sample: the sources all of them recover
-    results["common_sources"] = flux_errors_on_common_sources(catalogs, truth,
+    # the references, on the same tiles: a perfect PCR through the run's own decoder and
+    # estimator (the model's distance to it is the network's error), and the known shapes
+    # fitted jointly (the estimator's distance to it)
+    references = {
+        "perfect PCR": vstack([with_offset(perfect_pcr_catalog(s, seen[i].image, sigmas[i]), i)
+                               for i, s in enumerate(scenes)]),
+        "known-shape fit": vstack([with_offset(known_shape_catalog(s), i)
+                                   for i, s in enumerate(scenes)])}
+    for name, cat in references.items():
+        results[name] = evaluate(cat, truth, mag_limit=args.mag_limit)
+    # every method on one sample: the sources all of them recover (the references recover
+    # every source, so they leave the sample as the three methods make it)
+    results["common_sources"] = flux_errors_on_common_sources(catalogs | references, truth,
                                                               mag_limit=args.mag_limit)
     print("median |δ| on the sources every method recovers (all / blended): " + ", ".join(
         f"{name} {r['all']['median_abs']:.3f} / {r['blended']['median_abs']:.3f}"
@@ -378,9 +445,11 @@ def main() -> None:
                         "peak_smoothing_px": finding["smoothing"], "vote": vote,
                         "mag_limit": args.mag_limit,
                         "core_margin_px": DEFAULT_MARGIN,
+                        "real_galaxies": args.real_galaxies or SPLIT_REAL_GALAXIES[args.split],
                         "truth_sources": len(truth)}
+    held = "_held-out-galaxies" if args.real_galaxies else ""
     out = Path(f"docs/results/accuracy_{args.split}"
-               f"{conditions_suffix(args.conditions, args.noise_correlation)}.json")
+               f"{conditions_suffix(args.conditions, args.noise_correlation)}{held}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     results["simulator"] = SIMULATOR_VERSION  # which simulator made the scenes
     out.write_text(json.dumps(results, indent=2, default=float))

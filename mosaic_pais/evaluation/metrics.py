@@ -208,12 +208,22 @@ def flux_errors_on_common_sources(catalogs: dict, truth, radius: float = 3.0,
         deltas[name] = _flux_errors(catalog, tflux, d, t, flux_column)
     common = counted & np.all([np.isfinite(v) for v in deltas.values()], axis=0)
     blend = _column(truth, "blendedness")
+    mag = _truth_mag(truth)
     result = {"n_common": int(common.sum())}
     for name, delta in deltas.items():
         result[name] = {"all": flux_stats(delta[common])}
+        result[name]["by_mag"] = _binned_deltas(delta, common, mag, DEFAULT_MAG_BINS)
         if blend is not None:
             result[name]["blended"] = flux_stats(delta[common & (blend > BLENDED)])
+            result[name]["by_blend"] = _binned_deltas(delta, common, blend, DEFAULT_BLEND_BINS)
     return result
+
+
+def _binned_deltas(delta: np.ndarray, chosen: np.ndarray, value: np.ndarray, edges) -> list[dict]:
+    """δ statistics of the ``chosen`` rows in each bin [lo, hi) of ``value``."""
+    return [{"lo": float(lo), "hi": float(hi),
+             "flux": flux_stats(delta[chosen & (value >= lo) & (value < hi)])}
+            for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
 
 
 def evaluate(catalog, truth, radius: float = 3.0, mag_limit: float | None = None,

@@ -22,7 +22,9 @@ Columns and how they are measured:
     Pixels beyond every claimant's footprint stay unclaimed (id −1), and the fluxes add up to
     the image summed over the claimed shares of pixels (flux conservation).
 ``flux_err``
-    From the weight map (inverse variance): sqrt(Σ fraction² / weight); NaN without weights.
+    The pixel noise through the fractions (from the weight maps, or from the run's measured
+    noise and its texture) and the error that sharing a pixel's light adds
+    (:func:`flux_errors`).
 ``x``, ``y``
     The network's sub-pixel centre (the centre map is trained on the simulated sources'
     positions: centroids of parametric galaxies and stars, stamp centres of real galaxies).
@@ -74,6 +76,9 @@ __all__ = [
     "claim_footprints",
     "measure_image",
     "finalize",
+    "flux_errors",
+    "BAND_KEYS",
+    "FRACTION_ERROR",
     "invalid_neighbourhood",
 ]
 
@@ -82,8 +87,13 @@ N_BINS = 160     # up to 80 px; the last bin also holds everything farther
 FLAG_EDGE, FLAG_MASKED, FLAG_UNCERTAIN = 1, 2, 4
 
 
-SUM_KEYS = ("flux", "var", "npix", "shared_flux", "hist", "count", "edge", "masked", "sum_w",
-            "sum_y", "sum_x", "sum_yy", "sum_xx", "sum_xy")
+SUM_KEYS = ("flux", "var", "sharing", "npix", "shared_flux", "hist", "count", "edge", "masked",
+            "sum_w", "sum_y", "sum_x", "sum_yy", "sum_xx", "sum_xy")
+#: sums kept per band and source
+BAND_KEYS = ("flux", "var", "sharing")
+#: error of a shared pixel's fraction, per unit of ``f (1 − f)``, when the model card gives none
+#: (``fraction_error``): the part of ``flux_err`` that sharing light adds
+FRACTION_ERROR = 0.1
 #: the radial profiles, the only sums kept per bin (sources × N_BINS), and all the first pass
 #: needs; the other sums are one number per source ((band, source) for flux and var)
 PROFILE_KEYS = ("hist", "count")
@@ -91,7 +101,7 @@ PROFILE_KEYS = ("hist", "count")
 
 def _zero_sums(keys, n_sources: int, n_band: int) -> dict:
     """Zeroed sums of ``keys`` over ``n_sources`` sources, each in its shape."""
-    return {key: np.zeros((n_band, n_sources) if key in ("flux", "var") else
+    return {key: np.zeros((n_band, n_sources) if key in BAND_KEYS else
                           (n_sources, N_BINS) if key in PROFILE_KEYS else n_sources)
             for key in keys}
 
@@ -124,8 +134,8 @@ def _sum_core(img, ids, frac, peak_y, peak_x, oy, ox, row, mosaic_h, mosaic_w, w
               invalid_near, shape_bins, profiles_only, out):
     """Every pixel's slots added into the block's sums ``out`` (see :data:`SUM_KEYS`); the
     moments only over each source's first ``shape_bins`` radial bins (none given: all)."""
-    (flux, var, npix, shared_flux, hist, count, edge, masked, sum_w, sum_y, sum_x, sum_yy,
-     sum_xx, sum_xy) = out
+    (flux, var, sharing, npix, shared_flux, hist, count, edge, masked, sum_w, sum_y, sum_x,
+     sum_yy, sum_xx, sum_xy) = out
     n_band, n_slots, h, w = frac.shape
     has_weights = weights.shape[0] > 0
     has_near = invalid_near.shape[0] > 0
@@ -165,9 +175,15 @@ def _sum_core(img, ids, frac, peak_y, peak_x, oy, ox, row, mosaic_h, mosaic_w, w
                 for b in range(n_band):
                     value = img[b, i, j]
                     fb = np.float64(frac[b, s, i, j])
-                    flux[b, r] += fb * (value if np.isfinite(value) else 0.0)
-                    if has_weights and weights[b, i, j] > 0:
-                        var[b, r] += fb * fb / np.float64(weights[b, i, j])
+                    finite = value if np.isfinite(value) else 0.0
+                    flux[b, r] += fb * finite
+                    # without weights, in units of the noise variance (finalize scales it)
+                    if has_weights:
+                        if weights[b, i, j] > 0:
+                            var[b, r] += fb * fb / np.float64(weights[b, i, j])
+                    else:
+                        var[b, r] += fb * fb
+                    sharing[b, r] += fb * (1.0 - fb) * max(finite, 0.0)
                 if first[s]:
                     npix[r] += 1.0
                     # pixels where the source meets the mosaic edge or masked pixels
@@ -253,7 +269,7 @@ def combine(parts: list[dict], n_sources: int, n_band: int) -> dict:
         if len(ids) == 0:
             continue
         for key, value in total.items():
-            if key in ("flux", "var"):  # (band, source)
+            if key in BAND_KEYS:  # (band, source)
                 value[:, ids] += part[key]
             else:
                 value[ids] += part[key]
@@ -371,12 +387,19 @@ def claim_footprints(ids: np.ndarray, fractions: np.ndarray, peak_y: np.ndarray,
 
 
 def measure_image(image: np.ndarray, ids: np.ndarray, fractions: np.ndarray, peaks: dict,
-                  bands: list[str], noise_sigma: float, weights: np.ndarray | None = None,
-                  invalid_near: np.ndarray | None = None) -> tuple[dict, np.ndarray, np.ndarray]:
+                  bands: list[str], noise_sigma, weights: np.ndarray | None = None,
+                  invalid_near: np.ndarray | None = None, noise_texture: float | None = None,
+                  fraction_error: float = FRACTION_ERROR
+                  ) -> tuple[dict, np.ndarray, np.ndarray]:
     """Both measuring passes on one in-memory image (a single tile, or a test's reference).
+
+    ``noise_sigma`` is the detection band's (a number) or every band's; the footprints follow
+    the detection band's.
 
     Returns the catalogue columns and the footprint-limited ``ids`` and ``fractions``.
     """
+    sigma = np.asarray(noise_sigma, np.float64).reshape(-1)
+    noise_sigma = float(sigma[0])
     n = len(peaks["id"])
     args = (peaks["y"], peaks["x"], (0, 0), image.shape[1:])
     first = combine([measure_region(image, ids, fractions, *args, profiles_only=True)], n,
@@ -386,13 +409,19 @@ def measure_image(image: np.ndarray, ids: np.ndarray, fractions: np.ndarray, pea
     part = measure_region(image, ids, fractions, *args, weights=weights,
                           invalid_near=invalid_near, shape_bins=shape_bins(first, noise_sigma))
     columns = finalize(combine([part], n, image.shape[0]), peaks, bands, weights is not None,
-                       radius)
+                       radius, noise_sigma=sigma, noise_texture=noise_texture,
+                       fraction_error=fraction_error)
     return columns, ids, fractions
 
 
 def finalize(total: dict, peaks: dict, bands: list[str], has_weights: bool,
-             footprint_radius: np.ndarray) -> dict:
-    """Catalogue columns (a dict of arrays) from the second pass's combined sums."""
+             footprint_radius: np.ndarray, noise_sigma=None, noise_texture: float | None = None,
+             fraction_error: float = FRACTION_ERROR) -> dict:
+    """Catalogue columns (a dict of arrays) from the second pass's combined sums.
+
+    ``noise_sigma`` (per band) and ``noise_texture`` (:func:`mosaic_pais.runtime.infer.
+    estimate_noise`) give ``flux_err`` where there are no weights; see :func:`flux_errors`.
+    """
     hist = total["hist"]
     cum = np.cumsum(hist, axis=1)
     flux = total["flux"]
@@ -429,12 +458,12 @@ def finalize(total: dict, peaks: dict, bands: list[str], has_weights: bool,
         "x": peaks["x"].astype(np.float64),
         "y": peaks["y"].astype(np.float64),
         "flux": flux[0],
-        "flux_err": np.sqrt(total["var"][0]) if has_weights else np.full(len(hist), np.nan),
     }
+    errors = flux_errors(total, has_weights, noise_sigma, noise_texture, fraction_error)
+    columns["flux_err"] = errors[0]
     for i, band in enumerate(bands):
         columns[f"flux_{band}"] = flux[i]
-        if has_weights:
-            columns[f"flux_err_{band}"] = np.sqrt(total["var"][i])
+        columns[f"flux_err_{band}"] = errors[i]
     columns.update({
         "r50": r50, "r90": r90, "kron_radius": np.asarray(footprint_radius, np.float64),
         # the isophotal barycentre, as SExtractor's X_IMAGE (x, y are the network's centre)
@@ -444,6 +473,44 @@ def finalize(total: dict, peaks: dict, bands: list[str], has_weights: bool,
         "score": peaks["score"].astype(np.float32), "flags": flags,
     })
     return columns
+
+
+def flux_errors(total: dict, has_weights: bool, noise_sigma=None,
+                noise_texture: float | None = None,
+                fraction_error: float = FRACTION_ERROR) -> np.ndarray:
+    """Each source's flux error per band, ``(band, source)``.
+
+    Two parts, added in quadrature:
+
+    * the pixel noise through the fractions, ``Σ f² σ²`` — σ² from the weight maps when given
+      (inverse variances), else the run's measured noise per band — times ``texture²``: noise
+      correlated over a few pixels (drizzled data) adds up faster than white noise over a
+      source's footprint, by the texture's square (the noise of 4×4-pixel sums against white
+      noise's);
+    * the sharing of light, ``fraction_error · Σ f (1 − f) I``: a pixel's fraction is only known
+      to some precision where it is shared, and the errors of neighbouring pixels go together,
+      so they add linearly. ``fraction_error`` is calibrated on validation tiles (the model
+      card's ``fraction_error``; benchmarks/flux_errors.py).
+
+    NaN where neither weights nor a noise sigma are given.
+
+    Examples
+    --------
+    >>> total = {"var": np.array([[4.0]]), "sharing": np.array([[0.0]])}
+    >>> flux_errors(total, False, noise_sigma=[0.5], noise_texture=1.0).tolist()
+    [[1.0]]
+    >>> flux_errors(total, False, noise_sigma=[0.5], noise_texture=2.0).tolist()
+    [[2.0]]
+    """
+    var = np.asarray(total["var"], np.float64)
+    if not has_weights:
+        if noise_sigma is None:
+            return np.full(var.shape, np.nan)
+        sigma = np.broadcast_to(np.asarray(noise_sigma, np.float64).reshape(-1), (len(var),))
+        var = var * sigma[:, None] ** 2
+    texture = 1.0 if noise_texture is None or not np.isfinite(noise_texture) else noise_texture
+    sharing = fraction_error * np.asarray(total["sharing"], np.float64)
+    return np.sqrt(var * texture ** 2 + sharing ** 2)
 
 
 def invalid_neighbourhood(valid: np.ndarray) -> np.ndarray:

@@ -540,7 +540,10 @@ def _measure(runner: Runner, plan: RunPlan, ds, handle: WindowReader, specs, pea
                        shape=tuple(handle.shape[1:]), min_fraction=plan.min_fraction,
                        footprint_bins=n_bins, shape_bins=measure_mod.shape_bins(profiles, sigma))
     total = measure_mod.combine(parts, len(peaks["id"]), len(band_names))
-    columns = measure_mod.finalize(total, peaks, band_names, weights is not None, radius)
+    columns = measure_mod.finalize(
+        total, peaks, band_names, weights is not None, radius, noise_sigma=noise.sigma,
+        noise_texture=noise.texture,
+        fraction_error=float(plan.meta.get("fraction_error", measure_mod.FRACTION_ERROR)))
     timings["measure"] = time.time() - t
     return columns
 

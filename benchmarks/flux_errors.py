@@ -1,0 +1,157 @@
+"""Flux errors a user can trust: pulls (measured − true) / flux_err on simulated tiles.
+
+``flux_err`` has two parts (:func:`mosaic_pais.runtime.measure.flux_errors`): the pixel noise
+through the fractions (from the run's measured noise and texture, or from weight maps) and the
+error that sharing a pixel's light adds, ``fraction_error · Σ f (1 − f) I``.
+
+    python benchmarks/flux_errors.py --split val --tiles 200 --calibrate
+        chooses ``fraction_error`` on validation tiles, the value for which the pulls of the
+        blended sources have an NMAD of 1, and writes it into the model card;
+    python benchmarks/flux_errors.py --split test --tiles 500
+        the NMAD of the pulls of isolated and blended sources (blendedness ≤ or > 0.1), per
+        magnitude bin, with ``flux_err`` from the measured noise and from weight maps (the
+        tiles' inverse variance, as a drizzled product's WHT map gives it).
+
+Only sources brighter than H = 27, in the frame and matched within 3 px count. Writes
+docs/results/flux_errors_<split>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+from accuracy import (
+    decode_as_trained,
+    model_catalog,
+    split_scenes,
+    tile_thresholds,
+    with_offset,
+)
+from astropy.table import Table, vstack
+
+from mosaic_pais.evaluation.metrics import match_catalogs
+from mosaic_pais.nn.model import DEFAULT_MODEL_PATH, PAISPredictor, model_metadata, peak_finding
+from mosaic_pais.runtime.measure import FRACTION_ERROR
+from mosaic_pais.sim.scenes import SIMULATOR_VERSION
+
+MAG_BINS = (18.0, 22.0, 24.0, 25.0, 26.0, 27.0)
+BLENDED = 0.1
+CALIBRATION_GRID = tuple(np.round(np.arange(0.0, 0.61, 0.02), 2))
+
+
+def nmad(values: np.ndarray) -> float:
+    values = values[np.isfinite(values)]
+    if len(values) < 5:
+        return float("nan")
+    return float(1.4826 * np.median(np.abs(values - np.median(values))))
+
+
+def catalogues(scenes, seen, sigmas, textures, preds, meta, fraction_error: float) -> dict:
+    """The model's stacked catalogues with ``flux_err`` from the measured noise and texture
+    (``noise``) and from weight maps of the tiles' noise (``weights``)."""
+    finding, vote = peak_finding(meta), str(meta.get("vote", "vectors"))
+    thresholds = tile_thresholds(textures, meta)
+    out = {"noise": [], "weights": []}
+    for i, (pred, j) in enumerate(preds):
+        image = seen[i].image
+        common = dict(pred=pred, index=j, image=image, noise_sigma=sigmas[i],
+                      threshold=thresholds[i], finding=finding, vote=vote,
+                      fraction_error=fraction_error)
+        out["noise"].append(with_offset(model_catalog(**common, noise_texture=textures[i]), i))
+        weights = np.full(image.shape, 1.0 / scenes[i].noise_sigma ** 2, np.float32)
+        out["weights"].append(with_offset(model_catalog(**common, weights=weights), i))
+    return {name: vstack(parts) for name, parts in out.items()}
+
+
+def matched(catalog: Table, truth: Table) -> Table:
+    """Counted truth sources (in frame, H < 27) with their matched flux and flux_err."""
+    d, t = match_catalogs(np.stack([catalog["x"], catalog["y"]], 1),
+                          np.stack([truth["x"], truth["y"]], 1), 3.0)
+    rows = Table({"flux": np.asarray(catalog["flux"], float)[d],
+                  "flux_err": np.asarray(catalog["flux_err"], float)[d],
+                  "true": np.asarray(truth["flux"], float)[t],
+                  "mag": np.asarray(truth["mag"], float)[t],
+                  "beta": np.asarray(truth["blendedness"], float)[t],
+                  "counted": np.asarray(truth["in_frame"], bool)[t]})
+    return rows[rows["counted"] & (rows["mag"] < MAG_BINS[-1])]
+
+
+def pull_table(rows: Table, err: np.ndarray) -> dict:
+    """NMAD of the pulls, isolated and blended, overall and per magnitude bin."""
+    pull = (np.asarray(rows["flux"]) - np.asarray(rows["true"])) / err
+    out = {}
+    beta = np.asarray(rows["beta"])
+    for kind, chosen in (("isolated", beta <= BLENDED), ("blended", beta > BLENDED)):
+        chosen = np.asarray(chosen)
+        out[kind] = {"n": int(chosen.sum()), "nmad": nmad(pull[chosen]),
+                     "median": float(np.nanmedian(pull[chosen])) if chosen.any() else None,
+                     "by_mag": [{"lo": lo, "hi": hi,
+                                 "n": int((sel := chosen & (rows["mag"] >= lo)
+                                           & (rows["mag"] < hi)).sum()),
+                                 "nmad": nmad(pull[sel])}
+                                for lo, hi in zip(MAG_BINS[:-1], MAG_BINS[1:], strict=True)]}
+    return out
+
+
+def sharing_parts(scenes, seen, sigmas, textures, preds, meta, truth):
+    """Matched rows with the noise part of flux_err and the sharing sum, for any
+    ``fraction_error`` c: flux_err² = noise² + (c·sharing)²."""
+    zero = matched(catalogues(scenes, seen, sigmas, textures, preds, meta, 0.0)["noise"], truth)
+    one = matched(catalogues(scenes, seen, sigmas, textures, preds, meta, 1.0)["noise"], truth)
+    noise = np.asarray(zero["flux_err"])
+    sharing = np.sqrt(np.clip(np.asarray(one["flux_err"]) ** 2 - noise ** 2, 0.0, None))
+    return zero, noise, sharing
+
+
+def calibrate(scenes, seen, sigmas, textures, preds, meta, truth) -> dict:
+    rows, noise, sharing = sharing_parts(scenes, seen, sigmas, textures, preds, meta, truth)
+    blended = np.asarray(rows["beta"] > BLENDED)
+    pull = np.asarray(rows["flux"]) - np.asarray(rows["true"])
+    grid = {c: nmad(pull[blended] / np.hypot(noise, c * sharing)[blended])
+            for c in CALIBRATION_GRID}
+    best = min(grid, key=lambda c: abs(grid[c] - 1.0))
+    return {"fraction_error": float(best), "blended_nmad_by_fraction_error":
+            {str(c): v for c, v in grid.items()}, "n_blended": int(blended.sum())}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--tiles", type=int, default=500)
+    parser.add_argument("--conditions", choices=("varied", "goods-s"), default="varied")
+    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH)
+    parser.add_argument("--calibrate", action="store_true")
+    args = parser.parse_args()
+    meta = model_metadata(args.model)
+    scenes = split_scenes(args.split, args.tiles, args.conditions)
+    truth = vstack([with_offset(s.truth, i) for i, s in enumerate(scenes)],
+                   metadata_conflicts="silent")
+    decoded = decode_as_trained(PAISPredictor(args.model, batch_size=16), scenes, meta)
+    if args.calibrate:
+        result = calibrate(scenes, *decoded, meta, truth)
+        card_path = Path(args.model).with_suffix(".json")
+        card = json.loads(card_path.read_text())
+        card["fraction_error"] = result["fraction_error"]
+        card["fraction_error_calibrated_on"] = (f"{args.tiles} '{args.split}' tiles "
+                                                f"({args.conditions}): NMAD of blended pulls 1")
+        card_path.write_text(json.dumps(card, indent=2))
+        print(f"fraction_error {result['fraction_error']} → {card_path}")
+    else:
+        c = float(meta.get("fraction_error", FRACTION_ERROR))
+        cats = catalogues(scenes, *decoded, meta, c)
+        result = {"fraction_error": c}
+        for name, cat in cats.items():
+            rows = matched(cat, truth)
+            result[f"flux_err_from_{name}"] = pull_table(rows, np.asarray(rows["flux_err"]))
+    result |= {"split": args.split, "tiles": args.tiles, "conditions": args.conditions,
+               "model": str(args.model), "simulator": SIMULATOR_VERSION}
+    out = Path(f"docs/results/flux_errors_{args.split}.json")
+    out.write_text(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2)[:3000])
+
+
+if __name__ == "__main__":
+    main()
