@@ -1,12 +1,14 @@
 """Flux errors a user can trust: pulls (measured − true) / flux_err on simulated tiles.
 
-``flux_err`` has two parts (:func:`mosaic_pais.runtime.measure.flux_errors`): the pixel noise
-through the fractions (from the run's measured noise and texture, or from weight maps) and the
-error that sharing a pixel's light adds, ``fraction_error · Σ f (1 − f) I``.
+``flux_err`` has three parts (:func:`mosaic_pais.runtime.measure.flux_errors`): the pixel
+noise through the fractions (from the run's measured noise and texture, or from weight maps),
+the error that sharing a pixel's light adds, ``fraction_error · Σ f (1 − f) I``, and the
+estimator's own, ``relative_flux_error · |flux|``.
 
     python benchmarks/flux_errors.py --split val --tiles 200 --calibrate
-        chooses ``fraction_error`` on validation tiles, the value for which the pulls of the
-        blended sources have an NMAD of 1, and writes it into the model card;
+        chooses on validation tiles ``relative_flux_error``, for which the pulls of the
+        isolated sources have an NMAD of 1, then ``fraction_error``, for which those of the
+        blended sources have, and writes both into the model card;
     python benchmarks/flux_errors.py --split test --tiles 500
         the NMAD of the pulls of isolated and blended sources (blendedness ≤ or > 0.1), per
         magnitude bin, with ``flux_err`` from the measured noise and from weight maps (the
@@ -34,12 +36,13 @@ from astropy.table import Table, vstack
 
 from mosaic_pais.evaluation.metrics import match_catalogs
 from mosaic_pais.nn.model import DEFAULT_MODEL_PATH, PAISPredictor, model_metadata, peak_finding
-from mosaic_pais.runtime.measure import FRACTION_ERROR
+from mosaic_pais.runtime.measure import FRACTION_ERROR, RELATIVE_FLUX_ERROR
 from mosaic_pais.sim.scenes import SIMULATOR_VERSION
 
 MAG_BINS = (18.0, 22.0, 24.0, 25.0, 26.0, 27.0)
 BLENDED = 0.1
-CALIBRATION_GRID = tuple(np.round(np.arange(0.0, 0.61, 0.02), 2))
+RELATIVE_GRID = tuple(np.round(np.arange(0.0, 0.305, 0.005), 3))
+FRACTION_GRID = tuple(np.round(np.arange(0.0, 3.01, 0.05), 2))
 
 
 def nmad(values: np.ndarray) -> float:
@@ -49,7 +52,8 @@ def nmad(values: np.ndarray) -> float:
     return float(1.4826 * np.median(np.abs(values - np.median(values))))
 
 
-def catalogues(scenes, seen, sigmas, textures, preds, meta, fraction_error: float) -> dict:
+def catalogues(scenes, seen, sigmas, textures, preds, meta, fraction_error: float,
+               relative_error: float = 0.0) -> dict:
     """The model's stacked catalogues with ``flux_err`` from the measured noise and texture
     (``noise``) and from weight maps of the tiles' noise (``weights``)."""
     finding, vote = peak_finding(meta), str(meta.get("vote", "vectors"))
@@ -59,7 +63,7 @@ def catalogues(scenes, seen, sigmas, textures, preds, meta, fraction_error: floa
         image = seen[i].image
         common = dict(pred=pred, index=j, image=image, noise_sigma=sigmas[i],
                       threshold=thresholds[i], finding=finding, vote=vote,
-                      fraction_error=fraction_error)
+                      fraction_error=fraction_error, relative_error=relative_error)
         out["noise"].append(with_offset(model_catalog(**common, noise_texture=textures[i]), i))
         weights = np.full(image.shape, 1.0 / scenes[i].noise_sigma ** 2, np.float32)
         out["weights"].append(with_offset(model_catalog(**common, weights=weights), i))
@@ -107,14 +111,24 @@ def sharing_parts(scenes, seen, sigmas, textures, preds, meta, truth):
 
 
 def calibrate(scenes, seen, sigmas, textures, preds, meta, truth) -> dict:
+    """``relative_flux_error`` from the isolated sources, then ``fraction_error`` from the
+    blended ones, each the grid value whose pulls' NMAD is nearest 1."""
     rows, noise, sharing = sharing_parts(scenes, seen, sigmas, textures, preds, meta, truth)
     blended = np.asarray(rows["beta"] > BLENDED)
-    pull = np.asarray(rows["flux"]) - np.asarray(rows["true"])
-    grid = {c: nmad(pull[blended] / np.hypot(noise, c * sharing)[blended])
-            for c in CALIBRATION_GRID}
-    best = min(grid, key=lambda c: abs(grid[c] - 1.0))
-    return {"fraction_error": float(best), "blended_nmad_by_fraction_error":
-            {str(c): v for c, v in grid.items()}, "n_blended": int(blended.sum())}
+    miss = np.asarray(rows["flux"]) - np.asarray(rows["true"])
+    flux = np.abs(np.asarray(rows["flux"]))
+
+    def err(relative, fraction):
+        return np.sqrt(noise ** 2 + (fraction * sharing) ** 2 + (relative * flux) ** 2)
+
+    isolated = {r: nmad(miss[~blended] / err(r, 0.0)[~blended]) for r in RELATIVE_GRID}
+    relative = min(isolated, key=lambda r: abs(isolated[r] - 1.0))
+    shared = {c: nmad(miss[blended] / err(relative, c)[blended]) for c in FRACTION_GRID}
+    fraction = min(shared, key=lambda c: abs(shared[c] - 1.0))
+    return {"relative_flux_error": float(relative), "fraction_error": float(fraction),
+            "isolated_nmad_by_relative_flux_error": {str(k): v for k, v in isolated.items()},
+            "blended_nmad_by_fraction_error": {str(k): v for k, v in shared.items()},
+            "n_isolated": int((~blended).sum()), "n_blended": int(blended.sum())}
 
 
 def main() -> None:
@@ -135,14 +149,18 @@ def main() -> None:
         card_path = Path(args.model).with_suffix(".json")
         card = json.loads(card_path.read_text())
         card["fraction_error"] = result["fraction_error"]
-        card["fraction_error_calibrated_on"] = (f"{args.tiles} '{args.split}' tiles "
-                                                f"({args.conditions}): NMAD of blended pulls 1")
+        card["relative_flux_error"] = result["relative_flux_error"]
+        card["flux_errors_calibrated_on"] = (f"{args.tiles} '{args.split}' tiles "
+                                             f"({args.conditions}): NMAD of the pulls 1, "
+                                             "isolated then blended sources")
         card_path.write_text(json.dumps(card, indent=2))
-        print(f"fraction_error {result['fraction_error']} → {card_path}")
+        print(f"relative_flux_error {result['relative_flux_error']}, fraction_error "
+              f"{result['fraction_error']} → {card_path}")
     else:
         c = float(meta.get("fraction_error", FRACTION_ERROR))
-        cats = catalogues(scenes, *decoded, meta, c)
-        result = {"fraction_error": c}
+        r = float(meta.get("relative_flux_error", RELATIVE_FLUX_ERROR))
+        cats = catalogues(scenes, *decoded, meta, c, r)
+        result = {"fraction_error": c, "relative_flux_error": r}
         for name, cat in cats.items():
             rows = matched(cat, truth)
             result[f"flux_err_from_{name}"] = pull_table(rows, np.asarray(rows["flux_err"]))

@@ -85,6 +85,75 @@ def tile_core_lines(r) -> list[str]:
     return lines
 
 
+#: the reference rows of accuracy.py, beside the methods
+REFERENCES = ("perfect PCR", "known-shape fit")
+
+
+def ceiling_lines(r) -> list[str]:
+    """The model, the peers and the two references on the sources every method recovers,
+    overall, blended, and per magnitude and blendedness bin."""
+    common = r.get("common_sources", {})
+    names = [n for n in ("mosaic-pais", "sep", "photutils", *REFERENCES) if n in common]
+    if not any(n in common for n in REFERENCES):
+        return []
+    lines = ["", f"On the {common['n_common']} sources every method recovers, median |δ| "
+             "beside the references: a perfect PCR (true centres and true fractions through "
+             "the run's own decoder, footprints and flux estimator; the model's distance to it "
+             "is the network's error) and the known shapes fitted jointly to the noisy image "
+             "(the noise floor; the perfect PCR's distance to it is the estimator's error).", "",
+             "| sources | " + " | ".join(names) + " |", "| --- |" + " --- |" * len(names)]
+    for label, key in (("all", "all"), ("blended (β > 0.1)", "blended")):
+        lines.append(f"| {label} (N={common[names[0]][key]['n']}) | "
+                     + " | ".join(f(common[n][key]["median_abs"]) for n in names) + " |")
+    for key, what in (("by_mag", "H"), ("by_blend", "β")):
+        for i, row in enumerate(common[names[0]].get(key, [])):
+            lines.append(f"| {what} {row['lo']:g}–{row['hi']:g} (N={row['flux']['n']}) | "
+                         + " | ".join(f(common[n][key][i]["flux"]["median_abs"])
+                                      for n in names) + " |")
+    return lines
+
+
+def flux_errors_section(r) -> list[str]:
+    """Pull NMADs of flux_err on test tiles, from the measured noise and from weight maps."""
+    if not r:
+        return ["*(not run yet)*"]
+    lines = [f"`python benchmarks/flux_errors.py --split test --tiles {r['tiles']}` — "
+             f"relative_flux_error {r.get('relative_flux_error', 0):g} and fraction_error "
+             f"{r['fraction_error']:g} (calibrated on validation tiles by "
+             "`--split val --calibrate`). NMAD of (measured − true) / flux_err; 1 means the "
+             "errors are right.", "",
+             "| flux_err from | sources | N | NMAD | "
+             + " | ".join(f"H {b['lo']:g}–{b['hi']:g}"
+                          for b in r["flux_err_from_noise"]["isolated"]["by_mag"]) + " |",
+             "| --- | --- | --- | --- |" + " --- |" * len(
+                 r["flux_err_from_noise"]["isolated"]["by_mag"])]
+    for source in ("noise", "weights"):
+        for kind in ("isolated", "blended"):
+            v = r[f"flux_err_from_{source}"][kind]
+            lines.append(f"| {source} | {kind} | {v['n']} | {f(v['nmad'], '.2f')} | "
+                         + " | ".join(f"{f(b['nmad'], '.2f')} ({b['n']})" for b in v["by_mag"])
+                         + " |")
+    return lines
+
+
+def training_speed_section(r) -> list[str]:
+    if not r:
+        return ["*(not run yet)*"]
+    lines = [f"`python benchmarks/training_speed.py --data DIR` — batch {r['batch']}, "
+             f"{r['crop']}² crops, {r['steps_per_variant']} steps per variant taken in turns; "
+             f"the input pipeline alone: {r['input_pipeline_s_per_batch']:.2f} s per batch.", "",
+             "| training step | steps/s | × float32 | loss on a fixed batch − float32's |",
+             "| --- | --- | --- | --- |"]
+    for name, v in r["variants"].items():
+        lines.append(f"| {name} | {v['steps_per_s']:.2f} | {v['speedup_vs_float32']:.2f} | "
+                     f"{v['loss_vs_float32']:+.1e} |")
+    whole = r.get("whole_steps_per_s")
+    if whole:
+        lines += ["", "| whole step (batch made, then trained) | steps/s |", "| --- | --- |"]
+        lines += [f"| {name} | {v:.2f} |" for name, v in whole.items()]
+    return lines
+
+
 def accuracy_section(r) -> list[str]:
     if not r:
         return ["*(not run yet)*"]
@@ -125,6 +194,7 @@ def accuracy_section(r) -> list[str]:
     common = common_sources_line(r)
     if common:
         lines += ["", common]
+    lines += ceiling_lines(r)
     lines += tile_core_lines(r)
     for key, title in (("by_mag", "magnitude bin"), ("by_blendedness", "blendedness bin"),
                        ("by_snr", "matched-filter S/N bin (white-noise S/N of the source in "
@@ -1175,6 +1245,14 @@ def main() -> None:
         out += scale_other_vote_section(other, card_vote)
     out += scarlet2_peer_section(load("scarlet2_peer"))
     out += scarlet2_labels_section(load("scarlet2_labels"))
+    out += ["", "## Flux errors", ""] + flux_errors_section(load("flux_errors_test"))
+    out += ["", "## Training speed", ""] + training_speed_section(load("training_speed"))
+    held = load("accuracy_test_goods-s_white_held-out-galaxies")
+    if held:
+        out += ["", "## Test scenes with held-out galaxies", "",
+                "The same as above at GOODS-S depth with white noise, on scenes whose real "
+                "galaxies are the 20 COSMOS galaxies that training and validation never draw "
+                "(`--real-galaxies held_out`).", ""] + accuracy_section(held)
     Path("docs/benchmarks.md").write_text("\n".join(out))
     print("wrote docs/benchmarks.md")
     write_readme_results()

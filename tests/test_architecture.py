@@ -140,3 +140,21 @@ def test_no_development_narrative_or_outside_documents():
             for i, line in enumerate(path.read_text(errors="replace").splitlines(), 1)
             if NARRATIVE.search(line)]
     assert not hits, "\n".join(hits[:20])
+
+
+#: the longest a function of the package may be, docstring excepted
+MAX_FUNCTION_LINES = 80
+
+
+def test_no_function_is_longer_than_a_screen():
+    long = []
+    for name, path in package_modules():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            first = node.body[0]
+            has_doc = isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)
+            start = (node.body[1].lineno if has_doc and len(node.body) > 1 else first.lineno)
+            if node.end_lineno - start + 1 > MAX_FUNCTION_LINES:
+                long.append(f"{name}.{node.name}: {node.end_lineno - start + 1} lines")
+    assert not long

@@ -18,8 +18,8 @@ into PCR), without the prototype's defects:
 Each tile is one Dask task (threaded scheduler); a tile whose fit fails is recorded with the
 reason and left out, never stopping the batch. The labelled tiles are written with
 :func:`mosaic_pais.training.dataset.write_shard` in the simulated training set's format (plus a
-``valid``
-array where tiles are padded beyond the image), so ``mosaic-pais train --data DIR`` reads them.
+``valid`` array where tiles are padded beyond the image), so ``mosaic-pais train --data DIR``
+reads them.
 
 scarlet2 and JAX are imported inside the functions that need them.
 """
@@ -27,15 +27,23 @@ scarlet2 and JAX are imported inside the functions that need them.
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 import time
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import dask
 import numpy as np
+from astropy.io import fits
+from tqdm import tqdm
 
 from mosaic_pais.errors import BadInputError
+from mosaic_pais.runtime.infer import estimate_noise_sigma
+from mosaic_pais.runtime.open import MissingWCSWarning, open_mosaic
+from mosaic_pais.runtime.tile import WindowReader
+from mosaic_pais.training.dataset import write_shard
 
 __all__ = [
     "PIXEL_COLUMNS",
@@ -643,14 +651,6 @@ def make_labels(images, catalog, psfs, output, *, weights=None, bands=None,
         The report (also written as JSON): tiles labelled, failed (with reasons) and skipped,
         alignment, PSF handling, timings.
     """
-    import dask
-    from tqdm import tqdm
-
-    from mosaic_pais.runtime.infer import estimate_noise_sigma
-    from mosaic_pais.runtime.open import MissingWCSWarning, open_mosaic
-    from mosaic_pais.runtime.tile import WindowReader
-    from mosaic_pais.training.dataset import write_shard
-
     cfg = config or LabelConfig()
     stride = cfg.stride or cfg.tile
     if cfg.tile < 32 or stride < 1 or cfg.margin < 0:
@@ -659,37 +659,16 @@ def make_labels(images, catalog, psfs, output, *, weights=None, bands=None,
     split_dir = output / cfg.split
     if split_dir.exists() and any(split_dir.glob("shard_*.zarr")) and not overwrite:
         raise BadInputError(f"{split_dir} already holds shards; use --overwrite to replace them")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", MissingWCSWarning)  # handled: pixel columns still work
-        ds = open_mosaic(list(images), bands=bands, weights=weights)
+    ds, noise = _open_for_labels(images, bands, weights)
     # lazy: tiles and the alignment read only their windows, so a mosaic need not fit in memory
     image = ds["image"].data
     n_band, h, w = image.shape
     wcs_header = ds.attrs.get("wcs_header")
-    if "weight" in ds:
-        noise = noise_from_weights(ds["weight"].data)
-    else:
-        noise = np.asarray(estimate_noise_sigma(image, n_windows=16), np.float64)
-    if not np.all(np.isfinite(noise) & (noise > 0)):
-        raise BadInputError("cannot estimate the noise of every band (empty or constant image)")
-
-    header_scale = None
-    if wcs_header:
-        from astropy.io import fits
-
-        header_scale = pixel_scale_of(fits.Header.fromstring(wcs_header))
+    header_scale = pixel_scale_of(fits.Header.fromstring(wcs_header)) if wcs_header else None
     image_scale = cfg.pixel_scale if cfg.pixel_scale is not None else header_scale
     psf, psf_info = load_psfs(psfs, n_band, image_scale, cfg.psf_scale)
-
     centers, cat_info = read_catalog(catalog, (h, w), wcs_header)
-    alignment = measure_alignment(image, centers, noise)
-    applied = [0.0, 0.0]
-    if cfg.align and alignment["median_dy_dx"] is not None and alignment["n_measured"] >= 3:
-        applied = list(alignment["median_dy_dx"])
-        centers = centers + np.asarray(applied)
-        alignment["after_shift"] = measure_alignment(image, centers, noise)
-    alignment["applied_shift_dy_dx"] = applied
-
+    centers, alignment = _aligned_centres(image, centers, noise, cfg.align)
     origins = tile_origins(h, w, cfg.tile, stride)
     report: dict = {
         "command": "mosaic-pais labels", "images": [str(p) for p in images],
@@ -701,67 +680,105 @@ def make_labels(images, catalog, psfs, output, *, weights=None, bands=None,
         "shards": []}
     split_dir.mkdir(parents=True, exist_ok=True)
     for old in split_dir.glob("shard_*.zarr"):
-        import shutil
-
         shutil.rmtree(old)
-    models_dir = output / "models"
     if cfg.save_models:
-        models_dir.mkdir(parents=True, exist_ok=True)
-
-    image_d = WindowReader(image)
-    wts_d = WindowReader(ds["weight"].data) if "weight" in ds else None
+        (output / "models").mkdir(parents=True, exist_ok=True)
+    readers = (WindowReader(image), WindowReader(ds["weight"].data) if "weight" in ds else None)
     t_start = time.time()
     bar = tqdm(total=len(origins), desc="labels (tiles)", disable=not progress)
-    n_written = 0
     for shard, first in enumerate(range(0, len(origins), cfg.shard_size)):
         chunk = list(enumerate(origins))[first:first + cfg.shard_size]
-        tasks = [dask.delayed(label_tile, pure=False)(image_d, wts_d, psf, centers, noise,
-                                                      origin, cfg, dask_key_name=f"label-tile-{i}")
-                 for i, origin in chunk]
         with _TqdmCallback(bar):
-            results = dask.compute(*tasks, scheduler="threads", num_workers=max(cfg.workers, 1))
-        samples = []
-        for (i, _), res in zip(chunk, results, strict=True):
-            entry = {k: v for k, v in res.items() if k not in ("sample", "models", "centers")}
-            entry["index"] = i
-            if res["ok"]:
-                entry["shard"] = shard
-                entry["position_in_shard"] = len(samples)
-                samples.append(res["sample"])
-                report["tiles"].append(entry)
-                if cfg.save_models:
-                    np.savez_compressed(models_dir / f"tile_{i:05d}.npz", models=res["models"],
-                                        centers=res["centers"], origin=np.asarray(res["origin"]),
-                                        image=res["sample"]["image"],
-                                        valid=res["sample"]["valid"])
-            elif res.get("skipped"):
-                report["skipped"].append(entry)
-            else:
-                report["failed"].append(entry)
-        attrs = {"source": "mosaic-pais labels (scarlet2)", "split": cfg.split,
-                 "center_sigma": cfg.center_sigma, "n_slots": cfg.n_slots,
-                 "images": report["images"], "catalog": str(catalog),
-                 "bands": report["bands"], "pixel_scale": image_scale,
-                 "alignment_median_dy_dx": alignment["median_dy_dx"],
-                 "applied_shift_dy_dx": applied,
-                 "tiles": [e for e in report["tiles"] if e.get("shard") == shard],
-                 "failed": [e for e in report["failed"] if first <= e["index"] < first
-                            + cfg.shard_size]}
+            results = _label_tiles(chunk, readers, psf, centers, noise, cfg)
+        samples = _sort_results(chunk, results, shard, report, cfg, output / "models")
         if samples:
-            path = write_shard(split_dir / f"shard_{shard:05d}.zarr", samples,
-                               json.loads(json.dumps(attrs, default=_jsonable)))
-            report["shards"].append(str(path))
-            n_written += len(samples)
+            attrs = _shard_attrs(report, cfg, catalog, alignment, shard, first)
+            report["shards"].append(str(write_shard(split_dir / f"shard_{shard:05d}.zarr",
+                                                    samples, attrs)))
     bar.close()
-    report["n_tiles"] = len(origins)
-    report["n_labelled"] = n_written
-    report["n_failed"] = len(report["failed"])
-    report["n_skipped"] = len(report["skipped"])
-    report["seconds"] = round(time.time() - t_start, 1)
+    report |= {"n_tiles": len(origins), "n_labelled": len(report["tiles"]),
+               "n_failed": len(report["failed"]), "n_skipped": len(report["skipped"]),
+               "seconds": round(time.time() - t_start, 1)}
     output.mkdir(parents=True, exist_ok=True)
     (output / f"labels_{cfg.split}.json").write_text(
         json.dumps(report, indent=2, default=_jsonable))
     return report
+
+
+def _open_for_labels(images, bands, weights):
+    """The mosaic (lazily) and its noise per band, from the weights or a robust estimate."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MissingWCSWarning)  # handled: pixel columns still work
+        ds = open_mosaic(list(images), bands=bands, weights=weights)
+    if "weight" in ds:
+        noise = noise_from_weights(ds["weight"].data)
+    else:
+        noise = np.asarray(estimate_noise_sigma(ds["image"].data, n_windows=16), np.float64)
+    if not np.all(np.isfinite(noise) & (noise > 0)):
+        raise BadInputError("cannot estimate the noise of every band (empty or constant image)")
+    return ds, noise
+
+
+def _aligned_centres(image, centers: np.ndarray, noise: np.ndarray, align: bool):
+    """The catalogue's centres, shifted onto the light by their median offset when ``align``
+    and at least 3 sources measure it, and the alignment report."""
+    alignment = measure_alignment(image, centers, noise)
+    applied = [0.0, 0.0]
+    if align and alignment["median_dy_dx"] is not None and alignment["n_measured"] >= 3:
+        applied = list(alignment["median_dy_dx"])
+        centers = centers + np.asarray(applied)
+        alignment["after_shift"] = measure_alignment(image, centers, noise)
+    alignment["applied_shift_dy_dx"] = applied
+    return centers, alignment
+
+
+def _label_tiles(chunk: list, readers: tuple, psf, centers, noise, cfg: LabelConfig) -> tuple:
+    """The tiles of one shard fitted on the threaded scheduler, one task each."""
+    image, weights = readers
+    tasks = [dask.delayed(label_tile, pure=False)(image, weights, psf, centers, noise, origin,
+                                                  cfg, dask_key_name=f"label-tile-{i}")
+             for i, origin in chunk]
+    return dask.compute(*tasks, scheduler="threads", num_workers=max(cfg.workers, 1))
+
+
+def _sort_results(chunk: list, results, shard: int, report: dict, cfg: LabelConfig,
+                  models_dir: Path) -> list:
+    """Each tile's result into the report (labelled, skipped or failed); the labelled
+    samples, and their scarlet2 models when asked for."""
+    samples = []
+    for (i, _), res in zip(chunk, results, strict=True):
+        entry = {k: v for k, v in res.items() if k not in ("sample", "models", "centers")}
+        entry["index"] = i
+        if res["ok"]:
+            entry["shard"] = shard
+            entry["position_in_shard"] = len(samples)
+            samples.append(res["sample"])
+            report["tiles"].append(entry)
+            if cfg.save_models:
+                np.savez_compressed(models_dir / f"tile_{i:05d}.npz", models=res["models"],
+                                    centers=res["centers"], origin=np.asarray(res["origin"]),
+                                    image=res["sample"]["image"],
+                                    valid=res["sample"]["valid"])
+        elif res.get("skipped"):
+            report["skipped"].append(entry)
+        else:
+            report["failed"].append(entry)
+    return samples
+
+
+def _shard_attrs(report: dict, cfg: LabelConfig, catalog, alignment: dict, shard: int,
+                 first: int) -> dict:
+    """What a shard of real labels records about where they come from."""
+    attrs = {"source": "mosaic-pais labels (scarlet2)", "split": cfg.split,
+             "center_sigma": cfg.center_sigma, "n_slots": cfg.n_slots,
+             "images": report["images"], "catalog": str(catalog),
+             "bands": report["bands"], "pixel_scale": report["pixel_scale"],
+             "alignment_median_dy_dx": alignment["median_dy_dx"],
+             "applied_shift_dy_dx": alignment["applied_shift_dy_dx"],
+             "tiles": [e for e in report["tiles"] if e.get("shard") == shard],
+             "failed": [e for e in report["failed"]
+                        if first <= e["index"] < first + cfg.shard_size]}
+    return json.loads(json.dumps(attrs, default=_jsonable))
 
 
 def _jsonable(value):

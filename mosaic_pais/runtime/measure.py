@@ -79,6 +79,7 @@ __all__ = [
     "flux_errors",
     "BAND_KEYS",
     "FRACTION_ERROR",
+    "RELATIVE_FLUX_ERROR",
     "invalid_neighbourhood",
 ]
 
@@ -94,6 +95,9 @@ BAND_KEYS = ("flux", "var", "sharing")
 #: error of a shared pixel's fraction, per unit of ``f (1 − f)``, when the model card gives none
 #: (``fraction_error``): the part of ``flux_err`` that sharing light adds
 FRACTION_ERROR = 0.1
+#: the error of the estimator itself relative to the flux (light outside the footprint, the
+#: fractions' own error), when the model card gives none (``relative_flux_error``)
+RELATIVE_FLUX_ERROR = 0.0
 #: the radial profiles, the only sums kept per bin (sources × N_BINS), and all the first pass
 #: needs; the other sums are one number per source ((band, source) for flux and var)
 PROFILE_KEYS = ("hist", "count")
@@ -130,10 +134,13 @@ def _present_ids(ids, n_sources):
 
 
 @njit(cache=True, nogil=True)
-def _sum_core(img, ids, frac, peak_y, peak_x, oy, ox, row, mosaic_h, mosaic_w, weights,
-              invalid_near, shape_bins, profiles_only, out):
+def _sum_core(img, ids, frac, peak_y, peak_x, oy, ox, row, mosaic_h, mosaic_w,  # noqa: C901
+              weights, invalid_near, shape_bins, profiles_only, out):
     """Every pixel's slots added into the block's sums ``out`` (see :data:`SUM_KEYS`); the
-    moments only over each source's first ``shape_bins`` radial bins (none given: all)."""
+    moments only over each source's first ``shape_bins`` radial bins (none given: all).
+
+    One compiled pass over the pixels with every sum in it: split into functions, numba would
+    read each pixel's slots once per function."""
     (flux, var, sharing, npix, shared_flux, hist, count, edge, masked, sum_w, sum_y, sum_x,
      sum_yy, sum_xx, sum_xy) = out
     n_band, n_slots, h, w = frac.shape
@@ -389,7 +396,8 @@ def claim_footprints(ids: np.ndarray, fractions: np.ndarray, peak_y: np.ndarray,
 def measure_image(image: np.ndarray, ids: np.ndarray, fractions: np.ndarray, peaks: dict,
                   bands: list[str], noise_sigma, weights: np.ndarray | None = None,
                   invalid_near: np.ndarray | None = None, noise_texture: float | None = None,
-                  fraction_error: float = FRACTION_ERROR
+                  fraction_error: float = FRACTION_ERROR,
+                  relative_error: float = RELATIVE_FLUX_ERROR
                   ) -> tuple[dict, np.ndarray, np.ndarray]:
     """Both measuring passes on one in-memory image (a single tile, or a test's reference).
 
@@ -410,13 +418,14 @@ def measure_image(image: np.ndarray, ids: np.ndarray, fractions: np.ndarray, pea
                           invalid_near=invalid_near, shape_bins=shape_bins(first, noise_sigma))
     columns = finalize(combine([part], n, image.shape[0]), peaks, bands, weights is not None,
                        radius, noise_sigma=sigma, noise_texture=noise_texture,
-                       fraction_error=fraction_error)
+                       fraction_error=fraction_error, relative_error=relative_error)
     return columns, ids, fractions
 
 
 def finalize(total: dict, peaks: dict, bands: list[str], has_weights: bool,
              footprint_radius: np.ndarray, noise_sigma=None, noise_texture: float | None = None,
-             fraction_error: float = FRACTION_ERROR) -> dict:
+             fraction_error: float = FRACTION_ERROR,
+             relative_error: float = RELATIVE_FLUX_ERROR) -> dict:
     """Catalogue columns (a dict of arrays) from the second pass's combined sums.
 
     ``noise_sigma`` (per band) and ``noise_texture`` (:func:`mosaic_pais.runtime.infer.
@@ -459,7 +468,8 @@ def finalize(total: dict, peaks: dict, bands: list[str], has_weights: bool,
         "y": peaks["y"].astype(np.float64),
         "flux": flux[0],
     }
-    errors = flux_errors(total, has_weights, noise_sigma, noise_texture, fraction_error)
+    errors = flux_errors(total, has_weights, noise_sigma, noise_texture, fraction_error,
+                         relative_error)
     columns["flux_err"] = errors[0]
     for i, band in enumerate(bands):
         columns[f"flux_{band}"] = flux[i]
@@ -476,11 +486,11 @@ def finalize(total: dict, peaks: dict, bands: list[str], has_weights: bool,
 
 
 def flux_errors(total: dict, has_weights: bool, noise_sigma=None,
-                noise_texture: float | None = None,
-                fraction_error: float = FRACTION_ERROR) -> np.ndarray:
+                noise_texture: float | None = None, fraction_error: float = FRACTION_ERROR,
+                relative_error: float = RELATIVE_FLUX_ERROR) -> np.ndarray:
     """Each source's flux error per band, ``(band, source)``.
 
-    Two parts, added in quadrature:
+    Three parts, added in quadrature:
 
     * the pixel noise through the fractions, ``Σ f² σ²`` — σ² from the weight maps when given
       (inverse variances), else the run's measured noise per band — times ``texture²``: noise
@@ -490,13 +500,17 @@ def flux_errors(total: dict, has_weights: bool, noise_sigma=None,
     * the sharing of light, ``fraction_error · Σ f (1 − f) I``: a pixel's fraction is only known
       to some precision where it is shared, and the errors of neighbouring pixels go together,
       so they add linearly. ``fraction_error`` is calibrated on validation tiles (the model
-      card's ``fraction_error``; benchmarks/flux_errors.py).
+      card's ``fraction_error``; benchmarks/flux_errors.py);
+    * the estimator's own error, ``relative_error · |flux|`` (light beyond the footprint, the
+      fractions' error on isolated sources), also calibrated on validation tiles (the card's
+      ``relative_flux_error``).
 
     NaN where neither weights nor a noise sigma are given.
 
     Examples
     --------
-    >>> total = {"var": np.array([[4.0]]), "sharing": np.array([[0.0]])}
+    >>> total = {"var": np.array([[4.0]]), "sharing": np.array([[0.0]]),
+    ...          "flux": np.array([[10.0]])}
     >>> flux_errors(total, False, noise_sigma=[0.5], noise_texture=1.0).tolist()
     [[1.0]]
     >>> flux_errors(total, False, noise_sigma=[0.5], noise_texture=2.0).tolist()
@@ -510,7 +524,8 @@ def flux_errors(total: dict, has_weights: bool, noise_sigma=None,
         var = var * sigma[:, None] ** 2
     texture = 1.0 if noise_texture is None or not np.isfinite(noise_texture) else noise_texture
     sharing = fraction_error * np.asarray(total["sharing"], np.float64)
-    return np.sqrt(var * texture ** 2 + sharing ** 2)
+    estimator = relative_error * np.abs(np.asarray(total["flux"], np.float64))
+    return np.sqrt(var * texture ** 2 + sharing ** 2 + estimator ** 2)
 
 
 def invalid_neighbourhood(valid: np.ndarray) -> np.ndarray:

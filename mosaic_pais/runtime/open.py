@@ -239,11 +239,39 @@ def open_mosaic(images, *, bands=None, weights=None, hdu=None,
     if not paths:
         raise BadInputError("no input image given")
     if len(paths) == 1 and ZarrReader.guess_can_open(paths[0]):
-        ds = xr.open_zarr(paths[0], consolidated=False)
-        if "image" not in ds:
-            raise BadInputError(f"{paths[0]}: a Zarr store without an 'image' array")
-        ds.attrs.setdefault("sources", [str(paths[0])])
-        return ds
+        return _open_zarr_mosaic(paths[0])
+    planes, names, header0 = _read_planes(paths, hdu, chunks)
+    names = _band_names(names, bands, len(planes))
+    wcs_header = _celestial_header(header0)
+    if wcs_header is None:
+        warnings.warn(f"{paths[0]}: no usable celestial WCS; RA/Dec will be NaN",
+                      MissingWCSWarning, stacklevel=2)
+    data_vars = {"image": (("band", "y", "x"), da.stack(planes))}
+    if weights:
+        data_vars["weight"] = (("band", "y", "x"), _weight_planes(weights, planes, chunks))
+    bunit = str(header0.get("BUNIT", "")) if header0 is not None else ""
+    ds = xr.Dataset(data_vars, coords={"band": names},
+                    attrs={"wcs_header": wcs_header, "bands": names,
+                           "sources": [str(p) for p in paths], "bunit": bunit})
+    if "weight" in ds:
+        check_weights(ds)
+    return ds
+
+
+def _open_zarr_mosaic(path: Path):
+    """A store written by ``mosaic-pais convert``: it holds every band."""
+    import xarray as xr
+
+    ds = xr.open_zarr(path, consolidated=False)
+    if "image" not in ds:
+        raise BadInputError(f"{path}: a Zarr store without an 'image' array")
+    ds.attrs.setdefault("sources", [str(path)])
+    return ds
+
+
+def _read_planes(paths: list[Path], hdu, chunks: int):
+    """Every image plane of the files (lazily), their default band names and the first
+    file's header; planes of different shapes are refused."""
     planes, names, header0 = [], [], None
     for path in paths:
         reader = _reader_for(path)
@@ -256,39 +284,36 @@ def open_mosaic(images, *, bands=None, weights=None, hdu=None,
     shapes = {tuple(p.shape) for p in planes}
     if len(shapes) > 1:
         raise BadInputError(f"bands have different shapes: {sorted(shapes)}")
+    return planes, names, header0
+
+
+def _band_names(names: list[str], bands, n_planes: int) -> list[str]:
+    """The bands' names: those given (one per plane), else the files' own, made unique."""
     if bands is not None:
         bands = list(bands)
-        if len(bands) != len(planes):
-            raise BadInputError(f"{len(bands)} band names for {len(planes)} image planes")
+        if len(bands) != n_planes:
+            raise BadInputError(f"{len(bands)} band names for {n_planes} image planes")
         names = bands
     if len(set(names)) != len(names):
         names = [f"{n}_{i}" for i, n in enumerate(names)]
-    image = da.stack(planes)
-    wcs_header = _celestial_header(header0)
-    if wcs_header is None:
-        warnings.warn(f"{paths[0]}: no usable celestial WCS; RA/Dec will be NaN",
-                      MissingWCSWarning, stacklevel=2)
-    data_vars = {"image": (("band", "y", "x"), image)}
-    if weights:
-        wpaths = [Path(weights)] if isinstance(weights, str | Path) else [Path(w) for w in weights]
-        if len(wpaths) != len(planes):
-            raise BadInputError(f"{len(wpaths)} weight maps for {len(planes)} bands")
-        wplanes = []
-        for path in wpaths:
-            p, _, _ = _reader_for(path).open(path, chunks=chunks)
-            if len(p) != 1 or tuple(p[0].shape) != tuple(planes[0].shape):
-                raise BadInputError(f"{path}: weight map shape {tuple(p[0].shape)} differs from "
-                                    f"the image's {tuple(planes[0].shape)}")
-            wplanes.append(p[0])
-        weight = da.stack(wplanes)
-        data_vars["weight"] = (("band", "y", "x"), weight)
-    bunit = str(header0.get("BUNIT", "")) if header0 is not None else ""
-    ds = xr.Dataset(data_vars, coords={"band": names},
-                    attrs={"wcs_header": wcs_header, "bands": names,
-                           "sources": [str(p) for p in paths], "bunit": bunit})
-    if "weight" in ds:
-        check_weights(ds)
-    return ds
+    return names
+
+
+def _weight_planes(weights, planes: list, chunks: int):
+    """The weight maps, one per band, each the shape of the image, stacked lazily."""
+    import dask.array as da
+
+    wpaths = [Path(weights)] if isinstance(weights, str | Path) else [Path(w) for w in weights]
+    if len(wpaths) != len(planes):
+        raise BadInputError(f"{len(wpaths)} weight maps for {len(planes)} bands")
+    wplanes = []
+    for path in wpaths:
+        p, _, _ = _reader_for(path).open(path, chunks=chunks)
+        if len(p) != 1 or tuple(p[0].shape) != tuple(planes[0].shape):
+            raise BadInputError(f"{path}: weight map shape {tuple(p[0].shape)} differs from "
+                                f"the image's {tuple(planes[0].shape)}")
+        wplanes.append(p[0])
+    return da.stack(wplanes)
 
 
 def check_weights(ds) -> None:

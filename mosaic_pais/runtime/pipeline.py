@@ -543,7 +543,9 @@ def _measure(runner: Runner, plan: RunPlan, ds, handle: WindowReader, specs, pea
     columns = measure_mod.finalize(
         total, peaks, band_names, weights is not None, radius, noise_sigma=noise.sigma,
         noise_texture=noise.texture,
-        fraction_error=float(plan.meta.get("fraction_error", measure_mod.FRACTION_ERROR)))
+        fraction_error=float(plan.meta.get("fraction_error", measure_mod.FRACTION_ERROR)),
+        relative_error=float(plan.meta.get("relative_flux_error",
+                                           measure_mod.RELATIVE_FLUX_ERROR)))
     timings["measure"] = time.time() - t
     return columns
 

@@ -17,9 +17,14 @@ import json
 from pathlib import Path
 
 import numpy as np
+from astropy.table import Table
+from matplotlib.patches import Rectangle
 
 from mosaic_pais.errors import BadInputError
 from mosaic_pais.figures import pyplot
+from mosaic_pais.runtime.open import open_mosaic
+from mosaic_pais.runtime.stamps import source_stamp
+from mosaic_pais.runtime.write import atomic_path, overview_image
 
 __all__ = ["choose_source", "show_run"]
 
@@ -90,19 +95,8 @@ def show_run(run_dir, source_id: int | None = None, output=None, size: int | Non
     Path
         The PNG written.
     """
-    from astropy.table import Table
-    from matplotlib.patches import Rectangle
-
-    from mosaic_pais.runtime.open import open_mosaic
-    from mosaic_pais.runtime.stamps import source_stamp
-    from mosaic_pais.runtime.write import atomic_path, overview_image
-
     run_dir = Path(run_dir)
-    if not (run_dir / "run.json").is_file() or not (run_dir / "catalog.fits").is_file():
-        raise BadInputError(f"{run_dir}: not a finished mosaic-pais run "
-                            "(no run.json/catalog.fits)")
-    meta = json.loads((run_dir / "run.json").read_text())
-    catalog = Table.read(run_dir / "catalog.fits", mask_invalid=False)
+    meta, catalog = _finished_run(run_dir)
     if source_id is None:
         source_id = choose_source(catalog)
     rows = np.flatnonzero(np.asarray(catalog["id"]) == int(source_id))
@@ -120,7 +114,38 @@ def show_run(run_dir, source_id: int | None = None, output=None, size: int | Non
     plt = pyplot()
     fig = plt.figure(figsize=(14, 7))
     grid = fig.add_gridspec(2, 4)
-    ax = fig.add_subplot(grid[:, :2])
+    images = meta["inputs"]["images"]
+    title = (f"{Path(images[0]).name if len(images) == 1 else run_dir.name}: "
+             f"{len(catalog)} sources")
+    _draw_mosaic(fig.add_subplot(grid[:, :2]), small, factor, sigma, catalog, stamp["box"],
+                 source_id, title)
+    _draw_deblend(fig, grid, stamp, catalog, sigma, source_id)
+    row = stamp["row"]
+    fig.suptitle(f"source {source_id}: x = {float(row['x']):.1f}, y = {float(row['y']):.1f}, "
+                 f"flux ({stamp['bands'][0]}) = {float(row['flux']):.4g}, blend fraction "
+                 f"{float(row['blend_fraction']):.2f}, r50 = {float(row['r50']):.1f} px",
+                 fontsize=10)
+    fig.tight_layout()
+    output = Path(output) if output else run_dir / f"show_{int(source_id)}.png"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(output) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    return output
+
+
+def _finished_run(run_dir: Path):
+    """A finished run's ``run.json`` and catalogue, or a one-line refusal."""
+    if not (run_dir / "run.json").is_file() or not (run_dir / "catalog.fits").is_file():
+        raise BadInputError(f"{run_dir}: not a finished mosaic-pais run "
+                            "(no run.json/catalog.fits)")
+    return (json.loads((run_dir / "run.json").read_text()),
+            Table.read(run_dir / "catalog.fits", mask_invalid=False))
+
+
+def _draw_mosaic(ax, small: np.ndarray, factor: int, sigma: float, catalog, box,
+                 source_id: int, title: str) -> None:
+    """The downsampled mosaic with the detections and the drawn source's box."""
     stretched = _stretch(small, max(sigma / factor, 1e-12))
     ax.imshow(stretched, origin="lower", cmap="gray_r", vmin=-1,
               vmax=max(np.nanpercentile(stretched, 99.7), 1))
@@ -128,27 +153,29 @@ def show_run(run_dir, source_id: int | None = None, output=None, size: int | Non
     marker = max(2.0, 12.0 / np.sqrt(factor))
     ax.scatter(x, y, s=marker ** 2, facecolors="none", edgecolors="tab:red", linewidths=0.6,
                label=f"detected ({len(catalog)})")
-    y0, y1, x0, x1 = stamp["box"]
+    y0, y1, x0, x1 = box
     ax.add_patch(Rectangle((x0 / factor - 0.5, y0 / factor - 0.5), (x1 - x0) / factor,
                            (y1 - y0) / factor, fill=False, edgecolor="tab:blue", linewidth=1.5,
                            label=f"source {source_id}"))
     unit = f"px / {factor}" if factor > 1 else "px"
     ax.set_xlabel(f"x [{unit}]")
     ax.set_ylabel(f"y [{unit}]")
-    images = meta["inputs"]["images"]
-    ax.set_title(f"{Path(images[0]).name if len(images) == 1 else run_dir.name}: "
-                 f"{len(catalog)} sources")
+    ax.set_title(title)
     ax.legend(loc="upper right", fontsize=8, framealpha=0.8)
 
+
+def _draw_deblend(fig, grid, stamp: dict, catalog, sigma: float, source_id: int) -> None:
+    """Four panels: the neighbourhood, the deblend, the residual and the source's share."""
     cut = np.nan_to_num(stamp["image"][0])
     deblend = stamp["deblend"][0]
     share = np.divide(deblend, cut, out=np.zeros_like(deblend), where=cut != 0)
+    y0, y1, x0, x1 = stamp["box"]
     extent = (x0 - 0.5, x1 - 0.5, y0 - 0.5, y1 - 0.5)
     cut_s = _stretch(cut, sigma)
     vmax = max(float(np.nanpercentile(cut_s, 99.5)), 1.0)
     row = stamp["row"]
-    inside = ((np.asarray(catalog["x"]) >= x0 - 0.5) & (np.asarray(catalog["x"]) < x1 - 0.5)
-              & (np.asarray(catalog["y"]) >= y0 - 0.5) & (np.asarray(catalog["y"]) < y1 - 0.5))
+    cx, cy = np.asarray(catalog["x"]), np.asarray(catalog["y"])
+    inside = (cx >= x0 - 0.5) & (cx < x1 - 0.5) & (cy >= y0 - 0.5) & (cy < y1 - 0.5)
     panels = [
         (grid[0, 2], cut_s, "neighbourhood", "gray_r", (-1, vmax)),
         (grid[0, 3], _stretch(deblend, sigma), f"deblend of {source_id}", "gray_r", (-1, vmax)),
@@ -159,8 +186,8 @@ def show_run(run_dir, source_id: int | None = None, output=None, size: int | Non
     for spec, data, title, cmap, (lo, hi) in panels:
         pax = fig.add_subplot(spec)
         shown = pax.imshow(data, origin="lower", cmap=cmap, vmin=lo, vmax=hi, extent=extent)
-        pax.scatter(np.asarray(catalog["x"])[inside], np.asarray(catalog["y"])[inside], s=30,
-                    facecolors="none", edgecolors="tab:red", linewidths=0.7)
+        pax.scatter(cx[inside], cy[inside], s=30, facecolors="none", edgecolors="tab:red",
+                    linewidths=0.7)
         pax.scatter([row["x"]], [row["y"]], s=60, marker="+", color="tab:blue", linewidths=1.2)
         pax.set_xlim(extent[0], extent[1])
         pax.set_ylim(extent[2], extent[3])
@@ -168,15 +195,3 @@ def show_run(run_dir, source_id: int | None = None, output=None, size: int | Non
         pax.tick_params(labelsize=7)
         if cmap == "viridis":
             fig.colorbar(shown, ax=pax, fraction=0.046, pad=0.04).ax.tick_params(labelsize=7)
-    band = stamp["bands"][0]
-    fig.suptitle(f"source {source_id}: x = {float(row['x']):.1f}, y = {float(row['y']):.1f}, "
-                 f"flux ({band}) = {float(row['flux']):.4g}, blend fraction "
-                 f"{float(row['blend_fraction']):.2f}, r50 = {float(row['r50']):.1f} px",
-                 fontsize=10)
-    fig.tight_layout()
-    output = Path(output) if output else run_dir / f"show_{int(source_id)}.png"
-    output.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(output) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    return output
