@@ -28,7 +28,7 @@ __version__ = "0.1.0"
 
 # public name -> module that defines it; resolved on first access (PEP 562)
 _LAZY = {
-    "run": "mosaic_pais.runtime.pipeline",
+    "run": "mosaic_pais.api",
     "simulate": "mosaic_pais.api",
     "evaluate": "mosaic_pais.api",
     "open_mosaic": "mosaic_pais.runtime.open",

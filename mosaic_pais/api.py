@@ -12,7 +12,34 @@ from pathlib import Path
 
 from mosaic_pais.errors import BadInputError
 
-__all__ = ["simulate", "evaluate"]
+__all__ = ["run", "simulate", "evaluate"]
+
+
+def run(images, output, **options):
+    """Detect and deblend every source of a mosaic: ``mosaic-pais run``.
+
+    The work is :func:`mosaic_pais.runtime.pipeline.run`, which documents every option; this
+    entry point loads it (and TensorFlow with it) only when called, so that ``import
+    mosaic_pais`` stays light.
+
+    Parameters
+    ----------
+    images : path or list of paths
+        FITS files (one per band, or a cube) or a Zarr store made by ``mosaic-pais convert``.
+    output : path
+        The output folder.
+    **options
+        The options of :func:`mosaic_pais.runtime.pipeline.run` (``bands``, ``weights``,
+        ``cluster``, ``resume``, ``tile``, ``margin``, ``vote``, …).
+
+    Returns
+    -------
+    (astropy.table.Table, xarray.Dataset)
+        The catalogue and the PCR store.
+    """
+    from mosaic_pais.runtime.pipeline import run as run_pipeline
+
+    return run_pipeline(images, output, **options)
 
 
 def simulate(output=None, *, size=256, seed: int = 0, density: float = 1.0,

@@ -166,6 +166,31 @@ def main(run: Path) -> None:
 
 
 
+def ablation_lines() -> list[str]:
+    """The ablation tables of docs/results/ablation_*.json (benchmarks/ablation.py)."""
+    lines = []
+    for path in sorted(Path("docs/results").glob("ablation_*.json")):
+        r = json.loads(path.read_text())
+        models = list(r["models"])
+        lines += ["", f"## Ablation: {path.stem.removeprefix('ablation_')}", "",
+                  f"`python benchmarks/ablation.py` on {r['tiles']} validation tiles per "
+                  "condition, every model decoded with the same card "
+                  f"(`{Path(r['card']).name}`); median |δ| on the sources every model recovers "
+                  "(common) beside a perfect PCR through the same decoder.", "",
+                  "| conditions | model | F1 | completeness blended | median \\|δ\\| common "
+                  "| blended | perfect PCR common | blended |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for label, rows in r["conditions"].items():
+            ref = rows["perfect PCR"]
+            for name in models:
+                v = rows[name]
+                lines.append(f"| {label} | {name} ({r['models'][name]}) | {v['f1']:.3f} | "
+                             f"{v['completeness_blended']:.3f} | {v['common_all']:.3f} | "
+                             f"{v['common_blended']:.3f} | {ref['common_all']:.3f} | "
+                             f"{ref['common_blended']:.3f} |")
+    return lines
+
+
 def write_model_card_doc(card: dict, accuracy: dict | None) -> None:
     """docs/model_card.md from the card JSON (and the accuracy results when present)."""
     t = card["training"]
@@ -214,6 +239,7 @@ def write_model_card_doc(card: dict, accuracy: dict | None) -> None:
         "Training continues (`bash training/train_f160w.sh` resumes from the "
         "last checkpoint); this card, the weights and docs/benchmarks.md are updated together.",
     ]
+    lines += ablation_lines()
     if accuracy:
         m, s = accuracy.get("mosaic-pais", {}), accuracy.get("sep", {})
         lines += ["", "## Accuracy (held-out test tiles, see benchmarks.md)", "",

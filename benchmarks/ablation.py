@@ -1,0 +1,103 @@
+"""Training choices compared on validation tiles: several models, the same tiles, one decoder.
+
+Each model decodes the same validation tiles with the same card (the shipped model's
+thresholds, peak finding and votes, unless ``--card`` names another), so that what differs is
+the network alone. Reported per model: F1, the completeness of blended sources (β > 0.1) and
+the median |δ| of all and of blended sources over the sources every model recovers; a perfect
+PCR through the same decoder is the reference row.
+
+Usage:
+  python benchmarks/ablation.py --name f160w_v15 \\
+      --model f160w_v14=mosaic_pais/models/pais_f160w.keras \\
+      --model f160w_v15=training/runs/f160w_v15/model.keras --tiles 200
+Writes docs/results/ablation_<name>.json (the model card's ablation table reads it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from accuracy import (
+    decode_as_trained,
+    model_catalog,
+    perfect_pcr_catalog,
+    split_scenes,
+    tile_thresholds,
+    with_offset,
+)
+from astropy.table import vstack
+
+from mosaic_pais.evaluation.metrics import evaluate, flux_errors_on_common_sources
+from mosaic_pais.nn.model import DEFAULT_MODEL_PATH, PAISPredictor, model_metadata, peak_finding
+from mosaic_pais.sim.scenes import SIMULATOR_VERSION
+
+CONDITIONS = {"GOODS-S depth, white noise": ("goods-s", 0.0), "varied": ("varied", None)}
+
+
+def model_catalogue(path: Path, card: dict, scenes) -> tuple:
+    """A model's stacked catalogue of the scenes, decoded with ``card``, and its seconds."""
+    t = time.time()
+    seen, sigmas, textures, preds = decode_as_trained(PAISPredictor(path, batch_size=16),
+                                                      scenes, card)
+    finding, vote = peak_finding(card), str(card.get("vote", "vectors"))
+    thresholds = tile_thresholds(textures, card)
+    catalog = vstack([with_offset(model_catalog(p, j, seen[i].image, sigmas[i], thresholds[i],
+                                                finding, vote), i)
+                      for i, (p, j) in enumerate(preds)])
+    return catalog, time.time() - t, seen, sigmas
+
+
+def compare(models: dict, card: dict, scenes, mag_limit: float) -> dict:
+    truth = vstack([with_offset(s.truth, i) for i, s in enumerate(scenes)],
+                   metadata_conflicts="silent")
+    catalogs, result = {}, {}
+    for name, path in models.items():
+        catalogs[name], seconds, seen, sigmas = model_catalogue(path, card, scenes)
+        r = evaluate(catalogs[name], truth, mag_limit=mag_limit)
+        result[name] = {"f1": r["f1"], "completeness": r["completeness"], "purity": r["purity"],
+                        "completeness_blended": r["completeness_blended"],
+                        "median_abs_delta": r["flux"]["median_abs"],
+                        "median_abs_delta_blended": r["flux_blended"]["median_abs"],
+                        "seconds": seconds}
+    catalogs["perfect PCR"] = vstack([with_offset(perfect_pcr_catalog(s, seen[i].image,
+                                                                      sigmas[i]), i)
+                                      for i, s in enumerate(scenes)])
+    common = flux_errors_on_common_sources(catalogs, truth, mag_limit=mag_limit)
+    for name in catalogs:
+        result.setdefault(name, {})
+        result[name]["common_all"] = common[name]["all"]["median_abs"]
+        result[name]["common_blended"] = common[name]["blended"]["median_abs"]
+    result["n_common"] = common["n_common"]
+    result["n_common_blended"] = common[next(iter(models))]["blended"]["n"]
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--model", action="append", required=True,
+                        help="NAME=PATH of a .keras model (repeat)")
+    parser.add_argument("--card", type=Path, default=DEFAULT_MODEL_PATH.with_suffix(".json"))
+    parser.add_argument("--tiles", type=int, default=200)
+    parser.add_argument("--mag-limit", type=float, default=27.0)
+    args = parser.parse_args()
+    models = {m.split("=", 1)[0]: Path(m.split("=", 1)[1]) for m in args.model}
+    card = model_metadata(args.card.with_suffix(".keras")) if args.card.with_suffix(
+        ".keras").exists() else json.loads(args.card.read_text())
+    out = {"split": "val", "tiles": args.tiles, "card": str(args.card),
+           "models": {k: str(v) for k, v in models.items()}, "simulator": SIMULATOR_VERSION,
+           "conditions": {}}
+    for label, (conditions, correlation) in CONDITIONS.items():
+        scenes = split_scenes("val", args.tiles, conditions, correlation)
+        out["conditions"][label] = compare(models, card, scenes, args.mag_limit)
+        print(label, json.dumps(out["conditions"][label], indent=1, default=float), flush=True)
+    path = Path(f"docs/results/ablation_{args.name}.json")
+    path.write_text(json.dumps(out, indent=2, default=float))
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
