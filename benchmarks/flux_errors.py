@@ -3,12 +3,14 @@
 ``flux_err`` has three parts (:func:`mosaic_pais.runtime.measure.flux_errors`): the pixel
 noise through the fractions (from the run's measured noise and texture, or from weight maps),
 the error that sharing a pixel's light adds, ``fraction_error · Σ f (1 − f) I``, and the
-estimator's own, ``relative_flux_error · |flux|``.
+estimator's own, ``relative_flux_error · |flux|``; the noise part is scaled by
+``noise_error_scale``.
 
     python benchmarks/flux_errors.py --split val --tiles 200 --calibrate
-        chooses on validation tiles ``relative_flux_error``, for which the pulls of the
-        isolated sources have an NMAD of 1, then ``fraction_error``, for which those of the
-        blended sources have, and writes both into the model card;
+        chooses on validation tiles ``noise_error_scale`` and ``relative_flux_error``, for
+        which the pulls of the isolated sources have an NMAD nearest 1 in every magnitude bin
+        (the sum of the squared logarithms of the bins' NMADs is least), then
+        ``fraction_error``, likewise for the blended sources, and writes them into the card;
     python benchmarks/flux_errors.py --split test --tiles 500
         the NMAD of the pulls of isolated and blended sources (blendedness ≤ or > 0.1), per
         magnitude bin, with ``flux_err`` from the measured noise and from weight maps (the
@@ -36,13 +38,18 @@ from astropy.table import Table, vstack
 
 from mosaic_pais.evaluation.metrics import match_catalogs
 from mosaic_pais.nn.model import DEFAULT_MODEL_PATH, PAISPredictor, model_metadata, peak_finding
-from mosaic_pais.runtime.measure import FRACTION_ERROR, RELATIVE_FLUX_ERROR
+from mosaic_pais.runtime.measure import (
+    FRACTION_ERROR,
+    NOISE_ERROR_SCALE,
+    RELATIVE_FLUX_ERROR,
+)
 from mosaic_pais.sim.scenes import SIMULATOR_VERSION
 
 MAG_BINS = (18.0, 22.0, 24.0, 25.0, 26.0, 27.0)
 BLENDED = 0.1
-RELATIVE_GRID = tuple(np.round(np.arange(0.0, 0.305, 0.005), 3))
-FRACTION_GRID = tuple(np.round(np.arange(0.0, 3.01, 0.05), 2))
+RELATIVE_GRID = tuple(np.round(np.arange(0.0, 0.205, 0.005), 3))
+SCALE_GRID = tuple(np.round(np.arange(1.0, 4.01, 0.1), 2))
+FRACTION_GRID = tuple(np.round(np.arange(0.0, 4.01, 0.05), 2))
 
 
 def nmad(values: np.ndarray) -> float:
@@ -53,7 +60,7 @@ def nmad(values: np.ndarray) -> float:
 
 
 def catalogues(scenes, seen, sigmas, textures, preds, meta, fraction_error: float,
-               relative_error: float = 0.0) -> dict:
+               relative_error: float = 0.0, noise_scale: float = 1.0) -> dict:
     """The model's stacked catalogues with ``flux_err`` from the measured noise and texture
     (``noise``) and from weight maps of the tiles' noise (``weights``)."""
     finding, vote = peak_finding(meta), str(meta.get("vote", "vectors"))
@@ -63,7 +70,8 @@ def catalogues(scenes, seen, sigmas, textures, preds, meta, fraction_error: floa
         image = seen[i].image
         common = dict(pred=pred, index=j, image=image, noise_sigma=sigmas[i],
                       threshold=thresholds[i], finding=finding, vote=vote,
-                      fraction_error=fraction_error, relative_error=relative_error)
+                      fraction_error=fraction_error, relative_error=relative_error,
+                      noise_scale=noise_scale)
         out["noise"].append(with_offset(model_catalog(**common, noise_texture=textures[i]), i))
         weights = np.full(image.shape, 1.0 / scenes[i].noise_sigma ** 2, np.float32)
         out["weights"].append(with_offset(model_catalog(**common, weights=weights), i))
@@ -110,25 +118,41 @@ def sharing_parts(scenes, seen, sigmas, textures, preds, meta, truth):
     return zero, noise, sharing
 
 
+def bins_misfit(miss: np.ndarray, err: np.ndarray, mag: np.ndarray) -> float:
+    """Σ over magnitude bins of log(NMAD of the pulls)²: 0 when every bin's NMAD is 1."""
+    total = 0.0
+    for lo, hi in zip(MAG_BINS[:-1], MAG_BINS[1:], strict=True):
+        chosen = (mag >= lo) & (mag < hi)
+        value = nmad(miss[chosen] / err[chosen])
+        if np.isfinite(value) and value > 0:
+            total += np.log(value) ** 2
+    return total
+
+
 def calibrate(scenes, seen, sigmas, textures, preds, meta, truth) -> dict:
-    """``relative_flux_error`` from the isolated sources, then ``fraction_error`` from the
-    blended ones, each the grid value whose pulls' NMAD is nearest 1."""
+    """``noise_error_scale`` and ``relative_flux_error`` from the isolated sources, then
+    ``fraction_error`` from the blended ones (module text)."""
     rows, noise, sharing = sharing_parts(scenes, seen, sigmas, textures, preds, meta, truth)
     blended = np.asarray(rows["beta"] > BLENDED)
     miss = np.asarray(rows["flux"]) - np.asarray(rows["true"])
-    flux = np.abs(np.asarray(rows["flux"]))
+    flux, mag = np.abs(np.asarray(rows["flux"])), np.asarray(rows["mag"])
 
-    def err(relative, fraction):
-        return np.sqrt(noise ** 2 + (fraction * sharing) ** 2 + (relative * flux) ** 2)
+    def err(scale, relative, fraction):
+        return np.sqrt((scale * noise) ** 2 + (fraction * sharing) ** 2 + (relative * flux) ** 2)
 
-    isolated = {r: nmad(miss[~blended] / err(r, 0.0)[~blended]) for r in RELATIVE_GRID}
-    relative = min(isolated, key=lambda r: abs(isolated[r] - 1.0))
-    shared = {c: nmad(miss[blended] / err(relative, c)[blended]) for c in FRACTION_GRID}
-    fraction = min(shared, key=lambda c: abs(shared[c] - 1.0))
-    return {"relative_flux_error": float(relative), "fraction_error": float(fraction),
-            "isolated_nmad_by_relative_flux_error": {str(k): v for k, v in isolated.items()},
-            "blended_nmad_by_fraction_error": {str(k): v for k, v in shared.items()},
-            "n_isolated": int((~blended).sum()), "n_blended": int(blended.sum())}
+    iso = ~blended
+    isolated = {(k, r): bins_misfit(miss[iso], err(k, r, 0.0)[iso], mag[iso])
+                for k in SCALE_GRID for r in RELATIVE_GRID}
+    scale, relative = min(isolated, key=isolated.get)
+    shared = {c: bins_misfit(miss[blended], err(scale, relative, c)[blended], mag[blended])
+              for c in FRACTION_GRID}
+    fraction = min(shared, key=shared.get)
+    final = err(scale, relative, fraction)
+    return {"noise_error_scale": float(scale), "relative_flux_error": float(relative),
+            "fraction_error": float(fraction),
+            "isolated_nmad": nmad(miss[iso] / final[iso]),
+            "blended_nmad": nmad(miss[blended] / final[blended]),
+            "n_isolated": int(iso.sum()), "n_blended": int(blended.sum())}
 
 
 def main() -> None:
@@ -148,19 +172,22 @@ def main() -> None:
         result = calibrate(scenes, *decoded, meta, truth)
         card_path = Path(args.model).with_suffix(".json")
         card = json.loads(card_path.read_text())
-        card["fraction_error"] = result["fraction_error"]
-        card["relative_flux_error"] = result["relative_flux_error"]
+        for key in ("fraction_error", "relative_flux_error", "noise_error_scale"):
+            card[key] = result[key]
         card["flux_errors_calibrated_on"] = (f"{args.tiles} '{args.split}' tiles "
-                                             f"({args.conditions}): NMAD of the pulls 1, "
-                                             "isolated then blended sources")
+                                             f"({args.conditions}): NMAD of the pulls nearest "
+                                             "1 per magnitude bin, isolated then blended "
+                                             "sources")
         card_path.write_text(json.dumps(card, indent=2))
-        print(f"relative_flux_error {result['relative_flux_error']}, fraction_error "
-              f"{result['fraction_error']} → {card_path}")
+        print(f"noise_error_scale {result['noise_error_scale']}, relative_flux_error "
+              f"{result['relative_flux_error']}, fraction_error {result['fraction_error']} "
+              f"→ {card_path}")
     else:
         c = float(meta.get("fraction_error", FRACTION_ERROR))
         r = float(meta.get("relative_flux_error", RELATIVE_FLUX_ERROR))
-        cats = catalogues(scenes, *decoded, meta, c, r)
-        result = {"fraction_error": c, "relative_flux_error": r}
+        k = float(meta.get("noise_error_scale", NOISE_ERROR_SCALE))
+        cats = catalogues(scenes, *decoded, meta, c, r, k)
+        result = {"fraction_error": c, "relative_flux_error": r, "noise_error_scale": k}
         for name, cat in cats.items():
             rows = matched(cat, truth)
             result[f"flux_err_from_{name}"] = pull_table(rows, np.asarray(rows["flux_err"]))

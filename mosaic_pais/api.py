@@ -161,7 +161,7 @@ def _as_table(value, what: str, required=("x", "y", "flux")):
     return table, None
 
 
-def evaluate(catalog, truth, *, radius: float = 3.0, mag_limit: float | None = None,
+def evaluate(catalog, truth, *, radius: float = 3.0, mag_limit: float | None = 27.0,
              plots=None) -> dict:
     """Completeness, purity, F1 and flux errors of a catalogue against the truth.
 
@@ -179,8 +179,9 @@ def evaluate(catalog, truth, *, radius: float = 3.0, mag_limit: float | None = N
         present (``mosaic-pais simulate`` writes them).
     radius : float
         Matching radius in pixels.
-    mag_limit : float, optional
-        Only truth sources brighter than this count towards completeness.
+    mag_limit : float or None
+        Only truth sources brighter than this count towards completeness (27, as every
+        benchmark counts; None counts every truth source in the frame).
     plots : path, optional
         A directory to write ``completeness.png`` and ``flux_error.png`` into
         (:func:`mosaic_pais.evaluation.plots.evaluation_plots`).

@@ -174,7 +174,7 @@ def simulate(output: Path, size: int, seed: int, density: float, noise_sigma: fl
 @click.argument("truth", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--radius", default=3.0, show_default=True,
               type=click.FloatRange(min=0, min_open=True), help="Matching radius in pixels.")
-@click.option("--mag-limit", default=None, type=float,
+@click.option("--mag-limit", default=27.0, show_default=True, type=float,
               help="Only truth sources brighter than this count towards completeness.")
 @click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False, path_type=Path),
               help="Where to write the JSON (default: evaluation.json beside CATALOG).")

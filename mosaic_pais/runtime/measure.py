@@ -80,6 +80,7 @@ __all__ = [
     "BAND_KEYS",
     "FRACTION_ERROR",
     "RELATIVE_FLUX_ERROR",
+    "NOISE_ERROR_SCALE",
     "invalid_neighbourhood",
 ]
 
@@ -98,6 +99,10 @@ FRACTION_ERROR = 0.1
 #: the error of the estimator itself relative to the flux (light outside the footprint, the
 #: fractions' own error), when the model card gives none (``relative_flux_error``)
 RELATIVE_FLUX_ERROR = 0.0
+#: how much larger the scatter of faint sources' fluxes is than their pixel noise says (the
+#: centre's and the footprint's own noise), when the model card gives none
+#: (``noise_error_scale``)
+NOISE_ERROR_SCALE = 1.0
 #: the radial profiles, the only sums kept per bin (sources × N_BINS), and all the first pass
 #: needs; the other sums are one number per source ((band, source) for flux and var)
 PROFILE_KEYS = ("hist", "count")
@@ -397,7 +402,8 @@ def measure_image(image: np.ndarray, ids: np.ndarray, fractions: np.ndarray, pea
                   bands: list[str], noise_sigma, weights: np.ndarray | None = None,
                   invalid_near: np.ndarray | None = None, noise_texture: float | None = None,
                   fraction_error: float = FRACTION_ERROR,
-                  relative_error: float = RELATIVE_FLUX_ERROR
+                  relative_error: float = RELATIVE_FLUX_ERROR,
+                  noise_scale: float = NOISE_ERROR_SCALE
                   ) -> tuple[dict, np.ndarray, np.ndarray]:
     """Both measuring passes on one in-memory image (a single tile, or a test's reference).
 
@@ -418,14 +424,16 @@ def measure_image(image: np.ndarray, ids: np.ndarray, fractions: np.ndarray, pea
                           invalid_near=invalid_near, shape_bins=shape_bins(first, noise_sigma))
     columns = finalize(combine([part], n, image.shape[0]), peaks, bands, weights is not None,
                        radius, noise_sigma=sigma, noise_texture=noise_texture,
-                       fraction_error=fraction_error, relative_error=relative_error)
+                       fraction_error=fraction_error, relative_error=relative_error,
+                       noise_scale=noise_scale)
     return columns, ids, fractions
 
 
 def finalize(total: dict, peaks: dict, bands: list[str], has_weights: bool,
              footprint_radius: np.ndarray, noise_sigma=None, noise_texture: float | None = None,
              fraction_error: float = FRACTION_ERROR,
-             relative_error: float = RELATIVE_FLUX_ERROR) -> dict:
+             relative_error: float = RELATIVE_FLUX_ERROR,
+             noise_scale: float = NOISE_ERROR_SCALE) -> dict:
     """Catalogue columns (a dict of arrays) from the second pass's combined sums.
 
     ``noise_sigma`` (per band) and ``noise_texture`` (:func:`mosaic_pais.runtime.infer.
@@ -469,7 +477,7 @@ def finalize(total: dict, peaks: dict, bands: list[str], has_weights: bool,
         "flux": flux[0],
     }
     errors = flux_errors(total, has_weights, noise_sigma, noise_texture, fraction_error,
-                         relative_error)
+                         relative_error, noise_scale)
     columns["flux_err"] = errors[0]
     for i, band in enumerate(bands):
         columns[f"flux_{band}"] = flux[i]
@@ -487,7 +495,8 @@ def finalize(total: dict, peaks: dict, bands: list[str], has_weights: bool,
 
 def flux_errors(total: dict, has_weights: bool, noise_sigma=None,
                 noise_texture: float | None = None, fraction_error: float = FRACTION_ERROR,
-                relative_error: float = RELATIVE_FLUX_ERROR) -> np.ndarray:
+                relative_error: float = RELATIVE_FLUX_ERROR,
+                noise_scale: float = NOISE_ERROR_SCALE) -> np.ndarray:
     """Each source's flux error per band, ``(band, source)``.
 
     Three parts, added in quadrature:
@@ -496,7 +505,8 @@ def flux_errors(total: dict, has_weights: bool, noise_sigma=None,
       (inverse variances), else the run's measured noise per band — times ``texture²``: noise
       correlated over a few pixels (drizzled data) adds up faster than white noise over a
       source's footprint, by the texture's square (the noise of 4×4-pixel sums against white
-      noise's);
+      noise's), and times ``noise_scale²`` (the card's ``noise_error_scale``): the noise also
+      moves a faint source's centre and footprint, which the pixel sum does not see;
     * the sharing of light, ``fraction_error · Σ f (1 − f) I``: a pixel's fraction is only known
       to some precision where it is shared, and the errors of neighbouring pixels go together,
       so they add linearly. ``fraction_error`` is calibrated on validation tiles (the model
@@ -525,7 +535,7 @@ def flux_errors(total: dict, has_weights: bool, noise_sigma=None,
     texture = 1.0 if noise_texture is None or not np.isfinite(noise_texture) else noise_texture
     sharing = fraction_error * np.asarray(total["sharing"], np.float64)
     estimator = relative_error * np.abs(np.asarray(total["flux"], np.float64))
-    return np.sqrt(var * texture ** 2 + sharing ** 2 + estimator ** 2)
+    return np.sqrt(var * (noise_scale * texture) ** 2 + sharing ** 2 + estimator ** 2)
 
 
 def invalid_neighbourhood(valid: np.ndarray) -> np.ndarray:

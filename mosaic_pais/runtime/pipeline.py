@@ -545,7 +545,8 @@ def _measure(runner: Runner, plan: RunPlan, ds, handle: WindowReader, specs, pea
         noise_texture=noise.texture,
         fraction_error=float(plan.meta.get("fraction_error", measure_mod.FRACTION_ERROR)),
         relative_error=float(plan.meta.get("relative_flux_error",
-                                           measure_mod.RELATIVE_FLUX_ERROR)))
+                                           measure_mod.RELATIVE_FLUX_ERROR)),
+        noise_scale=float(plan.meta.get("noise_error_scale", measure_mod.NOISE_ERROR_SCALE)))
     timings["measure"] = time.time() - t
     return columns
 
