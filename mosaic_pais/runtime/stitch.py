@@ -32,6 +32,7 @@ __all__ = [
     "peak_halo",
     "peaks_in_region",
     "merge_peaks",
+    "resolve_block",
     "resolve_region",
     "resolved_region",
     "clean_fractions",
@@ -90,27 +91,59 @@ def merge_peaks(parts: list[dict]) -> dict:
     return out
 
 
+def resolve_block(raw_fractions: np.ndarray, vectors: np.ndarray | None, peaks_yx: np.ndarray,
+                  origin: tuple[int, int], min_fraction: float = 0.01, vote: str = "vectors"
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Global ids and cleaned fractions of one block, from arrays: the kernel of
+    :func:`resolve_region`.
+
+    Parameters
+    ----------
+    raw_fractions : (b, n, h, w) array
+        The network's fractions of the block's core.
+    vectors : (n, 2, h / VECTOR_STEP, w / VECTOR_STEP) array or None
+        C^v of every :data:`~mosaic_pais.runtime.store.VECTOR_STEP`-th pixel; None for
+        ``vote="geometric"``.
+    peaks_yx : (N, 2) array
+        Every detected peak of the mosaic, indexed by global id.
+    origin : (y0, x0)
+        The block core's first pixel in the mosaic.
+    min_fraction, vote
+        As :func:`~mosaic_pais.pcr.resolve_votes` and :func:`clean_fractions`.
+
+    Returns
+    -------
+    ids : (n, h, w) int64
+    fractions : (b, n, h, w)
+    """
+    valid = raw_fractions[0].sum(0) > 0  # pixels given fractions
+    if vote == "geometric":
+        ids = geometric_votes(peaks_yx, raw_fractions.shape[1:], origin, valid)
+    else:
+        ids = resolve_votes(np.transpose(vectors, (2, 3, 0, 1)), peaks_yx, origin=origin,
+                            valid=valid, mode=vote, step=VECTOR_STEP)
+    return ids, clean_fractions(raw_fractions, ids, min_fraction)
+
+
 def resolve_region(scratch: str | Path, region: Region, peaks_yx: np.ndarray,
                    min_fraction: float = 0.01, vote: str = "vectors",
                    store: str | Path | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Global ids and cleaned fractions of one block's core, from the network's output in the
-    scratch store; with ``store``, the ids are also written into its ``ids`` for the second
-    measuring pass (:func:`resolved_region`).
+    scratch store (:func:`resolve_block` on what it reads); with ``store``, the ids are also
+    written into its ``ids`` for the second measuring pass (:func:`resolved_region`).
     """
     y0, y1, x0, x1 = region
     frac = np.asarray(open_array(scratch, "raw_fractions")[:, :, y0:y1, x0:x1])  # (b, n, h, w)
-    if vote == "geometric":  # C^v was never stored; valid pixels are those given fractions
-        ids = geometric_votes(peaks_yx, frac.shape[1:], (y0, x0), frac[0].sum(0) > 0)
-    else:  # C^v of every VECTOR_STEP-th pixel (n, 2, sh, sw)
+    vec = None
+    if vote != "geometric":  # a geometric run never stored C^v
         if y0 % VECTOR_STEP or x0 % VECTOR_STEP:  # blocks start on whole chunks
             raise ValueError(f"block {region} does not start on a sample of the vectors")
         vy0, vy1, vx0, vx1 = stored_region("vectors", region)
         vec = np.asarray(open_array(scratch, "vectors")[:, :, vy0:vy1, vx0:vx1])
-        ids = resolve_votes(np.transpose(vec, (2, 3, 0, 1)), peaks_yx, origin=(y0, x0),
-                            valid=frac[0].sum(0) > 0, mode=vote, step=VECTOR_STEP)
+    ids, fractions = resolve_block(frac, vec, peaks_yx, (y0, x0), min_fraction, vote)
     if store is not None:
         open_array(store, "ids", mode="r+")[:, y0:y1, x0:x1] = ids
-    return ids, clean_fractions(frac, ids, min_fraction)
+    return ids, fractions
 
 
 def resolved_region(store: str | Path, scratch: str | Path, region: Region,

@@ -73,7 +73,13 @@ def test_outputs_follow_the_contract(reference):
     assert cat["id"].dtype.kind == "i" and cat["id"].dtype.itemsize == 8
     assert len(np.unique(cat["id"])) == len(cat)
     assert np.isfinite(cat["ra"]).all() and np.isfinite(cat["dec"]).all()
-    assert np.isnan(cat["flux_err"]).all()  # no weight map given
+    # without a weight map the errors come from the measured noise: positive, and at least
+    # the pixel noise over each source's pixels (σ·sqrt(npix)·texture is the most it can be
+    # without the sharing and estimator terms; Σf² ≤ npix)
+    assert np.isfinite(cat["flux_err"]).all() and (cat["flux_err"] > 0).all()
+    sigma = json.loads((out / "run.json").read_text())["parameters"]["noise_sigma"][0]
+    assert (cat["flux_err"] >= 0.5 * sigma).all()
+    assert np.all(cat["flux_err_F160W"] == cat["flux_err"])
     assert set(pcr.data_vars) >= {"center", "ids", "fractions"}
     assert pcr["ids"].dims == ("slot", "y", "x") and pcr["ids"].dtype == np.int64
     assert pcr["fractions"].dims == ("band", "slot", "y", "x")
