@@ -343,6 +343,9 @@ def main() -> None:
     parser.add_argument("--conditions", choices=("varied", "goods-s"), default="varied")
     parser.add_argument("--noise-correlation", type=float, default=None,
                         help="px, for every tile; 0 gives white noise (default: the conditions')")
+    parser.add_argument("--suffix", default="",
+                        help="appended to the result file's name (a run on fewer tiles beside "
+                             "the full one)")
     parser.add_argument("--real-galaxies", choices=("held_out",), default=None,
                         help="draw the scenes' real galaxies from the 20 COSMOS galaxies that "
                              "training and validation never see")
@@ -449,7 +452,8 @@ def main() -> None:
                         "truth_sources": len(truth)}
     held = "_held-out-galaxies" if args.real_galaxies else ""
     out = Path(f"docs/results/accuracy_{args.split}"
-               f"{conditions_suffix(args.conditions, args.noise_correlation)}{held}.json")
+               f"{conditions_suffix(args.conditions, args.noise_correlation)}{held}"
+               f"{args.suffix}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     results["simulator"] = SIMULATOR_VERSION  # which simulator made the scenes
     out.write_text(json.dumps(results, indent=2, default=float))
