@@ -9,7 +9,8 @@ SRC="training/runs/$RUN"
 DST="training/resume/$RUN"
 latest=$(sed -n 's/^model_checkpoint_path: "\(.*\)"/\1/p' "$SRC/ckpt/checkpoint")
 rm -rf "$DST" && mkdir -p "$DST/ckpt"
-cp "$SRC/ckpt/checkpoint" "$SRC/ckpt/$latest".* "$DST/ckpt/"
-sed -i "s/^all_model_checkpoint_paths: .*//" "$DST/ckpt/checkpoint"
+cp "$SRC/ckpt/$latest".* "$DST/ckpt/"
+printf 'model_checkpoint_path: "%s"\nall_model_checkpoint_paths: "%s"\n' "$latest" "$latest" \
+    > "$DST/ckpt/checkpoint"
 cp "$SRC/rng_state.json" "$SRC/config.json" "$SRC/log.csv" "$DST/"
 du -sh "$DST"
