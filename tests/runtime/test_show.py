@@ -97,7 +97,8 @@ def test_plots_from_the_api_match_the_numbers(tiny_run, tmp_path):
     assert [p.rsplit("/", 1)[1] for p in result["plots"]] == ["completeness.png",
                                                              "flux_error.png"]
     # the plotted points are the evaluation's matches
-    _, counted, matched, delta, _ = truth_matches(catalog, truth, 3.0, None)
+    # at the magnitude limit the evaluation uses by default (H < 27)
+    _, counted, matched, delta, _ = truth_matches(catalog, truth, 3.0, 27.0)
     assert (counted & matched).sum() == result["n_matched_counted"]
     assert np.median(np.abs(delta[counted & matched])) == pytest.approx(
         result["flux"]["median_abs"])
