@@ -141,7 +141,13 @@ def training_speed_section(r) -> list[str]:
         return ["*(not run yet)*"]
     lines = [f"`python benchmarks/training_speed.py --data DIR` — batch {r['batch']}, "
              f"{r['crop']}² crops, {r['steps_per_variant']} steps per variant taken in turns; "
-             f"the input pipeline alone: {r['input_pipeline_s_per_batch']:.2f} s per batch.", "",
+             + (f"the input pipeline alone: {r['input_pipeline_s_per_batch']:.2f} s per batch "
+                f"(the first, which also computes the tiles' sampling weights: "
+                f"{r['input_pipeline_first_batch_s']:.1f} s)."
+                if "input_pipeline_first_batch_s" in r else
+                f"the input pipeline's first batches: {r['input_pipeline_s_per_batch']:.2f} s "
+                "per batch, with the tiles' sampling weights, computed once at its start "
+                "(rerun the script for the figure without them)."), "",
              "| training step | steps/s | × float32 | loss on a fixed batch − float32's |",
              "| --- | --- | --- | --- |"]
     for name, v in r["variants"].items():
