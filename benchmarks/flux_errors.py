@@ -60,21 +60,25 @@ def nmad(values: np.ndarray) -> float:
 
 
 def catalogues(scenes, seen, sigmas, textures, preds, meta, fraction_error: float,
-               relative_error: float = 0.0, noise_scale: float = 1.0) -> dict:
+               relative_error: float = 0.0, noise_scale: float = 1.0,
+               kinds=("noise", "weights")) -> dict:
     """The model's stacked catalogues with ``flux_err`` from the measured noise and texture
     (``noise``) and from weight maps of the tiles' noise (``weights``)."""
     finding, vote = peak_finding(meta), str(meta.get("vote", "vectors"))
     thresholds = tile_thresholds(textures, meta)
-    out = {"noise": [], "weights": []}
+    out = {kind: [] for kind in kinds}
     for i, (pred, j) in enumerate(preds):
         image = seen[i].image
         common = dict(pred=pred, index=j, image=image, noise_sigma=sigmas[i],
                       threshold=thresholds[i], finding=finding, vote=vote,
                       fraction_error=fraction_error, relative_error=relative_error,
                       noise_scale=noise_scale)
-        out["noise"].append(with_offset(model_catalog(**common, noise_texture=textures[i]), i))
-        weights = np.full(image.shape, 1.0 / scenes[i].noise_sigma ** 2, np.float32)
-        out["weights"].append(with_offset(model_catalog(**common, weights=weights), i))
+        if "noise" in out:
+            out["noise"].append(with_offset(model_catalog(**common,
+                                                          noise_texture=textures[i]), i))
+        if "weights" in out:
+            weights = np.full(image.shape, 1.0 / scenes[i].noise_sigma ** 2, np.float32)
+            out["weights"].append(with_offset(model_catalog(**common, weights=weights), i))
     return {name: vstack(parts) for name, parts in out.items()}
 
 
@@ -111,8 +115,11 @@ def pull_table(rows: Table, err: np.ndarray) -> dict:
 def sharing_parts(scenes, seen, sigmas, textures, preds, meta, truth):
     """Matched rows with the noise part of flux_err and the sharing sum, for any
     ``fraction_error`` c: flux_err² = noise² + (c·sharing)²."""
-    zero = matched(catalogues(scenes, seen, sigmas, textures, preds, meta, 0.0)["noise"], truth)
-    one = matched(catalogues(scenes, seen, sigmas, textures, preds, meta, 1.0)["noise"], truth)
+    # the sharing sum from two fraction errors; the weight-map catalogues are not needed here
+    zero = matched(catalogues(scenes, seen, sigmas, textures, preds, meta, 0.0,
+                              kinds=("noise",))["noise"], truth)
+    one = matched(catalogues(scenes, seen, sigmas, textures, preds, meta, 1.0,
+                             kinds=("noise",))["noise"], truth)
     noise = np.asarray(zero["flux_err"])
     sharing = np.sqrt(np.clip(np.asarray(one["flux_err"]) ** 2 - noise ** 2, 0.0, None))
     return zero, noise, sharing

@@ -391,6 +391,7 @@ class _Checkpoints:
         import tensorflow as tf
 
         self.out, self.model, self.rng, self.cfg = out, model, rng, cfg
+        self._float32 = None
         self.variable = tf.Variable(0, dtype=tf.int64)
         self.checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer,
                                               step=self.variable)
@@ -416,8 +417,11 @@ class _Checkpoints:
         self.rng_path.write_text(json.dumps(self.rng.bit_generator.state))
         export = self.model
         if self.cfg.precision != "float32":  # runs and fine-tuning read float32 models
-            export = build_pais_model(n_bands=self.cfg.n_bands, n_slots=self.cfg.n_slots,
-                                      filters=tuple(self.cfg.filters), dropout=self.cfg.dropout)
+            if self._float32 is None:  # built once, its weights refreshed at every save
+                self._float32 = build_pais_model(
+                    n_bands=self.cfg.n_bands, n_slots=self.cfg.n_slots,
+                    filters=tuple(self.cfg.filters), dropout=self.cfg.dropout)
+            export = self._float32
             export.set_weights(self.model.get_weights())
         tmp = self.out / "model.tmp.keras"
         export.save(tmp)
