@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import time
 from pathlib import Path
@@ -65,9 +66,11 @@ from mosaic_pais.pcr import (
 from mosaic_pais.runtime.background import subtract_sky
 from mosaic_pais.runtime.infer import estimate_noise
 from mosaic_pais.runtime.measure import measure_image
+from mosaic_pais.runtime.pipeline import psf_path
 from mosaic_pais.runtime.stitch import clean_fractions
 from mosaic_pais.runtime.store import VECTOR_STEP
 from mosaic_pais.runtime.tile import DEFAULT_MARGIN, DEFAULT_TILE
+from mosaic_pais.runtime.total_flux import GrowthCurves, read_psf
 from mosaic_pais.sim.scenes import SIMULATOR_VERSION, simulate_scene
 from mosaic_pais.training.dataset import (
     SPLIT_REAL_GALAXIES,
@@ -78,19 +81,19 @@ from mosaic_pais.training.dataset import (
 
 
 def split_scenes(split: str, tiles: int, conditions: str = "varied",
-                 noise_correlation: float | None = None, real_galaxies: str | None = None
-                 ) -> list:
-    """The first ``tiles`` scenes of a split in the given conditions (see the module text);
-    ``noise_correlation`` (px, 0: white) replaces the conditions' noise texture and
-    ``real_galaxies`` the split's pool of COSMOS galaxies (``held_out``: the 20 that training
-    and validation never draw)."""
+                 noise_correlation: float | None = None, real_galaxies: str | None = None,
+                 start: int = 0) -> list:
+    """Scenes ``start`` to ``start + tiles`` of a split in the given conditions (see the
+    module text); ``noise_correlation`` (px, 0: white) replaces the conditions' noise texture
+    and ``real_galaxies`` the split's pool of COSMOS galaxies (``held_out``: the 20 that
+    training and validation never draw)."""
     pool = real_galaxies or SPLIT_REAL_GALAXIES[split]
     if conditions == "varied":
         return [split_scene(split, i, noise_correlation=noise_correlation, real_galaxies=pool)
-                for i in range(tiles)]
+                for i in range(start, start + tiles)]
     return [simulate_scene((256, 256), seed=SPLIT_SEED_BASE[split] + i,
                            noise_correlation=noise_correlation, real_galaxies=pool)
-            for i in range(tiles)]
+            for i in range(start, start + tiles)]
 
 
 def perfect_pcr_catalog(scene, image: np.ndarray, noise_sigma: float,
@@ -156,14 +159,25 @@ def model_catalog(pred, index: int, image: np.ndarray, noise_sigma: float, thres
                     image, noise_sigma, **measuring)
 
 
+@functools.lru_cache(maxsize=1)
+def simulator_growth() -> GrowthCurves:
+    """The curves of growth of the simulator's F160W PSF: the one shipped beside the model,
+    which a run uses by default to turn footprint sums into total fluxes."""
+    return GrowthCurves.from_psf(read_psf(psf_path(None, DEFAULT_MODEL_PATH,
+                                                   model_metadata(DEFAULT_MODEL_PATH))))
+
+
 def measured(peaks, ids: np.ndarray, frac: np.ndarray, image: np.ndarray,
              noise_sigma: float, **measuring) -> Table:
     """The catalogue of one resolved tile (:func:`resolved`), measured as the pipeline does;
-    ``measuring`` (weights, noise_texture, fraction_error) goes to ``measure_image``."""
+    ``measuring`` (weights, noise_texture, fraction_error, growth) goes to ``measure_image``;
+    ``growth`` is the simulator's PSF's unless given (None keeps the footprint sums)."""
     p = {"id": np.arange(len(peaks)), "y": peaks.y, "x": peaks.x, "score": peaks.score}
+    measuring.setdefault("growth", simulator_growth())
     cols, _, _ = measure_image(image, ids, frac, p, ["F160W"], noise_sigma, **measuring)
-    return Table({k: cols[k] for k in ("id", "x", "y", "flux", "flux_err", "kron_radius",
-                                       "score", "xcentroid", "ycentroid")})
+    return Table({k: cols[k] for k in ("id", "x", "y", "flux", "flux_err", "flux_aper",
+                                       "aperture_correction", "r50", "kron_radius", "score",
+                                       "xcentroid", "ycentroid")})
 
 
 def as_trained(scenes, meta: dict) -> list:
@@ -317,9 +331,63 @@ SNR_CUTS = (0.0, 5.0, 7.5, 10.0, 15.0, 20.0)
 TEXTURES = {"white": (0.0, 0.01), "0.3–0.6 px": (0.01, 0.6), "0.6–0.9 px": (0.6, 1.0)}
 
 
-def by_noise_texture(catalog: Table, truth: Table, scenes, mag_limit: float) -> list[dict]:
-    """Completeness, purity and F1 over the tiles of each noise texture."""
-    correlation = np.array([s.truth.meta["NOISECOR"] for s in scenes])
+#: the methods and references every accuracy run measures, in its result's order
+PEERS = {"sep": run_sep, "photutils": run_photutils}
+REFERENCES = ("perfect PCR", "known-shape fit")
+
+
+def chunk_catalogues(predictor, meta: dict, scenes, first: int, vote: str) -> dict:
+    """Every method's and reference's stacked catalogue on ``scenes`` (tiles ``first`` on),
+    and the seconds each method took."""
+    t = time.time()
+    seen, sigmas, textures, preds = decode_as_trained(predictor, scenes, meta)
+    thresholds = tile_thresholds(textures, meta)
+    finding = peak_finding(meta)
+    seconds = {"mosaic-pais": time.time() - t}
+    cats = {"mosaic-pais": [with_offset(model_catalog(p, j, seen[i].image, sigmas[i],
+                                                      float(thresholds[i]), finding, vote),
+                                        first + i) for i, (p, j) in enumerate(preds)]}
+    for name, runner in PEERS.items():
+        t = time.time()
+        cats[name] = [with_offset(runner(s.image[0], s.noise_sigma), first + i)
+                      for i, s in enumerate(scenes)]
+        seconds[name] = time.time() - t
+    cats["perfect PCR"] = [with_offset(perfect_pcr_catalog(s, seen[i].image, sigmas[i]),
+                                       first + i) for i, s in enumerate(scenes)]
+    cats["known-shape fit"] = [with_offset(known_shape_catalog(s), first + i)
+                               for i, s in enumerate(scenes)]
+    return {"catalogs": {k: vstack(v) for k, v in cats.items()}, "seconds": seconds,
+            "thresholds": thresholds}
+
+
+def streamed_catalogues(predictor, meta: dict, args, vote: str, chunk: int = 50) -> dict:
+    """:func:`chunk_catalogues` over the split's tiles, ``chunk`` tiles at a time: the scenes
+    (and their per-source images, which the references need) are dropped after each chunk, so
+    memory stays flat in the number of tiles. Returns the stacked catalogues, the truth, each
+    tile's noise correlation, thresholds and each method's seconds."""
+    from tqdm import tqdm
+
+    parts, truths, correlation, thresholds = [], [], [], []
+    seconds: dict[str, float] = {}
+    for first in tqdm(range(0, args.tiles, chunk), desc="tiles", unit="chunk"):
+        scenes = split_scenes(args.split, min(chunk, args.tiles - first), args.conditions,
+                              args.noise_correlation, args.real_galaxies, start=first)
+        part = chunk_catalogues(predictor, meta, scenes, first, vote)
+        parts.append(part["catalogs"])
+        truths += [with_offset(s.truth, first + i) for i, s in enumerate(scenes)]
+        correlation += [s.truth.meta["NOISECOR"] for s in scenes]
+        thresholds += part["thresholds"]
+        for name, value in part["seconds"].items():
+            seconds[name] = seconds.get(name, 0.0) + value
+    catalogs = {name: vstack([p[name] for p in parts]) for name in parts[0]}
+    return {"catalogs": catalogs, "truth": vstack(truths), "correlation": np.array(correlation),
+            "thresholds": np.array(thresholds), "seconds": seconds}
+
+
+def by_noise_texture(catalog: Table, truth: Table, correlation: np.ndarray,
+                     mag_limit: float) -> list[dict]:
+    """Completeness, purity and F1 over the tiles of each noise texture (``correlation``: each
+    tile's noise correlation, px)."""
     catalog_tile, truth_tile = tile_of(catalog), tile_of(truth)
     rows = []
     for label, (lo, hi) in TEXTURES.items():
@@ -333,7 +401,7 @@ def by_noise_texture(catalog: Table, truth: Table, scenes, mag_limit: float) -> 
     return rows
 
 
-def main() -> None:
+def _arguments():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tiles", type=int, default=200)
     parser.add_argument("--split", default="test")
@@ -349,16 +417,17 @@ def main() -> None:
     parser.add_argument("--real-galaxies", choices=("held_out",), default=None,
                         help="draw the scenes' real galaxies from the 20 COSMOS galaxies that "
                              "training and validation never see")
-    args = parser.parse_args()
-    meta = model_metadata(args.model)
-    predictor = PAISPredictor(args.model, batch_size=16)
+    return parser.parse_args()
+
+
+def tune(args, meta: dict, predictor) -> None:
+    """The peak threshold by F1 per noise texture, then the vote mode by the median |δ| of all
+    sources plus that of the blended ones (judged on the blended alone, a vote that hands
+    bright galaxies' wings to their neighbours would go unseen); written into the card."""
     scenes = split_scenes(args.split, args.tiles, args.conditions, args.noise_correlation,
                           args.real_galaxies)
-    t0 = time.time()
     seen, sigmas, textures, preds = decode_as_trained(predictor, scenes, meta)
-    model_seconds = time.time() - t0
-    truths = [with_offset(s.truth, i) for i, s in enumerate(scenes)]
-    truth = vstack(truths)
+    truth = vstack([with_offset(s.truth, i) for i, s in enumerate(scenes)])
     finding = peak_finding(meta)
 
     def model_run(thresholds, vote):
@@ -368,74 +437,76 @@ def main() -> None:
                                                  float(per_tile[i]), finding, vote), i)
                        for i, (p, j) in enumerate(preds)])
 
-    if args.tune:
-        # the peak threshold by F1 per noise texture, then the vote mode by the median |δ| of
-        # all sources plus that of the blended ones: judged on the blended alone, a vote that
-        # hands bright galaxies' wings to their neighbours would go unseen
-        tuned = tune_threshold(lambda t: model_run(t, "geometric"), truth, textures,
-                               args.mag_limit)
-        thresholds = [detection_threshold(tuned, t) for t in textures]
-        votes, f1 = {}, None
-        for vote in TUNED_VOTES:
-            r = evaluate(model_run(thresholds, vote), truth, mag_limit=args.mag_limit)
-            votes[vote] = r["flux"]["median_abs"] + r["flux_blended"]["median_abs"]
-            f1 = r["f1"]
-            print(f"vote {vote}: F1 {r['f1']:.4f}, median |δ| all {r['flux']['median_abs']:.4f} "
-                  f"+ blended {r['flux_blended']['median_abs']:.4f}", flush=True)
-        vote = min(votes, key=votes.get)
-        card_path = Path(args.model).with_suffix(".json")
-        card = json.loads(card_path.read_text()) if card_path.exists() else {}
-        card.update({"threshold": tuned["threshold"],
-                     "threshold_by_texture": tuned["threshold_by_texture"],
-                     "window": finding["window"], "vote": vote,
-                     "threshold_tuned_on": f"{args.tiles} '{args.split}' tiles: F1 {f1:.4f} "
-                                           f"with the thresholds by texture (one threshold: "
-                                           f"{tuned['f1']:.4f}); vote by median |δ| all + blended: "
-                                           + ", ".join(f"{k} {v:.4f}" for k, v in votes.items())})
-        card_path.write_text(json.dumps(card, indent=2))
-        print(f"chose thresholds {tuned['threshold_by_texture']}, vote {vote} → {card_path}")
-        return
+    tuned = tune_threshold(lambda t: model_run(t, "geometric"), truth, textures, args.mag_limit)
+    thresholds = [detection_threshold(tuned, t) for t in textures]
+    votes, f1 = {}, None
+    for vote in TUNED_VOTES:
+        r = evaluate(model_run(thresholds, vote), truth, mag_limit=args.mag_limit)
+        votes[vote] = r["flux"]["median_abs"] + r["flux_blended"]["median_abs"]
+        f1 = r["f1"]
+        print(f"vote {vote}: F1 {r['f1']:.4f}, median |δ| all {r['flux']['median_abs']:.4f} "
+              f"+ blended {r['flux_blended']['median_abs']:.4f}", flush=True)
+    vote = min(votes, key=votes.get)
+    card_path = Path(args.model).with_suffix(".json")
+    card = json.loads(card_path.read_text()) if card_path.exists() else {}
+    card.update({"threshold": tuned["threshold"],
+                 "threshold_by_texture": tuned["threshold_by_texture"],
+                 "window": finding["window"], "vote": vote,
+                 "threshold_tuned_on": f"{args.tiles} '{args.split}' tiles: F1 {f1:.4f} "
+                                       f"with the thresholds by texture (one threshold: "
+                                       f"{tuned['f1']:.4f}); vote by median |δ| all + blended: "
+                                       + ", ".join(f"{k} {v:.4f}" for k, v in votes.items())})
+    card_path.write_text(json.dumps(card, indent=2))
+    print(f"chose thresholds {tuned['threshold_by_texture']}, vote {vote} → {card_path}")
 
-    thresholds = tile_thresholds(textures, meta)
-    vote = str(meta.get("vote", "vectors"))
-    results = {}
-    catalogs = {"mosaic-pais": model_run(thresholds, vote)}
-    timings = {"mosaic-pais": model_seconds}
-    for name, runner in (("sep", run_sep), ("photutils", run_photutils)):
-        t = time.time()
-        catalogs[name] = vstack([with_offset(runner(s.image[0], s.noise_sigma), i)
-                                 for i, s in enumerate(scenes)])
-        timings[name] = time.time() - t
-    for name, cat in catalogs.items():
-        results[name] = evaluate(cat, truth, mag_limit=args.mag_limit)
-        results[name]["seconds"] = timings[name]
+
+def method_results(streamed: dict, mag_limit: float) -> dict:
+    """Each method's scores (overall, by S/N cut, by noise texture, on the tiles' cores) and
+    the references' overall scores."""
+    truth, results = streamed["truth"], {}
+    for name in ("mosaic-pais", *PEERS):
+        cat = streamed["catalogs"][name]
+        results[name] = evaluate(cat, truth, mag_limit=mag_limit)
+        results[name]["seconds"] = streamed["seconds"][name]
         # the same catalogue when only sources above a matched-filter S/N are counted: the
         # depth at which each method reaches a given F1
         results[name]["by_snr_cut"] = [
             {key: cut[key] for key in ("completeness", "purity", "f1", "n_truth_counted")}
             | {"snr_min": snr_min}
             for snr_min in SNR_CUTS
-            for cut in [evaluate(cat, truth, mag_limit=args.mag_limit, snr_min=snr_min)]]
-        results[name]["by_noise_texture"] = by_noise_texture(cat, truth, scenes, args.mag_limit)
-        results[name]["tile_core"] = core_scores(cat, truth, args.mag_limit)
+            for cut in [evaluate(cat, truth, mag_limit=mag_limit, snr_min=snr_min)]]
+        results[name]["by_noise_texture"] = by_noise_texture(cat, truth, streamed["correlation"],
+                                                             mag_limit)
+        results[name]["tile_core"] = core_scores(cat, truth, mag_limit)
         print(f"\n=== {name} ===\n{format_report(results[name])}", flush=True)
-    # the references, on the same tiles: a perfect PCR through the run's own decoder and
-    # estimator (the model's distance to it is the network's error), and the known shapes
-    # fitted jointly (the estimator's distance to it)
-    references = {
-        "perfect PCR": vstack([with_offset(perfect_pcr_catalog(s, seen[i].image, sigmas[i]), i)
-                               for i, s in enumerate(scenes)]),
-        "known-shape fit": vstack([with_offset(known_shape_catalog(s), i)
-                                   for i, s in enumerate(scenes)])}
-    for name, cat in references.items():
-        results[name] = evaluate(cat, truth, mag_limit=args.mag_limit)
+    # the references: a perfect PCR through the run's own decoder and estimator (the model's
+    # distance to it is the network's error), and the known shapes fitted jointly (the
+    # estimator's distance to it)
+    for name in REFERENCES:
+        results[name] = evaluate(streamed["catalogs"][name], truth, mag_limit=mag_limit)
     # every method on one sample: the sources all of them recover (the references recover
     # every source, so they leave the sample as the three methods make it)
-    results["common_sources"] = flux_errors_on_common_sources(catalogs | references, truth,
-                                                              mag_limit=args.mag_limit)
+    results["common_sources"] = flux_errors_on_common_sources(streamed["catalogs"], truth,
+                                                              mag_limit=mag_limit)
     print("median |δ| on the sources every method recovers (all / blended): " + ", ".join(
-        f"{name} {r['all']['median_abs']:.3f} / {r['blended']['median_abs']:.3f}"
+        f"{name} {r['all']['median_abs'] or float('nan'):.3f} / "
+        f"{r['blended']['median_abs'] or float('nan'):.3f}"
         for name, r in results["common_sources"].items() if name != "n_common"), flush=True)
+    return results
+
+
+def main() -> None:
+    args = _arguments()
+    meta = model_metadata(args.model)
+    predictor = PAISPredictor(args.model, batch_size=16)
+    if args.tune:
+        tune(args, meta, predictor)
+        return
+    vote = str(meta.get("vote", "vectors"))
+    streamed = streamed_catalogues(predictor, meta, args, vote)
+    results = method_results(streamed, args.mag_limit)
+    finding = peak_finding(meta)
+    thresholds = streamed["thresholds"]
     results["setup"] = {"split": args.split, "conditions": args.conditions,
                         "noise_correlation_px": args.noise_correlation,
                         "tiles": args.tiles, "model": str(args.model),
@@ -449,7 +520,9 @@ def main() -> None:
                         "mag_limit": args.mag_limit,
                         "core_margin_px": DEFAULT_MARGIN,
                         "real_galaxies": args.real_galaxies or SPLIT_REAL_GALAXIES[args.split],
-                        "truth_sources": len(truth)}
+                        "truth_sources": len(streamed["truth"]),
+                        # the estimator: footprint sums made total by the PSF's curve of growth
+                        "total_flux": "footprint sum × aperture_correction (simulator's PSF)"}
     held = "_held-out-galaxies" if args.real_galaxies else ""
     out = Path(f"docs/results/accuracy_{args.split}"
                f"{conditions_suffix(args.conditions, args.noise_correlation)}{held}"

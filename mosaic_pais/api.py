@@ -112,6 +112,9 @@ def simulate(output=None, *, size=256, seed: int = 0, density: float = 1.0,
     import numpy as np
     from astropy.table import Table
 
+    from mosaic_pais.errors import require_extra
+
+    require_extra("sim", "mosaic_pais.simulate")
     from mosaic_pais.sim.scenes import simulate_mosaic, simulate_scene, tan_wcs
 
     if np.ndim(size) == 0:

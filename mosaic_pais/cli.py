@@ -11,12 +11,13 @@ import functools
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
 
 import click
 
 from mosaic_pais import __version__
-from mosaic_pais.errors import BadInputError
+from mosaic_pais.errors import BadInputError, require_extra
 from mosaic_pais.runtime.background import DEFAULT_MESH
 from mosaic_pais.runtime.tile import (
     DEFAULT_MARGIN,
@@ -72,7 +73,18 @@ def _friendly_errors(func):
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="mosaic-pais")
 def main() -> None:
-    """Detect and deblend every source in astronomical mosaics (PAIS)."""
+    """Detect and deblend every source in astronomical mosaics (PAIS).
+
+    Exit status: 0 done, 2 bad input (one line says why), 1 any other failure, 130
+    interrupted (Ctrl-C; finished work is kept for --resume).
+    """
+    warnings.formatwarning = _one_line_warning
+
+
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """A warning as the command line shows it: one line, without the source line that
+    Python's default format adds."""
+    return f"mosaic-pais: warning: {message}\n"
 
 
 def _background_mesh(value: str) -> int | None:
@@ -124,11 +136,15 @@ def _background_mesh(value: str) -> int | None:
 @click.option("--background", default=str(DEFAULT_MESH), show_default=True,
               help="Mesh cell side (px) on which the sky is estimated and subtracted, or "
                    "'none' for an image whose sky is already subtracted exactly.")
+@click.option("--psf", default=None,
+              help="PSF image (FITS, on the mosaic's pixels) whose curve of growth turns "
+                   "footprint sums into total fluxes (default: the model card's, the PSF it "
+                   "was trained with), or 'none' to keep the footprint sums.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @_friendly_errors
 def run(images, output, bands, weights, hdu, cluster, workers, memory_limit, model, resume,
         overwrite, tile, margin, tiles_per_block, tiles_per_window, threshold, vote, background,
-        quiet) -> None:
+        psf, quiet) -> None:
     """Detect and deblend every source of IMAGE(s); write catalogue, PCR store and picture."""
     from mosaic_pais.runtime.pipeline import run as run_pipeline
 
@@ -140,7 +156,7 @@ def run(images, output, bands, weights, hdu, cluster, workers, memory_limit, mod
         tile=tile, margin=margin,
         tiles_per_block=tiles_per_block, tiles_per_window=tiles_per_window,
         threshold=threshold, vote=vote,
-        background=_background_mesh(background), progress=not quiet)
+        background=_background_mesh(background), psf=psf, progress=not quiet)
     click.echo(f"{len(table)} sources; wrote {output}/catalog.fits, catalog.parquet, pcr.zarr, "
                "overview.png, run.json")
 
@@ -162,6 +178,7 @@ def run(images, output, bands, weights, hdu, cluster, workers, memory_limit, mod
 def simulate(output: Path, size: int, seed: int, density: float, noise_sigma: float | None,
              noise_correlation: float | None) -> None:
     """Simulate an HST F160W-like mosaic (DIR/mosaic.fits) and its truth (DIR/truth.fits)."""
+    require_extra("sim", "mosaic-pais simulate")
     from mosaic_pais.sim.scenes import simulate_mosaic
 
     simulate_mosaic(output, size=size, seed=seed, density=density, noise_sigma=noise_sigma,
@@ -263,6 +280,7 @@ def train(data, output, config_path, simulate_tiles, val_tiles, processes, steps
     """Build a simulated training set and/or train (resuming from the last checkpoint)."""
     from dataclasses import replace
 
+    require_extra("train", "mosaic-pais train")
     from mosaic_pais.training.dataset import build_training_set
     from mosaic_pais.training.train import TrainConfig
     from mosaic_pais.training.train import train as train_model
@@ -318,6 +336,7 @@ def labels(images, catalog, psfs, weights, output, bands, split, pixel_scale, ps
            stride, margin, max_iter, center_sigma, align, workers, save_models, overwrite,
            quiet) -> None:
     """Label real IMAGE tiles with scarlet2 deblends at catalogue positions (PCR shards)."""
+    require_extra("labels", "mosaic-pais labels")
     from mosaic_pais.labels.scarlet import LabelConfig, make_labels
     from mosaic_pais.training.dataset import TRAINING_CENTER_SIGMA
 
@@ -348,6 +367,7 @@ def labels(images, catalog, psfs, weights, output, bands, split, pixel_scale, ps
 @_friendly_errors
 def demo(output: Path, seed: int) -> None:
     """Simulate a small scene, run the method on it, evaluate against the truth and draw."""
+    require_extra("sim", "mosaic-pais demo")
     from mosaic_pais.demo import run_demo
 
     run_demo(output, seed=seed)

@@ -143,3 +143,33 @@ def test_bad_training_configuration_exits_2_before_simulating(tmp_path, config, 
     assert result.exit_code == 2
     assert reason in result.output and len(result.output.strip().splitlines()) == 1
     assert not (tmp_path / "data").exists()
+
+
+def test_unreadable_psf_exits_2_before_writing(tmp_path, model_path):
+    data = np.random.default_rng(3).normal(0, 1, (64, 64)).astype(np.float32)
+    image = _write(tmp_path / "i.fits", data, tan_wcs(64, 64).to_header())
+    (tmp_path / "psf.fits").write_text("not a FITS file")
+    result = _cli(["run", image, "--output", tmp_path / "o", "--model", model_path,
+                   "--psf", tmp_path / "psf.fits", "--quiet"])
+    assert result.exit_code == 2 and "PSF" in result.output
+    assert result.output.strip().count("\n") == 0
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(("command", "extra"), [
+    (["simulate", "--output", "{tmp}/sim", "--size", "64"], "sim"),
+    (["demo", "--output", "{tmp}/demo"], "sim"),
+    (["train", "--data", "{tmp}/data", "--output", "{tmp}/train"], "train"),
+])
+def test_a_missing_extra_is_named_in_one_line(tmp_path, monkeypatch, command, extra):
+    """As in an install without the extra: GalSim not found."""
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "galsim" else real(name, *a))
+    result = _cli([arg.format(tmp=tmp_path) for arg in command])
+    assert result.exit_code == 2
+    assert result.output.strip().count("\n") == 0
+    assert f"pip install 'mosaic-pais[{extra}]'" in result.output and "galsim" in result.output
+    assert not any(tmp_path.iterdir())

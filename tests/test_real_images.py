@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,7 +12,8 @@ from astropy.table import Table
 
 from mosaic_pais.evaluation.metrics import match_catalogs
 from mosaic_pais.runtime.pipeline import run
-from mosaic_pais.sim.scenes import data_dir
+
+DATA = Path(__file__).parent / "data"
 
 
 @pytest.mark.slow
@@ -26,15 +28,14 @@ def test_positions_on_the_sky_of_a_real_candels_section(tmp_path):
     from astropy.io import fits
     from astropy.wcs import WCS
 
-    folder = data_dir() / "goods_s"
-    path = folder / "candels_f160w_sect22.fits"
+    path = DATA / "candels_f160w_sect22.fits"
     table, _ = run([path], tmp_path / "run", progress=False)
     with warnings.catch_warnings():  # its CD cards are written in a non-standard way
         warnings.simplefilter("ignore")
         with fits.open(path) as hdul:
             data = hdul[0].data
             wcs = WCS(hdul[0].header)
-    bright = pd.read_csv(folder / "kartaltepe_goods_s_bright_catalog.csv")
+    bright = pd.read_csv(DATA / "kartaltepe_candels_sect22.csv")
     x, y = wcs.world_to_pixel_values(bright["RA"].to_numpy(), bright["DEC"].to_numpy())
     inside = (x > 0) & (y > 0) & (x < data.shape[1] - 1) & (y < data.shape[0] - 1)
     on_data = np.zeros(len(bright), bool)
@@ -56,10 +57,9 @@ def test_a_real_ground_based_frame_with_its_sky(tmp_path):
     """A real ESO R-band CCD frame, sky and all (6,850 counts, σ 65): with the sky subtracted
     the shipped model finds what SExtractor found there (its catalogue beside the frame,
     1-based positions) about as well as on HST data it was trained for."""
-    folder = data_dir() / "ground_r_band"
     with pytest.warns(UserWarning, match="no usable celestial WCS"):
-        table, _ = run([folder / "galaxies_cut_256.fits"], tmp_path / "run", progress=False)
-    sextractor = np.loadtxt(folder / "galaxies_cut_256.sextractor.cat")
+        table, _ = run([DATA / "galaxies_cut_256.fits"], tmp_path / "run", progress=False)
+    sextractor = np.loadtxt(DATA / "galaxies_cut_256.sextractor.cat")
     reference = np.stack([sextractor[:, 3] - 1, sextractor[:, 4] - 1], 1)
     d, t = match_catalogs(np.stack([table["x"], table["y"]], 1), reference, radius=3.0)
     assert len(t) / len(reference) > 0.85 and len(d) / len(table) > 0.85

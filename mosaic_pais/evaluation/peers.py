@@ -12,6 +12,8 @@ import warnings
 import numpy as np
 from astropy.table import Table
 
+from mosaic_pais.errors import require_extra
+
 __all__ = ["SEXTRACTOR_FILTER", "run_sep", "run_photutils"]
 
 # SExtractor's default.conv: a 3×3 pyramid
@@ -34,6 +36,7 @@ def run_sep(image: np.ndarray, noise_sigma: float | None = None, *, thresh: floa
     like FLUX_AUTO. ``noise_sigma``
     sets the threshold's σ (else sep's background RMS).
     """
+    require_extra("peers", "run_sep")
     import sep
 
     data = np.ascontiguousarray(np.nan_to_num(np.asarray(image, np.float64)))
@@ -69,6 +72,7 @@ def run_photutils(image: np.ndarray, noise_sigma: float | None = None, *, nsigma
     """photutils: detect_sources + deblend_sources on a smoothed image, SourceCatalog Kron."""
     from astropy.convolution import convolve
     from astropy.stats import sigma_clipped_stats
+    require_extra("peers", "run_photutils")
     from photutils.segmentation import (
         SourceCatalog,
         deblend_sources,

@@ -16,7 +16,7 @@ from typing import Any
 
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from mosaic_pais.errors import BadInputError
+from mosaic_pais.errors import BadInputError, require_extra
 
 __all__ = [
     "gpus_visible",
@@ -229,11 +229,8 @@ def jobqueue_cluster(kind: str, **kwargs):
     """
     import dask
 
-    try:
-        import dask_jobqueue
-    except ImportError as exc:
-        raise BadInputError(f"--cluster {kind} needs dask-jobqueue "
-                            "(pip install 'mosaic-pais[cluster]')") from exc
+    require_extra("cluster", f"--cluster {kind}")
+    import dask_jobqueue
     system = kind.split("-", 1)[0]
     if system not in JOBQUEUE_SYSTEMS:
         raise BadInputError(f"--cluster {kind}: batch systems are {', '.join(JOBQUEUE_SYSTEMS)}")

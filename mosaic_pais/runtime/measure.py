@@ -13,6 +13,10 @@ runs both passes on one image in memory.
 Columns and how they are measured:
 
 ``flux``, ``flux_<BAND>``
+    Total deblended flux: ``flux_aper`` times ``aperture_correction``, the share of the light
+    that the footprint misses under the PSF, for the source's size
+    (:mod:`mosaic_pais.runtime.total_flux`; 1 when the run has no PSF).
+``flux_aper``
     Deblended flux inside the source's footprint: the sum, over the pixels the source claims,
     of its fraction times the image. PAIS gives every pixel to some source, background
     included; summing a faint source's whole share of the sky would add the noise of hundreds
@@ -32,7 +36,7 @@ Columns and how they are measured:
     The barycentre of the same light the shapes are measured on (below): the source's positive
     deblended light within its isophotal radius, as SExtractor's X_IMAGE, Y_IMAGE.
 ``r50``, ``r90``
-    Radii enclosing 50% and 90% of ``flux``.
+    Radii enclosing 50% and 90% of ``flux_aper``.
 ``a``, ``b``, ``theta``
     Second-moment ellipse (px, px, degrees counter-clockwise from +x) of the source's
     positive deblended light within its isophotal radius (where its mean surface brightness
@@ -58,6 +62,8 @@ import math
 import numpy as np
 from numba import njit
 from scipy import ndimage
+
+from mosaic_pais.runtime.total_flux import GrowthCurves
 
 __all__ = [
     "BIN",
@@ -403,7 +409,7 @@ def measure_image(image: np.ndarray, ids: np.ndarray, fractions: np.ndarray, pea
                   invalid_near: np.ndarray | None = None, noise_texture: float | None = None,
                   fraction_error: float = FRACTION_ERROR,
                   relative_error: float = RELATIVE_FLUX_ERROR,
-                  noise_scale: float = NOISE_ERROR_SCALE
+                  noise_scale: float = NOISE_ERROR_SCALE, growth: GrowthCurves | None = None
                   ) -> tuple[dict, np.ndarray, np.ndarray]:
     """Both measuring passes on one in-memory image (a single tile, or a test's reference).
 
@@ -425,7 +431,7 @@ def measure_image(image: np.ndarray, ids: np.ndarray, fractions: np.ndarray, pea
     columns = finalize(combine([part], n, image.shape[0]), peaks, bands, weights is not None,
                        radius, noise_sigma=sigma, noise_texture=noise_texture,
                        fraction_error=fraction_error, relative_error=relative_error,
-                       noise_scale=noise_scale)
+                       noise_scale=noise_scale, growth=growth)
     return columns, ids, fractions
 
 
@@ -433,8 +439,13 @@ def finalize(total: dict, peaks: dict, bands: list[str], has_weights: bool,
              footprint_radius: np.ndarray, noise_sigma=None, noise_texture: float | None = None,
              fraction_error: float = FRACTION_ERROR,
              relative_error: float = RELATIVE_FLUX_ERROR,
-             noise_scale: float = NOISE_ERROR_SCALE) -> dict:
+             noise_scale: float = NOISE_ERROR_SCALE,
+             growth: GrowthCurves | None = None) -> dict:
     """Catalogue columns (a dict of arrays) from the second pass's combined sums.
+
+    With ``growth`` (the PSF's curves, :class:`~mosaic_pais.runtime.total_flux.GrowthCurves`),
+    ``flux`` is the footprint sum times the source's ``aperture_correction`` (the footprint sum
+    itself is ``flux_aper``); without, the correction is 1.
 
     ``noise_sigma`` (per band) and ``noise_texture`` (:func:`mosaic_pais.runtime.infer.
     estimate_noise`) give ``flux_err`` where there are no weights; see :func:`flux_errors`.
@@ -470,19 +481,22 @@ def finalize(total: dict, peaks: dict, bands: list[str], has_weights: bool,
     flags |= np.where(total["masked"] > 0, FLAG_MASKED, 0).astype(np.int32)
     flags |= np.where((blend > 0.5) & (peaks["score"] < 0.5), FLAG_UNCERTAIN, 0).astype(np.int32)
 
+    correction = (np.ones(len(hist)) if growth is None
+                  else growth.correction(r50, footprint_radius))
+    errors = flux_errors(total, has_weights, noise_sigma, noise_texture, fraction_error,
+                         relative_error, noise_scale) * correction
     columns = {
         "id": peaks["id"].astype(np.int64),
         "x": peaks["x"].astype(np.float64),
         "y": peaks["y"].astype(np.float64),
-        "flux": flux[0],
+        "flux": flux[0] * correction,
+        "flux_err": errors[0],
     }
-    errors = flux_errors(total, has_weights, noise_sigma, noise_texture, fraction_error,
-                         relative_error, noise_scale)
-    columns["flux_err"] = errors[0]
     for i, band in enumerate(bands):
-        columns[f"flux_{band}"] = flux[i]
+        columns[f"flux_{band}"] = flux[i] * correction
         columns[f"flux_err_{band}"] = errors[i]
     columns.update({
+        "flux_aper": flux[0], "aperture_correction": correction,
         "r50": r50, "r90": r90, "kron_radius": np.asarray(footprint_radius, np.float64),
         # the isophotal barycentre, as SExtractor's X_IMAGE (x, y are the network's centre)
         "xcentroid": peaks["x"] + mx, "ycentroid": peaks["y"] + my,

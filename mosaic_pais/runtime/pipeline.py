@@ -7,6 +7,7 @@ that lets ``--resume`` skip finished inference blocks.
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 import time
@@ -39,6 +40,7 @@ from mosaic_pais.runtime.cluster import (
     start_cluster,
 )
 from mosaic_pais.runtime.infer import estimate_noise
+from mosaic_pais.runtime.lock import LOCK_NAME, hold_output
 from mosaic_pais.runtime.open import check_not_empty, open_mosaic, pixel_to_world, wcs_header_of
 from mosaic_pais.runtime.stitch import merge_peaks
 from mosaic_pais.runtime.store import (
@@ -58,9 +60,11 @@ from mosaic_pais.runtime.tile import (
     WindowReader,
     window_tiles,
 )
+from mosaic_pais.runtime.total_flux import GrowthCurves, read_psf
 from mosaic_pais.runtime.write import draw_overview, write_catalog, write_json
 
-__all__ = ["BlockSpec", "Noise", "RunPlan", "RUN_OUTPUTS", "plan_blocks", "compile_kernels", "run"]
+__all__ = ["BlockSpec", "Noise", "RunPlan", "RUN_OUTPUTS", "plan_blocks", "compile_kernels",
+           "psf_path", "run"]
 
 
 @dataclass(frozen=True)
@@ -226,6 +230,7 @@ class RunPlan:
     keep_work: bool = False
     background: int | None = DEFAULT_MESH
     progress: bool = True
+    psf: object = None
 
     @property
     def store(self) -> Path:
@@ -259,7 +264,7 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
         threshold: float | None = None, window: int | None = None,
         min_fraction: float = 0.01, vote: str | None = None, keep_work: bool = False,
         background: int | None = DEFAULT_MESH, progress: bool = True,
-        client=None):
+        psf=None, client=None):
     """Detect and deblend every source of a mosaic.
 
     A frozen :class:`RunPlan` of the arguments, then named steps: prepare the output, open
@@ -301,6 +306,10 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
         Side (px) of the mesh cells on which the sky is estimated and then subtracted
         wherever the image is read (:mod:`mosaic_pais.runtime.background`); None leaves the image as
         it is (for mosaics whose sky is already subtracted exactly).
+    psf : path or "none", optional
+        A PSF image (FITS, on the mosaic's pixels) whose curve of growth turns each footprint
+        sum into a total flux (:mod:`mosaic_pais.runtime.total_flux`); default: the model
+        card's PSF, the one the model was trained with; "none" keeps the footprint sums.
     memory_limit : str, optional
         Memory limit per worker of a cluster this run starts (e.g. "3GB"); workers spill to
         disk above it instead of dying.
@@ -322,10 +331,16 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
         tiles_per_window=window_tiles(tiles_per_window, tiles_per_block),
         batch_size=batch_size, threshold=threshold, window=window, min_fraction=min_fraction,
         vote=str(vote if vote is not None else meta.get("vote", "vectors")),
-        keep_work=keep_work, background=background, progress=progress)
-    timings: dict[str, float] = {}
+        keep_work=keep_work, background=background, progress=progress, psf=psf)
     t0 = time.time()
     _check_parameters(plan)
+    with hold_output(plan.output, takeover=plan.resume or plan.overwrite):
+        return _run_steps(plan, client, t0)
+
+
+def _run_steps(plan: RunPlan, client, t0: float):
+    """The steps of :func:`run` once its output folder is held."""
+    timings: dict[str, float] = {}
     _prepare_output(plan)
     ds, band_names = _open_input(plan)
     # from the image as it is, to refuse a bad one before anything is written; measured
@@ -361,13 +376,42 @@ def _check_parameters(plan: RunPlan) -> None:
     if plan.tile % align or not 0 <= 2 * plan.margin < plan.tile:
         raise BadInputError(f"tile {plan.tile} must be a multiple of {align} and "
                             f"margin {plan.margin} < tile/2")
+    _growth_curves(plan)
+
+
+def psf_path(psf, model_path: Path, meta: dict) -> Path | None:
+    """The PSF file a run uses: ``psf`` itself, None for "none", or the model card's."""
+    if psf is not None:
+        return None if str(psf).lower() == "none" else Path(psf)
+    entry = meta.get("psf")
+    return model_path.with_name(entry["file"]) if entry else None
+
+
+@functools.lru_cache(maxsize=4)
+def _read_growth_curves(path: Path) -> GrowthCurves:
+    try:
+        return GrowthCurves.from_psf(read_psf(path))
+    except (OSError, ValueError) as exc:
+        raise BadInputError(f"PSF {path}: {str(exc).splitlines()[0]}") from None
+
+
+def _psf_name(plan: RunPlan) -> str | None:
+    path = psf_path(plan.psf, plan.model_path, plan.meta)
+    return None if path is None else str(path)
+
+
+def _growth_curves(plan: RunPlan) -> GrowthCurves | None:
+    """The PSF's curves of growth (read once per file), or None without a PSF."""
+    path = psf_path(plan.psf, plan.model_path, plan.meta)
+    return None if path is None else _read_growth_curves(path)
 
 
 def _prepare_output(plan: RunPlan) -> None:
     """The output folder: new, or emptied of a run's outputs (``--overwrite``), or kept
     (``--resume``); a non-empty folder without either is refused."""
     output = plan.output
-    if output.exists() and any(output.iterdir()) and not (plan.resume or plan.overwrite):
+    has_outputs = output.exists() and any(p.name != LOCK_NAME for p in output.iterdir())
+    if has_outputs and not (plan.resume or plan.overwrite):
         raise BadInputError(f"output directory {output} is not empty: "
                             "use --resume to continue or --overwrite to replace it")
     if plan.overwrite and not plan.resume and output.exists():
@@ -546,7 +590,8 @@ def _measure(runner: Runner, plan: RunPlan, ds, handle: WindowReader, specs, pea
         fraction_error=float(plan.meta.get("fraction_error", measure_mod.FRACTION_ERROR)),
         relative_error=float(plan.meta.get("relative_flux_error",
                                            measure_mod.RELATIVE_FLUX_ERROR)),
-        noise_scale=float(plan.meta.get("noise_error_scale", measure_mod.NOISE_ERROR_SCALE)))
+        noise_scale=float(plan.meta.get("noise_error_scale", measure_mod.NOISE_ERROR_SCALE)),
+        growth=_growth_curves(plan))
     timings["measure"] = time.time() - t
     return columns
 
@@ -605,7 +650,9 @@ def _provenance(plan: RunPlan, params: dict, band_names: list[str], ds, noise: N
                        "min_fraction": plan.min_fraction, "vote": plan.vote,
                        "cluster": plan.cluster, "workers": plan.workers,
                        "memory_limit": plan.memory_limit, "noise_sigma": noise.sigma.tolist(),
-                       "noise_texture": noise.texture, "resume": plan.resume},
+                       "noise_texture": noise.texture, "resume": plan.resume,
+                       # the PSF whose curve of growth made the total fluxes (None: none)
+                       "psf": _psf_name(plan)},
         # the sky subtracted: the median level per band and the map (``mosaic-pais stamps``
         # subtracts it from its cut-outs)
         "background": None if sky is None else {

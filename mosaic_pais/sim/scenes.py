@@ -47,6 +47,8 @@ __all__ = [
     "HELD_OUT_REAL_GALAXIES",
     "REAL_GALAXY_POOLS",
     "data_dir",
+    "sim_data_dir",
+    "SIM_DATA",
     "Scene",
     "f160w_psf",
     "real_galaxy_catalog",
@@ -88,20 +90,29 @@ HELD_OUT_REAL_GALAXIES = tuple(sorted(int(i) for i in
 REAL_GALAXY_POOLS = ("all", "train", "held_out")
 
 _DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+SIM_DATA = Path(__file__).resolve().parent / "data"
 
 
 def data_dir() -> Path:
-    """The shared data folder (``MOSAIC_PAIS_DATA`` overrides)."""
+    """The survey data folder of a development checkout (real images the tests and
+    benchmarks report on; not shipped): ``MOSAIC_PAIS_DATA``, or ``../shared/data``."""
     import os
 
     env = os.environ.get("MOSAIC_PAIS_DATA")
     if env:
         return Path(env)
-    for candidate in (_DATA, Path.cwd().parent / "shared" / "data",
-                      Path(__file__).resolve().parents[1] / "data"):
+    for candidate in (_DATA, Path.cwd().parent / "shared" / "data"):
         if candidate.is_dir():
             return candidate
     return _DATA
+
+
+def sim_data_dir() -> Path:
+    """The simulator's real galaxies and PSFs: shipped in the package (``sim/data``, with
+    their licences); ``MOSAIC_PAIS_SIM_DATA`` points to another folder of that layout."""
+    import os
+
+    return Path(os.environ.get("MOSAIC_PAIS_SIM_DATA") or SIM_DATA)
 
 
 @dataclass
@@ -137,7 +148,7 @@ def f160w_psf():
     import galsim
     from astropy.io import fits
 
-    path = data_dir() / "goods_s" / "tinytim_psfs" / "h.fits"
+    path = sim_data_dir() / "tinytim_psfs" / "h.fits"
     with fits.open(path) as hdul:
         data = np.asarray(hdul[0].data, dtype=np.float64)
         scale = float(hdul[0].header.get("PIXSCALE", 0.13))
@@ -154,7 +165,7 @@ def f160w_psf():
 def real_galaxy_catalog():
     import galsim
 
-    folder = data_dir() / "cosmos_real_galaxies"
+    folder = sim_data_dir() / "cosmos_real_galaxies"
     cat = galsim.RealGalaxyCatalog("real_galaxy_catalog_26_extension_example.fits",
                                    dir=str(folder))
     return cat
@@ -225,7 +236,7 @@ def real_galaxy(index: int):
 def real_galaxy_mags() -> np.ndarray:
     from astropy.table import Table
 
-    folder = data_dir() / "cosmos_real_galaxies"
+    folder = sim_data_dir() / "cosmos_real_galaxies"
     return np.asarray(Table.read(folder / "real_galaxy_catalog_26_extension_example.fits")["MAG"],
                       float)
 

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from astropy.table import Table
 
+from mosaic_pais.runtime.lock import is_stale, lock_holder
 from tests.runtime.test_run import _assert_same, _run, model_path, mosaic, reference  # noqa: F401
 
 pytestmark = pytest.mark.slow
@@ -99,6 +100,9 @@ def test_interrupted_run_resumes_to_the_same_catalogue(reference, mosaic, model_
         assert "Traceback" not in stderr and "--resume" in stderr
     else:
         assert proc.returncode == -signal.SIGKILL
+        # a killed run cannot remove its lock: it stays, naming a dead holder
+        holder = lock_holder(out)
+        assert holder is not None and holder["pid"] == proc.pid and is_stale(holder)
     assert not (out / "catalog.fits").exists()
 
     resumed = subprocess.run(_cli_run(mosaic, out, model_path, "--resume"), env=env,
@@ -109,3 +113,34 @@ def test_interrupted_run_resumes_to_the_same_catalogue(reference, mosaic, model_
     assert provenance["timings_s"]["infer_blocks"] == 4 - finished
     _assert_same(table, Table.read(out / "catalog.fits"))
     assert np.isfinite(Table.read(out / "catalog.fits")["flux"]).all()
+    assert lock_holder(out) is None  # taken over by --resume, then released
+
+
+def test_two_runs_on_one_output_folder(reference, mosaic, model_path, tmp_path):  # noqa: F811
+    """Two runs given the same folder with --overwrite (two batch jobs with the same
+    arguments): the second, started while the first holds the folder, exits 2 naming the
+    holder; the first completes with the catalogue of an undisturbed run. The first is
+    paused (SIGSTOP) while the second starts, so that it still holds the folder however fast
+    it would otherwise finish."""
+    _, table, _ = reference
+    out = tmp_path / "shared"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    first = subprocess.Popen(_cli_run(mosaic, out, model_path, "--overwrite"), env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert _wait_for(lambda: lock_holder(out) is not None or first.poll() is not None)
+        first.send_signal(signal.SIGSTOP)
+        second = subprocess.run(_cli_run(mosaic, out, model_path, "--overwrite"), env=env,
+                                capture_output=True, text=True, timeout=600)
+        first.send_signal(signal.SIGCONT)
+        _, stderr = first.communicate(timeout=600)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert first.returncode == 0, stderr
+    assert second.returncode == 2, second.stderr
+    message = second.stderr.strip().splitlines()[-1]
+    assert message.startswith("mosaic-pais: error:") and "in use by another run" in message
+    assert f"pid {first.pid}" in message
+    _assert_same(table, Table.read(out / "catalog.fits"))
+    assert lock_holder(out) is None
