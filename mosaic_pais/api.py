@@ -34,12 +34,17 @@ def run(images, output, **options):
 
     Returns
     -------
-    (astropy.table.Table, xarray.Dataset)
-        The catalogue and the PCR store.
+    (astropy.table.QTable, xarray.Dataset)
+        The catalogue, its columns quantities in their units (fluxes in the image's
+        ``BUNIT``, positions and sizes in pixels, angles in degrees, ``mag`` in AB), and the
+        PCR store.
     """
+    from astropy.table import QTable
+
     from mosaic_pais.runtime.pipeline import run as run_pipeline
 
-    return run_pipeline(images, output, **options)
+    table, store = run_pipeline(images, output, **options)
+    return QTable(table), store
 
 
 def simulate(output=None, *, size=256, seed: int = 0, density: float = 1.0,

@@ -140,11 +140,14 @@ def _background_mesh(value: str) -> int | None:
               help="PSF image (FITS, on the mosaic's pixels) whose curve of growth turns "
                    "footprint sums into total fluxes (default: the model card's, the PSF it "
                    "was trained with), or 'none' to keep the footprint sums.")
+@click.option("--zeropoint", default=None, type=float,
+              help="AB magnitude of one unit of flux, for the mag and mag_err columns "
+                   "(default: from the header: PHOTFLAM/PHOTPLAM, PIXAR_SR, MAGZERO, ...).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @_friendly_errors
 def run(images, output, bands, weights, hdu, cluster, workers, memory_limit, model, resume,
         overwrite, tile, margin, tiles_per_block, tiles_per_window, threshold, vote, background,
-        psf, quiet) -> None:
+        psf, zeropoint, quiet) -> None:
     """Detect and deblend every source of IMAGE(s); write catalogue, PCR store and picture."""
     from mosaic_pais.runtime.pipeline import run as run_pipeline
 
@@ -156,7 +159,8 @@ def run(images, output, bands, weights, hdu, cluster, workers, memory_limit, mod
         tile=tile, margin=margin,
         tiles_per_block=tiles_per_block, tiles_per_window=tiles_per_window,
         threshold=threshold, vote=vote,
-        background=_background_mesh(background), psf=psf, progress=not quiet)
+        background=_background_mesh(background), psf=psf, zeropoint=zeropoint,
+        progress=not quiet)
     click.echo(f"{len(table)} sources; wrote {output}/catalog.fits, catalog.parquet, pcr.zarr, "
                "overview.png, run.json")
 
@@ -377,14 +381,48 @@ def demo(output: Path, seed: int) -> None:
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--id", "source_id", default=None, type=int,
               help="The source whose deblend is drawn (default: the brightest blended one).")
+@click.option("--region", default=None,
+              help="x0,x1,y0,y1 (mosaic px): draw that part of the run at native resolution.")
+@click.option("--ra", default=None, type=float, help="With --dec: the centre (deg) of a region.")
+@click.option("--dec", default=None, type=float)
+@click.option("--size", default=256, show_default=True, type=click.IntRange(min=8),
+              help="Side (px) of the region about --ra/--dec.")
+@click.option("--overview", is_flag=True,
+              help="The run's overview again, from the preview it stored.")
 @click.option("--output", "-o", default=None, type=click.Path(dir_okay=False, path_type=Path),
-              help="The PNG to write (default: RUN_DIR/show_<id>.png).")
+              help="The PNG to write (default: RUN_DIR/show_<what>.png).")
 @_friendly_errors
-def show(run_dir: Path, source_id: int | None, output: Path | None) -> None:
-    """Draw a finished run: the image with its sources and one source's deblend."""
-    from mosaic_pais.runtime.show import show_run
+def show(run_dir: Path, source_id: int | None, region: str | None, ra: float | None,
+         dec: float | None, size: int, overview: bool, output: Path | None) -> None:
+    """Draw a finished run: one source's deblend (default), a region, or the overview."""
+    from mosaic_pais.runtime import show as show_mod
 
-    click.echo(f"wrote {show_run(run_dir, source_id, output)}")
+    if overview:
+        path = show_mod.show_overview(run_dir, output or run_dir / "show_overview.png")
+    elif region is not None or ra is not None or dec is not None:
+        box = show_mod.parse_region(region) if region is not None else None
+        name = region.replace(",", "_") if region else f"{ra}_{dec}"
+        path = show_mod.show_region(run_dir, box, ra=ra, dec=dec, size=size,
+                                    output=output or run_dir / f"show_region_{name}.png")
+    else:
+        path = show_mod.show_run(run_dir, source_id, output)
+    click.echo(f"wrote {path}")
+
+
+@main.command()
+@click.argument("runs", nargs=-1, required=True,
+                type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("--output", "-o", required=True, type=click.Path(path_type=Path),
+              help="The HATS catalogue's folder (must not exist).")
+@click.option("--name", default=None, help="The catalogue's name (default: the folder's).")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@_friendly_errors
+def hats(runs, output: Path, name: str | None, quiet: bool) -> None:
+    """Write the catalogues of finished RUNS as one HATS catalogue (for LSDB)."""
+    from mosaic_pais.runtime.hats import export_hats
+
+    export_hats(list(runs), output, name=name, progress=not quiet)
+    click.echo(f"wrote {output} ({len(runs)} runs)")
 
 
 if __name__ == "__main__":

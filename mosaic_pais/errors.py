@@ -22,6 +22,7 @@ EXTRAS = {
     "labels": ("scarlet2", "jax"),
     "peers": ("sep", "photutils"),
     "cluster": ("dask_jobqueue",),
+    "hats": ("hats", "hats_import", "lsdb"),
 }
 
 

@@ -38,8 +38,8 @@ Columns and how they are measured:
 ``r50``, ``r90``
     Radii enclosing 50% and 90% of ``flux_aper``.
 ``a``, ``b``, ``theta``
-    Second-moment ellipse (px, px, degrees counter-clockwise from +x) of the source's
-    positive deblended light within its isophotal radius (where its mean surface brightness
+    Second-moment ellipse (px, px, degrees in (−90°, 90°] counter-clockwise from +x) of the
+    source's positive deblended light within its isophotal radius (where its mean surface brightness
     in 1 px rings first drops below the noise, :func:`isophotal_radius`), about that light's
     own centroid. Taken over its whole footprint, the noise of hundreds of sky pixels made a
     faint source look larger and rounder than it is (a Gaussian of σ = 2.5 px at S/N ~ 40
@@ -52,7 +52,9 @@ Columns and how they are measured:
     Share of the source's deblended flux in pixels that other sources also hold.
 ``flags``
     1 its footprint touches the mosaic edge, 2 its footprint touches masked/NaN pixels,
-    4 deblend uncertain (over half the flux in shared pixels and a centre-map peak below 0.5).
+    4 deblend uncertain (over half the flux in shared pixels and a centre-map peak below 0.5),
+    8 no shape: the light inside the isophote is too small to give one (minor axis below
+    ``MIN_SHAPE_AXIS``; ``a``, ``b`` and ``theta`` are NaN).
 """
 
 from __future__ import annotations
@@ -88,11 +90,20 @@ __all__ = [
     "RELATIVE_FLUX_ERROR",
     "NOISE_ERROR_SCALE",
     "invalid_neighbourhood",
+    "FLAG_EDGE",
+    "FLAG_MASKED",
+    "FLAG_UNCERTAIN",
+    "FLAG_NO_SHAPE",
+    "MIN_SHAPE_AXIS",
 ]
 
 BIN = 0.5        # radial histogram bin width (px)
 N_BINS = 160     # up to 80 px; the last bin also holds everything farther
-FLAG_EDGE, FLAG_MASKED, FLAG_UNCERTAIN = 1, 2, 4
+FLAG_EDGE, FLAG_MASKED, FLAG_UNCERTAIN, FLAG_NO_SHAPE = 1, 2, 4, 8
+#: px: the smallest minor axis a shape is given with; below it the light inside the isophote
+#: is one or two pixels (a pixel's own second moment is 0.29 px) and the ellipse and its angle
+#: are noise
+MIN_SHAPE_AXIS = 0.3
 
 
 SUM_KEYS = ("flux", "var", "sharing", "npix", "shared_flux", "hist", "count", "edge", "masked",
@@ -473,6 +484,9 @@ def finalize(total: dict, peaks: dict, bands: list[str], has_weights: bool,
         # y grows along rows, so the angle from +x towards +y is counter-clockwise on a display
         # with the origin at the lower left (as astronomical images are shown)
         theta = np.degrees(0.5 * np.arctan2(2 * mxy, mxx - myy))
+        theta = np.where(theta <= -90.0, theta + 180.0, theta)  # one range: (-90, 90]
+    no_shape = ~(b >= MIN_SHAPE_AXIS)
+    a, b, theta = (np.where(no_shape, np.nan, v) for v in (a, b, theta))
 
     with np.errstate(invalid="ignore", divide="ignore"):
         blend = np.where(flux[0] != 0, total["shared_flux"] / flux[0], 0.0)
@@ -480,6 +494,7 @@ def finalize(total: dict, peaks: dict, bands: list[str], has_weights: bool,
     flags |= np.where(total["edge"] > 0, FLAG_EDGE, 0).astype(np.int32)
     flags |= np.where(total["masked"] > 0, FLAG_MASKED, 0).astype(np.int32)
     flags |= np.where((blend > 0.5) & (peaks["score"] < 0.5), FLAG_UNCERTAIN, 0).astype(np.int32)
+    flags |= np.where(no_shape, FLAG_NO_SHAPE, 0).astype(np.int32)
 
     correction = (np.ones(len(hist)) if growth is None
                   else growth.correction(r50, footprint_radius))

@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from mosaic_pais.errors import BadInputError
+from mosaic_pais.runtime.store import consolidate
+from mosaic_pais.runtime.units import ab_zeropoint
 
 __all__ = [
     "DEFAULT_CHUNK",
@@ -250,9 +252,11 @@ def open_mosaic(images, *, bands=None, weights=None, hdu=None,
     if weights:
         data_vars["weight"] = (("band", "y", "x"), _weight_planes(weights, planes, chunks))
     bunit = str(header0.get("BUNIT", "")) if header0 is not None else ""
+    zeropoint, zeropoint_source = ab_zeropoint(header0 if header0 is not None else {})
     ds = xr.Dataset(data_vars, coords={"band": names},
                     attrs={"wcs_header": wcs_header, "bands": names,
-                           "sources": [str(p) for p in paths], "bunit": bunit})
+                           "sources": [str(p) for p in paths], "bunit": bunit,
+                           "zeropoint": zeropoint, "zeropoint_source": zeropoint_source})
     if "weight" in ds:
         check_weights(ds)
     return ds
@@ -262,7 +266,7 @@ def _open_zarr_mosaic(path: Path):
     """A store written by ``mosaic-pais convert``: it holds every band."""
     import xarray as xr
 
-    ds = xr.open_zarr(path, consolidated=False)
+    ds = xr.open_zarr(path, consolidated=None)  # consolidated when written by this version
     if "image" not in ds:
         raise BadInputError(f"{path}: a Zarr store without an 'image' array")
     ds.attrs.setdefault("sources", [str(path)])
@@ -369,8 +373,13 @@ def convert(images, out, *, bands=None, weights=None, hdu=None, chunks: int = DE
         from dask.diagnostics import ProgressBar
 
         with ProgressBar():
-            ds.to_zarr(tmp, mode="w", consolidated=False)
+            _to_zarr(ds, tmp)
     else:
-        ds.to_zarr(tmp, mode="w", consolidated=False)
+        _to_zarr(ds, tmp)
     tmp.rename(out)
     return out
+
+
+def _to_zarr(ds, path: Path) -> None:
+    ds.to_zarr(path, mode="w", consolidated=False)
+    consolidate(path)

@@ -21,6 +21,7 @@ from astropy.table import Table
 
 from mosaic_pais import __version__
 from mosaic_pais.errors import BadInputError
+from mosaic_pais.figures import pyplot
 from mosaic_pais.nn.model import (
     DEFAULT_MODEL_PATH,
     detection_threshold,
@@ -48,9 +49,11 @@ from mosaic_pais.runtime.store import (
     VARIABLES,
     block_is_done,
     clear_records,
+    consolidate,
     create_store,
     records_dir,
     sampled_sizes,
+    to_catalog_ids,
 )
 from mosaic_pais.runtime.tile import (
     DEFAULT_MARGIN,
@@ -61,7 +64,8 @@ from mosaic_pais.runtime.tile import (
     window_tiles,
 )
 from mosaic_pais.runtime.total_flux import GrowthCurves, read_psf
-from mosaic_pais.runtime.write import draw_overview, write_catalog, write_json
+from mosaic_pais.runtime.units import THETA_CONVENTION, flux_unit, magnitudes, set_column_units
+from mosaic_pais.runtime.write import atomic_path, overview_image, write_catalog, write_json
 
 __all__ = ["BlockSpec", "Noise", "RunPlan", "RUN_OUTPUTS", "plan_blocks", "compile_kernels",
            "psf_path", "run"]
@@ -171,7 +175,7 @@ def _measure_task(spec: BlockSpec, *, image: WindowReader, weights: WindowReader
     w = weights.read(spec.core)[0] if weights is not None else None
     ids, fractions = claim_footprints(ids, fractions, peaks["y"], peaks["x"], (y0, x0),
                                       footprint_bins)
-    open_array(store, "ids", mode="r+")[:, y0:y1, x0:x1] = ids
+    open_array(store, "ids", mode="r+")[:, y0:y1, x0:x1] = to_catalog_ids(ids)
     open_array(store, "fractions", mode="r+")[:, :, y0:y1, x0:x1] = fractions
     return measure_region(img[:, 1:-1, 1:-1], ids, fractions, peaks["y"], peaks["x"], (y0, x0),
                           shape, weights=w, invalid_near=near, shape_bins=shape_bins)
@@ -231,6 +235,7 @@ class RunPlan:
     background: int | None = DEFAULT_MESH
     progress: bool = True
     psf: object = None
+    zeropoint: float | None = None
 
     @property
     def store(self) -> Path:
@@ -252,7 +257,7 @@ class Noise:
 
 #: what ``--overwrite`` removes from an output folder (and nothing else)
 RUN_OUTPUTS = ("pcr.zarr", "pcr.zarr.done", "work", "catalog.fits", "catalog.parquet",
-               "overview.png", "run.json")
+               "segmentation.fits", "overview.png", "run.json")
 
 
 def run(images, output, *, bands=None, weights=None, hdu=None, model=None, cluster=None,
@@ -264,7 +269,7 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
         threshold: float | None = None, window: int | None = None,
         min_fraction: float = 0.01, vote: str | None = None, keep_work: bool = False,
         background: int | None = DEFAULT_MESH, progress: bool = True,
-        psf=None, client=None):
+        psf=None, zeropoint: float | None = None, client=None):
     """Detect and deblend every source of a mosaic.
 
     A frozen :class:`RunPlan` of the arguments, then named steps: prepare the output, open
@@ -310,6 +315,9 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
         A PSF image (FITS, on the mosaic's pixels) whose curve of growth turns each footprint
         sum into a total flux (:mod:`mosaic_pais.runtime.total_flux`); default: the model
         card's PSF, the one the model was trained with; "none" keeps the footprint sums.
+    zeropoint : float, optional
+        The AB magnitude of one unit of flux, for ``mag`` and ``mag_err`` (default: from the
+        header, :func:`mosaic_pais.runtime.units.ab_zeropoint`; without one, no magnitudes).
     memory_limit : str, optional
         Memory limit per worker of a cluster this run starts (e.g. "3GB"); workers spill to
         disk above it instead of dying.
@@ -331,7 +339,8 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
         tiles_per_window=window_tiles(tiles_per_window, tiles_per_block),
         batch_size=batch_size, threshold=threshold, window=window, min_fraction=min_fraction,
         vote=str(vote if vote is not None else meta.get("vote", "vectors")),
-        keep_work=keep_work, background=background, progress=progress, psf=psf)
+        keep_work=keep_work, background=background, progress=progress, psf=psf,
+        zeropoint=zeropoint)
     t0 = time.time()
     _check_parameters(plan)
     with hold_output(plan.output, takeover=plan.resume or plan.overwrite):
@@ -354,8 +363,9 @@ def _run_steps(plan: RunPlan, client, t0: float):
         peaks, profiles = _stitch(runner, plan, handle, specs, noise, timings)
         columns = _measure(runner, plan, ds, handle, specs, peaks, profiles, noise,
                            band_names, timings)
+        _write_segmentation(runner, plan, specs, ds, timings)
     t = time.time()
-    table = _catalog_table(ds, columns, band_names)
+    table = _catalog_table(ds, columns, band_names, plan, params)
     _write_outputs(plan, ds, table, sky, noise)
     timings["write"] = time.time() - t
     timings["total"] = time.time() - t0
@@ -364,7 +374,8 @@ def _run_steps(plan: RunPlan, client, t0: float):
     if not plan.keep_work:
         shutil.rmtree(plan.output / "work", ignore_errors=True)
         shutil.rmtree(records_dir(plan.store), ignore_errors=True)
-    return table, xr.open_zarr(plan.store, consolidated=False)
+    consolidate(plan.store)
+    return table, xr.open_zarr(plan.store)
 
 
 def _check_parameters(plan: RunPlan) -> None:
@@ -596,17 +607,64 @@ def _measure(runner: Runner, plan: RunPlan, ds, handle: WindowReader, specs, pea
     return columns
 
 
-def _catalog_table(ds, columns: dict, band_names: list[str]):
-    """The catalogue: id, x, y, ra, dec, then the measured columns."""
+def _segmentation_task(spec: BlockSpec, *, store: str, path: str, offset: int,
+                       width: int) -> None:
+    """One block of the segmentation map, from the store's final ids and fractions."""
+    from mosaic_pais.runtime.segmentation import owner_labels, write_block
+    from mosaic_pais.runtime.store import open_array
+
+    y0, y1, x0, x1 = spec.core
+    ids = np.asarray(open_array(store, "ids")[:, y0:y1, x0:x1])
+    fractions = np.asarray(open_array(store, "fractions")[0, :, y0:y1, x0:x1])
+    write_block(path, offset, width, (y0, x0), owner_labels(ids, fractions))
+
+
+def _write_segmentation(runner: Runner, plan: RunPlan, specs, ds, timings: dict) -> None:
+    """``segmentation.fits``, written block by block into its file (never whole in memory)."""
+    from mosaic_pais.runtime.segmentation import create_segmentation_file
+
+    t = time.time()
+    shape = tuple(int(n) for n in ds["image"].shape[1:])
+    with atomic_path(plan.output / "segmentation.fits") as tmp:
+        offset = create_segmentation_file(tmp, shape, ds.attrs.get("wcs_header"),
+                                          {"MPVERS": (__version__, "mosaic-pais version")})
+        runner.map(_segmentation_task, specs, desc="segmentation", store=str(plan.store),
+                   path=str(tmp), offset=offset, width=shape[1])
+    timings["segmentation"] = time.time() - t
+
+
+def _catalog_table(ds, columns: dict, band_names: list[str], plan: RunPlan, params: dict):
+    """The catalogue: id, x, y, ra, dec, then the measured columns (and AB magnitudes where
+    a zero point is known), with units and what made it in its metadata."""
+    from datetime import datetime, timezone
+
     ra, dec = pixel_to_world(ds, columns["x"], columns["y"])
     table = Table()
-    for name in ("id", "x", "y"):
+    table["id"] = to_catalog_ids(columns.pop("id"))  # the store's numbering: 0 is the sky
+    for name in ("x", "y"):
         table[name] = columns.pop(name)
     table["ra"], table["dec"] = ra, dec
+    zeropoint, source = _zeropoint(plan, ds)
     for name, value in columns.items():
         table[name] = value
-    table.meta["BANDS"] = ",".join(band_names)
+        if name == "flux_err" and zeropoint is not None:
+            table["mag"], table["mag_err"] = magnitudes(table["flux"], value, zeropoint)
+    unit = flux_unit(ds.attrs.get("bunit"))
+    set_column_units(table, unit)
+    table.meta.update({
+        "BANDS": ",".join(band_names), "BUNIT": ds.attrs.get("bunit") or "",
+        "MPVERS": __version__, "MODELSHA": params["model_sha256"],
+        "DATE": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S"),
+        "THETA": THETA_CONVENTION})
+    if zeropoint is not None:
+        table.meta.update({"MAGZERO": zeropoint, "MAGZSRC": source, "MAGSYS": "AB"})
     return table
+
+
+def _zeropoint(plan: RunPlan, ds) -> tuple[float | None, str | None]:
+    if plan.zeropoint is not None:
+        return float(plan.zeropoint), "--zeropoint"
+    return ds.attrs.get("zeropoint"), ds.attrs.get("zeropoint_source")
 
 
 def _sky_levels(sky, n_band: int) -> np.ndarray:
@@ -614,13 +672,23 @@ def _sky_levels(sky, n_band: int) -> np.ndarray:
 
 
 def _write_outputs(plan: RunPlan, ds, table, sky, noise: Noise) -> None:
-    """The catalogue files and the overview picture."""
+    """The catalogue files, and the overview picture from a preview kept in the store."""
+    from mosaic_pais.runtime.overview import PREVIEW_SIDE, overview_figure
+    from mosaic_pais.runtime.show import overview_zooms, store_preview
+
     write_catalog(table, plan.output)
     image = ds["image"]
     level = _sky_levels(sky, image.shape[0])
-    title = f"{plan.images[0]}: {len(table)} sources" if len(plan.images) == 1 else ""
-    draw_overview(image.data - level[:, None, None], table, plan.output / "overview.png",
-                  noise_sigma=float(noise.sigma[0]), title=title)
+    preview, factor = overview_image(image.data - level[:, None, None], PREVIEW_SIDE)
+    store_preview(plan.store, preview, factor)
+    title = (f"{Path(plan.images[0]).name}: {len(table):,} sources" if len(plan.images) == 1
+             else f"{len(table):,} sources")
+    zooms = overview_zooms(image.data, sky, plan.store, table, tuple(image.shape[1:]))
+    fig = overview_figure(preview, factor, table, float(noise.sigma[0]),
+                          ds.attrs.get("wcs_header"), zooms, title)
+    with atomic_path(plan.output / "overview.png") as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
+    pyplot().close(fig)
 
 
 def _provenance(plan: RunPlan, params: dict, band_names: list[str], ds, noise: Noise, sky,

@@ -4,6 +4,13 @@
   stretch) with every detection marked, and one source's deblend — the image of its
   neighbourhood, its deblended image, the residual (neighbourhood minus the deblend: the light
   given to the other sources) and its share of each pixel.
+* :func:`show_region` (``mosaic-pais show DIR --region x0,x1,y0,y1``, or ``--ra --dec
+  --size``): any part of the run at native resolution, each pixel tinted by its owner, with
+  the sources' ellipses; it reads that part of the image and of the stores only.
+* :func:`show_overview` (``mosaic-pais show DIR --overview``): the run's overview again
+  (:func:`mosaic_pais.runtime.overview.overview_figure`), from the preview the run stored.
+* :func:`region_view` reads what a region's picture needs; :func:`read_preview` and
+  :func:`store_preview` keep the downsampled mosaic in ``pcr.zarr``.
 
 Pictures of an evaluation are in :mod:`mosaic_pais.evaluation.plots`.
 
@@ -26,7 +33,8 @@ from mosaic_pais.runtime.open import open_mosaic
 from mosaic_pais.runtime.stamps import source_stamp
 from mosaic_pais.runtime.write import atomic_path, overview_image
 
-__all__ = ["choose_source", "show_run"]
+__all__ = ["choose_source", "show_run", "show_region", "show_overview", "region_view",
+           "overview_zooms", "read_preview", "store_preview", "parse_region"]
 
 #: blend fraction above which a source counts as blended (the example source is one if it can)
 BLENDED = 0.1
@@ -131,6 +139,163 @@ def show_run(run_dir, source_id: int | None = None, output=None, size: int | Non
     with atomic_path(output) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
+    return output
+
+
+def region_view(image, sky, store, catalog, box: tuple[int, int, int, int],
+                label: str = "") -> dict:
+    """What a region's picture needs (:func:`mosaic_pais.runtime.overview.draw_region`): the
+    detection band's pixels in ``box`` (y0, y1, x0, x1) with the sky (a ``SkyMap`` or None)
+    subtracted, their owners from the store, and the catalogue's rows inside."""
+    from mosaic_pais.runtime.segmentation import owner_labels
+    from mosaic_pais.runtime.store import open_array
+
+    y0, y1, x0, x1 = box
+    cut = np.asarray(image[0, y0:y1, x0:x1], np.float64)
+    if sky is not None:
+        cut = cut - sky.window(box)[0]
+    labels = owner_labels(open_array(store, "ids")[:, y0:y1, x0:x1],
+                          open_array(store, "fractions")[0, :, y0:y1, x0:x1])
+    x, y = np.asarray(catalog["x"], float), np.asarray(catalog["y"], float)
+    inside = (x >= x0 - 0.5) & (x < x1 - 0.5) & (y >= y0 - 0.5) & (y < y1 - 0.5)
+    return {"box": tuple(int(v) for v in box), "image": cut, "labels": labels,
+            "catalog": catalog[inside], "label": label}
+
+
+def overview_zooms(image, sky, store, catalog, shape) -> list[dict]:
+    """The overview's zoom panels: the most crowded region and the brightest blend."""
+    from mosaic_pais.runtime.overview import blend_box, crowded_box
+
+    zooms = [region_view(image, sky, store, catalog, crowded_box(catalog, shape),
+                         "most crowded")] if len(catalog) else []
+    box = blend_box(catalog, shape)
+    if box is not None:
+        zooms.append(region_view(image, sky, store, catalog, box, "brightest blend"))
+    return zooms
+
+
+def store_preview(store, preview: np.ndarray, factor: int) -> None:
+    """Keep the downsampled mosaic in the store (``preview``, its ``factor`` in its attrs)."""
+    import zarr
+
+    group = zarr.open_group(str(store), mode="a")
+    if "preview" in group:
+        del group["preview"]
+    array = group.create_array("preview", shape=preview.shape, dtype="float32",
+                               dimension_names=("y_preview", "x_preview"))
+    array[:] = preview.astype(np.float32)
+    array.attrs["factor"] = int(factor)
+
+
+def read_preview(store) -> tuple[np.ndarray, int] | None:
+    """The stored preview and its factor, or None for a run without one."""
+    import zarr
+
+    group = zarr.open_group(str(store), mode="r")
+    if "preview" not in group:
+        return None
+    array = group["preview"]
+    return np.asarray(array[:]), int(array.attrs["factor"])
+
+
+def parse_region(text: str) -> tuple[int, int, int, int]:
+    """``"x0,x1,y0,y1"`` (mosaic px) as a box (y0, y1, x0, x1).
+
+    >>> parse_region("100,356,20,276")
+    (20, 276, 100, 356)
+    """
+    try:
+        x0, x1, y0, y1 = (int(round(float(v))) for v in text.split(","))
+    except ValueError:
+        raise BadInputError(f"--region {text!r}: give x0,x1,y0,y1 in pixels") from None
+    if x1 <= x0 or y1 <= y0:
+        raise BadInputError(f"--region {text!r}: x1 must exceed x0 and y1 y0")
+    return (y0, y1, x0, x1)
+
+
+def _run_inputs(run_dir: Path, meta: dict):
+    """The run's image (lazily) and sky."""
+    from mosaic_pais.runtime.background import SkyMap
+
+    ds = open_mosaic(meta["inputs"]["images"], bands=meta["inputs"]["bands"])
+    sky = SkyMap.from_json(meta["background"]) if meta.get("background") else None
+    return ds, sky
+
+
+def _sky_box(ds, ra: float, dec: float, size: int) -> tuple[int, int, int, int]:
+    """The ``size``² box about a sky position."""
+    from astropy.io import fits
+    from astropy.wcs import WCS
+
+    header = ds.attrs.get("wcs_header")
+    if not header:
+        raise BadInputError("--ra/--dec: the run's image has no celestial WCS; use --region")
+    x, y = (float(v) for v in
+            WCS(fits.Header.fromstring(header)).celestial.world_to_pixel_values(ra, dec))
+    h, w = ds["image"].shape[1:]
+    if not (0 <= x < w and 0 <= y < h):
+        raise BadInputError(f"--ra {ra} --dec {dec} lies outside the mosaic")
+    return (int(round(y)) - size // 2, int(round(y)) - size // 2 + size,
+            int(round(x)) - size // 2, int(round(x)) - size // 2 + size)
+
+
+def show_region(run_dir, region: tuple[int, int, int, int] | None = None,
+                ra: float | None = None, dec: float | None = None, size: int = 256,
+                output=None):
+    """Draw a part of a finished run at native resolution (module text).
+
+    ``region`` is (y0, y1, x0, x1) in mosaic px (:func:`parse_region` reads the command
+    line's ``x0,x1,y0,y1``); or ``ra``, ``dec`` (degrees) and ``size`` (px) give a box about
+    a sky position. With ``output`` the PNG is written and its path returned; without, the
+    Matplotlib figure (for a notebook).
+    """
+    from mosaic_pais.runtime.overview import region_figure
+
+    run_dir = Path(run_dir)
+    meta, catalog = _finished_run(run_dir)
+    ds, sky = _run_inputs(run_dir, meta)
+    if region is None:
+        if ra is None or dec is None:
+            raise BadInputError("give --region x0,x1,y0,y1 or --ra and --dec")
+        region = _sky_box(ds, float(ra), float(dec), int(size))
+    h, w = ds["image"].shape[1:]
+    y0, y1, x0, x1 = region
+    box = (max(y0, 0), min(y1, h), max(x0, 0), min(x1, w))
+    if box[1] <= box[0] or box[3] <= box[2]:
+        raise BadInputError(f"the region {region} lies outside the {h}×{w} mosaic")
+    view = region_view(ds["image"].data, sky, run_dir / "pcr.zarr", catalog, box)
+    sigma = float(meta["parameters"]["noise_sigma"][0])
+    return _save_or_return(region_figure(view, sigma), output)
+
+
+def show_overview(run_dir, output=None):
+    """The run's overview from its stored preview (no mosaic pixel is read but the zoom
+    panels'); with ``output`` the PNG is written and its path returned, else the figure."""
+    from mosaic_pais.runtime.overview import overview_figure
+
+    run_dir = Path(run_dir)
+    meta, catalog = _finished_run(run_dir)
+    preview = read_preview(run_dir / "pcr.zarr")
+    if preview is None:
+        raise BadInputError(f"{run_dir}: the run stored no preview (made by an earlier "
+                            "version); run it again to draw its overview")
+    ds, sky = _run_inputs(run_dir, meta)
+    zooms = overview_zooms(ds["image"].data, sky, run_dir / "pcr.zarr", catalog,
+                           tuple(ds["image"].shape[1:]))
+    sigma = float(meta["parameters"]["noise_sigma"][0])
+    fig = overview_figure(preview[0], preview[1], catalog, sigma, ds.attrs.get("wcs_header"),
+                          zooms)
+    return _save_or_return(fig, output)
+
+
+def _save_or_return(fig, output):
+    if output is None:
+        return fig
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(output) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
+    pyplot().close(fig)
     return output
 
 

@@ -42,6 +42,9 @@ __all__ = [
     "VECTOR_DTYPE",
     "VECTOR_STEP",
     "SCRATCH_VARIABLES",
+    "consolidate",
+    "to_catalog_ids",
+    "from_catalog_ids",
     "sampled",
     "stored_region",
     "sampled_sizes",
@@ -84,6 +87,41 @@ VECTOR_STEP = 2
 SCRATCH_VARIABLES = {
     "vectors": (("slot", "component", "y_vector", "x_vector"), VECTOR_DTYPE, np.nan),
     "raw_fractions": (("band", "slot", "y", "x"), "float32", 0.0)}
+
+
+def consolidate(path: str | Path) -> None:
+    """Consolidated metadata for a finished store, so that ``xarray.open_zarr`` opens it
+    without a warning. Zarr warns that consolidation is not yet in the v3 specification:
+    xarray and zarr-python read it, other readers list the arrays themselves."""
+    import warnings
+
+    import zarr
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Consolidated metadata is currently not")
+        zarr.consolidate_metadata(str(path))
+
+
+def to_catalog_ids(ids: np.ndarray) -> np.ndarray:
+    """Ids as the store and the catalogue hold them: a source's index among the run's peaks
+    plus 1, so that 0 is the sky in the segmentation map (SExtractor's ``NUMBER`` and
+    photutils' labels also start at 1); −1 (no source) stays.
+
+    >>> to_catalog_ids(np.array([-1, 0, 5])).tolist()
+    [-1, 1, 6]
+    """
+    ids = np.asarray(ids, np.int64)
+    return np.where(ids >= 0, ids + 1, -1)
+
+
+def from_catalog_ids(ids: np.ndarray) -> np.ndarray:
+    """The inverse of :func:`to_catalog_ids`: indices into the run's peaks, −1 for none.
+
+    >>> from_catalog_ids(np.array([-1, 1, 6])).tolist()
+    [-1, 0, 5]
+    """
+    ids = np.asarray(ids, np.int64)
+    return np.where(ids > 0, ids - 1, -1)
 
 
 def sampled(start: int, stop: int, step: int = VECTOR_STEP) -> tuple[int, int]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -30,16 +31,41 @@ def atomic_path(path: str | Path):
 
 
 def write_catalog(table, output: str | Path) -> list[Path]:
-    """``catalog.fits`` (binary table) and ``catalog.parquet`` in ``output``."""
+    """``catalog.fits`` (binary table) and ``catalog.parquet`` in ``output``, each column
+    with its unit (astropy reads them back from either)."""
     output = Path(output)
     paths = []
-    with atomic_path(output / "catalog.fits") as tmp:
-        table.write(tmp, format="fits")
+    from astropy.table import QTable
+
+    with atomic_path(output / "catalog.fits") as tmp, warnings.catch_warnings():
+        # units outside the FITS standard (electron / s, mag(AB)) go into the table's
+        # serialized metadata, from which astropy reads them back; a TUNIT for them would
+        # not parse
+        warnings.filterwarnings("ignore", message=".*could not be saved in native FITS")
+        QTable(table).write(tmp, format="fits")
     paths.append(output / "catalog.fits")
     with atomic_path(output / "catalog.parquet") as tmp:
-        table.to_pandas().to_parquet(tmp, index=False)
+        _write_parquet(table, tmp)
     paths.append(output / "catalog.parquet")
     return paths
+
+
+def _write_parquet(table, path: Path) -> None:
+    """The table as Parquet, each column's unit in its field's metadata (``unit``) and the
+    table's metadata in the file's."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    fields, arrays = [], []
+    for name in table.colnames:
+        column = table[name]
+        array = pa.array(np.asarray(column))
+        unit = getattr(column, "unit", None)
+        fields.append(pa.field(name, array.type,
+                               metadata={"unit": unit.to_string()} if unit is not None else None))
+        arrays.append(array)
+    schema = pa.schema(fields, metadata={str(k): str(v) for k, v in table.meta.items()})
+    pq.write_table(pa.Table.from_arrays(arrays, schema=schema), path)
 
 
 def write_json(data: dict, path: str | Path) -> Path:

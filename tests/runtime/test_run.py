@@ -64,7 +64,8 @@ def together(mosaic, model_path, tmp_path_factory):
 
 def test_outputs_follow_the_contract(reference):
     out, table, pcr = reference
-    for name in ("catalog.fits", "catalog.parquet", "pcr.zarr", "overview.png", "run.json"):
+    for name in ("catalog.fits", "catalog.parquet", "pcr.zarr", "segmentation.fits",
+                 "overview.png", "run.json"):
         assert (out / name).exists(), name
     assert not (out / "work").exists()
     cat = Table.read(out / "catalog.fits", mask_invalid=False)
@@ -86,6 +87,58 @@ def test_outputs_follow_the_contract(reference):
     provenance = json.loads((out / "run.json").read_text())
     assert len(provenance["model"]["sha256"]) == 64
     assert provenance["n_sources"] == len(cat)
+
+
+def test_catalogue_units_magnitudes_and_metadata(reference):
+    """Read back by astropy and by pyarrow: every dimensional column with its unit, AB
+    magnitudes from the header's zero point, and what made the catalogue."""
+    import astropy.units as u
+    import pyarrow.parquet as pq
+
+    out, _, _ = reference
+    cat = Table.read(out / "catalog.fits")
+    assert cat["flux"].unit == u.electron / u.s == cat["flux_err"].unit
+    assert cat["x"].unit == u.pix and cat["r50"].unit == u.pix
+    assert cat["ra"].unit == u.deg and cat["theta"].unit == u.deg
+    assert cat["score"].unit is None and cat["blend_fraction"].unit is None
+    good = cat["flux"] > 0
+    np.testing.assert_allclose(cat["mag"][good], 25.94 - 2.5 * np.log10(cat["flux"][good]),
+                               atol=1e-9)
+    np.testing.assert_allclose(cat["mag_err"][good],
+                               1.0857362 * cat["flux_err"][good] / cat["flux"][good], rtol=1e-6)
+    assert cat.meta["MAGZSRC"] == "ZEROPNT" and cat.meta["MPVERS"]
+    assert len(cat.meta["MODELSHA"]) == 64 and "counter-clockwise" in cat.meta["THETA"]
+    schema = pq.read_schema(out / "catalog.parquet")
+    assert schema.field("flux").metadata[b"unit"] == b"electron / s"
+    assert schema.field("x").metadata[b"unit"] == b"pix"
+    assert schema.metadata[b"MAGSYS"] == b"AB"
+
+
+def test_segmentation_map_labels_pixels_by_catalogue_id(reference, mosaic):
+    """segmentation.fits: int32 on the input's WCS, each pixel the catalogue id of the source
+    holding its largest fraction (0: sky), as photutils reads segmentation maps."""
+    from astropy.wcs import WCS
+    from photutils.segmentation import SegmentationImage
+
+    from mosaic_pais.runtime.segmentation import owner_labels
+
+    out, table, pcr = reference
+    with fits.open(out / "segmentation.fits") as hdul:
+        labels, header = hdul[0].data, hdul[0].header
+    assert labels.dtype.kind == "i" and labels.dtype.itemsize == 4
+    assert labels.shape == pcr["ids"].shape[1:]
+    np.testing.assert_array_equal(labels, owner_labels(pcr["ids"].values,
+                                                       pcr["fractions"].values[0]))
+    segments = SegmentationImage(labels)
+    assert set(segments.labels) <= set(np.asarray(table["id"]))
+    assert table["id"].min() >= 1 and (labels == 0).any()
+    # a source's own pixel is its own
+    x, y = np.round(table["x"]).astype(int), np.round(table["y"]).astype(int)
+    inside = (x >= 0) & (y >= 0) & (y < labels.shape[0]) & (x < labels.shape[1])
+    assert np.mean(labels[y[inside], x[inside]] == np.asarray(table["id"])[inside]) > 0.9
+    sky = WCS(fits.getheader(mosaic / "mosaic.fits")).celestial
+    np.testing.assert_allclose(WCS(header).celestial.wcs.crval, sky.wcs.crval)
+    np.testing.assert_allclose(WCS(header).celestial.wcs.crpix, sky.wcs.crpix)
 
 
 def test_flux_is_conserved(reference, mosaic):

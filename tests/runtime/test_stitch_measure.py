@@ -269,3 +269,25 @@ def test_no_ellipse_without_positive_light():
     image = -np.ones((1, *shape))
     col, _, _ = measure_image(image, ids, frac, peaks, ["F160W"], noise_sigma=1.0)
     assert np.isnan(col["a"][0]) and np.isnan(col["b"][0]) and np.isnan(col["theta"][0])
+
+
+def test_a_shape_is_given_only_where_the_light_defines_one():
+    """A source whose isophote holds two pixels has no ellipse (NaN, flag 8); a resolved one
+    has an angle in (−90°, 90°]."""
+    from mosaic_pais.runtime.measure import FLAG_NO_SHAPE
+
+    shape = (32, 32)
+    image = np.zeros((1, *shape))
+    image[0, 10, 10:12] = 50.0  # two pixels in a row: a = 0.5 px, b = 0
+    src = gaussian_sources([[22.0, 20.0]], shape, 2.0, 400.0)[0]
+    image += src
+    ids = np.full((3, *shape), -1, np.int64)
+    ids[0] = np.where(np.arange(shape[0])[:, None] < 16, 0, 1)
+    frac = np.zeros((1, 3, *shape))
+    frac[0, 0] = 1.0
+    peaks = {"id": np.array([0, 1]), "y": np.array([10.0, 22.0]), "x": np.array([10.5, 20.0]),
+             "score": np.array([1.0, 1.0])}
+    col, _, _ = measure_image(image, ids, frac, peaks, ["F160W"], noise_sigma=1.0)
+    assert np.isnan([col["a"][0], col["b"][0], col["theta"][0]]).all()
+    assert col["flags"][0] & FLAG_NO_SHAPE and not col["flags"][1] & FLAG_NO_SHAPE
+    assert np.isfinite(col["a"][1]) and -90 < col["theta"][1] <= 90
