@@ -4,7 +4,7 @@ the image is read.
 The network was trained on sky-subtracted images (drizzled HST mosaics are), in units of the
 noise. An image that still holds its sky, as a ground-based frame does, reaches it tens or
 hundreds of σ above zero everywhere, and the network then finds almost nothing (3 of the 65
-objects SExtractor finds on the ground-based R-band frame in ``../shared/data``). So, as
+objects SExtractor finds on a ground-based R-band frame, ``tests/data``). So, as
 SExtractor does by default (``BACK_SIZE``, ``BACK_FILTERSIZE``), every run estimates the sky on
 a mesh of ``mesh`` × ``mesh`` px cells, median-filters the cell values over 3 × 3 cells, and
 subtracts the map interpolated between the cells' centres, in inference and in the

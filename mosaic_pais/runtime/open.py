@@ -14,6 +14,7 @@ arrays pickle to distributed workers.
 
 from __future__ import annotations
 
+import os
 import re
 import warnings
 from pathlib import Path
@@ -27,6 +28,8 @@ from mosaic_pais.runtime.units import ab_zeropoint
 __all__ = [
     "DEFAULT_CHUNK",
     "MissingWCSWarning",
+    "DrizzleWeightWarning",
+    "GZIP_IN_MEMORY",
     "FitsReader",
     "ZarrReader",
     "READERS",
@@ -43,6 +46,15 @@ DEFAULT_CHUNK = 2048
 
 class MissingWCSWarning(UserWarning):
     """The input has no usable celestial WCS: the catalogue will have NaN RA/Dec."""
+
+
+class DrizzleWeightWarning(UserWarning):
+    """A drizzled product's WHT extension is used as the weight map (no ``--weights``)."""
+
+
+#: gzip-compressed FITS up to this size (compressed bytes) is read into memory once; a larger
+#: one is decompressed once into a plain FITS in the temporary folder and read lazily from it
+GZIP_IN_MEMORY = 256 * 2 ** 20
 
 
 class _FitsSection:
@@ -75,10 +87,11 @@ class _FitsSection:
 
 
 class FitsReader:
-    """FITS images: ``.fits``, ``.fit``, ``.fts``, ``.fits.fz`` (tile-compressed)."""
+    """FITS images: ``.fits``, ``.fit``, ``.fts``, ``.fits.fz`` (tile-compressed), and any of
+    them gzip-compressed (``.fits.gz``, as many surveys distribute their mosaics)."""
 
     name = "fits"
-    suffixes = (".fits", ".fit", ".fts", ".fits.fz", ".fz")
+    suffixes = (".fits", ".fit", ".fts", ".fits.fz", ".fz", ".fits.gz", ".fit.gz", ".fts.gz")
 
     @classmethod
     def guess_can_open(cls, path: Path) -> bool:
@@ -88,6 +101,14 @@ class FitsReader:
         try:
             with open(path, "rb") as fh:
                 return fh.read(9) == b"SIMPLE  ="
+        except OSError:
+            return False
+
+    @staticmethod
+    def is_gzip(path: Path) -> bool:
+        try:
+            with open(path, "rb") as fh:
+                return fh.read(2) == b"\x1f\x8b"
         except OSError:
             return False
 
@@ -106,6 +127,14 @@ class FitsReader:
 
     def open(self, path: Path, hdu=None, chunks: int = DEFAULT_CHUNK):
         """Lazy planes (list of dask arrays (y, x)), their header, and default band names."""
+        if self.is_gzip(path):
+            if path.stat().st_size > GZIP_IN_MEMORY:
+                plain = _gunzipped(path)
+                try:
+                    return self.open(plain, hdu, chunks)
+                except BadInputError as exc:  # name the user's file, not the copy
+                    raise BadInputError(str(exc).replace(str(plain), str(path))) from None
+            return _open_in_memory(path, hdu, chunks)
         import dask.array as da
         from astropy.io import fits
 
@@ -147,6 +176,55 @@ class FitsReader:
         band = header.get("FILTER") or header.get("BAND") or path.name.split(".")[0]
         names = [f"{band}_{i}" for i in range(len(planes))] if len(planes) > 1 else [str(band)]
         return planes, header, names
+
+
+def _gunzipped(path: Path) -> Path:
+    """A plain copy of a large gzip-compressed FITS file in the temporary folder, made once
+    (named by the file's path, size and time, so that a changed file is decompressed again)."""
+    import gzip
+    import hashlib
+    import shutil
+    import tempfile
+
+    key = hashlib.sha256(f"{path.resolve()}:{path.stat().st_size}:{_mtime(path)}".encode())
+    target = Path(tempfile.gettempdir()) / f"mosaic-pais-{key.hexdigest()[:16]}.fits"
+    if not target.exists():
+        partial = target.with_suffix(f".part-{os.getpid()}")
+        try:
+            with gzip.open(path, "rb") as source, open(partial, "wb") as out:
+                shutil.copyfileobj(source, out, 16 * 2 ** 20)
+        except (OSError, EOFError) as exc:
+            partial.unlink(missing_ok=True)
+            raise BadInputError(f"{path}: not a readable gzip-compressed FITS file ({exc})") \
+                from None
+        os.replace(partial, target)
+    return target
+
+
+def _open_in_memory(path: Path, hdu, chunks: int):
+    """A small gzip-compressed FITS file: decompressed and read whole, once."""
+    import dask.array as da
+    from astropy.io import fits
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with fits.open(path) as hdul:
+                chosen, _ = FitsReader._pick_hdu(hdul, hdu, path)
+                data = np.asarray(chosen.data, dtype=np.float32)
+                header = chosen.header.copy()
+    except BadInputError:
+        raise
+    except (OSError, EOFError, ValueError, TypeError) as exc:
+        raise BadInputError(f"{path}: not a readable FITS file ({exc})") from exc
+    if data.ndim not in (2, 3):
+        raise BadInputError(f"{path}: image data must be 2-D or a 3-D cube, "
+                            f"got {data.ndim}-D {data.shape}")
+    planes = [da.from_array(p, chunks=(chunks, chunks))
+              for p in (data if data.ndim == 3 else data[None])]
+    band = header.get("FILTER") or header.get("BAND") or path.name.split(".")[0]
+    names = [f"{band}_{i}" for i in range(len(planes))] if len(planes) > 1 else [str(band)]
+    return planes, header, names
 
 
 def _mtime(path: Path) -> int:
@@ -249,14 +327,19 @@ def open_mosaic(images, *, bands=None, weights=None, hdu=None,
         warnings.warn(f"{paths[0]}: no usable celestial WCS; RA/Dec will be NaN",
                       MissingWCSWarning, stacklevel=2)
     data_vars = {"image": (("band", "y", "x"), da.stack(planes))}
+    weight_hdus = None
+    if not weights:
+        weights, weight_hdus = _drizzle_weights(paths, tuple(planes[0].shape), len(planes))
     if weights:
-        data_vars["weight"] = (("band", "y", "x"), _weight_planes(weights, planes, chunks))
+        data_vars["weight"] = (("band", "y", "x"),
+                               _weight_planes(weights, planes, chunks, weight_hdus))
     bunit = str(header0.get("BUNIT", "")) if header0 is not None else ""
     zeropoint, zeropoint_source = ab_zeropoint(header0 if header0 is not None else {})
     ds = xr.Dataset(data_vars, coords={"band": names},
                     attrs={"wcs_header": wcs_header, "bands": names,
                            "sources": [str(p) for p in paths], "bunit": bunit,
-                           "zeropoint": zeropoint, "zeropoint_source": zeropoint_source})
+                           "zeropoint": zeropoint, "zeropoint_source": zeropoint_source,
+                           "weight_source": _weight_source(weights, weight_hdus)})
     if "weight" in ds:
         check_weights(ds)
     return ds
@@ -303,16 +386,47 @@ def _band_names(names: list[str], bands, n_planes: int) -> list[str]:
     return names
 
 
-def _weight_planes(weights, planes: list, chunks: int):
-    """The weight maps, one per band, each the shape of the image, stacked lazily."""
+def _weight_source(weights, hdus) -> list[str] | None:
+    """What the weight maps are, as ``run.json`` records them: paths, with ``[WHT]``."""
+    if not weights:
+        return None
+    paths = [weights] if isinstance(weights, str | Path) else list(weights)
+    return [str(p) + (f"[{h}]" if h else "") for p, h in zip(paths, hdus or [None] * len(paths),
+                                                              strict=True)]
+
+
+def _drizzle_weights(paths: list[Path], shape: tuple, n_planes: int):
+    """The ``WHT`` extensions of drizzled products (one image per file, each with a ``WHT``
+    of its shape), said in one warning, or (None, None)."""
+    from astropy.io import fits
+
+    if len(paths) != n_planes or any(FitsReader.is_gzip(p) for p in paths):
+        return None, None
+    for path in paths:
+        try:
+            with fits.open(path, lazy_load_hdus=True) as hdul:
+                if "WHT" not in hdul or tuple(hdul["WHT"].shape or ()) != shape:
+                    return None, None
+        except (OSError, ValueError, KeyError):
+            return None, None
+    names = ", ".join(p.name for p in paths)
+    warnings.warn(f"{names}: using the WHT extension as the weight map (inverse variance, as "
+                  "drizzle writes it with IVM or ERR weighting); --weights gives another",
+                  DrizzleWeightWarning, stacklevel=3)
+    return list(paths), ["WHT"] * len(paths)
+
+
+def _weight_planes(weights, planes: list, chunks: int, hdus: list | None = None):
+    """The weight maps, one per band, each the shape of the image, stacked lazily; ``hdus``
+    names the HDU of each (default: the first with an image)."""
     import dask.array as da
 
     wpaths = [Path(weights)] if isinstance(weights, str | Path) else [Path(w) for w in weights]
     if len(wpaths) != len(planes):
         raise BadInputError(f"{len(wpaths)} weight maps for {len(planes)} bands")
     wplanes = []
-    for path in wpaths:
-        p, _, _ = _reader_for(path).open(path, chunks=chunks)
+    for path, hdu in zip(wpaths, hdus or [None] * len(wpaths), strict=True):
+        p, _, _ = _reader_for(path).open(path, hdu=hdu, chunks=chunks)
         if len(p) != 1 or tuple(p[0].shape) != tuple(planes[0].shape):
             raise BadInputError(f"{path}: weight map shape {tuple(p[0].shape)} differs from "
                                 f"the image's {tuple(planes[0].shape)}")

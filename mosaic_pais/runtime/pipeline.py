@@ -701,7 +701,7 @@ def _provenance(plan: RunPlan, params: dict, band_names: list[str], ds, noise: N
         "model": {"path": str(plan.model_path), "sha256": params["model_sha256"],
                   "version": plan.meta.get("version"), "card": plan.meta},
         "inputs": {"images": [str(p) for p in plan.images],
-                   "weights": [str(p) for p in plan.weights] if plan.weights else None,
+                   "weights": ds.attrs.get("weight_source"),
                    "bands": band_names, "shape": list(ds["image"].shape[1:])},
         "parameters": {"tile": plan.tile, "margin": plan.margin,
                        "tiles_per_block": plan.tiles_per_block,

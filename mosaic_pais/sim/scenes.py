@@ -95,7 +95,8 @@ SIM_DATA = Path(__file__).resolve().parent / "data"
 
 def data_dir() -> Path:
     """The survey data folder of a development checkout (real images the tests and
-    benchmarks report on; not shipped): ``MOSAIC_PAIS_DATA``, or ``../shared/data``."""
+    benchmarks report on; not shipped): ``MOSAIC_PAIS_DATA``, or the ``shared/data`` folder
+    beside the checkout."""
     import os
 
     env = os.environ.get("MOSAIC_PAIS_DATA")

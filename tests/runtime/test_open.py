@@ -128,3 +128,63 @@ def test_bad_files(tmp_path, image):
     other = _write(tmp_path / "other.fits", np.ones((20, 20), np.float32))
     with pytest.raises(BadInputError, match="different shapes"):
         open_mosaic([good, other])
+
+
+@pytest.mark.parametrize("large", [False, True], ids=["in memory", "decompressed once"])
+def test_gzip_compressed_fits(tmp_path, image, monkeypatch, large):
+    """``.fits.gz`` as surveys distribute mosaics: a small one read into memory, a large one
+    decompressed once into the temporary folder and read lazily from there."""
+    import gzip
+    import shutil
+
+    import mosaic_pais.runtime.open as open_mod
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    import tempfile
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    if large:
+        monkeypatch.setattr(open_mod, "GZIP_IN_MEMORY", 0)
+    plain = _write(tmp_path / "a.fits", image, FILTER="F160W")
+    with open(plain, "rb") as source, gzip.open(tmp_path / "a.fits.gz", "wb") as out:
+        shutil.copyfileobj(source, out)
+    ds = open_mosaic(tmp_path / "a.fits.gz")
+    np.testing.assert_array_equal(ds["image"].values[0], image)
+    assert list(ds["band"].values) == ["F160W"] and ds.attrs["wcs_header"]
+    assert len(list((tmp_path / "tmp").glob("mosaic-pais-*.fits"))) == int(large)
+    (tmp_path / "bad.fits.gz").write_bytes(gzip.compress(b"SIMPLE  = nonsense" * 10))
+    with pytest.raises(BadInputError, match="bad.fits.gz"):
+        open_mosaic(tmp_path / "bad.fits.gz")
+
+
+def test_drizzled_products_weight_extension_is_used_and_said(tmp_path, image, rng):
+    from mosaic_pais.runtime.open import DrizzleWeightWarning
+
+    weight = rng.uniform(1, 2, image.shape).astype(np.float32)
+    header = tan_wcs(40, 60).to_header()
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(image, header, name="SCI"),
+                  fits.ImageHDU(weight, header, name="WHT"),
+                  fits.ImageHDU(np.ones(image.shape, np.int32), name="CTX")]
+                 ).writeto(tmp_path / "drz.fits")
+    with pytest.warns(DrizzleWeightWarning, match="WHT extension"):
+        ds = open_mosaic(tmp_path / "drz.fits")
+    np.testing.assert_array_equal(ds["image"].values[0], image)
+    np.testing.assert_array_equal(ds["weight"].values[0], weight)
+    assert ds.attrs["weight_source"] == [str(tmp_path / "drz.fits") + "[WHT]"]
+    other = _write(tmp_path / "w.fits", np.ones_like(image))
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DrizzleWeightWarning)  # given weights: nothing said
+        given = open_mosaic(tmp_path / "drz.fits", weights=[other])
+    np.testing.assert_array_equal(given["weight"].values[0], np.ones_like(image))
+
+
+def test_converted_store_opens_without_a_warning(tmp_path, image):
+    import warnings
+
+    import xarray as xr
+
+    path = convert([_write(tmp_path / "a.fits", image)], tmp_path / "a.zarr")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        xr.open_zarr(path)
