@@ -37,6 +37,7 @@ __all__ = [
     "labels",
     "demo",
     "show",
+    "hats",
 ]
 
 
