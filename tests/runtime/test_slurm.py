@@ -13,7 +13,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,7 @@ from astropy.table import Table
 
 from mosaic_pais.runtime.pipeline import run
 from mosaic_pais.sim.scenes import simulate_mosaic
+from tests.runtime.test_reliability import _wait_for
 from tests.runtime.test_run import _assert_same
 
 REPO = Path(__file__).resolve().parents[2]
@@ -68,15 +68,6 @@ def _jobs(name: str = JOB_NAME) -> list[str]:
     out = subprocess.run(["squeue", "-h", "-n", name, "-t", "RUNNING", "-o", "%i"],
                          capture_output=True, text=True, check=True)
     return out.stdout.split()
-
-
-def _wait_for(condition, timeout: float = 600.0, poll: float = 0.5) -> bool:
-    end = time.time() + timeout
-    while time.time() < end:
-        if condition():
-            return True
-        time.sleep(poll)
-    return False
 
 
 def _blocks_done(out: Path) -> int:
