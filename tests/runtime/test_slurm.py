@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from astropy.table import Table
 
@@ -102,8 +103,19 @@ def test_run_on_two_slurm_worker_jobs_gives_the_local_catalogue(field, tmp_path)
                                  "--workers", 2, "--quiet"),
                             env=_env(tmp_path), capture_output=True, text=True, timeout=3600)
     assert result.returncode == 0, result.stderr[-3000:]
-    _assert_same(local, Table.read(out / "catalog.fits"))
+    catalog = Table.read(out / "catalog.fits")
+    _assert_same(local, catalog)
     assert json.loads((out / "run.json").read_text())["parameters"]["cluster"] == "slurm"
+    # its segmentation map as photutils reads it: every label a catalogue id, and nearly
+    # every source owning pixels (a source whose every pixel a brighter one holds more of
+    # owns none)
+    from astropy.io import fits
+    from photutils.segmentation import SegmentationImage
+
+    segments = SegmentationImage(fits.getdata(out / "segmentation.fits"))
+    ids = set(np.asarray(catalog["id"]).tolist())
+    assert set(segments.labels.tolist()) <= ids
+    assert len(segments.labels) >= 0.95 * len(ids)
     assert _wait_for(lambda: not _jobs(), timeout=120)  # the worker jobs end with the run
 
 
