@@ -174,10 +174,11 @@ def _density_layer(ax, fig, catalog, shape: tuple[int, int], factor: int) -> Non
 
 def overview_figure(preview: np.ndarray, factor: int, catalog, sigma: float,
                     wcs_header: str | None = None, zooms: list[dict] | None = None,
-                    title: str = ""):
+                    title: str = "", labels: np.ndarray | None = None):
     """The overview picture (module text) from the stored ``preview`` (each pixel the mean
     of ``factor``² mosaic px, sky subtracted), the catalogue, the pixel noise ``sigma`` and
-    the zoom panels' views (:func:`draw_region`'s ``view``)."""
+    the zoom panels' views (:func:`draw_region`'s ``view``). ``labels``, the segmentation
+    map, tints every pixel by its owner when the preview is the mosaic itself (factor 1)."""
     plt = pyplot()
     zooms = zooms or []
     fig = plt.figure(figsize=(8 + 4 * bool(zooms), 8))
@@ -189,6 +190,8 @@ def overview_figure(preview: np.ndarray, factor: int, catalog, sigma: float,
     vmax = max(float(np.nanpercentile(stretched[finite], 99.7)) if finite.any() else 1.0, 1.0)
     ax.imshow(np.where(finite, stretched, np.nan), origin="lower", cmap="gray_r", vmin=-0.5,
               vmax=vmax, interpolation="nearest")
+    if labels is not None and factor == 1 and labels.shape == preview.shape:
+        ax.imshow(owner_colours(labels), origin="lower", interpolation="nearest")
     if (~finite).any() and finite.any():  # the outline of where there are no data
         ax.contour(finite.astype(float), levels=[0.5], colors="tab:blue", linewidths=0.8)
     shape = (preview.shape[0] * factor, preview.shape[1] * factor)

@@ -685,10 +685,18 @@ def _write_outputs(plan: RunPlan, ds, table, sky, noise: Noise) -> None:
              else f"{len(table):,} sources")
     zooms = overview_zooms(image.data, sky, plan.store, table, tuple(image.shape[1:]))
     fig = overview_figure(preview, factor, table, float(noise.sigma[0]),
-                          ds.attrs.get("wcs_header"), zooms, title)
+                          ds.attrs.get("wcs_header"), zooms, title,
+                          labels=_small_segmentation(plan.output, factor))
     with atomic_path(plan.output / "overview.png") as tmp:
         fig.savefig(tmp, dpi=120, format="png")
     pyplot().close(fig)
+
+
+def _small_segmentation(folder: Path, factor: int) -> np.ndarray | None:
+    """The segmentation map when the overview shows the mosaic pixel for pixel."""
+    from astropy.io import fits
+
+    return fits.getdata(folder / "segmentation.fits") if factor == 1 else None
 
 
 def _provenance(plan: RunPlan, params: dict, band_names: list[str], ds, noise: Noise, sky,

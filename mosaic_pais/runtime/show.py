@@ -283,8 +283,13 @@ def show_overview(run_dir, output=None):
     zooms = overview_zooms(ds["image"].data, sky, run_dir / "pcr.zarr", catalog,
                            tuple(ds["image"].shape[1:]))
     sigma = float(meta["parameters"]["noise_sigma"][0])
+    labels = None
+    if preview[1] == 1 and (run_dir / "segmentation.fits").is_file():
+        from astropy.io import fits
+
+        labels = fits.getdata(run_dir / "segmentation.fits")
     fig = overview_figure(preview[0], preview[1], catalog, sigma, ds.attrs.get("wcs_header"),
-                          zooms)
+                          zooms, labels=labels)
     return _save_or_return(fig, output)
 
 
