@@ -49,10 +49,21 @@ def _du(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
 
 
+def _uv() -> list[str]:
+    """The uv command: this interpreter's module, the system Python's, or the binary."""
+    for candidate in ([sys.executable, "-m", "uv"], ["python3", "-m", "uv"], ["uv"]):
+        try:
+            if subprocess.run([*candidate, "--version"], capture_output=True).returncode == 0:
+                return candidate
+        except OSError:
+            continue
+    raise SystemExit("uv is needed: pip install uv")
+
+
 def install(venv: Path, extras: str) -> dict:
     """A new environment at ``venv`` with the package (and ``extras``); time, size, packages."""
     shutil.rmtree(venv, ignore_errors=True)
-    uv = [sys.executable, "-m", "uv"]
+    uv = _uv()
     t0 = time.time()
     subprocess.run([*uv, "venv", "-q", "-p", sys.executable, str(venv)], check=True)
     target = f"{REPO}[{extras}]" if extras else str(REPO)

@@ -3,7 +3,7 @@
 * :func:`overview_figure` — the whole mosaic, downsampled (the run stores the downsampled image,
   ``preview``, in ``pcr.zarr``, so that drawing it later reads no mosaic pixel), with an asinh
   stretch set by the noise so that faint structure shows. Sources are drawn as their ellipses
-  where they can be told apart at that scale; where they cannot, as a layer of source density
+  where they can be told apart at that scale; where they cannot, as contours of source density
   (sources per 1,000² px), with the outline of the regions without data. Axes in mosaic pixels,
   and RA/Dec (astropy's WCSAxes) when the mosaic has a WCS. Beside it, zoom panels at native
   resolution: the most crowded region and the brightest blend, each pixel coloured by the
@@ -158,17 +158,26 @@ def _mosaic_pixel_axes(ax, factor: int, on_wcs: bool) -> None:
 
 
 def _density_layer(ax, fig, catalog, shape: tuple[int, int], factor: int) -> None:
-    """Sources per ``DENSITY_CELL``² px, drawn semi-transparent over the image."""
+    """Sources per ``DENSITY_CELL``² px as contour lines over the image (so the image stays
+    visible): counted in cells of a quarter of that, smoothed over two cells (a cell holds a
+    few sources, and their Poisson noise would draw a checkerboard)."""
+    from scipy import ndimage
+
     cell = max(DENSITY_CELL // 4, factor * 8)
     ny, nx = -(-shape[0] // cell), -(-shape[1] // cell)
     counts, _, _ = np.histogram2d(np.asarray(catalog["y"], float), np.asarray(catalog["x"], float),
                                   bins=(ny, nx), range=((0, ny * cell), (0, nx * cell)))
-    density = counts * (DENSITY_CELL / cell) ** 2
-    shown = ax.imshow(np.where(density > 0, density, np.nan), origin="lower", cmap="magma",
-                      alpha=0.45, interpolation="nearest",
-                      extent=(-0.5, nx * cell / factor - 0.5, -0.5, ny * cell / factor - 0.5))
-    bar = fig.colorbar(shown, ax=ax, fraction=0.035, pad=0.12)
-    bar.set_label(f"sources per {DENSITY_CELL:,}² px", fontsize=8)
+    # each cell's area inside the mosaic: the last row and column stick out of it
+    inside_y = np.clip(shape[0] - np.arange(ny) * cell, 0, cell) / cell
+    inside_x = np.clip(shape[1] - np.arange(nx) * cell, 0, cell) / cell
+    area = ndimage.gaussian_filter(np.outer(inside_y, inside_x), 2.0, mode="constant")
+    smoothed = ndimage.gaussian_filter(counts, 2.0, mode="constant")
+    density = smoothed / np.maximum(area, 1e-6) * (DENSITY_CELL / cell) ** 2
+    centres_y = (np.arange(ny) + 0.5) * cell / factor - 0.5
+    centres_x = (np.arange(nx) + 0.5) * cell / factor - 0.5
+    lines = ax.contour(centres_x, centres_y, density, levels=6, cmap="plasma", linewidths=1.0)
+    bar = fig.colorbar(lines, ax=ax, fraction=0.035, pad=0.12)
+    bar.set_label(f"sources per {DENSITY_CELL:,}² px (smoothed)", fontsize=8)
     bar.ax.tick_params(labelsize=7)
 
 
