@@ -85,8 +85,8 @@ def core_commands(venv: Path, work: Path) -> dict:
     subprocess.run([str(python), "-c", _MAKE_IMAGE.format(path=image)], check=True)
     run = subprocess.run([str(cli), "run", str(image), "--output", str(work / "run"),
                           "--overwrite", "--quiet"], capture_output=True, text=True)
-    simulate = subprocess.run([str(cli), "simulate", "--output", str(work / "sim")],
-                              capture_output=True, text=True)
+    simulate = subprocess.run([str(cli), "simulate", "--output", str(work / "sim"),
+                               "--size", "64"], capture_output=True, text=True)
     return {"run_exit": run.returncode, "run_output": run.stdout.strip().splitlines()[-1:],
             "run_stderr_lines": len(run.stderr.strip().splitlines()),
             "catalog_written": (work / "run" / "catalog.fits").exists(),
