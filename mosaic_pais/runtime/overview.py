@@ -34,7 +34,10 @@ DISPLAY_SIDE = 900        # px: about how wide the overview's main panel is rend
 
 
 def _stretch(values, sigma: float) -> np.ndarray:
-    return np.arcsinh(np.nan_to_num(np.asarray(values, np.float64)) / (3 * max(sigma, 1e-12)))
+    """asinh(value / 3σ) in float64, non-finite pixels blank (0): an infinity made the largest
+    float would overflow the division"""
+    values = np.asarray(values, np.float64)
+    return np.arcsinh(np.where(np.isfinite(values), values, 0.0) / (3 * max(sigma, 1e-12)))
 
 
 def separable(catalog, shape: tuple[int, int], display: int = DISPLAY_SIDE) -> bool:
@@ -157,13 +160,18 @@ def _mosaic_pixel_axes(ax, factor: int, on_wcs: bool) -> None:
         axis.tick_params(labelsize=7)
 
 
+def _density_cell(factor: int) -> int:
+    """The side (mosaic px) of the cells the density layer counts in."""
+    return max(DENSITY_CELL // 4, factor * 8)
+
+
 def _density_layer(ax, fig, catalog, shape: tuple[int, int], factor: int) -> None:
     """Sources per ``DENSITY_CELL``² px as contour lines over the image (so the image stays
     visible): counted in cells of a quarter of that, smoothed over two cells (a cell holds a
     few sources, and their Poisson noise would draw a checkerboard)."""
     from scipy import ndimage
 
-    cell = max(DENSITY_CELL // 4, factor * 8)
+    cell = _density_cell(factor)
     ny, nx = -(-shape[0] // cell), -(-shape[1] // cell)
     counts, _, _ = np.histogram2d(np.asarray(catalog["y"], float), np.asarray(catalog["x"], float),
                                   bins=(ny, nx), range=((0, ny * cell), (0, nx * cell)))
@@ -204,8 +212,8 @@ def overview_figure(preview: np.ndarray, factor: int, catalog, sigma: float,
     if (~finite).any() and finite.any():  # the outline of where there are no data
         ax.contour(finite.astype(float), levels=[0.5], colors="tab:blue", linewidths=0.8)
     shape = (preview.shape[0] * factor, preview.shape[1] * factor)
-    if separable(catalog, shape):
-        _ellipses(ax, catalog, scale=factor)
+    if separable(catalog, shape) or min(shape) < 4 * _density_cell(factor):
+        _ellipses(ax, catalog, scale=factor)  # (a mosaic of a few cells has no density map)
     else:
         _density_layer(ax, fig, catalog, shape, factor)
     _mosaic_pixel_axes(ax, factor, on_wcs)

@@ -40,8 +40,11 @@ __all__ = ["choose_source", "show_run", "show_region", "show_overview", "region_
 BLENDED = 0.1
 
 
-def _stretch(values, sigma: float):
-    return np.arcsinh(np.nan_to_num(np.asarray(values, np.float64)) / (3 * sigma))
+def _stretch(values, sigma: float) -> np.ndarray:
+    """asinh(value / 3σ) in float64, non-finite pixels blank (0): an infinity made the largest
+    float would overflow the division"""
+    values = np.asarray(values, np.float64)
+    return np.arcsinh(np.where(np.isfinite(values), values, 0.0) / (3 * max(sigma, 1e-12)))
 
 
 # ------------------------------------------------------------------------------------------
