@@ -58,7 +58,7 @@ def test_notebook_runs(tmp_path, monkeypatch):
     assert "Dask dashboard: http://127.0.0.1:" in _text(_tagged(nb, "cluster"))
     assert "workers: 2" in _text(_tagged(nb, "cluster"))
     assert "sources; files: ['catalog.fits', 'catalog.parquet', 'overview.png', 'pcr.zarr', " \
-           "'run.json']" in _text(_tagged(nb, "run"))
+           "'run.json', 'segmentation.fits']" in _text(_tagged(nb, "run"))
     report = _text(_tagged(nb, "evaluate"))
     assert "completeness" in report and "purity" in report
     for tag in FIGURES:

@@ -404,9 +404,12 @@ def _drizzle_weights(paths: list[Path], shape: tuple, n_planes: int):
         return None, None
     for path in paths:
         try:
-            with fits.open(path, lazy_load_hdus=True) as hdul:
-                if "WHT" not in hdul or tuple(hdul["WHT"].shape or ()) != shape:
-                    return None, None
+            # the header's problems were reported once, when the image was opened
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                with fits.open(path, lazy_load_hdus=True) as hdul:
+                    if "WHT" not in hdul or tuple(hdul["WHT"].shape or ()) != shape:
+                        return None, None
         except (OSError, ValueError, KeyError):
             return None, None
     names = ", ".join(p.name for p in paths)
