@@ -22,30 +22,21 @@ import json
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import psutil
+from mosaic_scale import run_and_watch
 
 REPO = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-m", "mosaic_pais"]
 
 
-def watched(cmd: list[str], poll: float = 0.1) -> dict:
-    """Wall seconds and peak resident memory (GB, the process and its children) of ``cmd``."""
-    t0 = time.time()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    top, peak = psutil.Process(proc.pid), 0
-    while proc.poll() is None:
-        try:
-            peak = max(peak, sum(p.memory_info().rss for p in [top, *top.children(True)]))
-        except psutil.Error:
-            pass
-        time.sleep(poll)
-    output = proc.stdout.read()
-    if proc.returncode:
-        raise RuntimeError(f"{' '.join(cmd)} failed:\n{output[-2000:]}")
-    return {"seconds": round(time.time() - t0, 2), "peak_rss_gb": round(peak / 1e9, 3)}
+def watched(cmd: list[str]) -> dict:
+    """Wall seconds and peak resident memory (GB, the process tree) of ``cmd``, which must
+    succeed (:func:`mosaic_scale.run_and_watch` samples them)."""
+    result = run_and_watch(cmd, poll=0.1)
+    if result["returncode"]:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{result['tail']}")
+    return {"seconds": round(result["seconds"], 2), "peak_rss_gb": round(result["peak_rss_gb"], 3)}
 
 
 def ensure_run(work: Path, size: int) -> Path:

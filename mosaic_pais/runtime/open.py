@@ -163,9 +163,7 @@ class FitsReader:
             raise
         except (OSError, ValueError, TypeError, IndexError, KeyError) as exc:
             raise BadInputError(f"{path}: not a readable FITS file ({exc})") from exc
-        if len(shape) not in (2, 3):
-            raise BadInputError(f"{path}: image data must be 2-D or a 3-D cube, "
-                                f"got {len(shape)}-D {shape}")
+        _check_cube_shape(path, shape)
         planes = []
         plane_shape = shape[-2:]
         for plane in range(shape[0]) if len(shape) == 3 else [None]:
@@ -173,9 +171,7 @@ class FitsReader:
             planes.append(da.from_array(source, chunks=(chunks, chunks), asarray=True,
                                         name=f"fits-{path.name}-{key}-{plane}-{_mtime(path)}",
                                         meta=np.zeros((0, 0), np.float32)))
-        band = header.get("FILTER") or header.get("BAND") or path.name.split(".")[0]
-        names = [f"{band}_{i}" for i in range(len(planes))] if len(planes) > 1 else [str(band)]
-        return planes, header, names
+        return planes, header, _plane_names(header, path, len(planes))
 
 
 def _gunzipped(path: Path) -> Path:
@@ -217,14 +213,23 @@ def _open_in_memory(path: Path, hdu, chunks: int):
         raise
     except (OSError, EOFError, ValueError, TypeError) as exc:
         raise BadInputError(f"{path}: not a readable FITS file ({exc})") from exc
-    if data.ndim not in (2, 3):
-        raise BadInputError(f"{path}: image data must be 2-D or a 3-D cube, "
-                            f"got {data.ndim}-D {data.shape}")
+    _check_cube_shape(path, data.shape)
     planes = [da.from_array(p, chunks=(chunks, chunks))
               for p in (data if data.ndim == 3 else data[None])]
+    return planes, header, _plane_names(header, path, len(planes))
+
+
+def _check_cube_shape(path: Path, shape: tuple) -> None:
+    if len(shape) not in (2, 3):
+        raise BadInputError(f"{path}: image data must be 2-D or a 3-D cube, "
+                            f"got {len(shape)}-D {shape}")
+
+
+def _plane_names(header, path: Path, n_planes: int) -> list[str]:
+    """Default band names: the header's FILTER or BAND, else the file's name; numbered for
+    the planes of a cube."""
     band = header.get("FILTER") or header.get("BAND") or path.name.split(".")[0]
-    names = [f"{band}_{i}" for i in range(len(planes))] if len(planes) > 1 else [str(band)]
-    return planes, header, names
+    return [f"{band}_{i}" for i in range(n_planes)] if n_planes > 1 else [str(band)]
 
 
 def _mtime(path: Path) -> int:

@@ -21,8 +21,8 @@ from matplotlib.patches import Ellipse, Rectangle
 
 from mosaic_pais.figures import pyplot
 
-__all__ = ["PREVIEW_SIDE", "separable", "owner_colours", "crowded_box", "blend_box",
-           "overview_figure", "region_figure", "draw_region"]
+__all__ = ["PREVIEW_SIDE", "asinh_stretch", "separable", "owner_colours", "crowded_box",
+           "blend_box", "overview_figure", "region_figure", "draw_region"]
 
 PREVIEW_SIDE = 2048       # px: the longest side of the stored preview
 #: sources are drawn one by one when their markers would cover less than this share of the
@@ -33,9 +33,13 @@ DENSITY_CELL = 1000       # px: the density layer counts sources per this many p
 DISPLAY_SIDE = 900        # px: about how wide the overview's main panel is rendered
 
 
-def _stretch(values, sigma: float) -> np.ndarray:
+def asinh_stretch(values, sigma: float) -> np.ndarray:
     """asinh(value / 3σ) in float64, non-finite pixels blank (0): an infinity made the largest
-    float would overflow the division"""
+    float would overflow the division.
+
+    >>> asinh_stretch(np.array([0.0, 3.0, np.inf]), 1.0).round(3).tolist()
+    [0.0, 0.881, 0.0]
+    """
     values = np.asarray(values, np.float64)
     return np.arcsinh(np.where(np.isfinite(values), values, 0.0) / (3 * max(sigma, 1e-12)))
 
@@ -202,7 +206,7 @@ def overview_figure(preview: np.ndarray, factor: int, catalog, sigma: float,
     grid = fig.add_gridspec(max(len(zooms), 1), 2 if zooms else 1,
                             width_ratios=[2, 1] if zooms else [1])
     ax, on_wcs = _wcs_axes(fig, grid[:, 0], wcs_header, factor)
-    stretched = _stretch(preview, sigma / factor)  # block means: factor times less noise
+    stretched = asinh_stretch(preview, sigma / factor)  # block means: factor times less noise
     finite = np.isfinite(preview)
     vmax = max(float(np.nanpercentile(stretched[finite], 99.7)) if finite.any() else 1.0, 1.0)
     ax.imshow(np.where(finite, stretched, np.nan), origin="lower", cmap="gray_r", vmin=-0.5,
@@ -239,7 +243,7 @@ def draw_region(ax, view: dict, sigma: float, title: str = "", small: bool = Fal
     """
     y0, y1, x0, x1 = view["box"]
     extent = (x0 - 0.5, x1 - 0.5, y0 - 0.5, y1 - 0.5)
-    stretched = _stretch(view["image"], sigma)
+    stretched = asinh_stretch(view["image"], sigma)
     # at least 20σ for white: the noise stays a light texture where only faint sources are
     ax.imshow(stretched, origin="lower", cmap="gray_r", vmin=-0.5,
               vmax=max(float(np.nanpercentile(stretched, 99.7)), np.arcsinh(20 / 3)),

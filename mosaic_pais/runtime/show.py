@@ -30,6 +30,7 @@ from matplotlib.patches import Rectangle
 from mosaic_pais.errors import BadInputError
 from mosaic_pais.figures import pyplot
 from mosaic_pais.runtime.open import open_mosaic
+from mosaic_pais.runtime.overview import asinh_stretch
 from mosaic_pais.runtime.stamps import source_stamp
 from mosaic_pais.runtime.write import atomic_path, overview_image
 
@@ -38,13 +39,6 @@ __all__ = ["choose_source", "show_run", "show_region", "show_overview", "region_
 
 #: blend fraction above which a source counts as blended (the example source is one if it can)
 BLENDED = 0.1
-
-
-def _stretch(values, sigma: float) -> np.ndarray:
-    """asinh(value / 3σ) in float64, non-finite pixels blank (0): an infinity made the largest
-    float would overflow the division"""
-    values = np.asarray(values, np.float64)
-    return np.arcsinh(np.where(np.isfinite(values), values, 0.0) / (3 * max(sigma, 1e-12)))
 
 
 # ------------------------------------------------------------------------------------------
@@ -319,7 +313,7 @@ def _finished_run(run_dir: Path):
 def _draw_mosaic(ax, small: np.ndarray, factor: int, sigma: float, catalog, box,
                  source_id: int, title: str) -> None:
     """The downsampled mosaic with the detections and the drawn source's box."""
-    stretched = _stretch(small, max(sigma / factor, 1e-12))
+    stretched = asinh_stretch(small, max(sigma / factor, 1e-12))
     ax.imshow(stretched, origin="lower", cmap="gray_r", vmin=-1,
               vmax=max(np.nanpercentile(stretched, 99.7), 1))
     x, y = np.asarray(catalog["x"]) / factor, np.asarray(catalog["y"]) / factor
@@ -344,15 +338,16 @@ def _draw_deblend(fig, grid, stamp: dict, catalog, sigma: float, source_id: int)
     share = np.divide(deblend, cut, out=np.zeros_like(deblend), where=cut != 0)
     y0, y1, x0, x1 = stamp["box"]
     extent = (x0 - 0.5, x1 - 0.5, y0 - 0.5, y1 - 0.5)
-    cut_s = _stretch(cut, sigma)
+    cut_s = asinh_stretch(cut, sigma)
     vmax = max(float(np.nanpercentile(cut_s, 99.5)), 1.0)
     row = stamp["row"]
     cx, cy = np.asarray(catalog["x"]), np.asarray(catalog["y"])
     inside = (cx >= x0 - 0.5) & (cx < x1 - 0.5) & (cy >= y0 - 0.5) & (cy < y1 - 0.5)
     panels = [
         (grid[0, 2], cut_s, "neighbourhood", "gray_r", (-1, vmax)),
-        (grid[0, 3], _stretch(deblend, sigma), f"deblend of {source_id}", "gray_r", (-1, vmax)),
-        (grid[1, 2], _stretch(cut - deblend, sigma), "residual (image − deblend)", "gray_r",
+        (grid[0, 3], asinh_stretch(deblend, sigma), f"deblend of {source_id}", "gray_r",
+         (-1, vmax)),
+        (grid[1, 2], asinh_stretch(cut - deblend, sigma), "residual (image − deblend)", "gray_r",
          (-1, vmax)),
         (grid[1, 3], np.clip(share, 0, 1), "its share of each pixel", "viridis", (0, 1)),
     ]
