@@ -10,6 +10,11 @@ Usage:
   python benchmarks/ablation.py --name f160w_v15 \\
       --model f160w_v14=mosaic_pais/models/pais_f160w.keras \\
       --model f160w_v15=training/runs/f160w_v15/model.keras --tiles 200
+  python benchmarks/ablation.py --name precision --tiles 300 \
+      --model float32=mosaic_pais/models/pais_f160w.keras \
+      --model bfloat16=mosaic_pais/models/pais_f160w.keras@bfloat16
+A model's ``@PRECISION`` suffix decodes it in that precision (float32 by default;
+:func:`mosaic_pais.nn.model.inference_network`).
 Writes docs/results/ablation_<name>.json (the model card's ablation table reads it).
 """
 
@@ -37,11 +42,18 @@ from mosaic_pais.sim.scenes import SIMULATOR_VERSION
 CONDITIONS = {"GOODS-S depth, white noise": ("goods-s", 0.0), "varied": ("varied", None)}
 
 
-def model_catalogue(path: Path, card: dict, scenes) -> tuple:
+def model_spec(spec: str) -> tuple[str, Path, str]:
+    """``NAME=PATH[@PRECISION]`` → (name, path, precision)."""
+    name, rest = spec.split("=", 1)
+    path, _, precision = rest.partition("@")
+    return name, Path(path), precision or "float32"
+
+
+def model_catalogue(path: Path, card: dict, scenes, precision: str = "float32") -> tuple:
     """A model's stacked catalogue of the scenes, decoded with ``card``, and its seconds."""
     t = time.time()
-    seen, sigmas, textures, preds = decode_as_trained(PAISPredictor(path, batch_size=16),
-                                                      scenes, card)
+    predictor = PAISPredictor(path, batch_size=16, precision=precision)
+    seen, sigmas, textures, preds = decode_as_trained(predictor, scenes, card)
     finding, vote = peak_finding(card), str(card.get("vote", "vectors"))
     thresholds = tile_thresholds(textures, card)
     catalog = vstack([with_offset(model_catalog(p, j, seen[i].image, sigmas[i], thresholds[i],
@@ -54,8 +66,8 @@ def compare(models: dict, card: dict, scenes, mag_limit: float) -> dict:
     truth = vstack([with_offset(s.truth, i) for i, s in enumerate(scenes)],
                    metadata_conflicts="silent")
     catalogs, result = {}, {}
-    for name, path in models.items():
-        catalogs[name], seconds, seen, sigmas = model_catalogue(path, card, scenes)
+    for name, (path, precision) in models.items():
+        catalogs[name], seconds, seen, sigmas = model_catalogue(path, card, scenes, precision)
         r = evaluate(catalogs[name], truth, mag_limit=mag_limit)
         result[name] = {"f1": r["f1"], "completeness": r["completeness"], "purity": r["purity"],
                         "completeness_blended": r["completeness_blended"],
@@ -79,16 +91,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--name", required=True)
     parser.add_argument("--model", action="append", required=True,
-                        help="NAME=PATH of a .keras model (repeat)")
+                        help="NAME=PATH[@PRECISION] of a .keras model (repeat)")
     parser.add_argument("--card", type=Path, default=DEFAULT_MODEL_PATH.with_suffix(".json"))
     parser.add_argument("--tiles", type=int, default=200)
     parser.add_argument("--mag-limit", type=float, default=27.0)
     args = parser.parse_args()
-    models = {m.split("=", 1)[0]: Path(m.split("=", 1)[1]) for m in args.model}
+    models = {name: (path, precision)
+              for name, path, precision in map(model_spec, args.model)}
     card = model_metadata(args.card.with_suffix(".keras")) if args.card.with_suffix(
         ".keras").exists() else json.loads(args.card.read_text())
     out = {"split": "val", "tiles": args.tiles, "card": str(args.card),
-           "models": {k: str(v) for k, v in models.items()}, "simulator": SIMULATOR_VERSION,
+           "models": {k: str(path) + ("" if precision == "float32" else f"@{precision}")
+                      for k, (path, precision) in models.items()},
+           "simulator": SIMULATOR_VERSION,
            "conditions": {}}
     for label, (conditions, correlation) in CONDITIONS.items():
         scenes = split_scenes("val", args.tiles, conditions, correlation)

@@ -40,7 +40,15 @@ from pathlib import Path
 import numpy as np
 import psutil
 
-from mosaic_pais.nn.model import DEFAULT_MODEL_PATH, load_model, model_input, model_metadata
+from mosaic_pais.nn.model import (
+    DEFAULT_MODEL_PATH,
+    PRECISIONS,
+    inference_network,
+    load_model,
+    model_input,
+    model_metadata,
+    resolve_precision,
+)
 from mosaic_pais.pcr import VOTE_MODES
 from mosaic_pais.runtime.tile import (
     DEFAULT_MARGIN,
@@ -84,14 +92,15 @@ def run_and_watch(cmd: list[str], poll: float = 0.2) -> dict:
             "worker_memory_warnings": output.count("distributed.worker.memory")}
 
 
-def bare_tiles_per_second(seconds: float = 60.0) -> dict:
-    """The model alone at batch 16 (16 test tiles, traced as benchmarks/speed.py does):
+def bare_tiles_per_second(seconds: float = 60.0, precision: str = "float32") -> dict:
+    """The model alone at batch 16 (16 test tiles, traced as benchmarks/speed.py does), as the
+    runs compute it (:func:`~mosaic_pais.nn.model.inference_network` in ``precision``):
     sustained (every tile of back-to-back batches for ``seconds``) and its best batch."""
     from speed import traced_predict  # noqa: I001 - sibling benchmark script
 
     scenes = [split_scene("test", i) for i in range(16)]
     x = np.concatenate([model_input(s.image[None], [s.noise_sigma]) for s in scenes])
-    predict = traced_predict(load_model(DEFAULT_MODEL_PATH), x)
+    predict = traced_predict(inference_network(load_model(DEFAULT_MODEL_PATH), precision), x)
     batches = []
     t0 = time.perf_counter()
     while time.perf_counter() - t0 < seconds:
@@ -120,18 +129,21 @@ def main() -> None:
     parser.add_argument("--tiles-per-window", type=int, default=DEFAULT_TILES_PER_WINDOW)
     parser.add_argument("--vote", choices=VOTE_MODES, default=None,
                         help="vote mode of the runs (default: the model card's)")
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto",
+                        help="what the network computes in, in the runs and the bare model")
     args = parser.parse_args()
+    precision = resolve_precision(args.precision)
     result: dict = {"memory_limit_per_worker": args.memory_limit, "workers": args.workers,
                     "tiles_per_window": args.tiles_per_window,
                     "vote": args.vote or model_metadata(DEFAULT_MODEL_PATH).get("vote"),
-                    "runs": {}}
+                    "precision": precision, "runs": {}}
     for size in args.sizes:  # simulated first, so that the bare model is timed just before
         sim = args.work / f"sim{size}"
         if not (sim / "truth.fits").exists():
             t = time.time()
             simulate_mosaic(sim, size=size, seed=23, progress=True, processes=2)
             print(f"simulated {size}² in {time.time() - t:.0f} s", flush=True)
-    bare_before = bare_tiles_per_second(args.bare_seconds)
+    bare_before = bare_tiles_per_second(args.bare_seconds, precision)
     for size in args.sizes:
         sim = args.work / f"sim{size}"
         out = args.work / f"run{size}"
@@ -139,6 +151,7 @@ def main() -> None:
                "--output", str(out), "--overwrite", "--cluster", "local",
                "--workers", str(args.workers), "--memory-limit", args.memory_limit,
                "--tiles-per-window", str(args.tiles_per_window), "--quiet",
+               "--precision", precision,
                *(["--vote", args.vote] if args.vote else [])]
         watch = run_and_watch(cmd)
         if watch["returncode"] != 0:
@@ -151,7 +164,7 @@ def main() -> None:
             "timings_s": timings, "tiles_per_s": n_tiles / timings["total"],
             "n_sources": json.loads((out / "run.json").read_text())["n_sources"]}
         print(json.dumps(result["runs"][str(size)], indent=1), flush=True)
-    bare_after = bare_tiles_per_second(args.bare_seconds)
+    bare_after = bare_tiles_per_second(args.bare_seconds, precision)
     result["bare"] = {"before": bare_before, "after": bare_after,
                       "seconds_each": args.bare_seconds}
     result["bare_tiles_per_s"] = 0.5 * (bare_before["sustained"] + bare_after["sustained"])

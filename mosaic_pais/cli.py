@@ -125,6 +125,12 @@ def _background_mesh(value: str) -> int | None:
               type=click.IntRange(min=1),
               help="Tiles per side of each window the network reads at once; 1 reads every "
                    "tile on its own.")
+@click.option("--batch-size", default=16, show_default=True, type=click.IntRange(min=1),
+              help="Tiles' worth of pixels the network reads per call.")
+@click.option("--precision", default="auto", show_default=True,
+              type=click.Choice(["auto", "float32", "bfloat16"]),
+              help="What the network computes in: bfloat16 is faster on CPUs with bfloat16 "
+                   "instructions (AVX-512 BF16, AMX); 'auto' picks it where the CPU has them.")
 @click.option("--threshold", default=None, type=float,
               help="Centre-map peak threshold (default: the model card's, for the image's "
                    "noise texture).")
@@ -147,8 +153,8 @@ def _background_mesh(value: str) -> int | None:
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @_friendly_errors
 def run(images, output, bands, weights, hdu, cluster, workers, memory_limit, model, resume,
-        overwrite, tile, margin, tiles_per_block, tiles_per_window, threshold, vote, background,
-        psf, zeropoint, quiet) -> None:
+        overwrite, tile, margin, tiles_per_block, tiles_per_window, batch_size, precision,
+        threshold, vote, background, psf, zeropoint, quiet) -> None:
     """Detect and deblend every source of IMAGE(s); write catalogue, PCR store and picture."""
     from mosaic_pais.runtime.pipeline import run as run_pipeline
 
@@ -159,7 +165,7 @@ def run(images, output, bands, weights, hdu, cluster, workers, memory_limit, mod
         workers=workers, memory_limit=memory_limit, resume=resume, overwrite=overwrite,
         tile=tile, margin=margin,
         tiles_per_block=tiles_per_block, tiles_per_window=tiles_per_window,
-        threshold=threshold, vote=vote,
+        batch_size=batch_size, precision=precision, threshold=threshold, vote=vote,
         background=_background_mesh(background), psf=psf, zeropoint=zeropoint,
         progress=not quiet)
     click.echo(f"{len(table)} sources; wrote {output}/catalog.fits, catalog.parquet, pcr.zarr, "

@@ -39,7 +39,11 @@ __all__ = [
     "n_levels_of",
     "with_attention_contexts",
     "attention_encoder",
-
+    "PRECISIONS",
+    "cpu_has_bfloat16",
+    "resolve_precision",
+    "FLOAT32_LAYERS",
+    "inference_network",
     "load_model",
     "file_sha256",
     "model_metadata",
@@ -200,6 +204,82 @@ def attention_encoder(model):
     return contexts
 
 
+#: inference precisions: "auto" is bfloat16 on a CPU with bfloat16 instructions, else float32
+PRECISIONS = ("auto", "float32", "bfloat16")
+#: layers kept in float32 at any precision: the 1×1 heads, a sliver of the cost, whose rounding
+#: would otherwise reach the outputs directly
+FLOAT32_LAYERS = ("vectors_conv", "vectors_head", "vectors", "center", "fraction_logits")
+
+
+def cpu_has_bfloat16(cpuinfo: str | Path = "/proc/cpuinfo") -> bool:
+    """Whether this CPU multiplies bfloat16 in hardware (AVX-512 BF16 or AMX).
+
+    Without them TensorFlow emulates bfloat16 and it is slower than float32.
+    """
+    try:
+        flags = Path(cpuinfo).read_text()
+    except OSError:
+        return False
+    return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))
+
+
+def resolve_precision(precision: str, on_gpu: bool = False) -> str:
+    """``"float32"`` or ``"bfloat16"`` for a requested precision (one of :data:`PRECISIONS`).
+
+    >>> resolve_precision("float32")
+    'float32'
+    >>> resolve_precision("auto", on_gpu=True)  # GPUs keep the precision the model was made in
+    'float32'
+    """
+    if precision not in PRECISIONS:
+        from mosaic_pais.errors import BadInputError
+
+        raise BadInputError(f"precision must be one of {', '.join(PRECISIONS)} "
+                            f"(got {precision!r})")
+    if precision == "auto":
+        return "bfloat16" if not on_gpu and cpu_has_bfloat16() else "float32"
+    return precision
+
+
+def inference_network(model, precision: str = "float32"):
+    """The network as a run computes it: the same function, cheaper.
+
+    * Every batch norm is folded into the convolution before it
+      (:class:`~mosaic_pais.nn.layers.FoldsBatchNorm`): at inference a norm is a fixed scale
+      and offset per channel, which the convolution's kernel and bias absorb; what changes is
+      float rounding only.
+    * With ``precision="bfloat16"`` every layer but :data:`FLOAT32_LAYERS` computes in
+      bfloat16 with float32 weights (Keras' ``mixed_bfloat16``).
+
+    The layers are cloned (folded, under the policy) and take the model's weights: nothing is
+    retrained and the saved file is unchanged. For training, keep the model itself.
+    """
+    from mosaic_pais.nn.layers import FoldsBatchNorm
+
+    def clone(layer):
+        config = layer.get_config()
+        config.pop("dtype", None)  # the global policy decides, sub-layers included
+        if isinstance(layer, FoldsBatchNorm):
+            config["folded"] = True
+        if layer.name in FLOAT32_LAYERS:
+            config["dtype"] = "float32"
+        return layer.__class__.from_config(config)
+
+    policy = "mixed_bfloat16" if precision == "bfloat16" else "float32"
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        network = keras.models.clone_model(model, clone_function=clone)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    for layer in network.layers:
+        source = model.get_layer(layer.name)
+        if isinstance(layer, FoldsBatchNorm):
+            layer.fold_from(source)
+        else:
+            layer.set_weights(source.get_weights())
+    return network
+
+
 def load_model(path: str | Path | None = None):
     """Load a ``.keras`` PAIS model with ``safe_mode=True`` (no arbitrary code)."""
     from mosaic_pais.errors import BadInputError
@@ -342,6 +422,12 @@ def model_input(images: np.ndarray, noise_sigma, valid: np.ndarray | None = None
     return np.ascontiguousarray(np.transpose(x, (0, 2, 3, 1)))
 
 
+def _gpu_visible() -> bool:
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
 class PAISPredictor:
     """A loaded model plus the conventions around it: configure once, call per batch of tiles.
 
@@ -350,15 +436,19 @@ class PAISPredictor:
     model : keras.Model or path or None
         The network; ``None`` loads the model shipped with the package.
     batch_size : int
+    precision : {"float32", "bfloat16", "auto"}
+        What the network computes in (:func:`inference_network`, :func:`resolve_precision`);
+        :attr:`precision` holds the one used.
     """
 
-    def __init__(self, model=None, batch_size: int = 16):
+    def __init__(self, model=None, batch_size: int = 16, precision: str = "auto"):
         if model is None or isinstance(model, str | Path):
             self.path = Path(model) if model is not None else DEFAULT_MODEL_PATH
             model = load_model(self.path)
         else:
             self.path = None
-        self.model = model
+        self.precision = resolve_precision(precision, on_gpu=precision == "auto" and _gpu_visible())
+        self.model = inference_network(model, self.precision)
         self.batch_size = int(batch_size)
         in_channels = model.inputs[0].shape[-1]
         self.n_bands = int(in_channels) - 1

@@ -58,13 +58,15 @@ class ModelPlugin(WorkerPlugin):
 
     name = "mosaic-pais-model"
 
-    def __init__(self, model_path: str, batch_size: int = 16, cpu_threads: int | None = None):
+    def __init__(self, model_path: str, batch_size: int = 16, cpu_threads: int | None = None,
+                 precision: str = "auto"):
         super().__init__()
         if not str(model_path).endswith(".keras"):
             raise BadInputError(f"model {model_path}: only the native .keras format is accepted")
         self.model_path = str(model_path)
         self.batch_size = int(batch_size)
         self.cpu_threads = cpu_threads
+        self.precision = str(precision)
 
     def setup(self, worker=None):
         enable_gpu_memory_growth()
@@ -72,7 +74,7 @@ class ModelPlugin(WorkerPlugin):
             limit_tensorflow_threads(self.cpu_threads)
         from mosaic_pais.runtime.infer import predictor_for
 
-        predictor_for(self.model_path, self.batch_size)
+        predictor_for(self.model_path, self.batch_size, self.precision)
 
     def teardown(self, worker=None):
         pass

@@ -36,20 +36,20 @@ _LOCK = threading.Lock()
 
 
 @functools.lru_cache(maxsize=4)
-def _cached_predictor(model_path: str, batch_size: int):
+def _cached_predictor(model_path: str, batch_size: int, precision: str):
     from mosaic_pais.nn.model import PAISPredictor
 
-    return PAISPredictor(model_path, batch_size=batch_size)
+    return PAISPredictor(model_path, batch_size=batch_size, precision=precision)
 
 
-def predictor_for(model_path: str | Path, batch_size: int = 16):
+def predictor_for(model_path: str | Path, batch_size: int = 16, precision: str = "auto"):
     """The model of this worker process, loaded on first use (one instance per process).
 
     On a distributed worker the :class:`~mosaic_pais.runtime.cluster.ModelPlugin` loads it at worker
     start-up, so the first task does not pay for it; the cache is the same.
     """
     with _LOCK:  # threads of one worker must not load the same model twice
-        return _cached_predictor(str(model_path), int(batch_size))
+        return _cached_predictor(str(model_path), int(batch_size), str(precision))
 
 
 def _per_window(image, statistic, n_windows: int, size: int, seed: int) -> np.ndarray:

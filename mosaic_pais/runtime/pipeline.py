@@ -30,8 +30,10 @@ from mosaic_pais.nn.model import (
     load_model,
     model_metadata,
     peak_finding,
+    resolve_precision,
 )
 from mosaic_pais.runtime import measure as measure_mod
+from mosaic_pais.runtime import profile
 from mosaic_pais.runtime.background import DEFAULT_MESH, sky_map, strip_levels, strips
 from mosaic_pais.runtime.cluster import (
     ModelPlugin,
@@ -43,6 +45,7 @@ from mosaic_pais.runtime.cluster import (
 from mosaic_pais.runtime.infer import estimate_noise
 from mosaic_pais.runtime.lock import LOCK_NAME, hold_output
 from mosaic_pais.runtime.open import check_not_empty, open_mosaic, pixel_to_world, wcs_header_of
+from mosaic_pais.runtime.profile import timed
 from mosaic_pais.runtime.stitch import merge_peaks
 from mosaic_pais.runtime.store import (
     SCRATCH_VARIABLES,
@@ -104,29 +107,39 @@ def plan_blocks(height: int, width: int, tile: int, margin: int, tiles_per_block
 
 
 def _contexts_task(tile: int, *, image: WindowReader, model: str, noise_sigma: np.ndarray,
-                   batch_size: int) -> list[np.ndarray]:
+                   batch_size: int, precision: str) -> list[np.ndarray]:
     from mosaic_pais.runtime.infer import mosaic_contexts, predictor_for
 
-    return mosaic_contexts(image, predictor_for(model, batch_size), noise_sigma, tile)
+    return mosaic_contexts(image, predictor_for(model, batch_size, precision), noise_sigma, tile)
+
+
+def _sky_task(rows: tuple[int, int], *, image: WindowReader, mesh: int) -> np.ndarray:
+    with timed("sky: levels"):
+        return strip_levels(rows, image=image, mesh=mesh)
 
 
 def _infer_task(spec: BlockSpec, *, image: WindowReader, store: str, scratch: str, model: str,
-                noise_sigma: np.ndarray, batch_size: int, vote: str,
+                noise_sigma: np.ndarray, batch_size: int, precision: str, vote: str,
                 contexts: list[np.ndarray]) -> str:
     from mosaic_pais.runtime.infer import predict_block, predictor_for, write_block
     from mosaic_pais.runtime.store import record_block
 
-    window, valid = image.read(spec.window)
-    predictor = predictor_for(model, batch_size)
-    result = predict_block(window, valid, list(spec.networks), (spec.window[0], spec.window[2]),
-                           spec.core, predictor, noise_sigma, spec.tile,
-                           with_vectors=vote != "geometric", contexts=contexts)
-    write_block(store, scratch, spec.core, result)
+    with timed("infer: read"):
+        window, valid = image.read(spec.window)
+    predictor = predictor_for(model, batch_size, precision)
+    with timed("infer: network"):
+        result = predict_block(window, valid, list(spec.networks),
+                               (spec.window[0], spec.window[2]), spec.core, predictor,
+                               noise_sigma, spec.tile, with_vectors=vote != "geometric",
+                               contexts=contexts)
+    with timed("infer: Zarr writes"):
+        write_block(store, scratch, spec.core, result)
     written = {"center": result["center"], "raw_fractions": result["fractions"]}
     if "vectors" in result:
         written["vectors"] = result["vectors"]
-    record_block(store, "infer", spec.key, list(written), spec.core,
-                 stores={"vectors": scratch, "raw_fractions": scratch}, written=written)
+    with timed("infer: checksums"):
+        record_block(store, "infer", spec.key, list(written), spec.core,
+                     stores={"vectors": scratch, "raw_fractions": scratch}, written=written)
     return spec.key
 
 
@@ -134,7 +147,8 @@ def _peaks_task(spec: BlockSpec, *, store: str, shape: tuple, threshold: float,
                 finding: dict) -> dict:
     from mosaic_pais.runtime.stitch import peaks_in_region
 
-    return peaks_in_region(store, spec.core, shape, threshold, **finding)
+    with timed("stitch: peaks"):
+        return peaks_in_region(store, spec.core, shape, threshold, **finding)
 
 
 def _resolve_task(spec: BlockSpec, *, image: WindowReader, store: str, scratch: str,
@@ -146,11 +160,15 @@ def _resolve_task(spec: BlockSpec, *, image: WindowReader, store: str, scratch: 
     from mosaic_pais.runtime.measure import measure_region
     from mosaic_pais.runtime.stitch import resolve_region
 
-    ids, fractions = resolve_region(scratch, spec.core, peaks_yx, min_fraction, vote, store)
+    with timed("stitch: vote resolution"):
+        ids, fractions = resolve_region(scratch, spec.core, peaks_yx, min_fraction, vote,
+                                        store)
     y0, y1, x0, x1 = spec.core
-    img, _ = image.read(spec.core)
-    return measure_region(img, ids, fractions, peaks["y"], peaks["x"], (y0, x0), shape,
-                          profiles_only=True)
+    with timed("stitch: read"):
+        img, _ = image.read(spec.core)
+    with timed("stitch: profiles"):
+        return measure_region(img, ids, fractions, peaks["y"], peaks["x"], (y0, x0), shape,
+                              profiles_only=True)
 
 
 def _measure_task(spec: BlockSpec, *, image: WindowReader, weights: WindowReader | None, store: str,
@@ -164,21 +182,27 @@ def _measure_task(spec: BlockSpec, *, image: WindowReader, weights: WindowReader
     from mosaic_pais.runtime.store import open_array
 
     y0, y1, x0, x1 = spec.core
-    ids, fractions = resolved_region(store, scratch, spec.core, min_fraction)
+    with timed("measure: read ids"):
+        ids, fractions = resolved_region(store, scratch, spec.core, min_fraction)
     # one pixel more on each side so that "touches a masked pixel" sees across block borders
     pad = (y0 - 1, y1 + 1, x0 - 1, x1 + 1)
-    img, valid = image.read(pad)
+    with timed("measure: read"):
+        img, valid = image.read(pad)
+        w = weights.read(spec.core)[0] if weights is not None else None
     inside = np.zeros_like(valid)
     inside[max(0, 1 - y0):valid.shape[0] - max(0, y1 + 1 - shape[0]),
            max(0, 1 - x0):valid.shape[1] - max(0, x1 + 1 - shape[1])] = True
     near = invalid_neighbourhood(valid | ~inside)[1:-1, 1:-1]
-    w = weights.read(spec.core)[0] if weights is not None else None
-    ids, fractions = claim_footprints(ids, fractions, peaks["y"], peaks["x"], (y0, x0),
-                                      footprint_bins)
-    open_array(store, "ids", mode="r+")[:, y0:y1, x0:x1] = to_catalog_ids(ids)
-    open_array(store, "fractions", mode="r+")[:, :, y0:y1, x0:x1] = fractions
-    return measure_region(img[:, 1:-1, 1:-1], ids, fractions, peaks["y"], peaks["x"], (y0, x0),
-                          shape, weights=w, invalid_near=near, shape_bins=shape_bins)
+    with timed("measure: footprints"):
+        ids, fractions = claim_footprints(ids, fractions, peaks["y"], peaks["x"], (y0, x0),
+                                          footprint_bins)
+    with timed("measure: Zarr writes"):
+        open_array(store, "ids", mode="r+")[:, y0:y1, x0:x1] = to_catalog_ids(ids)
+        open_array(store, "fractions", mode="r+")[:, :, y0:y1, x0:x1] = fractions
+    with timed("measure: sums"):
+        return measure_region(img[:, 1:-1, 1:-1], ids, fractions, peaks["y"], peaks["x"],
+                              (y0, x0), shape, weights=w, invalid_near=near,
+                              shape_bins=shape_bins)
 
 
 def compile_kernels() -> None:
@@ -227,6 +251,7 @@ class RunPlan:
     tiles_per_block: int = DEFAULT_TILES_PER_BLOCK
     tiles_per_window: int = DEFAULT_TILES_PER_WINDOW
     batch_size: int = 16
+    precision: str = "float32"
     threshold: float | None = None
     window: int | None = None
     min_fraction: float = 0.01
@@ -266,7 +291,7 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
         tile: int = DEFAULT_TILE, margin: int = DEFAULT_MARGIN,
         tiles_per_block: int = DEFAULT_TILES_PER_BLOCK,
         tiles_per_window: int = DEFAULT_TILES_PER_WINDOW, batch_size: int = 16,
-        threshold: float | None = None, window: int | None = None,
+        precision: str = "auto", threshold: float | None = None, window: int | None = None,
         min_fraction: float = 0.01, vote: str | None = None, keep_work: bool = False,
         background: int | None = DEFAULT_MESH, progress: bool = True,
         psf=None, zeropoint: float | None = None, client=None):
@@ -299,6 +324,12 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
         (:func:`mosaic_pais.runtime.tile.network_windows`); 1 reads every tile on its own. Lowered
         to a divisor of ``tiles_per_block`` (:func:`mosaic_pais.runtime.tile.window_tiles`; run.json
         records the side used).
+    batch_size : int
+        Tiles' worth of pixels the network reads per call.
+    precision : {"auto", "float32", "bfloat16"}
+        What the network computes in (:func:`mosaic_pais.nn.model.inference_network`); "auto" is
+        bfloat16 on CPUs with bfloat16 instructions (not on GPU workers), float32 elsewhere.
+        Decided once, here, so that every worker computes alike; run.json records it.
     threshold, window : float, int
         Peak finding on the centre map (default: the model card's values; the threshold
         for the mosaic's noise texture, :func:`mosaic_pais.nn.model.detection_threshold`). The
@@ -337,7 +368,8 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
         hdu=hdu, cluster=cluster, workers=workers, memory_limit=memory_limit, resume=resume,
         overwrite=overwrite, tile=tile, margin=margin, tiles_per_block=tiles_per_block,
         tiles_per_window=window_tiles(tiles_per_window, tiles_per_block),
-        batch_size=batch_size, threshold=threshold, window=window, min_fraction=min_fraction,
+        batch_size=batch_size, precision=resolve_precision(precision, on_gpu=cluster == "cuda"),
+        threshold=threshold, window=window, min_fraction=min_fraction,
         vote=str(vote if vote is not None else meta.get("vote", "vectors")),
         keep_work=keep_work, background=background, progress=progress, psf=psf,
         zeropoint=zeropoint)
@@ -358,12 +390,15 @@ def _run_steps(plan: RunPlan, client, t0: float):
     timings["open"] = time.time() - t0
     specs, params = _open_or_resume_store(plan, ds, band_names, noise)
     with _dask(plan, client) as (runner, own_cluster):
+        profile.gather(runner.client)  # this run's tally only
         sky, handle, noise = _sky(runner, plan, ds, noise, timings)
         _infer(runner, plan, handle, specs, noise, params, timings)
         peaks, profiles = _stitch(runner, plan, handle, specs, noise, timings)
         columns = _measure(runner, plan, ds, handle, specs, peaks, profiles, noise,
                            band_names, timings)
         _write_segmentation(runner, plan, specs, ds, timings)
+        # what the tasks of each stage spent their time on, in task-seconds
+        timings["task_parts"] = profile.gather(runner.client)
     t = time.time()
     table = _catalog_table(ds, columns, band_names, plan, params)
     _write_outputs(plan, ds, table, sky, noise)
@@ -518,7 +553,8 @@ def _dask(plan: RunPlan, client):
     try:
         if client is not None:
             client.register_plugin(ModelPlugin(str(plan.model_path), plan.batch_size,
-                                               cpu_threads=local_cpu_threads(own_cluster)))
+                                               cpu_threads=local_cpu_threads(own_cluster),
+                                               precision=plan.precision))
         yield Runner(client, threads=plan.workers, progress=plan.progress), own_cluster
     finally:
         if own_cluster is not None:
@@ -534,7 +570,7 @@ def _sky(runner: Runner, plan: RunPlan, ds, noise: Noise, timings: dict):
         return None, WindowReader(image.data), noise
     t = time.time()
     mesh = int(plan.background)
-    levels = runner.map(strip_levels, strips(image.shape[1], mesh), desc="sky",
+    levels = runner.map(_sky_task, strips(image.shape[1], mesh), desc="sky",
                         image=WindowReader(image.data), mesh=mesh)
     sky = sky_map(np.concatenate(levels, axis=1), mesh)
     handle = WindowReader(image.data, sky)
@@ -550,7 +586,7 @@ def _infer(runner: Runner, plan: RunPlan, handle: WindowReader, specs, noise: No
     # one attention context for every tile (infer.mosaic_contexts), computed on a worker
     contexts = runner.map(_contexts_task, [params["context_window"]], desc="context",
                           image=handle, model=str(plan.model_path), noise_sigma=noise.sigma,
-                          batch_size=plan.batch_size)[0]
+                          batch_size=plan.batch_size, precision=plan.precision)[0]
     timings["context"] = time.time() - t
     t = time.time()
     stores = {"vectors": plan.scratch, "raw_fractions": plan.scratch}
@@ -558,7 +594,8 @@ def _infer(runner: Runner, plan: RunPlan, handle: WindowReader, specs, noise: No
             if not (plan.resume and block_is_done(plan.store, "infer", s.key, stores=stores))]
     runner.map(_infer_task, todo, desc="infer", image=handle, store=str(plan.store),
                scratch=str(plan.scratch), model=str(plan.model_path), noise_sigma=noise.sigma,
-               batch_size=plan.batch_size, vote=plan.vote, contexts=contexts)
+               batch_size=plan.batch_size, precision=plan.precision, vote=plan.vote,
+               contexts=contexts)
     timings["infer"] = time.time() - t
     timings["infer_blocks"] = len(todo)
 
@@ -614,9 +651,10 @@ def _segmentation_task(spec: BlockSpec, *, store: str, path: str, offset: int,
     from mosaic_pais.runtime.store import open_array
 
     y0, y1, x0, x1 = spec.core
-    ids = np.asarray(open_array(store, "ids")[:, y0:y1, x0:x1])
-    fractions = np.asarray(open_array(store, "fractions")[0, :, y0:y1, x0:x1])
-    write_block(path, offset, width, (y0, x0), owner_labels(ids, fractions))
+    with timed("segmentation: labels"):
+        ids = np.asarray(open_array(store, "ids")[:, y0:y1, x0:x1])
+        fractions = np.asarray(open_array(store, "fractions")[0, :, y0:y1, x0:x1])
+        write_block(path, offset, width, (y0, x0), owner_labels(ids, fractions))
 
 
 def _write_segmentation(runner: Runner, plan: RunPlan, specs, ds, timings: dict) -> None:
@@ -721,7 +759,8 @@ def _provenance(plan: RunPlan, params: dict, band_names: list[str], ds, noise: N
                        "context_window": params["context_window"],
                        # tiles per side of each window the network reads at once
                        "tiles_per_window": params["tiles_per_window"],
-                       "batch_size": plan.batch_size, "threshold": noise.threshold,
+                       "batch_size": plan.batch_size, "precision": plan.precision,
+                       "threshold": noise.threshold,
                        "window": finding["window"], "peak_smoothing": finding["smoothing"],
                        "min_fraction": plan.min_fraction, "vote": plan.vote,
                        "cluster": plan.cluster, "workers": plan.workers,
