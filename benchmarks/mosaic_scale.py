@@ -23,7 +23,10 @@ resolves the votes, which ``geometric`` never does.
 Usage:
   python benchmarks/mosaic_scale.py --sizes 4096 16384 --memory-limit 3GB
   python benchmarks/mosaic_scale.py --sizes 4096 16384 --memory-limit 3GB --vote geometric
-Writes docs/results/mosaic_scale.json (mosaic_scale_<vote>.json with ``--vote``).
+``--precision bfloat16`` runs the network in bfloat16, in the runs and the bare model alike.
+
+Writes docs/results/mosaic_scale.json (mosaic_scale_<vote>.json with ``--vote``,
+mosaic_scale[_<vote>]_bfloat16.json with ``--precision bfloat16``).
 """
 
 from __future__ import annotations
@@ -129,8 +132,9 @@ def main() -> None:
     parser.add_argument("--tiles-per-window", type=int, default=DEFAULT_TILES_PER_WINDOW)
     parser.add_argument("--vote", choices=VOTE_MODES, default=None,
                         help="vote mode of the runs (default: the model card's)")
-    parser.add_argument("--precision", choices=PRECISIONS, default="auto",
-                        help="what the network computes in, in the runs and the bare model")
+    parser.add_argument("--precision", choices=PRECISIONS, default="float32",
+                        help="what the network computes in, in the runs and the bare model "
+                             "(default: the runs' default)")
     args = parser.parse_args()
     precision = resolve_precision(args.precision)
     result: dict = {"memory_limit_per_worker": args.memory_limit, "workers": args.workers,
@@ -186,7 +190,8 @@ def main() -> None:
                                 "hours": tiles_25k / largest["tiles_per_s"] / 3600}
     print(json.dumps(result, indent=1))
     Path("docs/results").mkdir(parents=True, exist_ok=True)
-    name = f"mosaic_scale_{args.vote}" if args.vote else "mosaic_scale"
+    name = "_".join(["mosaic_scale", *([args.vote] if args.vote else []),
+                     *([precision] if precision != "float32" else [])])
     Path(f"docs/results/{name}.json").write_text(json.dumps(result, indent=2))
 
 

@@ -1194,6 +1194,38 @@ def write_readme_results(path: Path = Path("README.md")) -> None:
     path.write_text(head + start + "\n" + "\n".join(readme_results()) + "\n" + end + tail)
 
 
+def four_band_scenes_section(r: dict | None) -> list[str]:
+    """Four-band scenes beside the real four-band cutouts (benchmarks/four_band_scenes.py)."""
+    out = ["## The four-band scenes against GOODS-S", "",
+           "`python benchmarks/four_band_scenes.py --tiles 30` — F606W, F850LP, F125W and F160W "
+           "rendered for the same scenes (`mosaic_pais.sim.bands`), beside the real four-band "
+           "cutouts 1903 and 67; colours in 5 px apertures of the sources sep finds on F160W "
+           "(the real side adds the CANDELS stamps that have all four bands).", "",
+           "![four-band scenes against GOODS-S](figures/four_band_scenes.png)", ""]
+    if not r:
+        return out + ["*(not run yet)*", ""]
+    out += ["| band | noise σ real (1903, 67) | simulated | texture real | simulated |",
+            "| --- | --- | --- | --- | --- |"]
+    for band, v in r["bands"].items():
+        out.append(f"| {band} | {', '.join(f'{x:.4f}' for x in v['real_noise_sigma'])} | "
+                   f"{v['sim_noise_sigma_median']:.4f} | "
+                   f"{', '.join(f'{x:.2f}' for x in v['real_texture'])} | "
+                   f"{v['sim_texture_median']:.2f} |")
+    out += ["", "Colours X − F160W by H (median, NMAD; n sources):", "",
+            "| H | side | n | F606W − F160W | F850LP − F160W | F125W − F160W |",
+            "| --- | --- | --- | --- | --- | --- |"]
+    for bin_ in r["colours_real"]:
+        for side in ("real", "sim"):
+            e = r[f"colours_{side}"][bin_]
+            cells = [f"{e[b]['median']:.2f} ± {e[b]['nmad']:.2f}" if e[b]["median"] is not None
+                     else "—" for b in ("F606W", "F850LP", "F125W")]
+            out.append(f"| {bin_} | {'real' if side == 'real' else 'simulated'} | {e['n']} | "
+                       + " | ".join(cells) + " |")
+    return out + ["", "The simulated WFC3/IR noise keeps the F160W simulator's texture (0.6 px, "
+                  "what the F160W model was trained on), a little smoother than the real "
+                  "cutouts'.", ""]
+
+
 def scaling_page(r: dict | None) -> list[str]:
     """docs/scaling.md: the per-tile costs measured here and what they make of surveys on
     many nodes (benchmarks/scaling_model.py)."""
@@ -1340,6 +1372,7 @@ def main() -> None:
                 f"- sep detections per arcmin²: real {sim['real_detections_per_arcmin2']:.0f}, "
                 f"simulated {sim['sim_detections_per_arcmin2']:.0f} (the real cutouts are centred "
                 "on selected bright galaxies).", ""]
+    out += four_band_scenes_section(load("four_band_scenes"))
     def tiles(name: str) -> int:
         """How many test tiles a result was measured on (its command's --tiles)."""
         result = load(name)

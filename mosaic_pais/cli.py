@@ -127,10 +127,11 @@ def _background_mesh(value: str) -> int | None:
                    "tile on its own.")
 @click.option("--batch-size", default=16, show_default=True, type=click.IntRange(min=1),
               help="Tiles' worth of pixels the network reads per call.")
-@click.option("--precision", default="auto", show_default=True,
+@click.option("--precision", default="float32", show_default=True,
               type=click.Choice(["auto", "float32", "bfloat16"]),
               help="What the network computes in: bfloat16 is faster on CPUs with bfloat16 "
-                   "instructions (AVX-512 BF16, AMX); 'auto' picks it where the CPU has them.")
+                   "instructions (AVX-512 BF16, AMX) but not bit-reproducible across worker "
+                   "layouts; 'auto' picks it where the CPU has them.")
 @click.option("--threshold", default=None, type=float,
               help="Centre-map peak threshold (default: the model card's, for the image's "
                    "noise texture).")
@@ -303,9 +304,9 @@ def train(data, output, config_path, simulate_tiles, val_tiles, processes, steps
     cfg = replace(cfg, data=str(data), output=str(output),
                   **{k: v for k, v in given.items() if v is not None})
     if simulate_tiles:
-        build_training_set(data, "train", simulate_tiles, processes=processes)
+        build_training_set(data, "train", simulate_tiles, processes=processes, bands=cfg.bands)
     if val_tiles:
-        build_training_set(data, "val", val_tiles, processes=processes)
+        build_training_set(data, "val", val_tiles, processes=processes, bands=cfg.bands)
     if not (data / "train").is_dir():
         raise BadInputError(f"no training set in {data}/train (use --simulate-tiles N)")
     path = train_model(cfg)

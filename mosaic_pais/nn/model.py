@@ -45,6 +45,8 @@ __all__ = [
     "FLOAT32_LAYERS",
     "inference_network",
     "load_model",
+    "shipped_models",
+    "model_for_bands",
     "file_sha256",
     "model_metadata",
     "detection_threshold",
@@ -295,6 +297,44 @@ def load_model(path: str | Path | None = None):
         raise BadInputError(f"model {path}: cannot be loaded ({type(exc).__name__})") from exc
 
 
+def shipped_models() -> dict[tuple[str, ...], Path]:
+    """The models shipped in the package, by the bands their cards name (in their order)."""
+    models = {}
+    for card in sorted(DEFAULT_MODEL_PATH.parent.glob("*.json")):
+        path = card.with_suffix(".keras")
+        if path.is_file():
+            models[tuple(json.loads(card.read_text()).get("bands", ["F160W"]))] = path
+    return models
+
+
+def model_for_bands(bands=None) -> Path:
+    """The shipped model that takes ``bands`` (in any order); the F160W model for None, and
+    for one band of another name (a single-band image is deblended as F160W is, the use
+    docs/adapting.md describes).
+
+    Refused in one line (:class:`~mosaic_pais.errors.BadInputError`) when no shipped model
+    takes several bands given, saying how to train one.
+
+    >>> model_for_bands(["F160W"]).name, model_for_bands(["R"]).name
+    ('pais_f160w.keras', 'pais_f160w.keras')
+    """
+    if bands is None:
+        return DEFAULT_MODEL_PATH
+    models = shipped_models()
+    for names, path in models.items():
+        if sorted(names) == sorted(str(b) for b in bands):
+            return path
+    if len(bands) == 1:
+        return DEFAULT_MODEL_PATH
+    from mosaic_pais.errors import BadInputError
+
+    shipped = "; ".join(", ".join(names) for names in models)
+    raise BadInputError(
+        f"no shipped model takes the bands {', '.join(map(str, bands))} (shipped: {shipped}); "
+        "train one with mosaic-pais train on scenes in those bands (a configuration with "
+        "\"bands\", docs/adapting.md) and give it with --model")
+
+
 def file_sha256(path: str | Path) -> str:
     """SHA-256 of a file, for provenance."""
     digest = hashlib.sha256()
@@ -441,7 +481,7 @@ class PAISPredictor:
         :attr:`precision` holds the one used.
     """
 
-    def __init__(self, model=None, batch_size: int = 16, precision: str = "auto"):
+    def __init__(self, model=None, batch_size: int = 16, precision: str = "float32"):
         if model is None or isinstance(model, str | Path):
             self.path = Path(model) if model is not None else DEFAULT_MODEL_PATH
             model = load_model(self.path)

@@ -13,7 +13,7 @@ import numpy as np
 
 from mosaic_pais.nn.model import PAPER_FILTERS, build_pais_model, n_levels_of
 
-__all__ = ["widen_model"]
+__all__ = ["widen_model", "with_bands"]
 
 
 class _ChannelCopier:
@@ -169,3 +169,47 @@ def _widen_attribution_decoder(copier: _ChannelCopier, model, wide, features: li
                                      skip)
     copier.conv(wide.get_layer("fraction_logits"), model.get_layer("fraction_logits"),
                 attribution, None)
+
+
+def with_bands(model, n_bands: int):
+    """A PAIS network of ``n_bands`` bands that, given the same image in every band, computes
+    what the single-band ``model`` computes.
+
+    The stem reads each band with the single band's kernel divided by ``n_bands`` (their sum is
+    the old response when the bands agree), and the fraction head repeats the single band's
+    logits for every band; every other layer keeps its weights. A trained F160W model can so
+    start the training of a multi-band one (``mosaic-pais train --from``) from what it already
+    knows, the bands' differences to be learnt.
+
+    >>> import numpy as np
+    >>> one = build_pais_model(n_bands=1, filters=(4, 8, 8, 8, 8))
+    >>> four = with_bands(one, 4)
+    >>> x = np.random.default_rng(0).normal(size=(1, 64, 64, 1)).astype("float32")
+    >>> a = one(np.concatenate([x, np.ones_like(x)], -1), training=False)
+    >>> b = four(np.concatenate([x] * 4 + [np.ones_like(x)], -1), training=False)
+    >>> bool(np.allclose(a["center"], b["center"], atol=1e-5))
+    True
+    >>> bool(np.allclose(np.tile(a["fraction_logits"], 4), b["fraction_logits"], atol=1e-5))
+    True
+    """
+    if int(model.inputs[0].shape[-1]) - 1 != 1:
+        raise ValueError("with_bands starts from a single-band model")
+    n_levels = n_levels_of(model)
+    wide = build_pais_model(
+        n_bands=int(n_bands), n_slots=int(model.get_layer("vectors_head").filters) // 2,
+        filters=tuple(model.get_layer(f"down{i}").filters for i in range(n_levels)),
+        dropout=model.get_layer("down0").dropout, stretch=model.get_layer("stretch").scale,
+        vector_scale=float(model.get_layer("vectors").scale), name=model.name)
+    wide(np.zeros((1, 32, 32, n_bands + 1), "float32"))
+    for layer in wide.layers:
+        if not layer.weights:
+            continue
+        old = model.get_layer(layer.name).get_weights()
+        if layer.name == "stem":  # (3, 3, band + validity, filters)
+            kernel, bias = old
+            band = np.repeat(kernel[:, :, :1] / n_bands, n_bands, axis=2)
+            old = [np.concatenate([band, kernel[:, :, 1:]], axis=2), bias]
+        elif layer.name == "fraction_logits":  # channel band·n + k
+            old = [np.tile(old[0], (1, 1, 1, n_bands)), np.tile(old[1], n_bands)]
+        layer.set_weights(old)
+    return wide

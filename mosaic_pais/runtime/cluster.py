@@ -59,7 +59,7 @@ class ModelPlugin(WorkerPlugin):
     name = "mosaic-pais-model"
 
     def __init__(self, model_path: str, batch_size: int = 16, cpu_threads: int | None = None,
-                 precision: str = "auto"):
+                 precision: str = "float32"):
         super().__init__()
         if not str(model_path).endswith(".keras"):
             raise BadInputError(f"model {model_path}: only the native .keras format is accepted")

@@ -42,7 +42,7 @@ def _cached_predictor(model_path: str, batch_size: int, precision: str):
     return PAISPredictor(model_path, batch_size=batch_size, precision=precision)
 
 
-def predictor_for(model_path: str | Path, batch_size: int = 16, precision: str = "auto"):
+def predictor_for(model_path: str | Path, batch_size: int = 16, precision: str = "float32"):
     """The model of this worker process, loaded on first use (one instance per process).
 
     On a distributed worker the :class:`~mosaic_pais.runtime.cluster.ModelPlugin` loads it at worker

@@ -23,11 +23,11 @@ from mosaic_pais import __version__
 from mosaic_pais.errors import BadInputError
 from mosaic_pais.figures import pyplot
 from mosaic_pais.nn.model import (
-    DEFAULT_MODEL_PATH,
     detection_threshold,
     file_sha256,
     input_alignment,
     load_model,
+    model_for_bands,
     model_metadata,
     peak_finding,
     resolve_precision,
@@ -291,7 +291,7 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
         tile: int = DEFAULT_TILE, margin: int = DEFAULT_MARGIN,
         tiles_per_block: int = DEFAULT_TILES_PER_BLOCK,
         tiles_per_window: int = DEFAULT_TILES_PER_WINDOW, batch_size: int = 16,
-        precision: str = "auto", threshold: float | None = None, window: int | None = None,
+        precision: str = "float32", threshold: float | None = None, window: int | None = None,
         min_fraction: float = 0.01, vote: str | None = None, keep_work: bool = False,
         background: int | None = DEFAULT_MESH, progress: bool = True,
         psf=None, zeropoint: float | None = None, client=None):
@@ -311,7 +311,8 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
     bands, weights, hdu
         Passed to :func:`mosaic_pais.runtime.open.open_mosaic`.
     model : path, optional
-        A ``.keras`` model; the shipped one by default.
+        A ``.keras`` model; by default the shipped one whose card names ``bands`` (in any
+        order: the images are read in the card's order), the F160W model without ``bands``.
     cluster : None, "local", "cuda", "slurm", "pbs" or a scheduler address
         None runs on a local (threaded) Dask scheduler.
     resume, overwrite : bool
@@ -326,10 +327,14 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
         records the side used).
     batch_size : int
         Tiles' worth of pixels the network reads per call.
-    precision : {"auto", "float32", "bfloat16"}
-        What the network computes in (:func:`mosaic_pais.nn.model.inference_network`); "auto" is
-        bfloat16 on CPUs with bfloat16 instructions (not on GPU workers), float32 elsewhere.
-        Decided once, here, so that every worker computes alike; run.json records it.
+    precision : {"float32", "bfloat16", "auto"}
+        What the network computes in (:func:`mosaic_pais.nn.model.inference_network`).
+        float32 (the default) gives the same catalogue whatever the workers and threads;
+        bfloat16 runs faster on CPUs with bfloat16 instructions, but its rounding depends on
+        how many threads a worker's network uses, so runs laid out differently differ
+        slightly in positions and fluxes. "auto" is bfloat16 on CPUs with those
+        instructions (not on GPU workers), float32 elsewhere. Decided once, here, so that
+        every worker computes alike; run.json records it.
     threshold, window : float, int
         Peak finding on the centre map (default: the model card's values; the threshold
         for the mosaic's noise texture, :func:`mosaic_pais.nn.model.detection_threshold`). The
@@ -360,7 +365,7 @@ def run(images, output, *, bands=None, weights=None, hdu=None, model=None, clust
     (astropy.table.Table, xarray.Dataset)
         The catalogue and the PCR store.
     """
-    model_path = Path(model) if model is not None else DEFAULT_MODEL_PATH
+    model_path = Path(model) if model is not None else model_for_bands(bands)
     meta = model_metadata(model_path)
     plan = RunPlan(
         images=tuple([images] if isinstance(images, str | Path) else images),
@@ -471,9 +476,18 @@ def _prepare_output(plan: RunPlan) -> None:
 
 
 def _open_input(plan: RunPlan):
-    """The mosaic as a lazy Dataset and its band names, refused if the model takes others."""
+    """The mosaic as a lazy Dataset and its band names, refused if the model takes others;
+    bands named with ``--bands`` are put in the order of the model card's."""
     ds = open_mosaic(list(plan.images), bands=plan.bands, weights=plan.weights, hdu=plan.hdu)
     band_names = [str(b) for b in ds["image"]["band"].values]
+    card_bands = [str(b) for b in plan.meta.get("bands", [])]
+    named = plan.bands is not None and plan.model_path.with_suffix(".json").is_file()
+    if named and len(band_names) > 1 and card_bands != band_names:
+        if sorted(card_bands) != sorted(band_names):
+            raise BadInputError(f"the model takes the bands {', '.join(card_bands)}; the "
+                                f"input's are {', '.join(band_names)}")
+        ds = ds.isel(band=[band_names.index(b) for b in card_bands])
+        band_names = card_bands
     # the card says which bands the model takes; without one, the model itself is asked
     # (loading it here once more only for that costs a second or two)
     if plan.model_path.with_suffix(".json").is_file():

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from mosaic_pais.errors import BadInputError
+from mosaic_pais.sim.bands import check_bands, draw_colours
 
 __all__ = [
     "SIMULATOR_VERSION",
@@ -60,6 +61,8 @@ __all__ = [
     "draw_population",
     "real_galaxy_pool",
     "render_stamp",
+    "band_flux_scale",
+    "band_flux",
     "correlated_noise",
     "noise_texture_factor",
     "simulate_scene",
@@ -139,27 +142,16 @@ class Scene:
     bands: tuple = ("F160W",)
 
 
-@functools.lru_cache(maxsize=1)
 def f160w_psf():
     """The TinyTim F160W PSF as a GalSim profile (includes the native pixel response).
 
     Centred on its centroid, so that a star or a galaxy drawn at a position has its light's
-    centroid there (TinyTim's image is 0.2 px off its own centre).
+    centroid there (TinyTim's image is 0.2 px off its own centre); :func:`~mosaic_pais.sim.
+    bands.band_psf` of ``"F160W"``.
     """
-    import galsim
-    from astropy.io import fits
+    from mosaic_pais.sim.bands import band_psf
 
-    path = sim_data_dir() / "tinytim_psfs" / "h.fits"
-    with fits.open(path) as hdul:
-        data = np.asarray(hdul[0].data, dtype=np.float64)
-        scale = float(hdul[0].header.get("PIXSCALE", 0.13))
-    data = data / data.sum()
-    yy, xx = np.mgrid[0:data.shape[0], 0:data.shape[1]]
-    # GalSim centres an InterpolatedImage on the image's true centre, (n − 1)/2
-    dy = (data * yy).sum() - (data.shape[0] - 1) / 2
-    dx = (data * xx).sum() - (data.shape[1] - 1) / 2
-    psf = galsim.InterpolatedImage(galsim.Image(data, scale=scale), flux=1.0)
-    return psf.shift(-dx * scale, -dy * scale)
+    return band_psf("F160W")
 
 
 @functools.lru_cache(maxsize=1)
@@ -322,39 +314,75 @@ def real_galaxy_pool(name: str, n_galaxies: int = 100) -> np.ndarray:
     return {"all": every, "train": every[~held], "held_out": every[held]}[name]
 
 
-def _profile(pop: dict, i: int):
-    """The PSF-convolved GalSim profile of source ``i`` with unit flux."""
+#: half-light radius (arcsec, before the galaxy's rescaling) of a real galaxy's red core
+REAL_CORE_RADIUS = 0.08
+
+
+def _profile(pop: dict, i: int, band: str = "F160W", colours: dict | None = None):
+    """The PSF-convolved GalSim profile of source ``i`` in ``band``; its flux is the source's
+    flux in that band over its F160W flux, both in AB units (1 without ``colours``: F160W
+    alone, :func:`mosaic_pais.sim.bands.draw_colours`)."""
     import galsim
 
-    psf = f160w_psf()
+    from mosaic_pais.sim.bands import BANDS, band_psf, band_weights
+
+    psf = band_psf(band)
     kind = pop["kind"][i]
     if kind == "star":
-        return psf
+        if colours is None:
+            return psf
+        return psf.withFlux(10 ** (-0.4 * BANDS[band].sed_weight * colours["colour"][i]))
     if kind == "real":
         gal = real_galaxy(int(pop["real_index"][i])).dilate(float(pop["rescale"][i]))
         if pop["flip"][i]:
             gal = gal.transform(-1.0, 0.0, 0.0, 1.0)
         gal = gal.rotate(float(pop["angle"][i]) * galsim.radians)
+        if colours is not None:  # the galaxy itself and its red core
+            core = galsim.DeVaucouleurs(half_light_radius=REAL_CORE_RADIUS
+                                        * float(pop["rescale"][i]))
+            main, red = band_weights(colours, i, band, float(colours["core_fraction"][i]))
+            gal = galsim.Add([gal.withFlux(main), core.withFlux(red)]) if red > 0 else \
+                gal.withFlux(main)
     else:
         r_arcsec = float(pop["r50_intrinsic"][i]) * PIXEL_SCALE
         bt = float(pop["bulge_fraction"][i])
         disk = galsim.Exponential(half_light_radius=r_arcsec)
         bulge = galsim.DeVaucouleurs(half_light_radius=0.6 * r_arcsec)
-        gal = (bt * bulge + (1 - bt) * disk).withFlux(1.0)
+        if colours is None:
+            gal = (bt * bulge + (1 - bt) * disk).withFlux(1.0)
+        else:
+            main, red = band_weights(colours, i, band, bt)
+            gal = disk.withFlux(main) + bulge.withFlux(red)
         gal = gal.shear(q=float(pop["q"][i]), beta=float(pop["angle"][i]) * galsim.radians)
     return galsim.Convolve(gal, psf)
 
 
-def render_stamp(pop: dict, i: int) -> tuple[np.ndarray, int, int]:
-    """Source ``i`` drawn on its own stamp: (image, y0, x0) with the stamp's top-left pixel.
+def band_flux_scale(band: str) -> float:
+    """e⁻/s in ``band`` of a source as bright (AB) as one of 1 e⁻/s in F160W.
+
+    >>> band_flux_scale("F160W")
+    1.0
+    """
+    from mosaic_pais.sim.bands import BANDS
+
+    return float(10 ** (0.4 * (BANDS[band].zeropoint - ZEROPOINT)))
+
+
+def render_stamp(pop: dict, i: int, band: str = "F160W",
+                 colours: dict | None = None) -> tuple[np.ndarray, int, int]:
+    """Source ``i`` drawn on its own stamp in ``band``: (image, y0, x0) with the stamp's
+    top-left pixel.
 
     The stamp is centred on the source's pixel and holds ≥ 99.5% of its flux (up to
-    ``MAX_STAMP_HALF``); the sub-pixel position is applied by GalSim as an offset.
+    ``MAX_STAMP_HALF``); the sub-pixel position is applied by GalSim as an offset. Every band
+    of a source uses the same stamp.
     """
     import galsim
 
-    prof = _profile(pop, i)
+    prof = _profile(pop, i, band, colours)
     flux = float(flux_of(pop["mag"][i]))
+    if colours is not None:
+        flux *= float(prof.flux) * band_flux_scale(band)
     cy, cx = float(pop["y"][i]), float(pop["x"][i])
     iy, ix = int(np.floor(cy + 0.5)), int(np.floor(cx + 0.5))
     half = int(np.clip(np.ceil(5 * pop["r50_intrinsic"][i] * pop["rescale"][i] + 10), 12,
@@ -451,8 +479,8 @@ def simulate_scene(shape=(256, 256), *, seed: int, density: float = 1.0,
                    noise_sigma: float | None = None, pair_fraction: float = 0.05,
                    star_fraction: float = STAR_FRACTION, margin: float = 20.0,
                    noise_correlation: float | None = None,
-                   real_galaxies: str = "all") -> Scene:
-    """Simulate one F160W-like scene with its truth.
+                   real_galaxies: str = "all", bands=("F160W",)) -> Scene:
+    """Simulate one F160W-like scene with its truth, or the same scene in several bands.
 
     Parameters
     ----------
@@ -471,6 +499,13 @@ def simulate_scene(shape=(256, 256), *, seed: int, density: float = 1.0,
         GOODS-S); 0 gives white noise.
     real_galaxies : {"all", "train", "held_out"}
         Which COSMOS galaxies the scene's real galaxies come from (:func:`real_galaxy_pool`).
+    bands : tuple of str
+        The bands to render (:data:`mosaic_pais.sim.bands.BANDS`, F160W among them), e.g.
+        :data:`~mosaic_pais.sim.bands.FOUR_BANDS`. With more than F160W every source gets
+        colours (:func:`~mosaic_pais.sim.bands.draw_colours`) and every band its own PSF, depth
+        (``noise_sigma`` scales them all: it is F160W's) and noise texture (each band's own
+        unless ``noise_correlation`` is given). The F160W population and noise are those of
+        the single-band scene of the same seed.
 
     Returns
     -------
@@ -479,43 +514,89 @@ def simulate_scene(shape=(256, 256), *, seed: int, density: float = 1.0,
         profile, the flux-weighted centroid for a parametric galaxy or a star), flux (total
         e⁻/s), mag, flux_in_frame, kind, r50 (px, with PSF), in_frame, blendedness
         (docs/metrics.md), snr (the white-noise matched-filter S/N of the source's light in
-        the frame, :func:`matched_filter_snr`).
+        the frame, :func:`matched_filter_snr`); with several bands also ``flux_<BAND>``
+        (total e⁻/s in each band), and blendedness and snr are F160W's.
     """
     h, w = int(shape[0]), int(shape[1])
     if h < 1 or w < 1 or density < 0:
         raise BadInputError(f"bad scene: shape {shape}, density {density}")
     sigma = DEFAULT_NOISE_SIGMA if noise_sigma is None else float(noise_sigma)
+    bands = check_bands(bands)
+    given_correlation = noise_correlation
     if noise_correlation is None:
         noise_correlation = NOISE_CORRELATION_SIGMA
     rng = np.random.default_rng([int(seed), 160])
     pop = draw_population(rng, h, w, margin=margin, density=density,
                           pair_fraction=pair_fraction, star_fraction=star_fraction,
                           real_galaxies=real_galaxies)
-    noise = correlated_noise(rng, (h, w), sigma, noise_correlation)[None]
+    noise_f160w = correlated_noise(rng, (h, w), sigma, noise_correlation)
+    colours = None if bands == ("F160W",) else draw_colours(
+        np.random.default_rng([int(seed), 606]), pop)
+    sigmas, noise = _band_noise(bands, int(seed), (h, w), sigma, given_correlation,
+                                noise_f160w)
+    det = bands.index("F160W")
     stamps, keep, images = [], [], []
     for i in range(len(pop["y"])):
-        stamp, y0, x0 = render_stamp(pop, i)
-        frame = np.zeros((h, w))
-        _paste(frame, stamp, y0, x0)
-        if frame.sum() <= 0 and not (0 <= pop["y"][i] < h and 0 <= pop["x"][i] < w):
+        drawn = [render_stamp(pop, i, band, colours) for band in bands]
+        frames = np.zeros((len(bands), h, w))
+        for frame, (stamp, y0, x0) in zip(frames, drawn, strict=True):
+            _paste(frame, stamp, y0, x0)
+        if frames[det].sum() <= 0 and not (0 <= pop["y"][i] < h and 0 <= pop["x"][i] < w):
             continue  # entirely outside: not part of this scene
-        stamps.append((stamp, y0, x0))
+        stamps.append(drawn[det])
         keep.append(i)
-        images.append(frame)
+        images.append(frames)
     keep = np.asarray(keep, int)
-    sources = (np.stack(images)[:, None] if images else np.zeros((0, 1, h, w))).astype(np.float32)
+    sources = (np.stack(images) if images else np.zeros((0, len(bands), h, w))
+               ).astype(np.float32)
     truth = _truth_table(pop, keep, stamps, (h, w))
     truth.add_column(np.arange(len(keep), dtype=np.int64), name="id", index=0)
-    truth["flux_in_frame"] = sources.sum(axis=(1, 2, 3)).astype(np.float64)
-    truth["blendedness"] = blendedness(sources)
-    truth["snr"] = matched_filter_snr(sources, sigma)
+    truth["flux_in_frame"] = sources[:, det].sum(axis=(1, 2)).astype(np.float64)
+    truth["blendedness"] = blendedness(sources[:, det:det + 1])
+    truth["snr"] = matched_filter_snr(sources[:, det:det + 1], sigma)
+    if colours is not None:
+        for band in bands:
+            truth[f"flux_{band}"] = [band_flux(pop, colours, i, band) for i in keep]
     image = (sources.sum(0) + noise).astype(np.float32)
     truth.meta.update({"SEED": int(seed), "DENSITY": density, "NOISE": sigma,
                        "NOISECOR": noise_correlation,
                        "PAIRFRAC": pair_fraction, "REALPOOL": real_galaxies,
-                       "ZEROPNT": ZEROPOINT, "PIXSCALE": PIXEL_SCALE})
+                       "ZEROPNT": ZEROPOINT, "PIXSCALE": PIXEL_SCALE, "BANDS": ",".join(bands)})
     return Scene(image=image, sources=sources, noise=noise.astype(np.float32), truth=truth,
-                 noise_sigma=sigma)
+                 noise_sigma=sigma if len(bands) == 1 else np.asarray(sigmas), bands=bands)
+
+
+def _band_noise(bands: tuple, seed: int, shape: tuple, sigma: float,
+                correlation: float | None, noise_f160w: np.ndarray):
+    """Every band's pixel noise and noise image: F160W's as given, the others at their own
+    depth relative to F160W's and their own texture (or ``correlation`` when given), each
+    from its own random stream."""
+    from mosaic_pais.sim.bands import BANDS
+
+    sigmas, planes = [], []
+    for k, band in enumerate(bands):
+        if band == "F160W":
+            sigmas.append(sigma)
+            planes.append(noise_f160w)
+            continue
+        spec = BANDS[band]
+        band_sigma = spec.noise_sigma * sigma / DEFAULT_NOISE_SIGMA
+        band_correlation = spec.noise_correlation if correlation is None else correlation
+        sigmas.append(band_sigma)
+        planes.append(correlated_noise(np.random.default_rng([seed, 160, k + 1]), shape,
+                                       band_sigma, band_correlation))
+    return sigmas, np.stack(planes)
+
+
+def band_flux(pop: dict, colours: dict, i: int, band: str) -> float:
+    """Total flux (e⁻/s) of source ``i`` in ``band``, as :func:`render_stamp` draws it."""
+    from mosaic_pais.sim.bands import band_weights
+
+    kind = pop["kind"][i]
+    share = {"star": 0.0, "real": float(colours["core_fraction"][i])}.get(
+        kind, float(pop["bulge_fraction"][i]))
+    return float(flux_of(pop["mag"][i]) * sum(band_weights(colours, i, band, share))
+                 * band_flux_scale(band))
 
 
 def matched_filter_snr(sources: np.ndarray, noise_sigma) -> np.ndarray:

@@ -166,7 +166,9 @@ def label_scene(scene, center_sigma: float = TRAINING_CENTER_SIGMA, n: int = 3,
         "vectors": pcr.vectors,
         "fractions": pcr.fractions,
         "flux_weight": slot_flux_weight(scene.sources[keep], pcr.source_index),
-        "noise_sigma": np.full(scene.image.shape[0], scene.noise_sigma, np.float32),
+        # one per band (a four-band scene has each band's own)
+        "noise_sigma": np.broadcast_to(np.asarray(scene.noise_sigma, np.float32),
+                                       scene.image.shape[:1]).copy(),
     }
 
 
@@ -198,16 +200,20 @@ def slot_flux_weight(sources: np.ndarray, source_index: np.ndarray,
 
 
 def _label_one(args):
-    split, index, center_sigma, min_snr = args
-    return index, label_scene(split_scene(split, index), center_sigma=center_sigma,
-                              min_snr=min_snr)
+    split, index, center_sigma, min_snr, bands = args
+    return index, label_scene(split_scene(split, index, bands=bands),
+                              center_sigma=center_sigma, min_snr=min_snr)
 
 
 def build_training_set(output: str | Path, split: str, n_tiles: int, *, start: int = 0,
                        shard_size: int = 100, processes: int = 1,
                        center_sigma: float = TRAINING_CENTER_SIGMA,
-                       min_snr: float = LABEL_MIN_SNR, progress: bool = True) -> Path:
+                       min_snr: float = LABEL_MIN_SNR, progress: bool = True,
+                       bands=("F160W",)) -> Path:
     """Simulate and label ``n_tiles`` scenes of ``split`` into Zarr shards under ``output/split``.
+
+    ``bands`` are the scenes' bands (:func:`mosaic_pais.sim.scenes.simulate_scene`; the
+    fractions are labelled per band); a set holds one band set, recorded in its shards.
 
     Shards already complete and labelled the same way (centre-map width, label S/N, label
     positions) are kept,
@@ -233,10 +239,12 @@ def build_training_set(output: str | Path, split: str, n_tiles: int, *, start: i
                         and attrs.get("label_min_snr") == min_snr \
                         and attrs.get("label_positions", "centroids") == LABEL_POSITIONS \
                         and attrs.get("real_galaxies") == SPLIT_REAL_GALAXIES[split] \
-                        and attrs.get("flux_weight"):
+                        and attrs.get("flux_weight") \
+                        and tuple(attrs.get("bands", ("F160W",))) == tuple(bands):
                     continue
             first = shard * shard_size
-            jobs = [(split, i, center_sigma, min_snr) for i in range(first, first + shard_size)]
+            jobs = [(split, i, center_sigma, min_snr, tuple(bands))
+                    for i in range(first, first + shard_size)]
             results = pool.imap(_label_one, jobs) if pool else map(_label_one, jobs)
             samples = [s for _, s in results]
             write_shard(path, samples, {"split": split, "first_index": first,
@@ -246,7 +254,7 @@ def build_training_set(output: str | Path, split: str, n_tiles: int, *, start: i
                                         "label_min_snr": min_snr,
                                         "label_positions": LABEL_POSITIONS,
                                         "real_galaxies": SPLIT_REAL_GALAXIES[split],
-                                        "flux_weight": True,
+                                        "flux_weight": True, "bands": list(bands),
                                         "conditions": CONDITIONS_VERSION})
     finally:
         if pool is not None:

@@ -39,6 +39,9 @@ class TrainConfig:
     output: str = "training/runs/default"
     filters: tuple[int, ...] = (16, 32, 64, 64, 128)
     n_bands: int = 1
+    #: the bands of the scenes ``mosaic-pais train --simulate-tiles`` renders
+    #: (:data:`mosaic_pais.sim.bands.BANDS`; the training set's own decide ``n_bands``)
+    bands: tuple[str, ...] = ("F160W",)
     n_slots: int = 3
     dropout: float = 0.1
     crop: int = 128
@@ -114,6 +117,12 @@ class TrainConfig:
                 self.background_mesh == 0 or self.background_mesh >= 16):
             problems.append("background_mesh must be 0 (no sky subtracted) or a cell side of "
                             f"at least 16 px (got {self.background_mesh!r})")
+        try:
+            from mosaic_pais.sim.bands import check_bands
+
+            self.bands = check_bands(self.bands)
+        except BadInputError as exc:
+            problems.append(str(exc))
         if self.precision not in ("float32", "mixed_bfloat16"):
             problems.append("precision must be float32 or mixed_bfloat16 "
                             f"(got {self.precision!r})")

@@ -133,11 +133,13 @@ def test_given_contexts_replace_each_tiles_own(small_model):
 def test_mosaic_context_steadies_the_shipped_model_against_the_grid():
     """Two overlapping 256² windows of a simulated scene, 32 px apart (the same phase of the
     network's lattice): where both see a source, their centre maps agree better when every
-    window reads the scene's attention context than when each reads its own."""
+    window reads the scene's attention context than when each reads its own. In float32:
+    bfloat16's rounding moves the centre map by about as much as the context does (medians
+    0.0026 shared against 0.0030 own in bfloat16, measured on these scenes)."""
     from mosaic_pais.runtime.infer import estimate_noise, mosaic_contexts
     from mosaic_pais.sim.scenes import simulate_scene
 
-    predictor = PAISPredictor(batch_size=2)
+    predictor = PAISPredictor(batch_size=2, precision="float32")
     own, shared = [], []
     for seed in (7_000_101, 7_000_102):
         image = simulate_scene((448, 448), seed=seed).image.astype(np.float32)

@@ -179,3 +179,52 @@ def test_real_galaxies_come_without_their_stamps_noise():
     assert ring_std(raw) > 0.5
     assert ring_std(real_galaxy(index).withFlux(flux)) < 0.05
     assert real_galaxy(index).flux == pytest.approx(1.0)
+
+
+@pytest.fixture(scope="module")
+def four_band():
+    from mosaic_pais.sim.bands import FOUR_BANDS
+
+    return simulate_scene((160, 160), seed=11, density=3.0, bands=FOUR_BANDS)
+
+
+def test_four_band_scene_keeps_the_f160w_population_and_noise(four_band):
+    single = simulate_scene((160, 160), seed=11, density=3.0)
+    det = four_band.bands.index("F160W")
+    assert four_band.image.shape == (4, 160, 160) and four_band.sources.shape[1] == 4
+    np.testing.assert_array_equal(four_band.noise[det], single.noise[0])
+    np.testing.assert_array_equal(four_band.truth["x"], single.truth["x"])
+    np.testing.assert_allclose(four_band.truth["flux"], single.truth["flux"])
+    plain = np.asarray(single.truth["kind"]) != "real"  # real galaxies gain a red core
+    np.testing.assert_allclose(four_band.sources[plain, det], single.sources[plain, 0],
+                               atol=1e-6)
+
+
+def test_four_band_truth_fluxes_are_what_is_drawn(four_band):
+    from mosaic_pais.sim.bands import FOUR_BANDS
+
+    t = four_band.truth
+    inside = (t["x"] > 40) & (t["x"] < 120) & (t["y"] > 40) & (t["y"] < 120) & (t["mag"] < 26)
+    assert inside.sum() >= 1
+    for k, band in enumerate(FOUR_BANDS):
+        drawn = four_band.sources[np.asarray(inside), k].sum(axis=(1, 2))
+        np.testing.assert_allclose(drawn, t[f"flux_{band}"][inside], rtol=0.02, err_msg=band)
+        np.testing.assert_allclose(four_band.image[k], four_band.sources[:, k].sum(0)
+                                   + four_band.noise[k], atol=1e-5)
+        assert abs(four_band.noise[k].std() / four_band.noise_sigma[k] - 1) < 0.1, band
+
+
+def test_four_band_fractions_differ_from_band_to_band(four_band):
+    """Colour gradients: a pixel's shares among sources are not the same in every band."""
+    src = four_band.sources.astype(np.float64)
+    total = src.sum(0)
+    lit = total[3] > 5 * four_band.noise_sigma[3]
+    shares = src[:, :, lit] / np.maximum(total[:, lit], 1e-12)
+    spread = np.abs(shares[:, 0] - shares[:, 3]).max(0)  # F606W against F160W
+    assert np.mean(spread > 0.05) > 0.05
+
+
+def test_bad_band_sets_are_refused():
+    for bands in (("F814W", "F160W"), ("F606W",), ("F160W", "F160W")):
+        with pytest.raises(BadInputError, match="bands"):
+            simulate_scene((32, 32), seed=1, bands=bands)

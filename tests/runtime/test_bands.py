@@ -1,0 +1,107 @@
+"""Several bands: the model that takes them, their order, per-band measurements."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.table import Table
+from click.testing import CliRunner
+
+from mosaic_pais.cli import main
+from mosaic_pais.nn.model import DEFAULT_MODEL_PATH, load_model
+from mosaic_pais.nn.widen import with_bands
+from mosaic_pais.runtime.pipeline import run
+from mosaic_pais.runtime.store import open_array
+from mosaic_pais.sim.bands import FOUR_BANDS
+from mosaic_pais.sim.scenes import simulate_scene, tan_wcs
+
+TWO_BANDS = ("F125W", "F160W")
+
+
+@pytest.fixture(scope="module")
+def band_files(tmp_path_factory):
+    """The four bands of one simulated scene, one FITS file each, with a WCS."""
+    folder = tmp_path_factory.mktemp("bands")
+    scene = simulate_scene((288, 320), seed=4_000_001, density=1.5, bands=FOUR_BANDS)
+    header = tan_wcs(288, 320).to_header()
+    paths = {}
+    for k, band in enumerate(FOUR_BANDS):
+        paths[band] = folder / f"{band}.fits"
+        fits.PrimaryHDU(scene.image[k], header=header).writeto(paths[band])
+    return paths
+
+
+@pytest.fixture(scope="module")
+def two_band_model(tmp_path_factory):
+    """The shipped F160W model made to read F125W and F160W (nn.widen.with_bands), with a
+    card naming those bands in that order."""
+    folder = tmp_path_factory.mktemp("model")
+    path = folder / "pais_two.keras"
+    with_bands(load_model(), 2).save(path)
+    card = json.loads(DEFAULT_MODEL_PATH.with_suffix(".json").read_text())
+    card["bands"] = list(TWO_BANDS)
+    path.with_suffix(".json").write_text(json.dumps(card))
+    shutil.copy(DEFAULT_MODEL_PATH.with_name(card["psf"]["file"]), folder)
+    return path
+
+
+def test_a_band_set_no_shipped_model_takes_is_refused_in_one_line(band_files, tmp_path):
+    result = CliRunner().invoke(main, ["run", *[str(band_files[b]) for b in FOUR_BANDS],
+                                       "--bands", ",".join(FOUR_BANDS),
+                                       "--output", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert "no shipped model takes the bands" in result.output
+    assert "mosaic-pais train" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "out" / "catalog.fits").exists()
+
+
+def test_a_model_refuses_bands_it_does_not_take(band_files, two_band_model, tmp_path):
+    result = CliRunner().invoke(main, ["run", str(band_files["F606W"]), str(band_files["F160W"]),
+                                       "--bands", "F606W,F160W", "--model", str(two_band_model),
+                                       "--output", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert "the model takes the bands F125W, F160W" in result.output
+
+
+@pytest.fixture(scope="module")
+def both_orders(band_files, two_band_model, tmp_path_factory):
+    runs = {}
+    for order in (TWO_BANDS, TWO_BANDS[::-1]):
+        out = tmp_path_factory.mktemp("run")
+        table, _ = run([band_files[b] for b in order], out, bands=list(order),
+                       model=two_band_model, progress=False, precision="float32")
+        runs[order] = (out, table)
+    return runs
+
+
+def test_bands_in_another_order_give_the_same_catalogue(both_orders):
+    (out_a, a), (out_b, b) = both_orders.values()
+    assert len(a) > 5
+    assert a.colnames == b.colnames
+    assert {"flux_F125W", "flux_err_F125W", "flux_F160W", "flux_err_F160W"} <= set(a.colnames)
+    for name in a.colnames:
+        np.testing.assert_array_equal(np.asarray(a[name]), np.asarray(b[name]), err_msg=name)
+    for out in (out_a, out_b):
+        assert json.loads((out / "run.json").read_text())["inputs"]["bands"] == list(TWO_BANDS)
+        assert Table.read(out / "catalog.fits").meta["BANDS"] == ",".join(TWO_BANDS)
+
+
+def test_every_band_shares_all_of_its_light(both_orders):
+    """Per band, a pixel whose every slot holds a source gives those sources all of its
+    light, and no pixel gives more than it has: each band's deblends add up to that band's
+    image within the sources' footprints (light beyond a footprint stays unassigned)."""
+    out, table = next(iter(both_orders.values()))
+    fractions = np.asarray(open_array(out / "pcr.zarr", "fractions")[:])  # (band, slot, y, x)
+    ids = np.asarray(open_array(out / "pcr.zarr", "ids")[:])
+    whole = (ids >= 1).all(axis=0)
+    assert fractions.shape[0] == 2 and whole.sum() > 500
+    for band in range(2):
+        total = fractions[band].sum(axis=0)
+        np.testing.assert_allclose(total[whole], 1.0, atol=1e-5)
+        assert total.max() <= 1.0 + 1e-5
+    assert np.all(np.isfinite(table["flux_F125W"])) and np.all(table["flux_F160W"] > 0)
