@@ -487,6 +487,7 @@ def _open_input(plan: RunPlan):
             raise BadInputError(f"the model takes the bands {', '.join(card_bands)}; the "
                                 f"input's are {', '.join(band_names)}")
         ds = ds.isel(band=[band_names.index(b) for b in card_bands])
+        ds.attrs["input_bands"] = band_names  # the planes' order, for what reads them again
         band_names = card_bands
     # the card says which bands the model takes; without one, the model itself is asked
     # (loading it here once more only for that costs a second or two)
@@ -762,7 +763,10 @@ def _provenance(plan: RunPlan, params: dict, band_names: list[str], ds, noise: N
                   "version": plan.meta.get("version"), "card": plan.meta},
         "inputs": {"images": [str(p) for p in plan.images],
                    "weights": ds.attrs.get("weight_source"),
-                   "bands": band_names, "shape": list(ds["image"].shape[1:])},
+                   "bands": band_names, "shape": list(ds["image"].shape[1:]),
+                   # the bands in the order of the images' planes, where the run read them
+                   # in its model's order instead
+                   "input_bands": ds.attrs.get("input_bands", band_names)},
         "parameters": {"tile": plan.tile, "margin": plan.margin,
                        "tiles_per_block": plan.tiles_per_block,
                        # the side of the windows read: larger than ``tile`` where the margin

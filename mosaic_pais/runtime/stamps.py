@@ -35,7 +35,11 @@ def source_stamp(run_dir, source_id: int, size: int | None = None) -> dict:
     if len(rows) == 0:
         raise BadInputError(f"source id {source_id} is not in {run_dir}/catalog.fits")
     row = catalog[rows[0]]
-    ds = open_mosaic(meta["inputs"]["images"], bands=meta["inputs"]["bands"])
+    bands = meta["inputs"]["bands"]  # the order the run measured them in (its model's)
+    given = meta["inputs"].get("input_bands", bands)  # the order of the images' planes
+    ds = open_mosaic(meta["inputs"]["images"], bands=given)
+    if given != bands:
+        ds = ds.isel(band=[given.index(b) for b in bands])
     _, h, w = ds["image"].shape
     r90 = float(row["r90"]) if np.isfinite(row["r90"]) else 8.0
     half = (size or max(33, int(np.ceil(8 * r90)) | 1)) // 2

@@ -105,3 +105,14 @@ def test_every_band_shares_all_of_its_light(both_orders):
         np.testing.assert_allclose(total[whole], 1.0, atol=1e-5)
         assert total.max() <= 1.0 + 1e-5
     assert np.all(np.isfinite(table["flux_F125W"])) and np.all(table["flux_F160W"] > 0)
+
+
+def test_deblended_stamps_per_band_follow_the_run_not_the_input_order(both_orders):
+    from mosaic_pais.runtime.stamps import source_stamp
+
+    (out_a, a), (out_b, _) = both_orders.values()
+    brightest = int(a["id"][np.argmax(a["flux"])])
+    one, other = source_stamp(out_a, brightest), source_stamp(out_b, brightest)
+    assert one["bands"] == other["bands"] == list(TWO_BANDS)
+    assert one["deblend"].shape[0] == 2 and one["deblend"].sum() > 0
+    np.testing.assert_array_equal(one["deblend"], other["deblend"])
