@@ -112,8 +112,13 @@ def show_run(run_dir, source_id: int | None = None, output=None, size: int | Non
         size = int(np.clip(8 * r50 if np.isfinite(r50) else 41, 41, 201)) | 1
     stamp = source_stamp(run_dir, int(source_id), size)
     sigma = float(meta.get("parameters", {}).get("noise_sigma", [0.0])[0]) or None
-    ds = open_mosaic(meta["inputs"]["images"], bands=meta["inputs"]["bands"])
-    small, factor = overview_image(ds["image"].data)
+    # the preview the run stored; a run made before it kept one is downsampled again
+    stored = read_preview(run_dir / "pcr.zarr")
+    if stored is None:
+        ds = open_mosaic(meta["inputs"]["images"],
+                         bands=meta["inputs"].get("input_bands", meta["inputs"]["bands"]))
+        stored = overview_image(ds["image"].data)
+    small, factor = stored
     if sigma is None:
         sigma = float(np.nanstd(small)) * factor
     plt = pyplot()
@@ -310,16 +315,24 @@ def _finished_run(run_dir: Path):
             Table.read(run_dir / "catalog.fits", mask_invalid=False))
 
 
+#: the most sources marked on the mosaic panel of :func:`show_run`
+MOSAIC_MARKERS = 2000
+
+
 def _draw_mosaic(ax, small: np.ndarray, factor: int, sigma: float, catalog, box,
                  source_id: int, title: str) -> None:
     """The downsampled mosaic with the detections and the drawn source's box."""
     stretched = asinh_stretch(small, max(sigma / factor, 1e-12))
     ax.imshow(stretched, origin="lower", cmap="gray_r", vmin=-1,
               vmax=max(np.nanpercentile(stretched, 99.7), 1))
-    x, y = np.asarray(catalog["x"]) / factor, np.asarray(catalog["y"]) / factor
+    # beyond a few thousand markers the mosaic disappears under them: the brightest only
+    shown = np.argsort(-np.nan_to_num(np.asarray(catalog["flux"], float)))[:MOSAIC_MARKERS]
+    x, y = np.asarray(catalog["x"])[shown] / factor, np.asarray(catalog["y"])[shown] / factor
     marker = max(2.0, 12.0 / np.sqrt(factor))
+    label = (f"detected ({len(catalog)})" if len(shown) == len(catalog)
+             else f"the {len(shown)} brightest of {len(catalog)} detected")
     ax.scatter(x, y, s=marker ** 2, facecolors="none", edgecolors="tab:red", linewidths=0.6,
-               label=f"detected ({len(catalog)})")
+               label=label)
     y0, y1, x0, x1 = box
     ax.add_patch(Rectangle((x0 / factor - 0.5, y0 / factor - 0.5), (x1 - x0) / factor,
                            (y1 - y0) / factor, fill=False, edgecolor="tab:blue", linewidth=1.5,
