@@ -66,8 +66,9 @@ BANDS = {
     "F125W": BandSpec("j.fits", 26.23, 0.0049, 0.6, 0.15),
     "F160W": BandSpec("h.fits", 25.94, 0.0046, 0.6, 0.0),
 }
-#: the four-band scenes' bands, in the order of wavelength
-FOUR_BANDS = ("F606W", "F850LP", "F125W", "F160W")
+#: the four-band scenes' bands: F160W first (a run's first band is its detection band: the
+#: ``flux`` column, footprints and segmentation follow it), then bluer and bluer
+FOUR_BANDS = ("F160W", "F125W", "F850LP", "F606W")
 #: the band whose magnitudes, sizes and truth positions a scene is drawn in
 DETECTION_BAND = "F160W"
 #: the main body's F606W − F160W: median at H = 24, change per magnitude fainter, scatter
