@@ -687,12 +687,36 @@ def speed_section(r) -> list[str]:
               "`benchmarks/speed.py`, not measured in this run, so a ratio to it is indicative "
               "only; the column before it is measured side by side."]
     lines += speed_variants(r)
+    lines += precision_accuracy(load("ablation_precision"))
     shipped = r["shipped"]
     lines += ["", f"While it predicts, the shipped model keeps {shipped['cores_busy']:.2f} of "
               f"the {shipped['cores_available']} CPU cores busy in float32 and "
               f"{shipped['cores_busy_bfloat16']:.2f} in bfloat16 (CPU seconds of the process "
               "per wall second)."]
     return lines
+
+
+def precision_accuracy(r: dict | None) -> list[str]:
+    """bfloat16 against float32 on the same validation tiles (ablation.py --name precision)."""
+    if not r:
+        return []
+    lines = ["", f"`python benchmarks/ablation.py --name precision --tiles {r['tiles']} --model "
+             "float32=mosaic_pais/models/pais_f160w.keras@float32 --model "
+             "bfloat16=mosaic_pais/models/pais_f160w.keras@bfloat16` — does bfloat16 hold the "
+             f"accuracy? The same {r['tiles']} validation tiles per condition, decoded by the "
+             "card; median |δ| on the sources both recover:", "",
+             "| condition | F1 float32 | F1 bfloat16 | blended median abs(δ) float32 | bfloat16 | "
+             "all float32 | bfloat16 | blended sources |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for name, c in r["conditions"].items():
+        a, b = c["float32"], c["bfloat16"]
+        lines.append(f"| {name} | {a['f1']:.4f} | {b['f1']:.4f} | {a['common_blended']:.4f} | "
+                     f"{b['common_blended']:.4f} | {a['common_all']:.4f} | "
+                     f"{b['common_all']:.4f} | {c['n_common_blended']} |")
+    return lines + ["", "bfloat16 is a run option (`--precision bfloat16`), not the default: "
+                    "its rounding depends on how many threads each worker's network uses, so "
+                    "runs laid out differently (another number of workers, a resumed run) "
+                    "give slightly different catalogues, which float32 does not."]
 
 
 def speed_variants(r: dict) -> list[str]:
@@ -1265,9 +1289,11 @@ def scaling_page(r: dict | None) -> list[str]:
     for part, sec in sorted(per_tile.items(), key=lambda kv: -kv[1]):
         out.append(f"| {part} | {1000 * sec:.2f} | {sec / total:.1%} |")
     out += [f"| all | {1000 * total:.2f} | 100% |", "",
-            f"Besides, {c['serial_s_per_mosaic']:.0f} s per mosaic do not shrink with more "
-            "workers: the cluster's start and the model's loading on it, opening the mosaic and "
-            "the client's own steps (merging peaks, the catalogue, the picture). The run "
+            "Besides, what does not shrink with more workers: the client's own steps (opening "
+            "the mosaic, the attention context, the catalogue and the picture), "
+            f"{1000 * c['client_s_per_tile']:.2f} ms per tile, one after another within a "
+            f"mosaic; and {c['fixed_s']:.0f} s of Python's and TensorFlow's start, the "
+            "cluster's start and the model's loading on its workers, once per cluster. The run "
             f"reached {c['measured_tiles_per_s']:.1f} tiles/s end to end on 2 cores.", ""]
     if "costs_geometric" in r:
         g = r["costs_geometric"]
@@ -1298,29 +1324,35 @@ def scaling_page(r: dict | None) -> list[str]:
             "above, linear in cores), and GPU nodes of "
             f"{gnode['gpus']} GPUs and {gnode['cores']} cores (the network on the GPUs at the "
             "projected rate, everything else on the cores). Bands multiply the parts that "
-            "read, write or sum per band; the network's cost hardly grows with them. Mosaics "
-            "run side by side once there are more nodes than mosaics.", ""]
+            "read, write or sum per band; the network's cost hardly grows with them. Every "
+            "node keeps one cluster for all its mosaics (`--cluster ADDRESS`); mosaics run "
+            "side by side once there are more nodes than mosaics, and a mosaic's client steps "
+            "run one after another.", ""]
     for name, sv in r["surveys"].items():
+        rate = sv["node_tiles_per_s"]
         out += [f"### {name}", "", f"{sv['tiles']:,} tiles ({sv['tiles_per_mosaic']:,} per "
-                f"mosaic). A CPU node: {sv['cpu_node_tiles_per_s']:.0f} tiles/s.", "",
+                f"mosaic). Tiles/s of one node: CPU {rate['cpu']:,.0f}; "
+                + "; ".join(f"{g} {rate[g]:,.0f}" for g in sv["gpu_node"]) + ".", "",
                 "| node | " + " | ".join(f"N = {n}" for n in nodes) + " | bottleneck |",
                 "| --- " * (len(nodes) + 2) + "|"]
-        cpu = sv["cpu_node"]
-        out.append(f"| CPU ({cores} cores) | " + " | ".join(_hours(cpu[n]["hours"])
-                                                           for n in nodes)
-                   + f" | {cpu[nodes[0]]['bottleneck']} |")
-        for gpu, rows in sv["gpu_node"].items():
-            out.append(f"| {gnode['gpus']} × {gpu} (projection) | "
-                       + " | ".join(_hours(rows[n]["hours"]) for n in nodes)
-                       + f" | {rows[nodes[0]]['bottleneck']} |")
+        for label, rows in ((f"CPU ({cores} cores)", sv["cpu_node"]),
+                            *((f"{gnode['gpus']} × {g} (projection)", r)
+                              for g, r in sv["gpu_node"].items())):
+            necks = sorted({rows[n]["bottleneck"] for n in nodes},
+                           key=lambda k: [rows[n]["bottleneck"] for n in nodes].index(k))
+            out.append(f"| {label} | " + " | ".join(_hours(rows[n]["hours"]) for n in nodes)
+                       + f" | {' → '.join(necks)} |")
         out.append("")
     out += ["## Where the bottleneck moves", "",
-            "On CPU nodes the network is most of the cost; once it runs on GPUs, the parts "
-            "that stay on the CPU (reading, writing the PCR, checksums, peaks, votes, "
-            "measuring) set the pace unless a GPU node has many cores per GPU, and for many "
-            "small mosaics the per-mosaic serial part (a cluster started per mosaic) weighs: "
-            "a survey of many mosaics should keep one cluster and hand it mosaic after mosaic "
-            "(`mosaic-pais run --cluster ADDRESS`)."]
+            "On CPU nodes the network and the post-processing share the cores (the table of "
+            "costs above). Once the network runs on GPUs, the parts that stay on the CPU "
+            "(reading, writing the PCR, checksums, peaks, votes, measuring) set a GPU node's "
+            "pace, so its GPUs idle unless it has many cores per GPU. For one mosaic on many "
+            "nodes the client's serial steps and the cluster's start take over: a single "
+            "GOODS-S band cannot use more than a few nodes. For many mosaics those overlap, "
+            "and the rate per node is what counts; a cluster started for each mosaic would "
+            f"add {c['fixed_s']:.0f} s to each, so a survey keeps one cluster per node and "
+            "hands it mosaic after mosaic (`mosaic-pais run --cluster ADDRESS`)."]
     return out
 
 

@@ -102,50 +102,63 @@ def gpu_tiles_per_s(arithmetic: dict) -> dict:
 
 
 def per_tile_costs(scale: dict) -> dict:
-    """Core-seconds per tile of each part, and the per-mosaic serial seconds, of the largest
-    run of a mosaic_scale.py result."""
+    """Core-seconds per tile of each part; the client's own seconds per tile (opening the
+    mosaic, the attention context, the catalogue and the picture: serial within a mosaic);
+    and the fixed seconds of a run (Python and TensorFlow start, the cluster's start and the
+    model's loading on it), from the largest run of a mosaic_scale.py result."""
     size = max(scale["runs"], key=int)
     run = scale["runs"][size]
-    parts = run["timings_s"]["task_parts"]
     timings = run["timings_s"]
-    stages = ("sky", "context", "infer", "stitch", "measure", "segmentation")
-    # what the client does itself, between and after the stages, and the cluster's start
-    serial = run["seconds"] - sum(timings.get(k, 0.0) for k in stages)
+    client = ("open", "context", "write")
+    stages = ("sky", "infer", "stitch", "measure", "segmentation", *client)
     return {"mosaic": int(size), "tiles": run["tiles"], "vote": scale.get("vote"),
             "precision": scale.get("precision", "float32"),
-            "core_s_per_tile": {k: v / run["tiles"] for k, v in parts.items()},
-            "serial_s_per_mosaic": serial, "measured_tiles_per_s": run["tiles_per_s"]}
+            "core_s_per_tile": {k: v / run["tiles"] for k, v in timings["task_parts"].items()},
+            "client_s_per_tile": sum(timings.get(k, 0.0) for k in client) / run["tiles"],
+            "fixed_s": run["seconds"] - sum(timings.get(k, 0.0) for k in stages),
+            "measured_tiles_per_s": run["tiles_per_s"]}
 
 
 def survey_hours(costs: dict, gpus: dict, side: int, bands: int, mosaics: int) -> dict:
-    """Hours for a survey on N CPU nodes and on N GPU nodes (each GPU model)."""
+    """Hours for a survey on N CPU nodes and on N GPU nodes (each GPU model), every node
+    keeping one cluster for all its mosaics (the fixed seconds paid once).
+
+    With more mosaics than nodes, mosaics run side by side and a node's client steps are
+    core-time like the rest (its rate counts them); with no more, each mosaic's nodes share
+    its tiles and its client steps run one after another, after them.
+    """
     tiles = make_grid(side, side, tile=DEFAULT_TILE, margin=DEFAULT_MARGIN).n_tiles
     per_tile = {k: v * (bands if k in PER_BAND else 1)
                 for k, v in costs["core_s_per_tile"].items()}
     network = per_tile.get(NETWORK, 0.0)
+    client = costs["client_s_per_tile"]
     rest = sum(v for k, v in per_tile.items() if k != NETWORK)
-    # the serial part scales with what the client writes (catalogue, picture): with the tiles
-    serial = costs["serial_s_per_mosaic"] * max(1.0, tiles / costs["tiles"])
     total_tiles = tiles * mosaics
-    cpu_rate = CPU_NODE_CORES / (network + rest)
-    out = {"tiles_per_mosaic": tiles, "tiles": total_tiles, "cpu_node": {}, "gpu_node": {}}
-    for n in NODES:
-        # mosaics run side by side once there are more nodes than one mosaic can use
-        serial_h = serial * max(1.0, mosaics / n) / 3600
-        out["cpu_node"][n] = {"hours": total_tiles / (n * cpu_rate) / 3600 + serial_h,
-                              "bottleneck": "network on the CPU cores"
-                              if network > rest else "post-processing on the CPU cores"}
+    cpu_cost = network + rest + client
+    out = {"tiles_per_mosaic": tiles, "tiles": total_tiles,
+           "node_tiles_per_s": {"cpu": CPU_NODE_CORES / cpu_cost}, "cpu_node": {},
+           "gpu_node": {name: {} for name in gpus}}
+    nodes = {"cpu": (CPU_NODE_CORES / cpu_cost, "the network and post-processing on the "
+                     "CPU cores" if network > rest + client else "post-processing on the CPU "
+                     "cores")}
     for name, gpu in gpus.items():
-        gpu_rate = GPU_NODE["gpus"] * gpu["tiles_per_s"]
-        post_rate = GPU_NODE["cores"] / rest
-        rate = min(gpu_rate, post_rate)
-        out["gpu_node"][name] = {
-            n: {"hours": total_tiles / (n * rate) / 3600
-                + serial * max(1.0, mosaics / n) / 3600,
-                "bottleneck": "network on the GPUs" if gpu_rate < post_rate
-                else "post-processing on the CPU cores"} for n in NODES}
-        out["gpu_node"][name]["node_tiles_per_s"] = rate
-    out["cpu_node_tiles_per_s"] = cpu_rate
+        on_gpus = GPU_NODE["gpus"] * gpu["tiles_per_s"]
+        on_cores = GPU_NODE["cores"] / (rest + client)
+        nodes[name] = (min(on_gpus, on_cores), "the network on the GPUs" if on_gpus < on_cores
+                       else "post-processing on the CPU cores")
+        out["node_tiles_per_s"][name] = nodes[name][0]
+    for n in NODES:
+        for name, (rate, neck) in nodes.items():
+            if mosaics > n:
+                hours = total_tiles / (n * rate) / 3600
+            else:  # n / mosaics nodes per mosaic; its client steps after its tiles
+                per_mosaic = tiles / ((n / mosaics) * rate) / 3600
+                serial = tiles * client / 3600
+                hours = per_mosaic + serial
+                if serial > per_mosaic:
+                    neck = "the mosaic's serial client steps"
+            entry = {"hours": hours + costs["fixed_s"] / 3600, "bottleneck": neck}
+            (out["cpu_node"] if name == "cpu" else out["gpu_node"][name])[n] = entry
     return out
 
 
