@@ -272,6 +272,14 @@ def test_local_cluster_two_workers(reference, together, mosaic, model_path, tmp_
         windows, _ = _run(mosaic, tmp_path / "w", model_path, client=client)
     _assert_same(table, other)
     _assert_same(together[1], windows)
+    # what the workers' tasks spent their time on came back from both workers
+    timings = json.loads((tmp_path / "c" / "run.json").read_text())["timings_s"]
+    parts = timings["task_parts"]
+    for part in ("sky: levels", "infer: network", "infer: Zarr writes", "stitch: peaks",
+                 "stitch: vote resolution", "measure: sums", "segmentation: labels"):
+        assert parts[part] > 0, part
+    infer = sum(v for k, v in parts.items() if k.startswith("infer: "))
+    assert infer <= 2 * timings["infer"] + 1.0  # two workers, one task each at a time
 
 
 @pytest.mark.parametrize("inner_chunk", [None, 64])
