@@ -171,10 +171,8 @@ def main() -> None:
     result = {"costs": costs, "arithmetic": arithmetic, "gpus": gpus,
               "gpu_efficiency_assumed": GPU_EFFICIENCY, "cpu_node_cores": CPU_NODE_CORES,
               "gpu_node": GPU_NODE, "nodes": list(NODES),
-              "bare_network_tiles_per_s_2_cores": speed["shipped"]["bfloat16_tiles_per_s"
-                                                                  if costs["precision"]
-                                                                  == "bfloat16"
-                                                                  else "tiles_per_s"],
+              "bare_network_tiles_per_s_2_cores": speed["shipped"][
+                  "bfloat16_tiles_per_s" if costs["precision"] == "bfloat16" else "tiles_per_s"],
               "surveys": {name: survey_hours(costs, gpus, *spec)
                           for name, spec in SURVEYS.items()}}
     geometric = RESULTS / "mosaic_scale_geometric.json"

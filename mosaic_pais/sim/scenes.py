@@ -324,14 +324,14 @@ def _profile(pop: dict, i: int, band: str = "F160W", colours: dict | None = None
     alone, :func:`mosaic_pais.sim.bands.draw_colours`)."""
     import galsim
 
-    from mosaic_pais.sim.bands import BANDS, band_psf, band_weights
+    from mosaic_pais.sim.bands import band_psf, band_weights
 
     psf = band_psf(band)
     kind = pop["kind"][i]
     if kind == "star":
         if colours is None:
             return psf
-        return psf.withFlux(10 ** (-0.4 * BANDS[band].sed_weight * colours["colour"][i]))
+        return psf.withFlux(sum(band_weights(colours, i, band, 0.0)))
     if kind == "real":
         gal = real_galaxy(int(pop["real_index"][i])).dilate(float(pop["rescale"][i]))
         if pop["flip"][i]:
@@ -340,7 +340,7 @@ def _profile(pop: dict, i: int, band: str = "F160W", colours: dict | None = None
         if colours is not None:  # the galaxy itself and its red core
             core = galsim.DeVaucouleurs(half_light_radius=REAL_CORE_RADIUS
                                         * float(pop["rescale"][i]))
-            main, red = band_weights(colours, i, band, float(colours["core_fraction"][i]))
+            main, red = band_weights(colours, i, band, _bulge_share(pop, colours, i))
             gal = galsim.Add([gal.withFlux(main), core.withFlux(red)]) if red > 0 else \
                 gal.withFlux(main)
     else:
@@ -351,7 +351,7 @@ def _profile(pop: dict, i: int, band: str = "F160W", colours: dict | None = None
         if colours is None:
             gal = (bt * bulge + (1 - bt) * disk).withFlux(1.0)
         else:
-            main, red = band_weights(colours, i, band, bt)
+            main, red = band_weights(colours, i, band, _bulge_share(pop, colours, i))
             gal = disk.withFlux(main) + bulge.withFlux(red)
         gal = gal.shear(q=float(pop["q"][i]), beta=float(pop["angle"][i]) * galsim.radians)
     return galsim.Convolve(gal, psf)
@@ -592,11 +592,18 @@ def band_flux(pop: dict, colours: dict, i: int, band: str) -> float:
     """Total flux (e⁻/s) of source ``i`` in ``band``, as :func:`render_stamp` draws it."""
     from mosaic_pais.sim.bands import band_weights
 
-    kind = pop["kind"][i]
-    share = {"star": 0.0, "real": float(colours["core_fraction"][i])}.get(
-        kind, float(pop["bulge_fraction"][i]))
+    share = _bulge_share(pop, colours, i)
     return float(flux_of(pop["mag"][i]) * sum(band_weights(colours, i, band, share))
                  * band_flux_scale(band))
+
+
+def _bulge_share(pop: dict, colours: dict, i: int) -> float:
+    """The share of source ``i``'s F160W light in its red component: a parametric galaxy's
+    bulge, a real galaxy's core, none for a star."""
+    kind = pop["kind"][i]
+    if kind == "star":
+        return 0.0
+    return float(colours["core_fraction"][i] if kind == "real" else pop["bulge_fraction"][i])
 
 
 def matched_filter_snr(sources: np.ndarray, noise_sigma) -> np.ndarray:
