@@ -66,7 +66,7 @@ from mosaic_pais.pcr import (
 from mosaic_pais.runtime.background import subtract_sky
 from mosaic_pais.runtime.infer import estimate_noise
 from mosaic_pais.runtime.measure import measure_image
-from mosaic_pais.runtime.pipeline import psf_path
+from mosaic_pais.runtime.pipeline import psf_path, psf_paths
 from mosaic_pais.runtime.stitch import clean_fractions
 from mosaic_pais.runtime.store import VECTOR_STEP
 from mosaic_pais.runtime.tile import DEFAULT_MARGIN, DEFAULT_TILE
@@ -82,22 +82,25 @@ from mosaic_pais.training.dataset import (
 
 def split_scenes(split: str, tiles: int, conditions: str = "varied",
                  noise_correlation: float | None = None, real_galaxies: str | None = None,
-                 start: int = 0) -> list:
+                 start: int = 0, bands=None) -> list:
     """Scenes ``start`` to ``start + tiles`` of a split in the given conditions (see the
     module text); ``noise_correlation`` (px, 0: white) replaces the conditions' noise texture
     and ``real_galaxies`` the split's pool of COSMOS galaxies (``held_out``: the 20 that
-    training and validation never draw)."""
+    training and validation never draw); ``bands`` renders several bands
+    (:mod:`mosaic_pais.sim.bands`; None: F160W alone)."""
     pool = real_galaxies or SPLIT_REAL_GALAXIES[split]
     if conditions == "varied":
-        return [split_scene(split, i, noise_correlation=noise_correlation, real_galaxies=pool)
+        return [split_scene(split, i, noise_correlation=noise_correlation, real_galaxies=pool,
+                            bands=bands)
                 for i in range(start, start + tiles)]
     return [simulate_scene((256, 256), seed=SPLIT_SEED_BASE[split] + i,
-                           noise_correlation=noise_correlation, real_galaxies=pool)
+                           noise_correlation=noise_correlation, real_galaxies=pool,
+                           **({"bands": bands} if bands else {}))
             for i in range(start, start + tiles)]
 
 
-def perfect_pcr_catalog(scene, image: np.ndarray, noise_sigma: float,
-                        min_fraction: float = 0.01) -> Table:
+def perfect_pcr_catalog(scene, image: np.ndarray, noise_sigma, min_fraction: float = 0.01,
+                        **measuring) -> Table:
     """The reference a perfect network sets: the scene's labelled sources (as training labels
     them) at their true centres, every pixel's slots and fractions the true ones
     (``S_k / Σ S_j``), decoded and measured by the run's own code (cleaning, footprints,
@@ -111,7 +114,7 @@ def perfect_pcr_catalog(scene, image: np.ndarray, noise_sigma: float,
     pixel = np.rint(centers).astype(int)
     peaks = Peaks(y=centers[:, 0], x=centers[:, 1], score=np.ones(len(centers)),
                   iy=pixel[:, 0], ix=pixel[:, 1])
-    return measured(peaks, ids, fractions, image, noise_sigma)
+    return measured(peaks, ids, fractions, image, noise_sigma, **measuring)
 
 
 def known_shape_catalog(scene) -> Table:
@@ -167,17 +170,35 @@ def simulator_growth() -> GrowthCurves:
                                                    model_metadata(DEFAULT_MODEL_PATH))))
 
 
+def card_measuring(meta: dict, model_path: Path) -> dict:
+    """How a multi-band model's catalogues are measured: its bands (the scenes' order, its
+    card's) and each band's PSF curves from its card; nothing for a single-band model, which
+    keeps :func:`measured`'s defaults."""
+    bands = list(meta.get("bands") or ["F160W"])
+    if len(bands) == 1:
+        return {}
+    paths = psf_paths(None, Path(model_path), meta, bands)
+    return {"bands": tuple(bands),
+            "growth": None if paths is None else [GrowthCurves.from_psf(read_psf(path))
+                                                  for path in paths]}
+
+
 def measured(peaks, ids: np.ndarray, frac: np.ndarray, image: np.ndarray,
-             noise_sigma: float, **measuring) -> Table:
+             noise_sigma, bands=("F160W",), **measuring) -> Table:
     """The catalogue of one resolved tile (:func:`resolved`), measured as the pipeline does;
     ``measuring`` (weights, noise_texture, fraction_error, growth) goes to ``measure_image``;
-    ``growth`` is the simulator's PSF's unless given (None keeps the footprint sums)."""
+    ``growth`` is the simulator's PSF's unless given (None keeps the footprint sums). With
+    several ``bands`` (the image's, in order; ``noise_sigma`` one per band) the table also has
+    ``flux_<band>`` and ``flux_err_<band>``."""
     p = {"id": np.arange(len(peaks)), "y": peaks.y, "x": peaks.x, "score": peaks.score}
     measuring.setdefault("growth", simulator_growth())
-    cols, _, _ = measure_image(image, ids, frac, p, ["F160W"], noise_sigma, **measuring)
+    sigma = np.broadcast_to(np.asarray(noise_sigma, float), (len(bands),))
+    cols, _, _ = measure_image(image, ids, frac, p, list(bands), sigma, **measuring)
+    per_band = [f"{kind}_{band}" for band in bands if len(bands) > 1
+                for kind in ("flux", "flux_err")]
     return Table({k: cols[k] for k in ("id", "x", "y", "flux", "flux_err", "flux_aper",
                                        "aperture_correction", "r50", "kron_radius", "score",
-                                       "xcentroid", "ycentroid")})
+                                       "xcentroid", "ycentroid", *per_band)})
 
 
 def as_trained(scenes, meta: dict) -> list:
@@ -193,17 +214,19 @@ def as_trained(scenes, meta: dict) -> list:
 
 def tile_noise(scenes) -> tuple[np.ndarray, np.ndarray]:
     """Each tile's noise sigma and texture, estimated from the tile itself as the pipeline does
-    per mosaic."""
+    per mosaic: sigmas ``(tiles,)`` of single-band scenes, ``(tiles, bands)`` of multi-band
+    ones; the texture of the first (detection) band."""
     noise = [estimate_noise(s.image, n_windows=1) for s in scenes]
-    return (np.array([float(sigma[0]) for sigma, _ in noise]),
-            np.array([float(texture[0]) for _, texture in noise]))
+    several = bool(scenes) and scenes[0].image.shape[0] > 1
+    sigmas = [np.asarray(sigma, float) if several else float(sigma[0]) for sigma, _ in noise]
+    return np.array(sigmas), np.array([float(texture[0]) for _, texture in noise])
 
 
 def scene_batches(scenes, sigmas, batch: int = 16):
     """Network inputs of the scenes, ``batch`` at a time, each in units of its tile's noise
     ``sigmas``."""
     for i in range(0, len(scenes), batch):
-        yield np.concatenate([model_input(s.image[None], [sg]) for s, sg in
+        yield np.concatenate([model_input(s.image[None], np.atleast_1d(sg)) for s, sg in
                               zip(scenes[i:i + batch], sigmas[i:i + batch], strict=True)])
 
 
@@ -424,8 +447,9 @@ def tune(args, meta: dict, predictor) -> None:
     """The peak threshold by F1 per noise texture, then the vote mode by the median |δ| of all
     sources plus that of the blended ones (judged on the blended alone, a vote that hands
     bright galaxies' wings to their neighbours would go unseen); written into the card."""
+    measuring = card_measuring(meta, args.model)
     scenes = split_scenes(args.split, args.tiles, args.conditions, args.noise_correlation,
-                          args.real_galaxies)
+                          args.real_galaxies, bands=measuring.get("bands"))
     seen, sigmas, textures, preds = decode_as_trained(predictor, scenes, meta)
     truth = vstack([with_offset(s.truth, i) for i, s in enumerate(scenes)])
     finding = peak_finding(meta)
@@ -434,7 +458,8 @@ def tune(args, meta: dict, predictor) -> None:
         """The model's stacked catalogue; ``thresholds`` one per tile or one for all."""
         per_tile = np.broadcast_to(np.asarray(thresholds, float), (len(preds),))
         return vstack([with_offset(model_catalog(p, j, seen[i].image, sigmas[i],
-                                                 float(per_tile[i]), finding, vote), i)
+                                                 float(per_tile[i]), finding, vote,
+                                                 **measuring), i)
                        for i, (p, j) in enumerate(preds)])
 
     tuned = tune_threshold(lambda t: model_run(t, "geometric"), truth, textures, args.mag_limit)
@@ -509,6 +534,9 @@ def main() -> None:
     if args.tune:
         tune(args, meta, predictor)
         return
+    if len(meta.get("bands") or ["F160W"]) > 1:
+        raise SystemExit("a multi-band model is compared with its peers by "
+                         "benchmarks/four_band_accuracy.py (--tune works here)")
     vote = str(meta.get("vote", "vectors"))
     streamed = streamed_catalogues(predictor, meta, args, vote)
     results = method_results(streamed, args.mag_limit)

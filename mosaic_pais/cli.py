@@ -146,8 +146,9 @@ def _background_mesh(value: str) -> int | None:
                    "'none' for an image whose sky is already subtracted exactly.")
 @click.option("--psf", default=None,
               help="PSF image (FITS, on the mosaic's pixels) whose curve of growth turns "
-                   "footprint sums into total fluxes (default: the model card's, the PSF it "
-                   "was trained with), or 'none' to keep the footprint sums.")
+                   "footprint sums into total fluxes (default: the model card's, the PSFs it "
+                   "was trained with), one for all bands or one per band comma-separated in "
+                   "the order the images are given, or 'none' to keep the footprint sums.")
 @click.option("--zeropoint", default=None, type=float,
               help="AB magnitude of one unit of flux, for the mag and mag_err columns "
                    "(default: from the header: PHOTFLAM/PHOTPLAM, PIXAR_SR, MAGZERO, ...).")

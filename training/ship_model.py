@@ -1,9 +1,11 @@
 """Copy a training run's exported model into the package with its card, and plot its curves.
 
 Usage: python training/ship_model.py training/runs/f160w_v1
+       python training/ship_model.py training/runs/fourband_v1 --name pais_fourband
        python training/ship_model.py --card     # re-render docs/model_card.md only
-Writes mosaic_pais/models/pais_f160w.keras, its .json card (kept decoder settings such as the
-tuned threshold are preserved) and docs/figures/loss_curves.png.
+Writes mosaic_pais/models/<name>.keras (default pais_f160w), its .json card (kept decoder
+settings such as the tuned threshold are preserved), its model card page (docs/model_card.md,
+docs/model_card_<band set>.md for another model) and its loss curves (docs/figures/).
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ def lineage_of(run_name: str) -> list[dict]:
     return chain[::-1]
 
 
-def describe_training_set(folder: Path) -> str:
+def describe_training_set(folder: Path, bands=("F160W",)) -> str:
     """What the run's training shards hold, from their attrs (tiles per conditions version)."""
     import zarr
 
@@ -64,7 +66,8 @@ def describe_training_set(folder: Path) -> str:
                2: "white noise for a quarter of the tiles, correlated by 0.3-0.9 px otherwise"}
     parts = [f"{n:,} with {texture.get(v, f'conditions version {v}')}"
              for v, n in sorted(tiles.items())]
-    return (f"{sum(tiles.values()):,} simulated GOODS-S-like F160W tiles ({'; '.join(parts)}), "
+    return (f"{sum(tiles.values()):,} simulated GOODS-S-like {', '.join(bands)} tiles "
+            f"({'; '.join(parts)}), "
             "train split seeds 1,000,000+ (validation 2,000,000+; the test split 3,000,000+ is "
             "never used); density 0.5-2.5x, noise 0.6-2x GOODS-S and close companions drawn "
             "per tile; only sources with white-noise matched-filter S/N >= 5 labelled, at "
@@ -82,30 +85,49 @@ def describe_tile_sampling(config: dict) -> str:
     return "∝ 1 + " + " + ".join(terms) if terms else "uniformly"
 
 
-def render_card() -> None:
-    """Rewrite docs/model_card.md from the shipped card and training/lineage.json."""
-    card = json.loads(DEFAULT_MODEL_PATH.with_suffix(".json").read_text())
-    accuracy_path = Path("docs/results/accuracy_test.json")
-    accuracy = json.loads(accuracy_path.read_text()) if accuracy_path.exists() else None
-    write_model_card_doc(card, accuracy)
+DEFAULT_NAME = DEFAULT_MODEL_PATH.stem
 
 
-def main(run: Path) -> None:
+def model_path(name: str) -> Path:
+    """Where the package keeps the model called ``name``."""
+    return DEFAULT_MODEL_PATH.with_name(f"{name}.keras")
+
+
+def doc_suffix(name: str) -> str:
+    """``""`` for the default model, ``"_fourband"`` for ``pais_fourband``: its pages' names."""
+    return "" if name == DEFAULT_NAME else "_" + name.removeprefix("pais_")
+
+
+def accuracy_of(name: str) -> dict | None:
+    """The test-split results a model's card page quotes, when they exist."""
+    path = Path("docs/results/accuracy_test.json" if name == DEFAULT_NAME
+                else "docs/results/four_band_accuracy.json")
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def render_card(name: str = DEFAULT_NAME) -> None:
+    """Rewrite a model's card page from its shipped card and training/lineage.json."""
+    card = json.loads(model_path(name).with_suffix(".json").read_text())
+    write_model_card_doc(card, accuracy_of(name))
+
+
+def main(run: Path, name: str = DEFAULT_NAME) -> None:
     config = json.loads((run / "config.json").read_text())
     rows = list(csv.DictReader(open(run / "log.csv")))
     train_rows = [r for r in rows if r["split"] == "train"]
     val_rows = [r for r in rows if r["split"] == "val"]
-    DEFAULT_MODEL_PATH.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(run / "model.keras", DEFAULT_MODEL_PATH)
-    model = load_model(DEFAULT_MODEL_PATH)  # refuses anything safe_mode cannot load
-    card_path = DEFAULT_MODEL_PATH.with_suffix(".json")
+    target = model_path(name)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(run / "model.keras", target)
+    model = load_model(target)  # refuses anything safe_mode cannot load
+    card_path = target.with_suffix(".json")
     old = json.loads(card_path.read_text()) if card_path.exists() else {}
     last = train_rows[-1] if train_rows else {}
     mesh = int(config.get("background_mesh") or 0)  # 0: trained on tiles as simulated
     card = {
-        "name": "pais_f160w",
+        "name": name,
         "version": f"0.1-step{last.get('step', 0)}",
-        "bands": ["F160W"],
+        "bands": list(config.get("bands", ["F160W"])),
         "n_slots": config["n_slots"],
         "filters": config["filters"],
         "parameters": int(model.count_params()),
@@ -127,7 +149,8 @@ def main(run: Path) -> None:
         "vote": old.get("vote", "vectors"),
         "threshold_tuned_on": old.get("threshold_tuned_on", "not tuned"),
         "training": {
-            "data": describe_training_set(Path(config["data"]) / "train"),
+            "data": describe_training_set(Path(config["data"]) / "train",
+                                          config.get("bands", ["F160W"])),
             "steps": int(last.get("step", 0)),
             "wall_seconds": total_wall_seconds(rows),
             "batch": config["batch"], "crop": config["crop"],
@@ -138,13 +161,15 @@ def main(run: Path) -> None:
             "run": run.name,
             "lineage": lineage_of(run.name),
         },
-        "sha256": file_sha256(DEFAULT_MODEL_PATH),
+        "sha256": file_sha256(target),
     }
+    for kept in ("psf", "fraction_error", "relative_flux_error", "flux_errors_calibrated_on",
+                 "noise_error_scale"):  # set by their own scripts, kept until they rerun
+        if kept in old:
+            card[kept] = old[kept]
     card_path.write_text(json.dumps(card, indent=2))
     print(json.dumps(card, indent=2))
-    accuracy_path = Path("docs/results/accuracy_test.json")
-    accuracy = json.loads(accuracy_path.read_text()) if accuracy_path.exists() else None
-    write_model_card_doc(card, accuracy)
+    write_model_card_doc(card, accuracy_of(name))
 
     import matplotlib
 
@@ -162,7 +187,7 @@ def main(run: Path) -> None:
         ax.set_yscale("log")
         ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig("docs/figures/loss_curves.png", dpi=100)
+    fig.savefig(f"docs/figures/loss_curves{doc_suffix(name)}.png", dpi=100)
 
 
 
@@ -193,13 +218,18 @@ def ablation_lines() -> list[str]:
 
 def write_model_card_doc(card: dict, accuracy: dict | None) -> None:
     """docs/model_card.md from the card JSON (and the accuracy results when present)."""
-    t = card["training"]
+    t, name = card["training"], card["name"]
+    bands = card.get("bands", ["F160W"])
+    task = ("PCR of HST WFC3/IR F160W images at 0.06″/px (GOODS-S-like depth)"
+            if bands == ["F160W"] else
+            f"PCR of HST {', '.join(bands)} images on a common 0.06″/px grid (GOODS-S-like "
+            f"depths), fractions per band; {bands[0]} the detection band")
     lines = [
-        "# Model card: pais_f160w", "",
-        f"Version {card['version']} — `mosaic_pais/models/pais_f160w.keras` (sha256 "
+        f"# Model card: {name}", "",
+        f"Version {card['version']} — `mosaic_pais/models/{name}.keras` (sha256 "
         f"`{card['sha256'][:16]}…`), written by `python training/ship_model.py`.", "",
         "| | |", "| --- | --- |",
-        "| task | PCR of HST WFC3/IR F160W images at 0.06″/px (GOODS-S-like depth) |",
+        f"| task | {task} |",
         f"| architecture | PAIS two-decoder network, encoder widths {card['filters']}, "
         f"{card['parameters']:,} parameters, FANet fast attention on every skip |",
         f"| input | {card['input']} |",
@@ -216,14 +246,14 @@ def write_model_card_doc(card: dict, accuracy: dict | None) -> None:
         f"{t['wall_seconds'] / 3600:.2f} h on 2 shared CPU cores "
         f"(this run, {t.get('run', '?')}; the runs before it are listed below) |",
         f"| loss | {t['loss']} |", "",
-        "![loss curves](figures/loss_curves.png)", "",
+        f"![loss curves](figures/loss_curves{doc_suffix(name)}.png)", "",
         "Every run started from the weights of the one in its `from` column "
         "(`training/lineage.json`; `bash training/train_f160w.sh` with `RUN`, `CONFIG`, `FROM` "
         "and `MINUTES` reruns one); runs after the shipped one were tried and not shipped:", "",
         "| run | from | steps | hours | what changed | outcome |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
-    for entry in all_runs():
+    for entry in all_runs() if name == DEFAULT_NAME else lineage_of(t.get("run", "")):
         shipped = entry["run"] == t.get("run")
         steps = t["steps"] if shipped else entry.get("steps")
         hours = t["wall_seconds"] / 3600 if shipped else entry.get("hours")
@@ -239,6 +269,10 @@ def write_model_card_doc(card: dict, accuracy: dict | None) -> None:
         "Training continues (`bash training/train_f160w.sh` resumes from the "
         "last checkpoint); this card, the weights and docs/benchmarks.md are updated together.",
     ]
+    if name != DEFAULT_NAME:
+        lines += four_band_accuracy_lines(accuracy)
+        Path(f"docs/model_card{doc_suffix(name)}.md").write_text("\n".join(lines) + "\n")
+        return
     lines += ablation_lines()
     if accuracy:
         m, s = accuracy.get("mosaic-pais", {}), accuracy.get("sep", {})
@@ -254,6 +288,25 @@ def write_model_card_doc(card: dict, accuracy: dict | None) -> None:
     Path("docs/model_card.md").write_text("\n".join(lines) + "\n")
 
 
+def four_band_accuracy_lines(accuracy: dict | None) -> list[str]:
+    """The four-band model's test figures (benchmarks/four_band_accuracy.py), per band."""
+    if not accuracy:
+        return ["", "Its accuracy on held-out test tiles: not measured yet."]
+    lines = ["", f"## Accuracy ({accuracy['setup']['tiles']} held-out four-band test tiles, "
+             "see benchmarks.md)", "",
+             "Median |δ| of the blended sources (β > 0.1) that every method recovers:", "",
+             "| method | " + " | ".join(accuracy["setup"]["bands"]) + " | colour |",
+             "| --- |" + " --- |" * (len(accuracy["setup"]["bands"]) + 1)]
+    for method, row in accuracy["common_blended"].items():
+        if method == "n_common":
+            continue
+        cells = [row["bands"].get(b) for b in accuracy["setup"]["bands"]]
+        lines.append(f"| {method} | " + " | ".join("—" if v is None else f"{v:.3f}"
+                                                   for v in cells)
+                     + f" | {row['colour']:.3f} |")
+    return lines
+
+
 def cli(argv: list[str] | None = None) -> None:
     """``ship_model.py RUN`` ships a run; ``ship_model.py --card`` re-renders the card only."""
     import argparse
@@ -261,16 +314,18 @@ def cli(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", nargs="?", type=Path, help="the training run's folder")
     parser.add_argument("--card", action="store_true",
-                        help="only re-render docs/model_card.md from the shipped model's card")
+                        help="only re-render the model's card page from its shipped card")
+    parser.add_argument("--name", default=DEFAULT_NAME,
+                        help="the model's name in the package (pais_fourband, …)")
     args = parser.parse_args(argv)
     if args.card:
-        render_card()
+        render_card(args.name)
     elif args.run is None:
         parser.error("give a training run's folder, or --card")
     elif not (args.run / "model.keras").is_file():
         parser.error(f"{args.run}: no exported model.keras in this folder")
     else:
-        main(args.run)
+        main(args.run, args.name)
 
 
 if __name__ == "__main__":

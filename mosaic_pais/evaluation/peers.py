@@ -14,15 +14,18 @@ from astropy.table import Table
 
 from mosaic_pais.errors import require_extra
 
-__all__ = ["SEXTRACTOR_FILTER", "run_sep", "run_photutils"]
+__all__ = ["SEXTRACTOR_FILTER", "run_sep", "run_photutils", "run_photutils_bands"]
 
 # SExtractor's default.conv: a 3×3 pyramid
 SEXTRACTOR_FILTER = np.array([[1.0, 2.0, 1.0], [2.0, 4.0, 2.0], [1.0, 2.0, 1.0]])
 
 
-def _empty() -> Table:
-    return Table({"id": np.zeros(0, np.int64), "x": np.zeros(0), "y": np.zeros(0),
-                  "flux": np.zeros(0)})
+def _empty(bands=None) -> Table:
+    table = Table({"id": np.zeros(0, np.int64), "x": np.zeros(0), "y": np.zeros(0),
+                   "flux": np.zeros(0)})
+    for band in bands or ():
+        table[f"flux_{band}"] = np.zeros(0)
+    return table
 
 
 def run_sep(image: np.ndarray, noise_sigma: float | None = None, *, thresh: float = 1.5,
@@ -67,40 +70,72 @@ def run_sep(image: np.ndarray, noise_sigma: float | None = None, *, thresh: floa
     return Table({"id": np.arange(len(x), dtype=np.int64), "x": x, "y": y, "flux": flux})
 
 
-def run_photutils(image: np.ndarray, noise_sigma: float | None = None, *, nsigma: float = 1.5,
-                  npixels: int = 5, nlevels: int = 32, contrast: float = 0.005) -> Table:
-    """photutils: detect_sources + deblend_sources on a smoothed image, SourceCatalog Kron."""
+def _photutils_segments(data: np.ndarray, sigma: float, nsigma: float, npixels: int,
+                        nlevels: int, contrast: float):
+    """photutils' deblended segmentation of a background-subtracted image and the smoothed
+    image it was found on; None when nothing is detected."""
     from astropy.convolution import convolve
+    from photutils.segmentation import deblend_sources, detect_sources, make_2dgaussian_kernel
+
+    smoothed = convolve(data, make_2dgaussian_kernel(3.0, size=5))
+    segm = detect_sources(smoothed, nsigma * sigma, npixels)
+    if segm is None:
+        return None, smoothed
+    try:
+        segm = deblend_sources(smoothed, segm, npixels, n_levels=nlevels, contrast=contrast,
+                               progress_bar=False)
+    except Exception:  # noqa: BLE001 - keep the undeblended map rather than fail
+        pass
+    return segm, smoothed
+
+
+def _subtract_median(image: np.ndarray) -> tuple[np.ndarray, float]:
+    """The image less its sigma-clipped median (NaN as 0), and its sigma-clipped std."""
     from astropy.stats import sigma_clipped_stats
-    require_extra("peers", "run_photutils")
-    from photutils.segmentation import (
-        SourceCatalog,
-        deblend_sources,
-        detect_sources,
-        make_2dgaussian_kernel,
-    )
-    from photutils.utils import NoDetectionsWarning
 
     data = np.nan_to_num(np.asarray(image, np.float64))
     _, median, std = sigma_clipped_stats(data, sigma=3.0)
-    data = data - median
-    sigma = float(noise_sigma) if noise_sigma else float(std)
-    kernel = make_2dgaussian_kernel(3.0, size=5)
-    smoothed = convolve(data, kernel)
+    return data - median, float(std)
+
+
+def run_photutils(image: np.ndarray, noise_sigma: float | None = None, *, nsigma: float = 1.5,
+                  npixels: int = 5, nlevels: int = 32, contrast: float = 0.005) -> Table:
+    """photutils: detect_sources + deblend_sources on a smoothed image, SourceCatalog Kron."""
+    return run_photutils_bands(np.asarray(image)[None], noise_sigma, nsigma=nsigma,
+                               npixels=npixels, nlevels=nlevels, contrast=contrast)
+
+
+def run_photutils_bands(images: np.ndarray, noise_sigma: float | None = None,
+                        bands=None, *, nsigma: float = 1.5, npixels: int = 5,
+                        nlevels: int = 32, contrast: float = 0.005) -> Table:
+    """photutils in dual-image mode: detected and deblended on the first band of ``images``
+    (band, y, x), each band measured in the same segments and the same Kron apertures.
+
+    ``noise_sigma`` is the first band's (else its sigma-clipped std); ``flux`` is the first
+    band's Kron flux and, with ``bands`` (their names), ``flux_<band>`` each band's.
+    """
+    require_extra("peers", "run_photutils")
+    from photutils.segmentation import SourceCatalog
+    from photutils.utils import NoDetectionsWarning
+
+    planes = [_subtract_median(band) for band in np.asarray(images)]
+    data, std = planes[0]
+    sigma = float(noise_sigma) if noise_sigma else std
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NoDetectionsWarning)
-        segm = detect_sources(smoothed, nsigma * sigma, npixels)
+        segm, smoothed = _photutils_segments(data, sigma, nsigma, npixels, nlevels, contrast)
         if segm is None:
-            return _empty()
-        try:
-            segm = deblend_sources(smoothed, segm, npixels, n_levels=nlevels,
-                                   contrast=contrast, progress_bar=False)
-        except Exception:  # noqa: BLE001 - keep the undeblended map rather than fail
-            pass
-        cat = SourceCatalog(data, segm, convolved_data=smoothed)
-        x = np.asarray(cat.x_centroid, float)
-        y = np.asarray(cat.y_centroid, float)
-        flux = np.asarray(cat.kron_flux, float)
+            return _empty(bands)
+        detection = SourceCatalog(data, segm, convolved_data=smoothed)
+        x = np.asarray(detection.x_centroid, float)
+        y = np.asarray(detection.y_centroid, float)
+        fluxes = [np.asarray(detection.kron_flux, float)]
+        for plane, _ in planes[1:]:
+            fluxes.append(np.asarray(SourceCatalog(plane, segm, detection_catalog=detection)
+                                     .kron_flux, float))
     good = np.isfinite(x) & np.isfinite(y)
-    return Table({"id": np.arange(good.sum(), dtype=np.int64), "x": x[good], "y": y[good],
-                  "flux": flux[good]})
+    table = Table({"id": np.arange(good.sum(), dtype=np.int64), "x": x[good], "y": y[good],
+                   "flux": fluxes[0][good]})
+    for band, flux in zip(bands or (), fluxes, strict=False):
+        table[f"flux_{band}"] = flux[good]
+    return table

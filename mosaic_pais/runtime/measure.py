@@ -60,6 +60,7 @@ Columns and how they are measured:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 from numba import njit
@@ -85,6 +86,7 @@ __all__ = [
     "measure_image",
     "finalize",
     "flux_errors",
+    "band_corrections",
     "BAND_KEYS",
     "FRACTION_ERROR",
     "RELATIVE_FLUX_ERROR",
@@ -420,7 +422,8 @@ def measure_image(image: np.ndarray, ids: np.ndarray, fractions: np.ndarray, pea
                   invalid_near: np.ndarray | None = None, noise_texture: float | None = None,
                   fraction_error: float = FRACTION_ERROR,
                   relative_error: float = RELATIVE_FLUX_ERROR,
-                  noise_scale: float = NOISE_ERROR_SCALE, growth: GrowthCurves | None = None
+                  noise_scale: float = NOISE_ERROR_SCALE,
+                  growth: GrowthCurves | Sequence[GrowthCurves] | None = None
                   ) -> tuple[dict, np.ndarray, np.ndarray]:
     """Both measuring passes on one in-memory image (a single tile, or a test's reference).
 
@@ -451,12 +454,14 @@ def finalize(total: dict, peaks: dict, bands: list[str], has_weights: bool,
              fraction_error: float = FRACTION_ERROR,
              relative_error: float = RELATIVE_FLUX_ERROR,
              noise_scale: float = NOISE_ERROR_SCALE,
-             growth: GrowthCurves | None = None) -> dict:
+             growth: GrowthCurves | Sequence[GrowthCurves] | None = None) -> dict:
     """Catalogue columns (a dict of arrays) from the second pass's combined sums.
 
     With ``growth`` (the PSF's curves, :class:`~mosaic_pais.runtime.total_flux.GrowthCurves`),
     ``flux`` is the footprint sum times the source's ``aperture_correction`` (the footprint sum
-    itself is ``flux_aper``); without, the correction is 1.
+    itself is ``flux_aper``); without, the correction is 1. ``growth`` is one PSF's curves for
+    every band, or one per band (the first the detection band's); each band's fluxes get the
+    factor of its own PSF (:func:`band_corrections`).
 
     ``noise_sigma`` (per band) and ``noise_texture`` (:func:`mosaic_pais.runtime.infer.
     estimate_noise`) give ``flux_err`` where there are no weights; see :func:`flux_errors`.
@@ -496,22 +501,21 @@ def finalize(total: dict, peaks: dict, bands: list[str], has_weights: bool,
     flags |= np.where((blend > 0.5) & (peaks["score"] < 0.5), FLAG_UNCERTAIN, 0).astype(np.int32)
     flags |= np.where(no_shape, FLAG_NO_SHAPE, 0).astype(np.int32)
 
-    correction = (np.ones(len(hist)) if growth is None
-                  else growth.correction(r50, footprint_radius))
+    corrections = band_corrections(growth, r50, footprint_radius, len(bands))
     errors = flux_errors(total, has_weights, noise_sigma, noise_texture, fraction_error,
-                         relative_error, noise_scale) * correction
+                         relative_error, noise_scale) * corrections
     columns = {
         "id": peaks["id"].astype(np.int64),
         "x": peaks["x"].astype(np.float64),
         "y": peaks["y"].astype(np.float64),
-        "flux": flux[0] * correction,
+        "flux": flux[0] * corrections[0],
         "flux_err": errors[0],
     }
     for i, band in enumerate(bands):
-        columns[f"flux_{band}"] = flux[i] * correction
+        columns[f"flux_{band}"] = flux[i] * corrections[i]
         columns[f"flux_err_{band}"] = errors[i]
     columns.update({
-        "flux_aper": flux[0], "aperture_correction": correction,
+        "flux_aper": flux[0], "aperture_correction": corrections[0],
         "r50": r50, "r90": r90, "kron_radius": np.asarray(footprint_radius, np.float64),
         # the isophotal barycentre, as SExtractor's X_IMAGE (x, y are the network's centre)
         "xcentroid": peaks["x"] + mx, "ycentroid": peaks["y"] + my,
@@ -520,6 +524,29 @@ def finalize(total: dict, peaks: dict, bands: list[str], has_weights: bool,
         "score": peaks["score"].astype(np.float32), "flags": flags,
     })
     return columns
+
+
+def band_corrections(growth: GrowthCurves | Sequence[GrowthCurves] | None, r50: np.ndarray,
+                     footprint_radius: np.ndarray, n_bands: int) -> np.ndarray:
+    """``(band, source)``: each band's factor from footprint sum to total flux.
+
+    ``growth`` is None (factors 1), one PSF's curves for all bands, or one per band. Sizes are
+    chosen in the detection band, where ``r50`` is measured; another band's factor is that
+    of the same model seen through its own PSF (:meth:`GrowthCurves.correction`).
+
+    >>> band_corrections(None, np.array([1.0, 2.0]), np.array([3.0, 3.0]), 2).tolist()
+    [[1.0, 1.0], [1.0, 1.0]]
+    """
+    if growth is None:
+        return np.ones((n_bands, len(r50)))
+    if isinstance(growth, GrowthCurves):
+        return np.broadcast_to(growth.correction(r50, footprint_radius), (n_bands, len(r50)))
+    if len(growth) != n_bands:
+        raise ValueError(f"{len(growth)} PSFs for {n_bands} bands")
+    first = growth[0]
+    return np.stack([first.correction(r50, footprint_radius,
+                                      in_band=None if band is first else band)
+                     for band in growth])
 
 
 def flux_errors(total: dict, has_weights: bool, noise_sigma=None,

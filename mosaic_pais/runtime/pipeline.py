@@ -71,7 +71,7 @@ from mosaic_pais.runtime.units import THETA_CONVENTION, flux_unit, magnitudes, s
 from mosaic_pais.runtime.write import atomic_path, overview_image, write_catalog, write_json
 
 __all__ = ["BlockSpec", "Noise", "RunPlan", "RUN_OUTPUTS", "plan_blocks", "compile_kernels",
-           "psf_path", "run"]
+           "psf_path", "psf_paths", "run"]
 
 
 @dataclass(frozen=True)
@@ -427,18 +427,52 @@ def _check_parameters(plan: RunPlan) -> None:
     if plan.tile % align or not 0 <= 2 * plan.margin < plan.tile:
         raise BadInputError(f"tile {plan.tile} must be a multiple of {align} and "
                             f"margin {plan.margin} < tile/2")
-    _growth_curves(plan)
+    _growth_curves(plan, plan.bands)
 
 
 def psf_path(psf, model_path: Path, meta: dict) -> Path | None:
-    """The PSF file a run uses: ``psf`` itself, None for "none", or the model card's."""
+    """The PSF file of a run's detection band: ``psf``'s first, None for "none", or the
+    model card's."""
+    paths = psf_paths(psf, model_path, meta)
+    return None if paths is None else paths[0]
+
+
+def psf_paths(psf, model_path: Path, meta: dict, bands=None,
+              given_order=None) -> list[Path] | None:
+    """The PSF file of each of a run's ``bands`` (None: the card's bands), or None for "none".
+
+    ``psf`` is one file for every band, or one per band separated by commas in the order the
+    images were given (``given_order``, the names ``--bands`` gave them; None: ``bands``'
+    order); else the model card's: its ``psf`` entry's ``files`` (band → file) when it names
+    every band, else its ``file`` for all.
+
+    >>> psf_paths("h.fits,j.fits", Path("m.keras"), {}, ["F160W", "F125W"])
+    [PosixPath('h.fits'), PosixPath('j.fits')]
+    >>> psf_paths(None, Path("models/m.keras"), {"psf": {"file": "p.fits"}}, ["F160W", "R"])
+    [PosixPath('models/p.fits'), PosixPath('models/p.fits')]
+    """
+    bands = list(bands or meta.get("bands") or ["F160W"])
     if psf is not None:
-        return None if str(psf).lower() == "none" else Path(psf)
+        if str(psf).lower() == "none":
+            return None
+        given = [Path(part.strip()) for part in str(psf).split(",")]
+        if len(given) not in (1, len(bands)):
+            raise BadInputError(f"--psf names {len(given)} files for {len(bands)} bands: "
+                                "give one for all bands or one per band, comma-separated")
+        if len(given) == 1:
+            return given * len(bands)
+        by_band = dict(zip(given_order or bands, given, strict=True))
+        return [by_band[band] for band in bands]
     entry = meta.get("psf")
-    return model_path.with_name(entry["file"]) if entry else None
+    if not entry:
+        return None
+    by_band = entry.get("files") or {}
+    if all(band in by_band for band in bands):
+        return [model_path.with_name(by_band[band]) for band in bands]
+    return [model_path.with_name(entry["file"])] * len(bands)
 
 
-@functools.lru_cache(maxsize=4)
+@functools.lru_cache(maxsize=8)
 def _read_growth_curves(path: Path) -> GrowthCurves:
     try:
         return GrowthCurves.from_psf(read_psf(path))
@@ -446,15 +480,22 @@ def _read_growth_curves(path: Path) -> GrowthCurves:
         raise BadInputError(f"PSF {path}: {str(exc).splitlines()[0]}") from None
 
 
-def _psf_name(plan: RunPlan) -> str | None:
-    path = psf_path(plan.psf, plan.model_path, plan.meta)
-    return None if path is None else str(path)
+def _psf_name(plan: RunPlan, band_names=None) -> str | None:
+    """The PSF file(s) of the run, comma-separated per band when the bands' differ."""
+    paths = psf_paths(plan.psf, plan.model_path, plan.meta, band_names, plan.bands)
+    if paths is None:
+        return None
+    return str(paths[0]) if len(set(paths)) == 1 else ",".join(map(str, paths))
 
 
-def _growth_curves(plan: RunPlan) -> GrowthCurves | None:
-    """The PSF's curves of growth (read once per file), or None without a PSF."""
-    path = psf_path(plan.psf, plan.model_path, plan.meta)
-    return None if path is None else _read_growth_curves(path)
+def _growth_curves(plan: RunPlan, band_names=None):
+    """The PSFs' curves of growth (read once per file): one for all bands, one per band when
+    the bands' PSFs differ, or None without a PSF."""
+    paths = psf_paths(plan.psf, plan.model_path, plan.meta, band_names, plan.bands)
+    if paths is None:
+        return None
+    curves = [_read_growth_curves(path) for path in paths]
+    return curves[0] if len(set(paths)) == 1 else curves
 
 
 def _prepare_output(plan: RunPlan) -> None:
@@ -654,7 +695,7 @@ def _measure(runner: Runner, plan: RunPlan, ds, handle: WindowReader, specs, pea
         relative_error=float(plan.meta.get("relative_flux_error",
                                            measure_mod.RELATIVE_FLUX_ERROR)),
         noise_scale=float(plan.meta.get("noise_error_scale", measure_mod.NOISE_ERROR_SCALE)),
-        growth=_growth_curves(plan))
+        growth=_growth_curves(plan, band_names))
     timings["measure"] = time.time() - t
     return columns
 
@@ -785,7 +826,7 @@ def _provenance(plan: RunPlan, params: dict, band_names: list[str], ds, noise: N
                        "memory_limit": plan.memory_limit, "noise_sigma": noise.sigma.tolist(),
                        "noise_texture": noise.texture, "resume": plan.resume,
                        # the PSF whose curve of growth made the total fluxes (None: none)
-                       "psf": _psf_name(plan)},
+                       "psf": _psf_name(plan, band_names)},
         # the sky subtracted: the median level per band and the map (``mosaic-pais stamps``
         # subtracts it from its cut-outs)
         "background": None if sky is None else {

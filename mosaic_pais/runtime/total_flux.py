@@ -93,13 +93,27 @@ class GrowthCurves:
                          for s in range(len(self.scale_lengths))])
 
     def correction(self, r50: np.ndarray, radius: np.ndarray,
-                   max_factor: float = MAX_CORRECTION) -> np.ndarray:
+                   max_factor: float = MAX_CORRECTION,
+                   in_band: GrowthCurves | None = None) -> np.ndarray:
         """The factor from each footprint sum to a total flux, at most ``max_factor``.
 
         ``r50`` is each source's radius enclosing half its footprint sum and ``radius`` its
         footprint radius (px). The model whose truncated r50 equals the measured one is
         interpolated between the family's sizes (clipped to its range: a source more compact
         than the PSF is taken as a point); a non-finite ``r50`` gives the point source's factor.
+
+        ``in_band``: the curves of another band's PSF (the same family of sizes). The size is
+        still chosen by this band's curves, where ``r50`` was measured, and the factor is that
+        of the same exponential disk seen through the other PSF: in a multi-band run every band
+        is measured in the detection band's footprints, and a sharper PSF loses less light
+        beyond them.
+
+        >>> y, x = np.mgrid[-20:21, -20:21]
+        >>> wide = GrowthCurves.from_psf(np.exp(-(x ** 2 + y ** 2) / (2 * 1.5 ** 2)))
+        >>> sharp = GrowthCurves.from_psf(np.exp(-(x ** 2 + y ** 2) / (2 * 0.8 ** 2)))
+        >>> r50, radius = np.array([2.0]), np.array([4.0])
+        >>> bool(wide.correction(r50, radius, in_band=sharp)[0] < wide.correction(r50, radius)[0])
+        True
         """
         r50 = np.asarray(r50, np.float64)
         enclosed = self._enclosed_at(radius)
@@ -111,6 +125,10 @@ class GrowthCurves:
         lo, hi = model_r50[upper - 1, cols], model_r50[upper, cols]
         with np.errstate(invalid="ignore", divide="ignore"):
             t = np.clip(np.where(hi > lo, (target - lo) / (hi - lo), 0.0), 0.0, 1.0)
+        if in_band is not None:
+            if not np.array_equal(in_band.scale_lengths, self.scale_lengths):
+                raise ValueError("the two bands' curves must share their family of sizes")
+            enclosed = in_band._enclosed_at(radius)
         share = (1 - t) * enclosed[upper - 1, cols] + t * enclosed[upper, cols]
         return np.minimum(1.0 / share, max_factor)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mosaic_pais.evaluation.peers import run_photutils, run_sep
+from mosaic_pais.evaluation.peers import run_photutils, run_photutils_bands, run_sep
 from tests.conftest import gaussian_sources
 
 
@@ -26,3 +26,23 @@ def test_empty_image(runner, rng):
     table = runner(rng.normal(0, 1e-3, (64, 64)).astype(np.float32), 1e-3)
     assert table.colnames == ["id", "x", "y", "flux"]
     assert len(table) <= 1  # a 1.5σ, 5-pixel threshold may catch one noise peak at most
+
+
+def test_photutils_dual_image_measures_every_band_in_the_detection_segments(rng):
+    """Detected on the first band; a second band twice as bright measures twice the flux in
+    the same apertures, a third with nothing in it about none."""
+    centers = [[30.0, 25.0], [70.0, 80.0]]
+    image = gaussian_sources(centers, (100, 110), 2.0, [5.0, 8.0]).sum((0, 1))
+    image += rng.normal(0, 0.005, image.shape)
+    cube = np.stack([image, 2.0 * image, rng.normal(0, 0.005, image.shape)])
+    table = run_photutils_bands(cube, 0.005, ["H", "J", "V"])
+    single = run_photutils(image, 0.005)
+    np.testing.assert_array_equal(table["flux"], single["flux"])
+    np.testing.assert_array_equal(table["flux_H"], single["flux"])
+    np.testing.assert_allclose(table["flux_J"], 2.0 * np.asarray(single["flux"]), rtol=1e-9)
+    assert np.all(np.abs(table["flux_V"]) < 0.1)
+
+
+def test_photutils_dual_image_on_an_empty_image_has_every_band_column(rng):
+    table = run_photutils_bands(rng.normal(0, 1e-3, (2, 64, 64)), 1e-3, ["H", "J"])
+    assert {"flux_H", "flux_J"} <= set(table.colnames)

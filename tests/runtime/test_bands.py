@@ -50,8 +50,9 @@ def two_band_model(tmp_path_factory):
 
 
 def test_a_band_set_no_shipped_model_takes_is_refused_in_one_line(band_files, tmp_path):
-    result = CliRunner().invoke(main, ["run", *[str(band_files[b]) for b in FOUR_BANDS],
-                                       "--bands", ",".join(FOUR_BANDS),
+    three = FOUR_BANDS[:3]
+    result = CliRunner().invoke(main, ["run", *[str(band_files[b]) for b in three],
+                                       "--bands", ",".join(three),
                                        "--output", str(tmp_path / "out")])
     assert result.exit_code == 2
     assert "no shipped model takes the bands" in result.output
@@ -116,3 +117,28 @@ def test_deblended_stamps_per_band_follow_the_run_not_the_input_order(both_order
     assert one["bands"] == other["bands"] == list(TWO_BANDS)
     assert one["deblend"].shape[0] == 2 and one["deblend"].sum() > 0
     np.testing.assert_array_equal(one["deblend"], other["deblend"])
+
+
+def test_each_band_is_made_total_with_its_own_psf(band_files, two_band_model, both_orders,
+                                                  tmp_path):
+    """One PSF per band (in the order the images are given): the detection band (the card's
+    first, F125W) keeps its fluxes and the sizes it sets, the other band given a sharper PSF
+    loses less light beyond the same footprints and gets smaller totals; run.json names both
+    files in the model's band order."""
+    psf_file = two_band_model.with_name(
+        json.loads(two_band_model.with_suffix(".json").read_text())["psf"]["file"])
+    sharp = tmp_path / "sharp.fits"
+    fits.PrimaryHDU(fits.getdata(psf_file)[::2, ::2]).writeto(sharp)
+    given = TWO_BANDS[::-1]  # F160W first: the PSFs follow the images, not the card
+    out = tmp_path / "out"
+    table, _ = run([band_files[b] for b in given], out, bands=list(given), model=two_band_model,
+                   progress=False, precision="float32", psf=f"{sharp},{psf_file}")
+    _, reference = both_orders[TWO_BANDS]
+    for name in ("flux_aper", "flux", "flux_F125W", "aperture_correction"):
+        np.testing.assert_array_equal(table[name], reference[name], err_msg=name)
+    bright = np.asarray(reference["flux_F160W"]) > 0
+    assert bright.sum() > 5
+    assert np.all(np.asarray(table["flux_F160W"])[bright]
+                  < np.asarray(reference["flux_F160W"])[bright])
+    named = json.loads((out / "run.json").read_text())["parameters"]["psf"]
+    assert named == f"{psf_file},{sharp}"

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from mosaic_pais.nn.model import DEFAULT_MODEL_PATH, model_metadata
-from mosaic_pais.runtime.measure import measure_image
+from mosaic_pais.runtime.measure import band_corrections, measure_image
 from mosaic_pais.runtime.pipeline import psf_path
 from mosaic_pais.runtime.total_flux import MAX_CORRECTION, GrowthCurves, read_psf
 
@@ -103,3 +103,36 @@ def test_curves_do_not_depend_on_where_the_psf_sits(shipped_psf, curves):
 def test_bad_psf_refused(bad):
     with pytest.raises(ValueError, match="PSF"):
         GrowthCurves.from_psf(bad)
+
+
+def test_a_sharper_band_loses_less_light_beyond_the_same_footprint(shipped_psf, curves):
+    """In a multi-band run each band is measured in the detection band's footprints: a band
+    whose PSF is sharper gets a smaller factor for the same source, the detection band its
+    own factor, and one PSF for all bands the same factor for all."""
+    sharp = GrowthCurves.from_psf(shipped_psf[::2, ::2])  # half the width on the same pixels
+    r50, radius = np.array([2.0, 3.0, np.nan]), np.array([5.0, 8.0, 5.0])
+    per_band = band_corrections([curves, sharp], r50, radius, 2)
+    np.testing.assert_array_equal(per_band[0], curves.correction(r50, radius))
+    assert np.all(per_band[1] < per_band[0]) and np.all(per_band[1] >= 1.0)
+    same = band_corrections(curves, r50, radius, 2)
+    np.testing.assert_array_equal(same[0], same[1])
+    with pytest.raises(ValueError, match="3 PSFs for 2 bands"):
+        band_corrections([curves] * 3, r50, radius, 2)
+
+
+def test_a_sharper_band_of_a_point_source_is_made_total_by_its_own_psf(shipped_psf, curves):
+    """A star drawn with the sharp PSF, measured in the footprint the wide band sets, comes
+    out total in its band (its r50 set by the wide band, where it was measured)."""
+    sharp_psf = shipped_psf[::2, ::2]
+    sharp = GrowthCurves.from_psf(sharp_psf)
+    centre = (48.3, 47.6)
+    image = np.stack([render(shipped_psf, centre, 0.0, 2.0), render(sharp_psf, centre, 0.0, 2.0)])
+    ids = np.zeros((3, *SHAPE), np.int64)
+    ids[1:] = -1
+    frac = np.zeros((2, 3, *SHAPE))
+    frac[:, 0] = 1.0
+    peaks = {"id": np.array([0]), "y": np.array([centre[0]]), "x": np.array([centre[1]]),
+             "score": np.array([1.0])}
+    columns, _, _ = measure_image(image, ids, frac, peaks, ["W", "S"], noise_sigma=[1e-3, 1e-3],
+                                  growth=[curves, sharp])
+    np.testing.assert_allclose([columns["flux_W"][0], columns["flux_S"][0]], 2.0, rtol=0.02)

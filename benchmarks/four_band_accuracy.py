@@ -1,0 +1,310 @@
+"""Four bands: the four-band model against the F160W model, photutils and scarlet2, per band.
+
+On held-out four-band test tiles (the simulator's *test* split, seeds 3,000,000 + i, in the
+training set's varied conditions; :mod:`mosaic_pais.sim.bands` renders F160W, F125W, F850LP and
+F606W with their own PSFs, depths and colour gradients), every method measures every band:
+
+* **four-band model**: the shipped model for these bands, decoded and measured as a run does
+  (each band's flux from that band's own fractions, made total with that band's PSF);
+* **F160W model**: the shipped single-band model on the F160W plane alone (its F160W figures);
+* **photutils (dual image)**: detected and deblended on F160W, every band measured in the same
+  segments and Kron apertures (:func:`mosaic_pais.evaluation.peers.run_photutils_bands`);
+* **perfect PCR**: the true centres and the true per-band fractions through the run's own
+  decoder and estimator, the ceiling of what the fractions can give;
+* **scarlet2** (on the first ``--scarlet2-tiles`` tiles): fitted to all four bands at the true
+  positions of the detectable sources, with the simulator's own PSFs (its best case).
+
+Judged by matching each catalogue to the truth within 3 px (Hungarian), on the counted truths
+(in frame, H < 27): per band the median |δ| = |measured/true − 1| and, for the colour
+F606W − F160W, the median |Δ colour| (mag; a measured flux ≤ 0 in either band counts as an
+infinite error), on the blended sources (β > 0.1) that every method of the comparison
+recovers, and on all of them; the detection scores (F1, completeness per blendedness bin) of
+every method that detects. Time per source: wall seconds of each method over the sources it
+measured, scene simulation excluded.
+
+Usage: python benchmarks/four_band_accuracy.py [--tiles 1000] [--scarlet2-tiles 40]
+Writes docs/results/four_band_accuracy.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import multiprocessing
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from astropy.table import Table, vstack
+
+sys.path.insert(0, str(Path(__file__).parent))
+from accuracy import (  # noqa: E402, I001 - sibling script
+    as_trained,
+    card_measuring,
+    decode_as_trained,
+    model_catalog,
+    perfect_pcr_catalog,
+    split_scenes,
+    tile_noise,
+    tile_thresholds,
+    with_offset,
+)
+
+from mosaic_pais.evaluation.metrics import BLENDED, evaluate, match_catalogs  # noqa: E402
+from mosaic_pais.evaluation.peers import run_photutils_bands  # noqa: E402
+from mosaic_pais.nn.model import (  # noqa: E402
+    DEFAULT_MODEL_PATH,
+    PAISPredictor,
+    model_for_bands,
+    model_metadata,
+    peak_finding,
+)
+from mosaic_pais.sim.bands import FOUR_BANDS  # noqa: E402
+from mosaic_pais.sim.scenes import PIXEL_SCALE, SIMULATOR_VERSION  # noqa: E402
+from mosaic_pais.training.dataset import labelled  # noqa: E402
+
+#: the colour judged, blue band first
+COLOUR = ("F606W", "F160W")
+FOUR, SINGLE, PHOTUTILS, PERFECT, SCARLET2 = ("four-band model", "F160W model",
+                                              "photutils (dual image)", "perfect PCR",
+                                              "scarlet2 (true positions)")
+#: the methods every source of the main comparison must be recovered by
+COMPARED = (FOUR, SINGLE, PHOTUTILS)
+
+
+def band_psfs(size: int = 41) -> np.ndarray:
+    """(band, size, size): each band's simulator PSF on the 0.06″/px grid, unit sum."""
+    from mosaic_pais.sim.bands import band_psf
+
+    images = [band_psf(b).drawImage(nx=size, ny=size, scale=PIXEL_SCALE,
+                                    method="no_pixel").array for b in FOUR_BANDS]
+    return np.stack([im / im.sum() for im in images]).astype(np.float64)
+
+
+def scarlet2_catalog(scene, max_iter: int) -> tuple[Table, float]:
+    """scarlet2's per-band fluxes at the true positions of the detectable in-tile sources,
+    and the seconds its fit took."""
+    from mosaic_pais.labels.scarlet import fit_scene
+
+    h, w = scene.image.shape[1:]
+    y, x = np.asarray(scene.truth["y"], float), np.asarray(scene.truth["x"], float)
+    keep = np.flatnonzero(labelled(scene) & (y >= 0) & (y <= h - 1) & (x >= 0) & (x <= w - 1))
+    weights = np.broadcast_to(1.0 / np.asarray(scene.noise_sigma, float)[:, None, None] ** 2,
+                              scene.image.shape)
+    t0 = time.time()
+    try:
+        models, _ = fit_scene(scene.image.astype(np.float64), np.array(weights), band_psfs(),
+                              np.stack([y[keep], x[keep]], 1), max_iter=max_iter)
+        flux = models.sum(axis=(2, 3))
+    except Exception as exc:  # noqa: BLE001 - a failed fit counts as no measurement
+        print(f"scarlet2 failed: {type(exc).__name__}: {exc}", flush=True)
+        flux = np.full((len(keep), len(FOUR_BANDS)), np.nan)
+    seconds = time.time() - t0
+    table = Table({"x": x[keep], "y": y[keep], "flux": flux[:, 0]})
+    for k, band in enumerate(FOUR_BANDS):
+        table[f"flux_{band}"] = flux[:, k]
+    return table, seconds
+
+
+def _prepare(job: tuple) -> dict:
+    """One tile's scene and everything measured without a network (in a worker process):
+    the image, truth and noise, photutils' catalogue and, on the first tiles, scarlet2's."""
+    split, index, scarlet2_tiles, max_iter = job
+    scene = split_scenes(split, 1, start=index, bands=FOUR_BANDS)[0]
+    t0 = time.time()
+    photutils = run_photutils_bands(scene.image, float(scene.noise_sigma[0]), FOUR_BANDS)
+    out = {"index": index, "scene": scene, PHOTUTILS: (photutils, time.time() - t0)}
+    if index < scarlet2_tiles:
+        out[SCARLET2] = scarlet2_catalog(scene, max_iter)
+    return out
+
+
+def model_catalogs(predictor, meta: dict, path: Path, scenes, measuring: dict) -> list[Table]:
+    """A model's catalogue of each scene, decoded and measured as a run does."""
+    seen, sigmas, textures, preds = decode_as_trained(predictor, scenes, meta)
+    finding, vote = peak_finding(meta), str(meta.get("vote", "vectors"))
+    return [model_catalog(p, j, seen[i].image, sigmas[i], threshold, finding, vote,
+                          **measuring)
+            for i, ((p, j), threshold) in enumerate(zip(preds, tile_thresholds(textures, meta),
+                                                        strict=True))]
+
+
+def chunk_catalogues(models: dict, prepared: list[dict]) -> tuple[dict, dict]:
+    """Every method's catalogues of a chunk of prepared tiles (offset on the stacking plane)
+    and the seconds each took."""
+    scenes = [p["scene"] for p in prepared]
+    first = [p["index"] for p in prepared]
+    cats: dict[str, list] = {}
+    seconds: dict[str, float] = {}
+    for name, (predictor, meta, path, measuring, single) in models.items():
+        t0 = time.time()
+        views = [dataclasses.replace(s, image=s.image[:1]) for s in scenes] if single else scenes
+        tables = model_catalogs(predictor, meta, path, views, measuring)
+        if single:  # its F160W flux under the band's name
+            for t in tables:
+                t["flux_F160W"] = t["flux"]
+        seconds[name] = time.time() - t0
+        cats[name] = [with_offset(t, i) for t, i in zip(tables, first, strict=True)]
+    # the ceiling: true centres and fractions through the four-band model's own measuring
+    _, meta, _, measuring, _ = models[FOUR]
+    seen = as_trained(scenes, meta)
+    sigmas, _ = tile_noise(seen)
+    cats[PERFECT] = [with_offset(perfect_pcr_catalog(s, seen[k].image, sigmas[k], **measuring), i)
+                     for k, (s, i) in enumerate(zip(scenes, first, strict=True))]
+    for name in (PHOTUTILS, SCARLET2):
+        done = [(p[name], p["index"]) for p in prepared if name in p]
+        if done:
+            cats[name] = [with_offset(t, i) for (t, _), i in done]
+            seconds[name] = sum(s for (_, s), _ in done)
+    return cats, seconds
+
+
+def matched_fluxes(catalog: Table, truth: Table, radius: float = 3.0) -> dict[str, np.ndarray]:
+    """Each band's measured flux of every truth row (NaN where no detection matches it)."""
+    d, t = match_catalogs(np.stack([np.asarray(catalog["x"], float),
+                                    np.asarray(catalog["y"], float)], 1),
+                          np.stack([np.asarray(truth["x"], float),
+                                    np.asarray(truth["y"], float)], 1), radius)
+    out = {}
+    for band in FOUR_BANDS:
+        out[band] = np.full(len(truth), np.nan)
+        if f"flux_{band}" in catalog.colnames:
+            out[band][t] = np.asarray(catalog[f"flux_{band}"], float)[d]
+    return out
+
+
+def colour_error(fluxes: dict, truth: Table) -> np.ndarray:
+    """|Δ colour| (mag) of each truth row; infinite where a measured flux is ≤ 0.
+
+    >>> truth = Table({"flux_F606W": [1.0, 1.0], "flux_F160W": [2.0, 2.0]})
+    >>> colour_error({"F606W": np.array([1.0, -1.0]), "F160W": np.array([1.0, 2.0])}, truth)
+    array([0.75257499,        inf])
+    """
+    blue, red = (fluxes[b] for b in COLOUR)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        measured = np.where((blue > 0) & (red > 0), -2.5 * np.log10(blue / red), np.inf)
+        true = -2.5 * np.log10(np.asarray(truth[f"flux_{COLOUR[0]}"], float)
+                               / np.asarray(truth[f"flux_{COLOUR[1]}"], float))
+    return np.where(np.isnan(blue) | np.isnan(red), np.nan, np.abs(measured - true))
+
+
+def _median(values: np.ndarray):
+    return float(np.median(values)) if len(values) else None
+
+
+def common_figures(matched: dict, truth: Table, chosen: np.ndarray, methods) -> dict:
+    """Per method, the median |δ| per band and |Δ colour| over the ``chosen`` truths that all
+    ``methods`` recover (a method without a band is left out of that band's figure)."""
+    common = chosen & np.all([np.isfinite(matched[m]["F160W"]) for m in methods], axis=0)
+    result: dict = {"n_common": int(common.sum())}
+    for name in methods:
+        bands = {}
+        for band in FOUR_BANDS:
+            measured = matched[name][band][common]
+            if np.all(np.isnan(measured)):
+                continue  # the method does not measure this band
+            true = np.asarray(truth[f"flux_{band}"], float)[common]
+            bands[band] = _median(np.abs(measured / true - 1.0))
+        colours = colour_error(matched[name], truth)[common]
+        result[name] = {"bands": bands,
+                        "colour": None if np.all(np.isnan(colours)) else _median(colours)}
+    return result
+
+
+def figures(catalogs: dict, truth: Table, mag_limit: float, scarlet2_tiles: int) -> dict:
+    """The comparison's figures (module text): on the sources every method of
+    :data:`COMPARED` recovers, and on the scarlet2 tiles the same with scarlet2."""
+    counted = (np.asarray(truth["in_frame"], bool)
+               & (np.asarray(truth["mag"], float) < mag_limit))
+    blended = np.asarray(truth["blendedness"], float) > BLENDED
+    matched = {name: matched_fluxes(cat, truth) for name, cat in catalogs.items()}
+    methods = [m for m in (*COMPARED, PERFECT) if m in catalogs]
+    out = {"common_blended": common_figures(matched, truth, counted & blended, methods),
+           "common_all": common_figures(matched, truth, counted, methods)}
+    if SCARLET2 in catalogs:
+        subset = counted & blended & (np.floor(np.asarray(truth["x"], float) / 1000 + 0.5)
+                                      < scarlet2_tiles)
+        out["scarlet2_subset_blended"] = common_figures(
+            matched, truth, subset, [FOUR, PHOTUTILS, SCARLET2, PERFECT])
+    out["detection"] = {}
+    for name in (FOUR, SINGLE, PHOTUTILS):
+        r = evaluate(catalogs[name], truth, mag_limit=mag_limit)
+        out["detection"][name] = {k: r[k] for k in ("f1", "completeness", "purity",
+                                                    "completeness_blended",
+                                                    "by_blendedness")}
+    return out
+
+
+def _arguments():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tiles", type=int, default=1000)
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--model", type=Path, default=None,
+                        help="the four-band model (default: the shipped one for the bands)")
+    parser.add_argument("--f160w-model", type=Path, default=DEFAULT_MODEL_PATH)
+    parser.add_argument("--scarlet2-tiles", type=int, default=40)
+    parser.add_argument("--max-iter", type=int, default=200)
+    parser.add_argument("--chunk", type=int, default=50)
+    parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--mag-limit", type=float, default=27.0)
+    parser.add_argument("--json", type=Path,
+                        default=Path("docs/results/four_band_accuracy.json"))
+    return parser.parse_args()
+
+
+def load_models(args) -> dict:
+    """name → (predictor, card, path, measuring, F160W plane only)."""
+    four = args.model or model_for_bands(FOUR_BANDS)
+    models = {}
+    for name, path, single in ((FOUR, four, False), (SINGLE, args.f160w_model, True)):
+        meta = model_metadata(path)
+        models[name] = (PAISPredictor(path, batch_size=16), meta, Path(path),
+                        card_measuring(meta, path), single)
+    return models
+
+
+def main() -> None:
+    from tqdm import tqdm
+
+    args = _arguments()
+    models = load_models(args)
+    parts, truths, seconds, counts = [], [], {}, {}
+    jobs = [(args.split, i, args.scarlet2_tiles, args.max_iter) for i in range(args.tiles)]
+    with multiprocessing.get_context("spawn").Pool(args.processes) as pool:
+        prepared_tiles = pool.imap(_prepare, jobs)
+        for first in tqdm(range(0, args.tiles, args.chunk), desc="tiles", unit="chunk"):
+            prepared = [next(prepared_tiles) for _ in range(min(args.chunk, args.tiles - first))]
+            cats, secs = chunk_catalogues(models, prepared)
+            parts.append(cats)
+            truths += [with_offset(p["scene"].truth, p["index"]) for p in prepared]
+            for name, value in secs.items():
+                seconds[name] = seconds.get(name, 0.0) + value
+                counts[name] = counts.get(name, 0) + sum(len(t) for t in cats[name])
+    catalogs = {name: vstack([t for p in parts if name in p for t in p[name]])
+                for name in parts[0]}
+    truth = vstack(truths)
+    results = figures(catalogs, truth, args.mag_limit, args.scarlet2_tiles)
+    results["seconds_per_source"] = {name: seconds[name] / max(counts[name], 1)
+                                     for name in seconds}
+    results["setup"] = {
+        "split": args.split, "tiles": args.tiles, "bands": list(FOUR_BANDS),
+        "conditions": "varied (the training set's: density, depth, texture per tile)",
+        "four_band_model": str(models[FOUR][2]), "f160w_model": str(models[SINGLE][2]),
+        "scarlet2_tiles": min(args.scarlet2_tiles, args.tiles), "max_iter": args.max_iter,
+        "mag_limit": args.mag_limit, "blended": BLENDED, "colour": "-".join(COLOUR),
+        "truth_sources": len(truth),
+        "timing": "wall seconds per measured source on 2 shared CPU cores; the models "
+                  "include decoding and measuring, scarlet2 its JAX compilation per tile"}
+    results["simulator"] = SIMULATOR_VERSION
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(results, indent=2, default=float))
+    for key in ("common_blended", "scarlet2_subset_blended"):
+        if key in results:
+            print(key, json.dumps(results[key], default=float))
+    print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
