@@ -49,17 +49,20 @@ def without_sky(image: np.ndarray) -> np.ndarray:
 
 
 def run_tile(predictor, image: np.ndarray, meta: dict, remove_sky: bool = True):
-    """Detections and deblends of one image (padded to a multiple of 32, padding invalid),
-    with its sky subtracted first as a run does."""
-    h, w = image.shape
+    """Detections and deblends of one image, (y, x) or (band, y, x) in the model's band order
+    (padded to a multiple of 32, padding invalid), with its sky subtracted first as a run
+    does. The deblends are (source, y, x) of a single band, (source, band, y, x) of several."""
+    cube = np.asarray(image, np.float64)
+    cube = cube[None] if cube.ndim == 2 else cube
+    n_bands, h, w = cube.shape
     if remove_sky:
-        image = without_sky(image)
+        cube = subtract_sky(cube)
     size = max(64, int(np.ceil(max(h, w) / 32)) * 32)
-    padded = np.zeros((1, 1, size, size), np.float32)
+    padded = np.zeros((1, n_bands, size, size), np.float32)
     valid = np.zeros((1, size, size), bool)
-    padded[0, 0, :h, :w] = np.nan_to_num(image)
-    valid[0, :h, :w] = np.isfinite(image)
-    sigma, textures = estimate_noise(image[None], n_windows=1, size=max(h, w))
+    padded[0, :, :h, :w] = np.nan_to_num(cube)
+    valid[0, :h, :w] = np.all(np.isfinite(cube), axis=0)
+    sigma, textures = estimate_noise(cube, n_windows=1, size=max(h, w))
     texture = float(textures[0])
     pred = predictor(padded, sigma, valid)
     decoded = decode(padded[0], pred.center[0], pred.vectors[0], pred.fractions[0],
@@ -67,8 +70,8 @@ def run_tile(predictor, image: np.ndarray, meta: dict, remove_sky: bool = True):
                      **peak_finding(meta), valid=valid[0],
                      vote=str(meta.get("vote", "vectors")))
     keep = (decoded.peaks.iy < h) & (decoded.peaks.ix < w)
-    deblends = decoded.deblend(padded[0])[:, 0, :h, :w]
-    return decoded.peaks, keep, deblends
+    deblends = decoded.deblend(padded[0])[:, :, :h, :w]
+    return decoded.peaks, keep, deblends[:, 0] if np.ndim(image) == 2 else deblends
 
 
 def detections(predictor, image: np.ndarray, meta: dict) -> dict:

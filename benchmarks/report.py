@@ -1266,6 +1266,87 @@ def four_band_scenes_section(r: dict | None) -> list[str]:
                   "cutouts'.", ""]
 
 
+def _band_cells(row: dict, bands: list[str]) -> str:
+    cells = [row["bands"].get(b) for b in bands] + [row.get("colour")]
+    return " | ".join("—" if v is None else f"{v:.3f}" for v in cells)
+
+
+def four_band_accuracy_section(r: dict | None) -> list[str]:
+    """The four-band model against the F160W model, photutils (dual image) and scarlet2
+    (benchmarks/four_band_accuracy.py)."""
+    tiles = r["setup"]["tiles"] if r else 1000
+    sub = r["setup"]["scarlet2_tiles"] if r else 40
+    out = ["## Four bands: per-band fluxes and colours against the peers", "",
+           f"`python benchmarks/four_band_accuracy.py --tiles {tiles} --scarlet2-tiles {sub}` "
+           "— held-out four-band test tiles in the training set's varied conditions. The "
+           "four-band model (each band's flux from its own fractions, made total with its own "
+           "PSF), the F160W model on the F160W plane, photutils in dual-image mode (detected "
+           "and deblended on F160W, every band in the same segments and Kron apertures), a "
+           "perfect PCR through the run's own estimator, and scarlet2 at the true positions "
+           "with the simulator's PSFs on the first tiles. Median |δ| per band and median "
+           "|Δ(F606W − F160W)| (mag; a flux ≤ 0 counts as an infinite error) on the blended "
+           "sources (β > 0.1, H < 27) that every method of the table recovers.", ""]
+    if not r:
+        return out + ["*(not run yet)*", ""]
+    bands = r["setup"]["bands"]
+    header = ["| method | " + " | ".join(bands) + " | F606W − F160W |",
+              "| --- |" + " --- |" * (len(bands) + 1)]
+    for key, title in (("common_blended", "Blended sources every method recovers"),
+                       ("common_all", "All sources every method recovers"),
+                       ("scarlet2_subset_blended",
+                        f"Blended sources on the first {sub} tiles, with scarlet2")):
+        block = r.get(key)
+        if not block:
+            continue
+        out += [f"{title} ({block['n_common']} sources):", "", *header]
+        out += [f"| {name} | {_band_cells(row, bands)} |" for name, row in block.items()
+                if name != "n_common"]
+        out.append("")
+    out += ["Detection (F1, completeness; completeness per blendedness bin):", "",
+            "| method | F1 | completeness | β > 0.1 | "
+            + " | ".join(f"β {b['lo']:g}–{b['hi']:g}" for b in
+                         next(iter(r["detection"].values()))["by_blendedness"]) + " |",
+            "| --- | --- | --- | --- |" + " --- |" * len(
+                next(iter(r["detection"].values()))["by_blendedness"])]
+    for name, d in r["detection"].items():
+        out.append(f"| {name} | {d['f1']:.3f} | {d['completeness']:.3f} | "
+                   f"{d['completeness_blended']:.3f} | "
+                   + " | ".join(f(b.get("completeness")) for b in d["by_blendedness"]) + " |")
+    seconds = r["seconds_per_source"]
+    out += ["", "Seconds per measured source: " + ", ".join(
+        f"{name} {v * 1e3:.1f} ms" for name, v in seconds.items()) + ".", ""]
+    return out
+
+
+def real_four_band_section(r: dict | None) -> list[str]:
+    """The four-band model on real four-band data (benchmarks/real_four_band.py)."""
+    out = ["## Four bands on real GOODS-S data", "",
+           "`python benchmarks/real_four_band.py` — the CANDELS stamps in F160W, F125W, F850LP "
+           "and F606W against their official segmentation maps (made on F160W: a reference, not "
+           "the truth), and the GOODS-S cutouts 1903 and 67: detections, and how far the "
+           "four-band model's colours are from photutils' (dual image) on the sources both "
+           "find (an agreement: there is no truth).", "",
+           "![real four-band cutouts](figures/real_four_band.png)", ""]
+    if not r:
+        return out + ["*(not run yet)*", ""]
+    c = r["candels_stamps"]
+    out += [f"{c['stamps']} stamps, {c['objects']} segmentation-map objects:", "",
+            "| method | objects found | with one detection | split | detections | on background |",
+            "| --- | --- | --- | --- | --- | --- |"]
+    for name, v in c["methods"].items():
+        out.append(f"| {name} | {v['objects_found']} | {v['objects_with_one']} | "
+                   f"{v['objects_split']} | {v['detections']} | {v['on_background']} |")
+    out += ["", "| cutout | " + " | ".join(r["cutout_1903"]["detections"])
+            + " | colours compared | median \\|Δ colour\\| model − photutils |",
+            "| --- |" + " --- |" * (len(r["cutout_1903"]["detections"]) + 2)]
+    for name in ("1903", "67"):
+        v = r[f"cutout_{name}"]
+        a = v["colour_agreement"]
+        out.append(f"| {name} | " + " | ".join(str(n) for n in v["detections"].values())
+                   + f" | {a['with_colours']} | {f(a['median_abs_colour_difference'])} |")
+    return out + [""]
+
+
 def scaling_page(r: dict | None) -> list[str]:
     """docs/scaling.md: the per-tile costs measured here and what they make of surveys on
     many nodes (benchmarks/scaling_model.py)."""
@@ -1421,6 +1502,8 @@ def main() -> None:
                 f"simulated {sim['sim_detections_per_arcmin2']:.0f} (the real cutouts are centred "
                 "on selected bright galaxies).", ""]
     out += four_band_scenes_section(load("four_band_scenes"))
+    out += four_band_accuracy_section(load("four_band_accuracy"))
+    out += real_four_band_section(load("real_four_band"))
     def tiles(name: str) -> int:
         """How many test tiles a result was measured on (its command's --tiles)."""
         result = load(name)

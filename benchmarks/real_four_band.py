@@ -1,0 +1,192 @@
+"""The four-band model on real four-band GOODS-S data (never seen in training), beside the F160W
+model and photutils in dual-image mode.
+
+1. The 17 CANDELS stamps (84×84; F160W, F125W, F850LP, F606W; the official CANDELS SExtractor
+   segmentation map, made on F160W): for each method, how many segmentation-map objects hold a
+   detection, how many hold exactly one, how many are split, and how many detections fall on
+   background. The map is one reference, not the truth: a split object may be two galaxies.
+2. GOODS-S cutouts 1903 and 67 (256×256, Hubble Legacy Field): how many sources each method
+   detects, and for the sources that the four-band model and photutils both detect (3 px), how
+   far apart their colours F606W − F160W are (no truth here: an agreement, not an accuracy),
+   → docs/figures/real_four_band.png: each cutout in colour (F606W, F850LP, F160W as blue,
+   green, red) with both models' detections, and the four-band model's deblends of the
+   brightest source in F160W and F606W.
+
+Usage: python benchmarks/real_four_band.py [--model mosaic_pais/models/pais_fourband.keras]
+Writes docs/results/real_four_band.json (and the figure) when the model is the shipped one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+
+sys.path.insert(0, str(Path(__file__).parent))
+from real_cutouts import run_tile  # noqa: E402, I001 - sibling script
+
+from mosaic_pais.evaluation.metrics import match_catalogs  # noqa: E402
+from mosaic_pais.evaluation.peers import run_photutils_bands  # noqa: E402
+from mosaic_pais.nn.model import (  # noqa: E402
+    DEFAULT_MODEL_PATH,
+    PAISPredictor,
+    model_for_bands,
+    model_metadata,
+)
+from mosaic_pais.sim.bands import FOUR_BANDS  # noqa: E402
+from mosaic_pais.sim.scenes import data_dir  # noqa: E402
+
+#: the band order of the real cutouts' cubes (y, x, band), and the stamps' file letters
+CUTOUT_BANDS = ("F160W", "F125W", "F606W", "F850LP")
+STAMP_FILES = {"F160W": "h", "F125W": "j", "F850LP": "z", "F606W": "v"}
+FOUR, SINGLE, PHOTUTILS = "four-band model", "F160W model", "photutils (dual image)"
+
+
+def stamp_cube(stem: str) -> np.ndarray:
+    """A CANDELS stamp's four bands, (band, y, x) in :data:`FOUR_BANDS` order."""
+    return np.stack([np.asarray(fits.getdata(f"{stem}_{STAMP_FILES[b]}.fits"), np.float64)
+                     for b in FOUR_BANDS])
+
+
+def cutout_cube(path: Path) -> np.ndarray:
+    """A GOODS-S cutout's four bands, (band, y, x) in :data:`FOUR_BANDS` order."""
+    data = np.asarray(fits.getdata(path), np.float64)
+    return np.stack([data[..., CUTOUT_BANDS.index(b)] for b in FOUR_BANDS])
+
+
+def detections(models: dict, cube: np.ndarray) -> dict:
+    """(x, y) of each method's detections on a cube, and the four-band model's and
+    photutils' per-band fluxes of them."""
+    out = {}
+    for name, (predictor, meta, single) in models.items():
+        peaks, keep, deblends = run_tile(predictor, cube[:1] if single else cube, meta)
+        fluxes = deblends[keep].sum(axis=(-2, -1))  # (source, band)
+        out[name] = (np.stack([peaks.x[keep], peaks.y[keep]], 1), fluxes)
+    table = run_photutils_bands(cube, None, FOUR_BANDS)
+    out[PHOTUTILS] = (np.stack([np.asarray(table["x"], float), np.asarray(table["y"], float)], 1),
+                      np.stack([np.asarray(table[f"flux_{b}"], float) for b in FOUR_BANDS], 1))
+    return out
+
+
+def segmap_counts(found: dict, seg: np.ndarray, counts: dict) -> int:
+    """Adds one stamp's counts per method (module text); returns its number of objects."""
+    objects = sorted(set(np.unique(seg)) - {0})
+    for name, (xy, _) in found.items():
+        ix = np.clip(np.floor(xy[:, 0] + 0.5).astype(int), 0, seg.shape[1] - 1)
+        iy = np.clip(np.floor(xy[:, 1] + 0.5).astype(int), 0, seg.shape[0] - 1)
+        on = seg[iy, ix]
+        per_object = np.array([(on == label).sum() for label in objects])
+        c = counts.setdefault(name, {"objects_found": 0, "objects_with_one": 0,
+                                     "objects_split": 0, "detections": 0, "on_background": 0})
+        c["objects_found"] += int((per_object > 0).sum())
+        c["objects_with_one"] += int((per_object == 1).sum())
+        c["objects_split"] += int((per_object > 1).sum())
+        c["detections"] += len(on)
+        c["on_background"] += int((on == 0).sum())
+    return len(objects)
+
+
+def candels_stamps(models: dict, root: Path) -> dict:
+    counts: dict = {}
+    stems = [str(p).removesuffix("_segmap.fits")
+             for p in sorted((root / "candels_stamps").glob("GDS_*_segmap.fits"))]
+    stems = [s for s in stems if all(Path(f"{s}_{x}.fits").exists()
+                                     for x in STAMP_FILES.values())]
+    n_objects = sum(segmap_counts(detections(models, stamp_cube(stem)),
+                                  np.asarray(fits.getdata(f"{stem}_segmap.fits")).astype(int),
+                                  counts)
+                    for stem in stems)
+    return {"stamps": len(stems), "objects": n_objects, "methods": counts}
+
+
+def colour(fluxes: np.ndarray) -> np.ndarray:
+    """F606W − F160W (mag) of (source, band) fluxes; NaN where either flux is ≤ 0."""
+    blue, red = fluxes[:, FOUR_BANDS.index("F606W")], fluxes[:, FOUR_BANDS.index("F160W")]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where((blue > 0) & (red > 0), -2.5 * np.log10(blue / red), np.nan)
+
+
+def colour_agreement(found: dict) -> dict:
+    """How far apart the four-band model's and photutils' colours are on the sources both
+    detect within 3 px."""
+    (xy_m, f_m), (xy_p, f_p) = found[FOUR], found[PHOTUTILS]
+    d, t = match_catalogs(xy_m, xy_p, radius=3.0)
+    difference = np.abs(colour(f_m[d]) - colour(f_p[t]))
+    finite = np.isfinite(difference)
+    return {"matched": len(d), "with_colours": int(finite.sum()),
+            "median_abs_colour_difference": float(np.median(difference[finite]))
+            if finite.any() else None}
+
+
+def rgb(cube: np.ndarray) -> np.ndarray:
+    """F160W, F850LP, F606W as red, green, blue on an asinh stretch."""
+    planes = [cube[FOUR_BANDS.index(b)] for b in ("F160W", "F850LP", "F606W")]
+    scaled = [np.arcsinh(p / (3 * np.nanstd(p))) for p in planes]
+    return np.clip(np.stack(scaled, -1) / 4.0, 0, 1)
+
+
+def cutouts(models: dict, root: Path, figure: Path | None) -> dict:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    result = {}
+    fig, axes = plt.subplots(2, 3, figsize=(11, 7.4))
+    for row, (name, path) in enumerate((("1903", root / "pcr_1903" / "1903-flux.fits"),
+                                        ("67", root / "cutout_67" / "67-flux.fits"))):
+        cube = cutout_cube(path)
+        found = detections(models, cube)
+        result[f"cutout_{name}"] = {"detections": {m: len(xy) for m, (xy, _) in found.items()},
+                                    "colour_agreement": colour_agreement(found)}
+        axes[row, 0].imshow(rgb(cube), origin="lower")
+        for method, style in ((FOUR, dict(mec="w", ms=8)), (SINGLE, dict(mec="r", ms=5))):
+            xy = found[method][0]
+            axes[row, 0].plot(xy[:, 0], xy[:, 1], "o", mfc="none", ls="none",
+                              label=f"{method}: {len(xy)}", **style)
+        axes[row, 0].legend(fontsize=7, loc="upper right")
+        axes[row, 0].set_title(f"cutout {name} (F606W, F850LP, F160W)", fontsize=8)
+        _, keep, deblends = run_tile(models[FOUR][0], cube, models[FOUR][1])
+        deblends = deblends[keep]
+        brightest = int(np.argmax(deblends[:, 0].sum(axis=(1, 2))))
+        for k, band in enumerate(("F160W", "F606W")):
+            plane = deblends[brightest, FOUR_BANDS.index(band)]
+            axes[row, k + 1].imshow(np.arcsinh(plane / (3 * np.std(cube[FOUR_BANDS.index(
+                band)]))), origin="lower", cmap="gray_r", vmin=-0.5, vmax=5)
+            axes[row, k + 1].set_title(f"brightest source's deblend in {band}", fontsize=8)
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    if figure is not None:
+        fig.savefig(figure, dpi=100)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, default=None,
+                        help="another four-band model (a candidate run): figures are printed, "
+                             "not written")
+    args = parser.parse_args()
+    shipped = args.model is None
+    four = model_for_bands(FOUR_BANDS) if shipped else args.model
+    models = {name: (PAISPredictor(path), model_metadata(path), single)
+              for name, path, single in ((FOUR, four, False), (SINGLE, DEFAULT_MODEL_PATH, True))}
+    root = data_dir() / "goods_s"
+    result = {"four_band_model": model_metadata(four).get("version"),
+              "f160w_model": model_metadata(DEFAULT_MODEL_PATH).get("version"),
+              "candels_stamps": candels_stamps(models, root),
+              **cutouts(models, root, Path("docs/figures/real_four_band.png") if shipped
+                        else None)}
+    print(json.dumps(result, indent=1))
+    if shipped:
+        Path("docs/results/real_four_band.json").write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
