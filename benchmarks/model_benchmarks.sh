@@ -53,6 +53,13 @@ centres_step "$PY" benchmarks/grid_phase.py --pairs 60 --phase-scenes 300
 centres_step "$PY" benchmarks/speed.py
 step "$PY" benchmarks/mosaic_stitching.py --size 4096
 step "$PY" benchmarks/mosaic_scale.py --sizes 4096 16384 --memory-limit 3GB
+# the four-band model: its thresholds tuned on validation tiles, then compared per band with
+# the F160W model and the peers on held-out and real four-band data
+FOUR=mosaic_pais/models/pais_fourband.keras
+step "$PY" benchmarks/accuracy.py --split val --tiles 200 --tune --model "$FOUR"
+step "$PY" benchmarks/four_band_accuracy.py --tiles 1000 --scarlet2-tiles 40
+step "$PY" benchmarks/real_four_band.py
 step "$PY" training/ship_model.py --card
+step "$PY" training/ship_model.py --card --name pais_fourband
 step "$PY" benchmarks/report.py
 echo "$(date +%T) done: review docs/benchmarks.md, docs/model_card.md and the README's figures"

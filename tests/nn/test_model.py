@@ -10,8 +10,12 @@ keras = pytest.importorskip("keras")
 from mosaic_pais.nn.model import (  # noqa: E402
     PAISPredictor,
     build_pais_model,
+    file_sha256,
     load_model,
+    model_for_bands,
     model_input,
+    model_metadata,
+    shipped_models,
     split_outputs,
 )
 from mosaic_pais.nn.widen import widen_model  # noqa: E402
@@ -327,3 +331,20 @@ def test_mixed_bfloat16_training_starts_from_a_float32_model(tmp_path, small_mod
     half = mixed(x, training=False)["center"]
     # the same weights in bfloat16 (8 bits of mantissa): the same map to about 1%
     np.testing.assert_allclose(np.asarray(half, np.float32), np.asarray(full), atol=0.03)
+
+
+@pytest.mark.parametrize("bands", list(shipped_models()))
+def test_every_shipped_model_matches_its_card(bands):
+    """Each shipped model reads the bands its card names, its checksum is the card's, and
+    the card names a PSF file per band that ships beside it (the package's data)."""
+    from mosaic_pais.runtime.pipeline import psf_paths
+
+    path = shipped_models()[bands]
+    card = model_metadata(path)
+    model = load_model(path)
+    assert int(model.inputs[0].shape[-1]) - 1 == len(bands) == len(card["bands"])
+    assert file_sha256(path) == card["sha256"]
+    files = psf_paths(None, path, card, list(bands))
+    assert files is not None and len(files) == len(bands)
+    assert all(f.is_file() and f.parent == path.parent for f in files)
+    assert model_for_bands(list(bands)[::-1]) == path

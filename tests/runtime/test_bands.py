@@ -142,3 +142,29 @@ def test_each_band_is_made_total_with_its_own_psf(band_files, two_band_model, bo
                   < np.asarray(reference["flux_F160W"])[bright])
     named = json.loads((out / "run.json").read_text())["parameters"]["psf"]
     assert named == f"{psf_file},{sharp}"
+
+
+def test_the_shipped_four_band_model_runs_on_four_band_files(band_files, tmp_path):
+    """``mosaic-pais run`` on four band files with ``--bands`` picks the shipped four-band
+    model: a catalogue with every band's flux and error, each band made total with its own PSF
+    (run.json names four files), and every band's fractions sharing all of its light."""
+    given = ("F606W", "F160W", "F850LP", "F125W")  # not the card's order
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["run", *[str(band_files[b]) for b in given],
+                                       "--bands", ",".join(given), "--output", str(out),
+                                       "--quiet"])
+    assert result.exit_code == 0, result.output
+    table = Table.read(out / "catalog.fits")
+    assert len(table) > 10
+    for band in FOUR_BANDS:
+        assert np.all(np.isfinite(table[f"flux_{band}"])), band
+        assert np.all(table[f"flux_err_{band}"] > 0), band
+    provenance = json.loads((out / "run.json").read_text())
+    assert provenance["inputs"]["bands"] == list(FOUR_BANDS)
+    assert provenance["model"]["card"]["name"] == "pais_fourband"
+    assert len(provenance["parameters"]["psf"].split(",")) == 4
+    fractions = np.asarray(open_array(out / "pcr.zarr", "fractions")[:])
+    ids = np.asarray(open_array(out / "pcr.zarr", "ids")[:])
+    whole = (ids >= 1).all(axis=0)
+    for band in range(4):
+        np.testing.assert_allclose(fractions[band].sum(axis=0)[whole], 1.0, atol=1e-5)
