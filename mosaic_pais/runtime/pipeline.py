@@ -173,11 +173,14 @@ def _resolve_task(spec: BlockSpec, *, image: WindowReader, store: str, scratch: 
 
 def _measure_task(spec: BlockSpec, *, image: WindowReader, weights: WindowReader | None, store: str,
                   scratch: str, peaks: dict, shape: tuple, min_fraction: float,
-                  footprint_bins: np.ndarray, shape_bins: np.ndarray) -> dict:
+                  footprint_bins: np.ndarray, shape_bins: np.ndarray,
+                  segmentation: tuple[str, int, int]) -> dict:
     """The second measuring pass: the block's ids as the first pass resolved them, claims
-    beyond the footprints dropped, the result written to the PCR store and summed (flags and
-    flux errors come from here)."""
+    beyond the footprints dropped, the result written to the PCR store and, as its owners'
+    labels, to the segmentation file (``segmentation``: its path, data offset and width), and
+    summed (flags and flux errors come from here)."""
     from mosaic_pais.runtime.measure import claim_footprints, invalid_neighbourhood, measure_region
+    from mosaic_pais.runtime.segmentation import owner_labels, write_block
     from mosaic_pais.runtime.stitch import resolved_region
     from mosaic_pais.runtime.store import open_array
 
@@ -196,9 +199,13 @@ def _measure_task(spec: BlockSpec, *, image: WindowReader, weights: WindowReader
     with timed("measure: footprints"):
         ids, fractions = claim_footprints(ids, fractions, peaks["y"], peaks["x"], (y0, x0),
                                           footprint_bins)
+    catalog_ids = to_catalog_ids(ids)
     with timed("measure: Zarr writes"):
-        open_array(store, "ids", mode="r+")[:, y0:y1, x0:x1] = to_catalog_ids(ids)
+        open_array(store, "ids", mode="r+")[:, y0:y1, x0:x1] = catalog_ids
         open_array(store, "fractions", mode="r+")[:, :, y0:y1, x0:x1] = fractions
+    with timed("measure: segmentation labels"):  # from what the store now holds
+        path, offset, width = segmentation
+        write_block(path, offset, width, (y0, x0), owner_labels(catalog_ids, fractions[0]))
     with timed("measure: sums"):
         return measure_region(img[:, 1:-1, 1:-1], ids, fractions, peaks["y"], peaks["x"],
                               (y0, x0), shape, weights=w, invalid_near=near,
@@ -401,7 +408,6 @@ def _run_steps(plan: RunPlan, client, t0: float):
         peaks, profiles = _stitch(runner, plan, handle, specs, noise, timings)
         columns = _measure(runner, plan, ds, handle, specs, peaks, profiles, noise,
                            band_names, timings)
-        _write_segmentation(runner, plan, specs, ds, timings)
         # what the tasks of each stage spent their time on, in task-seconds
         timings["task_parts"] = profile.gather(runner.client)
     t = time.time()
@@ -678,15 +684,24 @@ def _stitch(runner: Runner, plan: RunPlan, handle: WindowReader, specs, noise: N
 
 def _measure(runner: Runner, plan: RunPlan, ds, handle: WindowReader, specs, peaks: dict,
              profiles: dict, noise: Noise, band_names: list[str], timings: dict) -> dict:
-    """The second measuring pass within the footprints the profiles set: catalogue columns."""
+    """The second measuring pass within the footprints the profiles set: catalogue columns,
+    and ``segmentation.fits`` written block by block into its file as the pass goes (never
+    whole in memory, and no pass of its own over the store)."""
+    from mosaic_pais.runtime.segmentation import create_segmentation_file
+
     t = time.time()
     sigma = float(noise.sigma[0])
     radius, n_bins = measure_mod.footprint_bins(profiles, sigma)
     weights = WindowReader(ds["weight"].data) if "weight" in ds else None
-    parts = runner.map(_measure_task, specs, desc="measure", image=handle, weights=weights,
-                       store=str(plan.store), scratch=str(plan.scratch), peaks=peaks,
-                       shape=tuple(handle.shape[1:]), min_fraction=plan.min_fraction,
-                       footprint_bins=n_bins, shape_bins=measure_mod.shape_bins(profiles, sigma))
+    shape = tuple(int(n) for n in handle.shape[1:])
+    with atomic_path(plan.output / "segmentation.fits") as tmp:
+        offset = create_segmentation_file(tmp, shape, ds.attrs.get("wcs_header"),
+                                          {"MPVERS": (__version__, "mosaic-pais version")})
+        parts = runner.map(_measure_task, specs, desc="measure", image=handle, weights=weights,
+                           store=str(plan.store), scratch=str(plan.scratch), peaks=peaks,
+                           shape=shape, min_fraction=plan.min_fraction, footprint_bins=n_bins,
+                           shape_bins=measure_mod.shape_bins(profiles, sigma),
+                           segmentation=(str(tmp), offset, shape[1]))
     total = measure_mod.combine(parts, len(peaks["id"]), len(band_names))
     columns = measure_mod.finalize(
         total, peaks, band_names, weights is not None, radius, noise_sigma=noise.sigma,
@@ -698,33 +713,6 @@ def _measure(runner: Runner, plan: RunPlan, ds, handle: WindowReader, specs, pea
         growth=_growth_curves(plan, band_names))
     timings["measure"] = time.time() - t
     return columns
-
-
-def _segmentation_task(spec: BlockSpec, *, store: str, path: str, offset: int,
-                       width: int) -> None:
-    """One block of the segmentation map, from the store's final ids and fractions."""
-    from mosaic_pais.runtime.segmentation import owner_labels, write_block
-    from mosaic_pais.runtime.store import open_array
-
-    y0, y1, x0, x1 = spec.core
-    with timed("segmentation: labels"):
-        ids = np.asarray(open_array(store, "ids")[:, y0:y1, x0:x1])
-        fractions = np.asarray(open_array(store, "fractions")[0, :, y0:y1, x0:x1])
-        write_block(path, offset, width, (y0, x0), owner_labels(ids, fractions))
-
-
-def _write_segmentation(runner: Runner, plan: RunPlan, specs, ds, timings: dict) -> None:
-    """``segmentation.fits``, written block by block into its file (never whole in memory)."""
-    from mosaic_pais.runtime.segmentation import create_segmentation_file
-
-    t = time.time()
-    shape = tuple(int(n) for n in ds["image"].shape[1:])
-    with atomic_path(plan.output / "segmentation.fits") as tmp:
-        offset = create_segmentation_file(tmp, shape, ds.attrs.get("wcs_header"),
-                                          {"MPVERS": (__version__, "mosaic-pais version")})
-        runner.map(_segmentation_task, specs, desc="segmentation", store=str(plan.store),
-                   path=str(tmp), offset=offset, width=shape[1])
-    timings["segmentation"] = time.time() - t
 
 
 def _catalog_table(ds, columns: dict, band_names: list[str], plan: RunPlan, params: dict):

@@ -276,7 +276,7 @@ def test_local_cluster_two_workers(reference, together, mosaic, model_path, tmp_
     timings = json.loads((tmp_path / "c" / "run.json").read_text())["timings_s"]
     parts = timings["task_parts"]
     for part in ("sky: levels", "infer: network", "infer: Zarr writes", "stitch: peaks",
-                 "stitch: vote resolution", "measure: sums", "segmentation: labels"):
+                 "stitch: vote resolution", "measure: sums", "measure: segmentation labels"):
         assert parts[part] > 0, part
     infer = sum(v for k, v in parts.items() if k.startswith("infer: "))
     assert infer <= 2 * timings["infer"] + 1.0  # two workers, one task each at a time
