@@ -259,7 +259,8 @@ def tile_thresholds(textures, meta: dict) -> list[float]:
 #: benchmarks/mosaic_scale.py --vote)
 TUNED_VOTES = VOTE_MODES
 #: thresholds tried by ``--tune``, and the texture bins (edges) each gets its own in
-TUNE_THRESHOLDS = (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.825, 0.85, 0.875, 0.9, 0.925, 0.95)
+TUNE_THRESHOLDS = (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.825, 0.85, 0.875, 0.9, 0.925, 0.95,
+                   0.9625, 0.975, 0.9875)
 TUNE_TEXTURE_EDGES = (1.15, 1.6, 2.0)
 #: thresholds whose F1 is within this of the best count as equally good
 TUNE_PLATEAU = 0.005

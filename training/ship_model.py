@@ -266,7 +266,8 @@ def write_model_card_doc(card: dict, accuracy: dict | None) -> None:
                      f"{outcome} |")
     lines += [
         "",
-        "Training continues (`bash training/train_f160w.sh` resumes from the "
+        "Training continues (`bash training/train_"
+        f"{'f160w' if name == DEFAULT_NAME else doc_suffix(name)[1:]}.sh` resumes from the "
         "last checkpoint); this card, the weights and docs/benchmarks.md are updated together.",
     ]
     if name != DEFAULT_NAME:

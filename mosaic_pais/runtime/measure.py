@@ -504,6 +504,9 @@ def finalize(total: dict, peaks: dict, bands: list[str], has_weights: bool,
     corrections = band_corrections(growth, r50, footprint_radius, len(bands))
     errors = flux_errors(total, has_weights, noise_sigma, noise_texture, fraction_error,
                          relative_error, noise_scale) * corrections
+    # a detection that holds no pixel (its neighbours' votes took them all) measured nothing:
+    # its flux is 0 with no error to give, not 0 ± 0
+    errors[:, total["npix"] == 0] = np.nan
     columns = {
         "id": peaks["id"].astype(np.int64),
         "x": peaks["x"].astype(np.float64),
