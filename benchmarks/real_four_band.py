@@ -123,10 +123,14 @@ def colour_agreement(found: dict) -> dict:
 
 
 def rgb(cube: np.ndarray) -> np.ndarray:
-    """F160W, F850LP, F606W as red, green, blue on an asinh stretch."""
+    """F160W, F850LP, F606W as red, green, blue, each in units of its own noise on an asinh
+    stretch that shows the noise (so that faint sources can be seen); masked pixels white."""
+    from astropy.stats import mad_std
+
     planes = [cube[FOUR_BANDS.index(b)] for b in ("F160W", "F850LP", "F606W")]
-    scaled = [np.arcsinh(p / (3 * np.nanstd(p))) for p in planes]
-    return np.clip(np.stack(scaled, -1) / 4.0, 0, 1)
+    scaled = [np.arcsinh(np.nan_to_num(p - np.nanmedian(p), nan=1e9) / mad_std(p, ignore_nan=True))
+              for p in planes]
+    return np.clip((np.stack(scaled, -1) + 1.0) / (np.arcsinh(100.0) + 1.0), 0, 1)
 
 
 def cutouts(models: dict, root: Path, figure: Path | None) -> dict:
