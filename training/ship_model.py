@@ -289,10 +289,30 @@ def write_model_card_doc(card: dict, accuracy: dict | None) -> None:
     Path("docs/model_card.md").write_text("\n".join(lines) + "\n")
 
 
+def real_four_band_lines() -> list[str]:
+    """What the four-band model does on real four-band data (benchmarks/real_four_band.py)."""
+    path = Path("docs/results/real_four_band.json")
+    if not path.exists():
+        return []
+    stamps = json.loads(path.read_text())["candels_stamps"]
+    four, single = (stamps["methods"][m] for m in ("four-band model", "F160W model"))
+    return ["", "## On real data", "",
+            f"On the {stamps['stamps']} CANDELS stamps (GOODS-S, four bands) it finds "
+            f"{four['objects_found']} of the {stamps['objects']} objects of the official F160W "
+            f"segmentation maps (the F160W model {single['objects_found']}), and "
+            f"{four['on_background']} of its {four['detections']} detections lie where that map "
+            f"has no object (the F160W model: {single['on_background']} of "
+            f"{single['detections']}). Sources seen only in the deeper blue bands would lie "
+            "there, and so would false detections where real ACS images differ from the "
+            "simulated ones: nothing here tells them apart, so treat its detections without "
+            "F160W light with care (benchmarks.md, \"Four bands on real GOODS-S data\")."]
+
+
 def four_band_accuracy_lines(accuracy: dict | None) -> list[str]:
     """The four-band model's test figures (benchmarks/four_band_accuracy.py), per band."""
     if not accuracy:
-        return ["", "Its accuracy on held-out test tiles: not measured yet."]
+        return ["", "Its accuracy on held-out test tiles: not measured yet.",
+                *real_four_band_lines()]
     lines = ["", f"## Accuracy ({accuracy['setup']['tiles']} held-out four-band test tiles, "
              "see benchmarks.md)", "",
              "Median |δ| of the blended sources (β > 0.1) that every method recovers:", "",
@@ -302,10 +322,10 @@ def four_band_accuracy_lines(accuracy: dict | None) -> list[str]:
         if method == "n_common":
             continue
         cells = [row["bands"].get(b) for b in accuracy["setup"]["bands"]]
+        colour = "—" if row["colour"] is None else f"{row['colour']:.3f}"
         lines.append(f"| {method} | " + " | ".join("—" if v is None else f"{v:.3f}"
-                                                   for v in cells)
-                     + f" | {row['colour']:.3f} |")
-    return lines
+                                                   for v in cells) + f" | {colour} |")
+    return lines + real_four_band_lines()
 
 
 def cli(argv: list[str] | None = None) -> None:
