@@ -41,16 +41,16 @@ from astropy.table import Table, vstack
 
 sys.path.insert(0, str(Path(__file__).parent))
 from accuracy import (  # noqa: E402, I001 - sibling script
-    as_trained,
     card_measuring,
     decode_as_trained,
     model_catalog,
     perfect_pcr_catalog,
     split_scenes,
-    tile_noise,
+    tile_of,
     tile_thresholds,
     with_offset,
 )
+from scarlet2_peer import scarlet2_catalog, simulation_psf  # noqa: E402
 
 from mosaic_pais.evaluation.metrics import BLENDED, evaluate, match_catalogs  # noqa: E402
 from mosaic_pais.evaluation.peers import run_photutils_bands  # noqa: E402
@@ -62,8 +62,7 @@ from mosaic_pais.nn.model import (  # noqa: E402
     peak_finding,
 )
 from mosaic_pais.sim.bands import FOUR_BANDS  # noqa: E402
-from mosaic_pais.sim.scenes import PIXEL_SCALE, SIMULATOR_VERSION  # noqa: E402
-from mosaic_pais.training.dataset import labelled  # noqa: E402
+from mosaic_pais.sim.scenes import SIMULATOR_VERSION  # noqa: E402
 
 #: the colour judged, blue band first
 COLOUR = ("F606W", "F160W")
@@ -72,40 +71,6 @@ FOUR, SINGLE, PHOTUTILS, PERFECT, SCARLET2 = ("four-band model", "F160W model",
                                               "scarlet2 (true positions)")
 #: the methods every source of the main comparison must be recovered by
 COMPARED = (FOUR, SINGLE, PHOTUTILS)
-
-
-def band_psfs(size: int = 41) -> np.ndarray:
-    """(band, size, size): each band's simulator PSF on the 0.06″/px grid, unit sum."""
-    from mosaic_pais.sim.bands import band_psf
-
-    images = [band_psf(b).drawImage(nx=size, ny=size, scale=PIXEL_SCALE,
-                                    method="no_pixel").array for b in FOUR_BANDS]
-    return np.stack([im / im.sum() for im in images]).astype(np.float64)
-
-
-def scarlet2_catalog(scene, max_iter: int) -> tuple[Table, float]:
-    """scarlet2's per-band fluxes at the true positions of the detectable in-tile sources,
-    and the seconds its fit took."""
-    from mosaic_pais.labels.scarlet import fit_scene
-
-    h, w = scene.image.shape[1:]
-    y, x = np.asarray(scene.truth["y"], float), np.asarray(scene.truth["x"], float)
-    keep = np.flatnonzero(labelled(scene) & (y >= 0) & (y <= h - 1) & (x >= 0) & (x <= w - 1))
-    weights = np.broadcast_to(1.0 / np.asarray(scene.noise_sigma, float)[:, None, None] ** 2,
-                              scene.image.shape)
-    t0 = time.time()
-    try:
-        models, _ = fit_scene(scene.image.astype(np.float64), np.array(weights), band_psfs(),
-                              np.stack([y[keep], x[keep]], 1), max_iter=max_iter)
-        flux = models.sum(axis=(2, 3))
-    except Exception as exc:  # noqa: BLE001 - a failed fit counts as no measurement
-        print(f"scarlet2 failed: {type(exc).__name__}: {exc}", flush=True)
-        flux = np.full((len(keep), len(FOUR_BANDS)), np.nan)
-    seconds = time.time() - t0
-    table = Table({"x": x[keep], "y": y[keep], "flux": flux[:, 0]})
-    for k, band in enumerate(FOUR_BANDS):
-        table[f"flux_{band}"] = flux[:, k]
-    return table, seconds
 
 
 def _prepare(job: tuple) -> dict:
@@ -117,18 +82,22 @@ def _prepare(job: tuple) -> dict:
     photutils = run_photutils_bands(scene.image, float(scene.noise_sigma[0]), FOUR_BANDS)
     out = {"index": index, "scene": scene, PHOTUTILS: (photutils, time.time() - t0)}
     if index < scarlet2_tiles:
-        out[SCARLET2] = scarlet2_catalog(scene, max_iter)
+        table, seconds, _ = scarlet2_catalog(scene, simulation_psf(bands=FOUR_BANDS), max_iter)
+        out[SCARLET2] = (table, seconds)
     return out
 
 
-def model_catalogs(predictor, meta: dict, path: Path, scenes, measuring: dict) -> list[Table]:
-    """A model's catalogue of each scene, decoded and measured as a run does."""
+def model_catalogs(predictor, meta: dict, scenes, measuring: dict) -> tuple[list[Table], list,
+                                                                           np.ndarray]:
+    """A model's catalogue of each scene, decoded and measured as a run does; and the scenes
+    as it saw them (skies subtracted) with their noise sigmas."""
     seen, sigmas, textures, preds = decode_as_trained(predictor, scenes, meta)
     finding, vote = peak_finding(meta), str(meta.get("vote", "vectors"))
-    return [model_catalog(p, j, seen[i].image, sigmas[i], threshold, finding, vote,
-                          **measuring)
-            for i, ((p, j), threshold) in enumerate(zip(preds, tile_thresholds(textures, meta),
-                                                        strict=True))]
+    tables = [model_catalog(p, j, seen[i].image, sigmas[i], threshold, finding, vote,
+                            **measuring)
+              for i, ((p, j), threshold) in enumerate(zip(preds, tile_thresholds(textures, meta),
+                                                          strict=True))]
+    return tables, seen, sigmas
 
 
 def chunk_catalogues(models: dict, prepared: list[dict]) -> tuple[dict, dict]:
@@ -138,19 +107,20 @@ def chunk_catalogues(models: dict, prepared: list[dict]) -> tuple[dict, dict]:
     first = [p["index"] for p in prepared]
     cats: dict[str, list] = {}
     seconds: dict[str, float] = {}
-    for name, (predictor, meta, path, measuring, single) in models.items():
+    seen_by = {}
+    for name, (predictor, meta, _, measuring, single) in models.items():
         t0 = time.time()
         views = [dataclasses.replace(s, image=s.image[:1]) for s in scenes] if single else scenes
-        tables = model_catalogs(predictor, meta, path, views, measuring)
+        tables, *seen_by[name] = model_catalogs(predictor, meta, views, measuring)
         if single:  # its F160W flux under the band's name
             for t in tables:
                 t["flux_F160W"] = t["flux"]
         seconds[name] = time.time() - t0
         cats[name] = [with_offset(t, i) for t, i in zip(tables, first, strict=True)]
-    # the ceiling: true centres and fractions through the four-band model's own measuring
-    _, meta, _, measuring, _ = models[FOUR]
-    seen = as_trained(scenes, meta)
-    sigmas, _ = tile_noise(seen)
+    # the ceiling: true centres and fractions through the four-band model's own measuring, on
+    # the tiles as it saw them
+    seen, sigmas = seen_by[FOUR]
+    measuring = models[FOUR][3]
     cats[PERFECT] = [with_offset(perfect_pcr_catalog(s, seen[k].image, sigmas[k], **measuring), i)
                      for k, (s, i) in enumerate(zip(scenes, first, strict=True))]
     for name in (PHOTUTILS, SCARLET2):
@@ -224,8 +194,7 @@ def figures(catalogs: dict, truth: Table, mag_limit: float, scarlet2_tiles: int)
     out = {"common_blended": common_figures(matched, truth, counted & blended, methods),
            "common_all": common_figures(matched, truth, counted, methods)}
     if SCARLET2 in catalogs:
-        subset = counted & blended & (np.floor(np.asarray(truth["x"], float) / 1000 + 0.5)
-                                      < scarlet2_tiles)
+        subset = counted & blended & (tile_of(truth) < scarlet2_tiles)
         out["scarlet2_subset_blended"] = common_figures(
             matched, truth, subset, [FOUR, PHOTUTILS, SCARLET2, PERFECT])
     out["detection"] = {}

@@ -84,28 +84,36 @@ def detections(predictor, image: np.ndarray, meta: dict) -> dict:
     return out
 
 
+def segmap_counts(found: dict, seg: np.ndarray, counts: dict) -> int:
+    """Adds one stamp's counts per method to ``counts``: how many of the segmentation map's
+    objects hold a detection, exactly one, more than one, and how many detections fall on
+    background; ``found`` is each method's (x, y) of its detections. Returns the number of
+    objects."""
+    objects = sorted(set(np.unique(seg)) - {0})
+    for name, xy in found.items():
+        ix = np.clip(np.floor(xy[:, 0] + 0.5).astype(int), 0, seg.shape[1] - 1)
+        iy = np.clip(np.floor(xy[:, 1] + 0.5).astype(int), 0, seg.shape[0] - 1)
+        on = seg[iy, ix]
+        per_object = np.array([(on == label).sum() for label in objects])
+        c = counts.setdefault(name, {"objects_found": 0, "objects_with_one": 0,
+                                     "objects_split": 0, "detections": 0, "on_background": 0})
+        c["objects_found"] += int((per_object > 0).sum())
+        c["objects_with_one"] += int((per_object == 1).sum())
+        c["objects_split"] += int((per_object > 1).sum())
+        c["detections"] += len(on)
+        c["on_background"] += int((on == 0).sum())
+    return len(objects)
+
+
 def candels_stamps(predictor, meta: dict, root: Path) -> dict:
     """Each method's detections against the official CANDELS segmentation maps."""
-    counts = {m: {"objects_found": 0, "objects_with_one": 0, "objects_split": 0,
-                  "detections": 0, "on_background": 0} for m in METHODS}
+    counts: dict = {}
     stamps = sorted((root / "candels_stamps").glob("GDS_*_segmap.fits"))
     n_objects = 0
     for seg_path in stamps:
         image = np.asarray(fits.getdata(str(seg_path).replace("_segmap", "_h")), np.float64)
         seg = np.asarray(fits.getdata(seg_path)).astype(int)
-        objects = sorted(set(np.unique(seg)) - {0})
-        n_objects += len(objects)
-        for name, xy in detections(predictor, image, meta).items():
-            ix = np.clip(np.floor(xy[:, 0] + 0.5).astype(int), 0, seg.shape[1] - 1)
-            iy = np.clip(np.floor(xy[:, 1] + 0.5).astype(int), 0, seg.shape[0] - 1)
-            on = seg[iy, ix]
-            per_object = np.array([(on == label).sum() for label in objects])
-            c = counts[name]
-            c["objects_found"] += int((per_object > 0).sum())
-            c["objects_with_one"] += int((per_object == 1).sum())
-            c["objects_split"] += int((per_object > 1).sum())
-            c["detections"] += len(on)
-            c["on_background"] += int((on == 0).sum())
+        n_objects += segmap_counts(detections(predictor, image, meta), seg, counts)
     return {"stamps": len(stamps), "objects": n_objects, "methods": counts}
 
 

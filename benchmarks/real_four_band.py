@@ -27,7 +27,7 @@ import numpy as np
 from astropy.io import fits
 
 sys.path.insert(0, str(Path(__file__).parent))
-from real_cutouts import run_tile  # noqa: E402, I001 - sibling script
+from real_cutouts import run_tile, segmap_counts  # noqa: E402, I001 - sibling script
 
 from mosaic_pais.evaluation.metrics import match_catalogs  # noqa: E402
 from mosaic_pais.evaluation.peers import run_photutils_bands  # noqa: E402
@@ -72,31 +72,14 @@ def detections(models: dict, cube: np.ndarray) -> dict:
     return out
 
 
-def segmap_counts(found: dict, seg: np.ndarray, counts: dict) -> int:
-    """Adds one stamp's counts per method (module text); returns its number of objects."""
-    objects = sorted(set(np.unique(seg)) - {0})
-    for name, (xy, _) in found.items():
-        ix = np.clip(np.floor(xy[:, 0] + 0.5).astype(int), 0, seg.shape[1] - 1)
-        iy = np.clip(np.floor(xy[:, 1] + 0.5).astype(int), 0, seg.shape[0] - 1)
-        on = seg[iy, ix]
-        per_object = np.array([(on == label).sum() for label in objects])
-        c = counts.setdefault(name, {"objects_found": 0, "objects_with_one": 0,
-                                     "objects_split": 0, "detections": 0, "on_background": 0})
-        c["objects_found"] += int((per_object > 0).sum())
-        c["objects_with_one"] += int((per_object == 1).sum())
-        c["objects_split"] += int((per_object > 1).sum())
-        c["detections"] += len(on)
-        c["on_background"] += int((on == 0).sum())
-    return len(objects)
-
-
 def candels_stamps(models: dict, root: Path) -> dict:
     counts: dict = {}
     stems = [str(p).removesuffix("_segmap.fits")
              for p in sorted((root / "candels_stamps").glob("GDS_*_segmap.fits"))]
     stems = [s for s in stems if all(Path(f"{s}_{x}.fits").exists()
                                      for x in STAMP_FILES.values())]
-    n_objects = sum(segmap_counts(detections(models, stamp_cube(stem)),
+    n_objects = sum(segmap_counts({name: xy for name, (xy, _) in
+                                   detections(models, stamp_cube(stem)).items()},
                                   np.asarray(fits.getdata(f"{stem}_segmap.fits")).astype(int),
                                   counts)
                     for stem in stems)

@@ -37,37 +37,46 @@ from mosaic_pais.sim.scenes import SIMULATOR_VERSION
 from mosaic_pais.training.dataset import LABEL_MIN_SNR, labelled, split_scene
 
 
-def simulation_psf(size: int = 41) -> np.ndarray:
-    """The simulator's PSF at the image's 0.06″/px, drawn as the simulator draws sources."""
-    from mosaic_pais.sim.scenes import f160w_psf
+def simulation_psf(size: int = 41, bands=("F160W",)) -> np.ndarray:
+    """(band, size, size): the simulator's PSF of each band at the image's 0.06″/px, drawn as
+    the simulator draws sources, unit sum."""
+    from mosaic_pais.sim.bands import band_psf
 
-    img = f160w_psf().drawImage(nx=size, ny=size, scale=0.06, method="no_pixel").array
-    return (img / img.sum())[None].astype(np.float64)
+    images = [band_psf(b).drawImage(nx=size, ny=size, scale=0.06, method="no_pixel").array
+              for b in bands]
+    return np.stack([img / img.sum() for img in images]).astype(np.float64)
 
 
 def scarlet2_catalog(scene, psf: np.ndarray, max_iter: int) -> tuple[Table, float, int]:
-    """scarlet2 fluxes at the true positions of the detectable in-tile sources."""
+    """scarlet2 fluxes at the true positions of the detectable in-tile sources, the seconds
+    its fit took and how many sources it fitted. ``flux`` is the first band's; a scene of
+    several bands (``psf`` one per band) also gets ``flux_<band>`` for each."""
     from mosaic_pais.labels.scarlet import fit_scene
 
     truth = scene.truth
-    h, w = scene.image.shape[1:]
+    n_bands, h, w = scene.image.shape
+    bands = list(scene.bands) if n_bands > 1 else []
     y, x = np.asarray(truth["y"], float), np.asarray(truth["x"], float)
     detectable = labelled(scene)
     inside = (y >= 0) & (y <= h - 1) & (x >= 0) & (x <= w - 1)
     keep = np.flatnonzero(detectable & inside)
     if len(keep) == 0:
-        return Table({"id": [], "x": [], "y": [], "flux": []}), 0.0, 0
-    weights = np.full(scene.image.shape, 1.0 / scene.noise_sigma ** 2)
+        return Table({"id": [], "x": [], "y": [], "flux": [],
+                      **{f"flux_{b}": [] for b in bands}}), 0.0, 0
+    sigma = np.asarray(scene.noise_sigma, float).reshape(-1, 1, 1)
+    weights = np.broadcast_to(1.0 / sigma ** 2, scene.image.shape).copy()
     t0 = time.time()
     try:
         models, _ = fit_scene(scene.image.astype(np.float64), weights, psf,
                               np.stack([y[keep], x[keep]], 1), max_iter=max_iter)
-        flux = models.sum(axis=(1, 2, 3))
+        flux = models.sum(axis=(2, 3))  # (source, band)
     except Exception as exc:  # noqa: BLE001 - a failed fit counts as no measurement
         print(f"scarlet2 failed: {type(exc).__name__}: {exc}", flush=True)
-        flux = np.full(len(keep), np.nan)
+        flux = np.full((len(keep), n_bands), np.nan)
     seconds = time.time() - t0
-    table = Table({"id": np.arange(len(keep)), "x": x[keep], "y": y[keep], "flux": flux})
+    table = Table({"id": np.arange(len(keep)), "x": x[keep], "y": y[keep], "flux": flux[:, 0]})
+    for k, band in enumerate(bands):
+        table[f"flux_{band}"] = flux[:, k]
     return table, seconds, len(keep)
 
 
