@@ -120,15 +120,28 @@ def perfect_pcr_catalog(scene, image: np.ndarray, noise_sigma, min_fraction: flo
 def known_shape_catalog(scene) -> Table:
     """The noise floor: the amplitudes of every source's known noiseless image fitted jointly
     to the noisy image by least squares; each fitted flux is the amplitude times the source's
-    total flux."""
-    templates = scene.sources.reshape(len(scene.sources), -1).astype(np.float64)
+    total flux. A scene of several bands is fitted band by band (``flux`` the first band's,
+    ``flux_<band>`` each band's)."""
+    table = Table({"x": np.asarray(scene.truth["x"], float),
+                   "y": np.asarray(scene.truth["y"], float)})
+    several = len(scene.bands) > 1
+    for k, band in enumerate(scene.bands):
+        flux = (_known_shape_amplitudes(scene.sources[:, k], scene.image[k])
+                * np.asarray(scene.truth[f"flux_{band}" if several else "flux"], float))
+        if k == 0:
+            table["flux"] = flux
+        if several:
+            table[f"flux_{band}"] = flux
+    return table
+
+
+def _known_shape_amplitudes(sources: np.ndarray, image: np.ndarray) -> np.ndarray:
+    """Least-squares amplitudes of the (N, h, w) noiseless ``sources`` in one band's image."""
+    templates = sources.reshape(len(sources), -1).astype(np.float64)
     if len(templates) == 0:
-        return Table({"x": [], "y": [], "flux": []})
+        return np.zeros(0)
     gram = templates @ templates.T + 1e-12 * np.eye(len(templates))
-    amplitude = np.linalg.solve(gram, templates @ scene.image.reshape(-1).astype(np.float64))
-    return Table({"x": np.asarray(scene.truth["x"], float),
-                  "y": np.asarray(scene.truth["y"], float),
-                  "flux": amplitude * np.asarray(scene.truth["flux"], float)})
+    return np.linalg.solve(gram, templates @ image.reshape(-1).astype(np.float64))
 
 
 def conditions_suffix(conditions: str, noise_correlation: float | None) -> str:

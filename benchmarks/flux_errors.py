@@ -18,6 +18,11 @@ estimator's own, ``relative_flux_error · |flux|``; the noise part is scaled by
 
 Only sources brighter than H = 27, in the frame and matched within 3 px count. Writes
 docs/results/flux_errors_<split>.json.
+
+A model of several bands (``--model mosaic_pais/models/pais_fourband.keras``) is judged on
+scenes of its bands, every band's ``flux_<band>`` against ``flux_err_<band>``: calibrating
+fits the same three constants to the pulls of every band (the sum of the bands' misfits), and
+the pulls are reported per band. Its results go to ``flux_errors_<split>_<model name>.json``.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 from accuracy import (
+    card_measuring,
     decode_as_trained,
     model_catalog,
     split_scenes,
@@ -61,9 +67,10 @@ def nmad(values: np.ndarray) -> float:
 
 def catalogues(scenes, seen, sigmas, textures, preds, meta, fraction_error: float,
                relative_error: float = 0.0, noise_scale: float = 1.0,
-               kinds=("noise", "weights")) -> dict:
+               kinds=("noise", "weights"), measuring: dict | None = None) -> dict:
     """The model's stacked catalogues with ``flux_err`` from the measured noise and texture
-    (``noise``) and from weight maps of the tiles' noise (``weights``)."""
+    (``noise``) and from weight maps of the tiles' noise (``weights``, each band's own);
+    ``measuring`` is a multi-band model's (:func:`accuracy.card_measuring`)."""
     finding, vote = peak_finding(meta), str(meta.get("vote", "vectors"))
     thresholds = tile_thresholds(textures, meta)
     out = {kind: [] for kind in kinds}
@@ -72,23 +79,26 @@ def catalogues(scenes, seen, sigmas, textures, preds, meta, fraction_error: floa
         common = dict(pred=pred, index=j, image=image, noise_sigma=sigmas[i],
                       threshold=thresholds[i], finding=finding, vote=vote,
                       fraction_error=fraction_error, relative_error=relative_error,
-                      noise_scale=noise_scale)
+                      noise_scale=noise_scale, **(measuring or {}))
         if "noise" in out:
             out["noise"].append(with_offset(model_catalog(**common,
                                                           noise_texture=textures[i]), i))
         if "weights" in out:
-            weights = np.full(image.shape, 1.0 / scenes[i].noise_sigma ** 2, np.float32)
+            sigma = np.asarray(scenes[i].noise_sigma, np.float64).reshape(-1, 1, 1)
+            weights = np.broadcast_to(1.0 / sigma ** 2, image.shape).astype(np.float32)
             out["weights"].append(with_offset(model_catalog(**common, weights=weights), i))
     return {name: vstack(parts) for name, parts in out.items()}
 
 
-def matched(catalog: Table, truth: Table) -> Table:
-    """Counted truth sources (in frame, H < 27) with their matched flux and flux_err."""
+def matched(catalog: Table, truth: Table, band: str | None = None) -> Table:
+    """Counted truth sources (in frame, H < 27) with their matched flux and flux_err (those
+    of ``band`` when given: ``flux_<band>``)."""
     d, t = match_catalogs(np.stack([catalog["x"], catalog["y"]], 1),
                           np.stack([truth["x"], truth["y"]], 1), 3.0)
-    rows = Table({"flux": np.asarray(catalog["flux"], float)[d],
-                  "flux_err": np.asarray(catalog["flux_err"], float)[d],
-                  "true": np.asarray(truth["flux"], float)[t],
+    suffix = f"_{band}" if band else ""
+    rows = Table({"flux": np.asarray(catalog["flux" + suffix], float)[d],
+                  "flux_err": np.asarray(catalog["flux_err" + suffix], float)[d],
+                  "true": np.asarray(truth["flux" + suffix], float)[t],
                   "mag": np.asarray(truth["mag"], float)[t],
                   "beta": np.asarray(truth["blendedness"], float)[t],
                   "counted": np.asarray(truth["in_frame"], bool)[t]})
@@ -112,17 +122,21 @@ def pull_table(rows: Table, err: np.ndarray) -> dict:
     return out
 
 
-def sharing_parts(scenes, seen, sigmas, textures, preds, meta, truth):
-    """Matched rows with the noise part of flux_err and the sharing sum, for any
+def sharing_parts(scenes, seen, sigmas, textures, preds, meta, truth, bands=(None,),
+                  measuring: dict | None = None) -> list:
+    """Per band, matched rows with the noise part of flux_err and the sharing sum, for any
     ``fraction_error`` c: flux_err² = noise² + (c·sharing)²."""
     # the sharing sum from two fraction errors; the weight-map catalogues are not needed here
-    zero = matched(catalogues(scenes, seen, sigmas, textures, preds, meta, 0.0,
-                              kinds=("noise",))["noise"], truth)
-    one = matched(catalogues(scenes, seen, sigmas, textures, preds, meta, 1.0,
-                             kinds=("noise",))["noise"], truth)
-    noise = np.asarray(zero["flux_err"])
-    sharing = np.sqrt(np.clip(np.asarray(one["flux_err"]) ** 2 - noise ** 2, 0.0, None))
-    return zero, noise, sharing
+    zero, one = (catalogues(scenes, seen, sigmas, textures, preds, meta, c, kinds=("noise",),
+                            measuring=measuring)["noise"] for c in (0.0, 1.0))
+    parts = []
+    for band in bands:
+        rows, with_one = matched(zero, truth, band), matched(one, truth, band)
+        noise = np.asarray(rows["flux_err"])
+        sharing = np.sqrt(np.clip(np.asarray(with_one["flux_err"]) ** 2 - noise ** 2, 0.0,
+                                  None))
+        parts.append((rows, noise, sharing))
+    return parts
 
 
 def bins_misfit(miss: np.ndarray, err: np.ndarray, mag: np.ndarray) -> float:
@@ -136,36 +150,51 @@ def bins_misfit(miss: np.ndarray, err: np.ndarray, mag: np.ndarray) -> float:
     return total
 
 
-def calibrate(scenes, seen, sigmas, textures, preds, meta, truth) -> dict:
+def calibrate(scenes, seen, sigmas, textures, preds, meta, truth, bands=(None,),
+              measuring: dict | None = None) -> dict:
     """``noise_error_scale``, ``relative_flux_error`` and ``fraction_error`` together, so that
     the pulls of the isolated and of the blended sources both have an NMAD nearest 1 in every
-    magnitude bin (module text). The sharing term is not zero for isolated sources (a bright
-    source whose fractions are 0.95 shares 5% of its light), so fitting it on the blended ones
-    alone, after the other two, inflated the isolated sources' errors."""
-    rows, noise, sharing = sharing_parts(scenes, seen, sigmas, textures, preds, meta, truth)
-    blended = np.asarray(rows["beta"] > BLENDED)
-    miss = np.asarray(rows["flux"]) - np.asarray(rows["true"])
-    flux, mag = np.abs(np.asarray(rows["flux"])), np.asarray(rows["mag"])
-    iso = ~blended
-
-    def err(scale, relative, fraction):
-        return np.sqrt((scale * noise) ** 2 + (fraction * sharing) ** 2 + (relative * flux) ** 2)
+    magnitude bin (module text), in every band of ``bands``. The sharing term is not zero for
+    isolated sources (a bright source whose fractions are 0.95 shares 5% of its light), so
+    fitting it on the blended ones alone, after the other two, inflated the isolated sources'
+    errors."""
+    parts = [_pull_parts(*part) for part in sharing_parts(scenes, seen, sigmas, textures,
+                                                          preds, meta, truth, bands, measuring)]
 
     def misfit(params):
-        e = err(*params)
-        return (bins_misfit(miss[iso], e[iso], mag[iso])
-                + bins_misfit(miss[blended], e[blended], mag[blended]))
+        total = 0.0
+        for miss, mag, err, blended in parts:
+            e = err(params)
+            total += sum(bins_misfit(miss[kind], e[kind], mag[kind]) for kind in (~blended,
+                                                                                  blended))
+        return total
 
     grid = [(k, r, c) for k in SCALE_GRID for r in RELATIVE_GRID for c in FRACTION_GRID[::2]]
     scale, relative, fraction = min(grid, key=misfit)
     # then the sharing term finely, the other two kept
     fraction = min(FRACTION_GRID, key=lambda c: misfit((scale, relative, c)))
-    final = err(scale, relative, fraction)
-    return {"noise_error_scale": float(scale), "relative_flux_error": float(relative),
-            "fraction_error": float(fraction),
-            "isolated_nmad": nmad(miss[iso] / final[iso]),
+    result = {"noise_error_scale": float(scale), "relative_flux_error": float(relative),
+              "fraction_error": float(fraction)}
+    for band, (miss, _, err, blended) in zip(bands, parts, strict=True):
+        final = err((scale, relative, fraction))
+        result[band or "detection band"] = {
+            "isolated_nmad": nmad(miss[~blended] / final[~blended]),
             "blended_nmad": nmad(miss[blended] / final[blended]),
-            "n_isolated": int(iso.sum()), "n_blended": int(blended.sum())}
+            "n_isolated": int((~blended).sum()), "n_blended": int(blended.sum())}
+    return result
+
+
+def _pull_parts(rows: Table, noise: np.ndarray, sharing: np.ndarray) -> tuple:
+    """One band's misses, magnitudes, flux_err as a function of the three constants, and
+    which sources are blended."""
+    miss = np.asarray(rows["flux"]) - np.asarray(rows["true"])
+    flux = np.abs(np.asarray(rows["flux"]))
+
+    def err(params):
+        scale, relative, fraction = params
+        return np.sqrt((scale * noise) ** 2 + (fraction * sharing) ** 2 + (relative * flux) ** 2)
+
+    return miss, np.asarray(rows["mag"]), err, np.asarray(rows["beta"] > BLENDED)
 
 
 def main() -> None:
@@ -177,12 +206,17 @@ def main() -> None:
     parser.add_argument("--calibrate", action="store_true")
     args = parser.parse_args()
     meta = model_metadata(args.model)
-    scenes = split_scenes(args.split, args.tiles, args.conditions)
+    model_bands = list(meta.get("bands") or ["F160W"])
+    several = len(model_bands) > 1
+    bands = tuple(model_bands) if several else (None,)  # None: the flux / flux_err columns
+    measuring = card_measuring(meta, args.model)
+    scenes = split_scenes(args.split, args.tiles, args.conditions,
+                          bands=model_bands if several else None)
     truth = vstack([with_offset(s.truth, i) for i, s in enumerate(scenes)],
                    metadata_conflicts="silent")
     decoded = decode_as_trained(PAISPredictor(args.model, batch_size=16), scenes, meta)
     if args.calibrate:
-        result = calibrate(scenes, *decoded, meta, truth)
+        result = calibrate(scenes, *decoded, meta, truth, bands, measuring)
         card_path = Path(args.model).with_suffix(".json")
         card = json.loads(card_path.read_text())
         for key in ("fraction_error", "relative_flux_error", "noise_error_scale"):
@@ -190,7 +224,7 @@ def main() -> None:
         card["flux_errors_calibrated_on"] = (f"{args.tiles} '{args.split}' tiles "
                                              f"({args.conditions}): NMAD of the pulls nearest "
                                              "1 per magnitude bin, isolated and blended "
-                                             "sources")
+                                             "sources" + (", every band" if several else ""))
         card_path.write_text(json.dumps(card, indent=2))
         print(f"noise_error_scale {result['noise_error_scale']}, relative_flux_error "
               f"{result['relative_flux_error']}, fraction_error {result['fraction_error']} "
@@ -199,14 +233,21 @@ def main() -> None:
         c = float(meta.get("fraction_error", FRACTION_ERROR))
         r = float(meta.get("relative_flux_error", RELATIVE_FLUX_ERROR))
         k = float(meta.get("noise_error_scale", NOISE_ERROR_SCALE))
-        cats = catalogues(scenes, *decoded, meta, c, r, k)
+        cats = catalogues(scenes, *decoded, meta, c, r, k, measuring=measuring)
         result = {"fraction_error": c, "relative_flux_error": r, "noise_error_scale": k}
         for name, cat in cats.items():
             rows = matched(cat, truth)
             result[f"flux_err_from_{name}"] = pull_table(rows, np.asarray(rows["flux_err"]))
+            if several:
+                per_band = {band: matched(cat, truth, band) for band in model_bands}
+                result[f"flux_err_from_{name}_per_band"] = {
+                    band: pull_table(rows, np.asarray(rows["flux_err"]))
+                    for band, rows in per_band.items()}
     result |= {"split": args.split, "tiles": args.tiles, "conditions": args.conditions,
-               "model": str(args.model), "simulator": SIMULATOR_VERSION}
-    out = Path(f"docs/results/flux_errors_{args.split}.json")
+               "model": str(args.model), "bands": model_bands, "simulator": SIMULATOR_VERSION}
+    shipped_f160w = Path(args.model).resolve() == Path(DEFAULT_MODEL_PATH).resolve()
+    name = "" if shipped_f160w else f"_{Path(args.model).stem}"
+    out = Path(f"docs/results/flux_errors_{args.split}{name}.json")
     out.write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2)[:3000])
 

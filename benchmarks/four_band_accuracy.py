@@ -11,6 +11,8 @@ F606W with their own PSFs, depths and colour gradients), every method measures e
   segments and Kron apertures (:func:`mosaic_pais.evaluation.peers.run_photutils_bands`);
 * **perfect PCR**: the true centres and the true per-band fractions through the run's own
   decoder and estimator, the ceiling of what the fractions can give;
+* **known-shape fit**: every source's true noiseless image in each band, their amplitudes
+  fitted jointly to that band's noisy image (the noise floor: what no method can beat);
 * **scarlet2** (on the first ``--scarlet2-tiles`` tiles): fitted to all four bands at the true
   positions of the detectable sources, with the simulator's own PSFs (its best case).
 
@@ -19,8 +21,11 @@ Judged by matching each catalogue to the truth within 3 px (Hungarian), on the c
 F606W − F160W, the median |Δ colour| (mag; a measured flux ≤ 0 in either band counts as an
 infinite error), on the blended sources (β > 0.1) that every method of the comparison
 recovers, and on all of them; the detection scores (F1, completeness per blendedness bin) of
-every method that detects. Time per source: wall seconds of each method over the sources it
-measured, scene simulation excluded.
+every method that detects. Time per source: after the comparison, each method alone (one after
+another in one process, nothing else running beside it) on the first ``--timing-tiles`` tiles,
+wall seconds over the sources it measured, scene simulation excluded; the models after one
+warm-up tile (their graph is traced once per run, not per tile), scarlet2 with its JAX
+compilation for each scene (a scene's shapes change from blend to blend).
 
 Usage: python benchmarks/four_band_accuracy.py [--tiles 1000] [--scarlet2-tiles 40]
 Writes docs/results/four_band_accuracy.json.
@@ -43,6 +48,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from accuracy import (  # noqa: E402, I001 - sibling script
     card_measuring,
     decode_as_trained,
+    known_shape_catalog,
     model_catalog,
     perfect_pcr_catalog,
     split_scenes,
@@ -66,9 +72,9 @@ from mosaic_pais.sim.scenes import SIMULATOR_VERSION  # noqa: E402
 
 #: the colour judged, blue band first
 COLOUR = ("F606W", "F160W")
-FOUR, SINGLE, PHOTUTILS, PERFECT, SCARLET2 = ("four-band model", "F160W model",
-                                              "photutils (dual image)", "perfect PCR",
-                                              "scarlet2 (true positions)")
+FOUR, SINGLE, PHOTUTILS, PERFECT, KNOWN, SCARLET2 = (
+    "four-band model", "F160W model", "photutils (dual image)", "perfect PCR",
+    "known-shape fit", "scarlet2 (true positions)")
 #: the methods every source of the main comparison must be recovered by
 COMPARED = (FOUR, SINGLE, PHOTUTILS)
 
@@ -78,12 +84,10 @@ def _prepare(job: tuple) -> dict:
     the image, truth and noise, photutils' catalogue and, on the first tiles, scarlet2's."""
     split, index, scarlet2_tiles, max_iter = job
     scene = split_scenes(split, 1, start=index, bands=FOUR_BANDS)[0]
-    t0 = time.time()
-    photutils = run_photutils_bands(scene.image, float(scene.noise_sigma[0]), FOUR_BANDS)
-    out = {"index": index, "scene": scene, PHOTUTILS: (photutils, time.time() - t0)}
+    out = {"index": index, "scene": scene,
+           PHOTUTILS: run_photutils_bands(scene.image, float(scene.noise_sigma[0]), FOUR_BANDS)}
     if index < scarlet2_tiles:
-        table, seconds, _ = scarlet2_catalog(scene, simulation_psf(bands=FOUR_BANDS), max_iter)
-        out[SCARLET2] = (table, seconds)
+        out[SCARLET2] = scarlet2_catalog(scene, simulation_psf(bands=FOUR_BANDS), max_iter)[0]
     return out
 
 
@@ -100,22 +104,18 @@ def model_catalogs(predictor, meta: dict, scenes, measuring: dict) -> tuple[list
     return tables, seen, sigmas
 
 
-def chunk_catalogues(models: dict, prepared: list[dict]) -> tuple[dict, dict]:
-    """Every method's catalogues of a chunk of prepared tiles (offset on the stacking plane)
-    and the seconds each took."""
+def chunk_catalogues(models: dict, prepared: list[dict]) -> dict:
+    """Every method's catalogues of a chunk of prepared tiles (offset on the stacking plane)."""
     scenes = [p["scene"] for p in prepared]
     first = [p["index"] for p in prepared]
     cats: dict[str, list] = {}
-    seconds: dict[str, float] = {}
     seen_by = {}
     for name, (predictor, meta, _, measuring, single) in models.items():
-        t0 = time.time()
         views = [dataclasses.replace(s, image=s.image[:1]) for s in scenes] if single else scenes
         tables, *seen_by[name] = model_catalogs(predictor, meta, views, measuring)
         if single:  # its F160W flux under the band's name
             for t in tables:
                 t["flux_F160W"] = t["flux"]
-        seconds[name] = time.time() - t0
         cats[name] = [with_offset(t, i) for t, i in zip(tables, first, strict=True)]
     # the ceiling: true centres and fractions through the four-band model's own measuring, on
     # the tiles as it saw them
@@ -123,12 +123,37 @@ def chunk_catalogues(models: dict, prepared: list[dict]) -> tuple[dict, dict]:
     measuring = models[FOUR][3]
     cats[PERFECT] = [with_offset(perfect_pcr_catalog(s, seen[k].image, sigmas[k], **measuring), i)
                      for k, (s, i) in enumerate(zip(scenes, first, strict=True))]
+    cats[KNOWN] = [with_offset(known_shape_catalog(s), i)
+                   for s, i in zip(scenes, first, strict=True)]
     for name in (PHOTUTILS, SCARLET2):
         done = [(p[name], p["index"]) for p in prepared if name in p]
         if done:
-            cats[name] = [with_offset(t, i) for (t, _), i in done]
-            seconds[name] = sum(s for (_, s), _ in done)
-    return cats, seconds
+            cats[name] = [with_offset(t, i) for t, i in done]
+    return cats
+
+
+def timed_alone(models: dict, split: str, tiles: int, max_iter: int) -> dict:
+    """Each method alone on the same ``tiles`` scenes, one after another: name → (wall
+    seconds, sources measured)."""
+    scenes = split_scenes(split, tiles, bands=FOUR_BANDS)
+    out: dict = {}
+    if not scenes:
+        return out
+    for name, (predictor, meta, _, measuring, single) in models.items():
+        views = [dataclasses.replace(s, image=s.image[:1]) for s in scenes] if single else scenes
+        model_catalogs(predictor, meta, views[:1], measuring)  # warm-up: graph tracing
+        t0 = time.perf_counter()
+        tables, _, _ = model_catalogs(predictor, meta, views, measuring)
+        out[name] = (time.perf_counter() - t0, sum(len(t) for t in tables))
+    t0 = time.perf_counter()
+    found = sum(len(run_photutils_bands(s.image, float(s.noise_sigma[0]), FOUR_BANDS))
+                for s in scenes)
+    out[PHOTUTILS] = (time.perf_counter() - t0, found)
+    psf = simulation_psf(bands=FOUR_BANDS)
+    t0 = time.perf_counter()
+    fitted = sum(scarlet2_catalog(s, psf, max_iter)[2] for s in scenes)
+    out[SCARLET2] = (time.perf_counter() - t0, fitted)
+    return out
 
 
 def matched_fluxes(catalog: Table, truth: Table, radius: float = 3.0) -> dict[str, np.ndarray]:
@@ -190,13 +215,13 @@ def figures(catalogs: dict, truth: Table, mag_limit: float, scarlet2_tiles: int)
                & (np.asarray(truth["mag"], float) < mag_limit))
     blended = np.asarray(truth["blendedness"], float) > BLENDED
     matched = {name: matched_fluxes(cat, truth) for name, cat in catalogs.items()}
-    methods = [m for m in (*COMPARED, PERFECT) if m in catalogs]
+    methods = [m for m in (*COMPARED, PERFECT, KNOWN) if m in catalogs]
     out = {"common_blended": common_figures(matched, truth, counted & blended, methods),
            "common_all": common_figures(matched, truth, counted, methods)}
     if SCARLET2 in catalogs:
         subset = counted & blended & (tile_of(truth) < scarlet2_tiles)
         out["scarlet2_subset_blended"] = common_figures(
-            matched, truth, subset, [FOUR, PHOTUTILS, SCARLET2, PERFECT])
+            matched, truth, subset, [FOUR, PHOTUTILS, SCARLET2, PERFECT, KNOWN])
     out["detection"] = {}
     for name in (FOUR, SINGLE, PHOTUTILS):
         r = evaluate(catalogs[name], truth, mag_limit=mag_limit)
@@ -215,6 +240,8 @@ def _arguments():
     parser.add_argument("--f160w-model", type=Path, default=DEFAULT_MODEL_PATH)
     parser.add_argument("--scarlet2-tiles", type=int, default=40)
     parser.add_argument("--max-iter", type=int, default=200)
+    parser.add_argument("--timing-tiles", type=int, default=10,
+                        help="tiles each method is timed on alone, after the comparison")
     parser.add_argument("--chunk", type=int, default=50)
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--mag-limit", type=float, default=27.0)
@@ -239,24 +266,21 @@ def main() -> None:
 
     args = _arguments()
     models = load_models(args)
-    parts, truths, seconds, counts = [], [], {}, {}
+    parts, truths = [], []
     jobs = [(args.split, i, args.scarlet2_tiles, args.max_iter) for i in range(args.tiles)]
     with multiprocessing.get_context("spawn").Pool(args.processes) as pool:
         prepared_tiles = pool.imap(_prepare, jobs)
         for first in tqdm(range(0, args.tiles, args.chunk), desc="tiles", unit="chunk"):
             prepared = [next(prepared_tiles) for _ in range(min(args.chunk, args.tiles - first))]
-            cats, secs = chunk_catalogues(models, prepared)
-            parts.append(cats)
+            parts.append(chunk_catalogues(models, prepared))
             truths += [with_offset(p["scene"].truth, p["index"]) for p in prepared]
-            for name, value in secs.items():
-                seconds[name] = seconds.get(name, 0.0) + value
-                counts[name] = counts.get(name, 0) + sum(len(t) for t in cats[name])
     catalogs = {name: vstack([t for p in parts if name in p for t in p[name]])
                 for name in parts[0]}
     truth = vstack(truths)
     results = figures(catalogs, truth, args.mag_limit, args.scarlet2_tiles)
-    results["seconds_per_source"] = {name: seconds[name] / max(counts[name], 1)
-                                     for name in seconds}
+    timed = timed_alone(models, args.split, args.timing_tiles, args.max_iter)
+    results["seconds_per_source"] = {name: seconds / max(n, 1)
+                                     for name, (seconds, n) in timed.items()}
     results["setup"] = {
         "split": args.split, "tiles": args.tiles, "bands": list(FOUR_BANDS),
         "conditions": "varied (the training set's: density, depth, texture per tile)",
@@ -264,8 +288,11 @@ def main() -> None:
         "scarlet2_tiles": min(args.scarlet2_tiles, args.tiles), "max_iter": args.max_iter,
         "mag_limit": args.mag_limit, "blended": BLENDED, "colour": "-".join(COLOUR),
         "truth_sources": len(truth),
-        "timing": "wall seconds per measured source on 2 shared CPU cores; the models "
-                  "include decoding and measuring, scarlet2 its JAX compilation per tile"}
+        "timing_tiles": args.timing_tiles,
+        "timing": "each method alone on the first timing_tiles tiles, one after another in "
+                  "one process on 2 CPU cores: wall seconds per measured source; the models "
+                  "include the network, decoding and measuring (after one warm-up tile), "
+                  "scarlet2 its JAX compilation per scene"}
     results["simulator"] = SIMULATOR_VERSION
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=2, default=float))

@@ -5,6 +5,12 @@ model and photutils in dual-image mode.
    segmentation map, made on F160W): for each method, how many segmentation-map objects hold a
    detection, how many hold exactly one, how many are split, and how many detections fall on
    background. The map is one reference, not the truth: a split object may be two galaxies.
+   The map was made on F160W alone, so a source bright only in the bluer bands is not in it:
+   each detection on its background is classed by the light under it, its S/N in a 3-px
+   aperture in each band (noise and noise texture of the stamp's own band, as a run measures
+   them): S/N ≥ 5 in F160W, S/N ≥ 5 only in a bluer band (a source the map cannot hold), or
+   below 5 in every band (nothing there that an aperture sees: a false detection, or a source
+   too faint to tell).
 2. GOODS-S cutouts 1903 and 67 (256×256, Hubble Legacy Field): how many sources each method
    detects, and for the sources that the four-band model and photutils both detect (3 px), how
    far apart their colours F606W − F160W are (no truth here: an agreement, not an accuracy),
@@ -31,6 +37,7 @@ from real_cutouts import run_tile, segmap_counts  # noqa: E402, I001 - sibling s
 
 from mosaic_pais.evaluation.metrics import match_catalogs  # noqa: E402
 from mosaic_pais.evaluation.peers import run_photutils_bands  # noqa: E402
+from mosaic_pais.runtime.infer import estimate_noise  # noqa: E402
 from mosaic_pais.nn.model import (  # noqa: E402
     DEFAULT_MODEL_PATH,
     PAISPredictor,
@@ -44,6 +51,8 @@ from mosaic_pais.sim.scenes import data_dir  # noqa: E402
 CUTOUT_BANDS = ("F160W", "F125W", "F606W", "F850LP")
 STAMP_FILES = {"F160W": "h", "F125W": "j", "F850LP": "z", "F606W": "v"}
 FOUR, SINGLE, PHOTUTILS = "four-band model", "F160W model", "photutils (dual image)"
+#: the aperture (px radius) and S/N of the light that supports a detection on the background
+SUPPORT_RADIUS, SUPPORT_SNR = 3.0, 5.0
 
 
 def stamp_cube(stem: str) -> np.ndarray:
@@ -72,18 +81,65 @@ def detections(models: dict, cube: np.ndarray) -> dict:
     return out
 
 
+def aperture_snr(cube: np.ndarray, xy: np.ndarray, radius: float = SUPPORT_RADIUS) -> np.ndarray:
+    """(detection, band) S/N of the light in a circular aperture around each (x, y): the sum
+    over the pixels within ``radius`` (less the band's clipped median) over the noise such a
+    sum has, from the cube's own pixel noise and noise texture
+    (:func:`mosaic_pais.runtime.infer.estimate_noise`; the texture is the noise of 4-px block
+    means against white noise's, so it scales a sum over a few pixels).
+
+    >>> rng = np.random.default_rng(0)
+    >>> cube = rng.normal(0.0, 1.0, (2, 64, 64))
+    >>> cube[1, 30:33, 30:33] += 10.0
+    >>> np.round(aperture_snr(cube, np.array([[31.0, 31.0]])), 0) > [[5, 5]]
+    array([[False,  True]])
+    """
+    from astropy.stats import sigma_clipped_stats
+
+    sigma, texture = estimate_noise(cube, n_windows=1, size=max(cube.shape[-2:]))
+    sky = np.array([sigma_clipped_stats(band, sigma=3.0)[1] for band in cube])
+    cube = cube - sky[:, None, None]
+    yy, xx = np.mgrid[:cube.shape[1], :cube.shape[2]]
+    out = np.zeros((len(xy), len(cube)))
+    for k, (x, y) in enumerate(xy):
+        inside = (xx - x) ** 2 + (yy - y) ** 2 <= radius ** 2
+        noise = sigma * np.nan_to_num(texture, nan=1.0) * np.sqrt(inside.sum())
+        out[k] = cube[:, inside].sum(axis=1) / noise
+    return out
+
+
+def background_support(cube: np.ndarray, xy: np.ndarray, seg: np.ndarray) -> dict:
+    """How many of the detections that fall on the map's background have S/N ≥
+    :data:`SUPPORT_SNR` in F160W, only in a bluer band, or in no band (:func:`aperture_snr`)."""
+    ix = np.clip(np.floor(xy[:, 0] + 0.5).astype(int), 0, seg.shape[1] - 1)
+    iy = np.clip(np.floor(xy[:, 1] + 0.5).astype(int), 0, seg.shape[0] - 1)
+    snr = aperture_snr(cube, xy[seg[iy, ix] == 0]) >= SUPPORT_SNR
+    red = snr[:, FOUR_BANDS.index("F160W")]
+    return {"in_f160w": int(red.sum()), "only_bluer_bands": int((~red & snr.any(1)).sum()),
+            "in_no_band": int((~snr.any(1)).sum())}
+
+
 def candels_stamps(models: dict, root: Path) -> dict:
     counts: dict = {}
+    support: dict = {}
     stems = [str(p).removesuffix("_segmap.fits")
              for p in sorted((root / "candels_stamps").glob("GDS_*_segmap.fits"))]
     stems = [s for s in stems if all(Path(f"{s}_{x}.fits").exists()
                                      for x in STAMP_FILES.values())]
-    n_objects = sum(segmap_counts({name: xy for name, (xy, _) in
-                                   detections(models, stamp_cube(stem)).items()},
-                                  np.asarray(fits.getdata(f"{stem}_segmap.fits")).astype(int),
-                                  counts)
-                    for stem in stems)
-    return {"stamps": len(stems), "objects": n_objects, "methods": counts}
+    n_objects = 0
+    for stem in stems:
+        cube = stamp_cube(stem)
+        seg = np.asarray(fits.getdata(f"{stem}_segmap.fits")).astype(int)
+        found = {name: xy for name, (xy, _) in detections(models, cube).items()}
+        n_objects += segmap_counts(found, seg, counts)
+        for name, xy in found.items():
+            for key, n in background_support(cube, xy, seg).items():
+                support.setdefault(name, {}).setdefault(key, 0)
+                support[name][key] += n
+    for name, classes in support.items():
+        counts[name]["on_background_supported"] = classes
+    return {"stamps": len(stems), "objects": n_objects, "methods": counts,
+            "support": {"aperture_radius_px": SUPPORT_RADIUS, "snr": SUPPORT_SNR}}
 
 
 def colour(fluxes: np.ndarray) -> np.ndarray:
