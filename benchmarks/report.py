@@ -1365,6 +1365,33 @@ def four_band_verdict(r: dict) -> list[str]:
     return lines + [""]
 
 
+def four_band_flux_errors_section(r: dict | None) -> list[str]:
+    """Pull NMADs of the four-band model's flux_err_<band> (benchmarks/flux_errors.py)."""
+    out = ["## Four bands: flux errors", "",
+           "`python benchmarks/flux_errors.py --split test --tiles 500 --model "
+           "mosaic_pais/models/pais_fourband.keras` — NMAD of (measured − true) / flux_err per "
+           "band on four-band test tiles, the errors' three constants calibrated on "
+           "validation tiles for all bands at once (`--split val --calibrate`); 1 means the "
+           "errors are right.", ""]
+    if not r:
+        return out + ["*(not run yet)*", ""]
+    per_band = r["flux_err_from_noise_per_band"]
+    bins = next(iter(per_band.values()))["isolated"]["by_mag"]
+    out += [f"noise_error_scale {r['noise_error_scale']:g}, relative_flux_error "
+            f"{r['relative_flux_error']:g}, fraction_error {r['fraction_error']:g}.", "",
+            "| flux_err from | band | sources | N | NMAD | "
+            + " | ".join(f"H {b['lo']:g}–{b['hi']:g}" for b in bins) + " |",
+            "| --- | --- | --- | --- | --- |" + " --- |" * len(bins)]
+    for source in ("noise", "weights"):
+        for band, table in r[f"flux_err_from_{source}_per_band"].items():
+            for kind in ("isolated", "blended"):
+                v = table[kind]
+                out.append(f"| {source} | {band} | {kind} | {v['n']} | {f(v['nmad'], '.2f')} | "
+                           + " | ".join(f"{f(b['nmad'], '.2f')} ({b['n']})"
+                                        for b in v["by_mag"]) + " |")
+    return out + [""]
+
+
 def real_four_band_section(r: dict | None) -> list[str]:
     """The four-band model on real four-band data (benchmarks/real_four_band.py)."""
     out = ["## Four bands on real GOODS-S data", "",
@@ -1563,6 +1590,7 @@ def main() -> None:
                 "on selected bright galaxies).", ""]
     out += four_band_scenes_section(load("four_band_scenes"))
     out += four_band_accuracy_section(load("four_band_accuracy"))
+    out += four_band_flux_errors_section(load("flux_errors_test_pais_fourband"))
     out += real_four_band_section(load("real_four_band"))
     def tiles(name: str) -> int:
         """How many test tiles a result was measured on (its command's --tiles)."""

@@ -302,10 +302,22 @@ def real_four_band_lines() -> list[str]:
             f"segmentation maps (the F160W model {single['objects_found']}), and "
             f"{four['on_background']} of its {four['detections']} detections lie where that map "
             f"has no object (the F160W model: {single['on_background']} of "
-            f"{single['detections']}). Sources seen only in the deeper blue bands would lie "
-            "there, and so would false detections where real ACS images differ from the "
-            "simulated ones: nothing here tells them apart, so treat its detections without "
-            "F160W light with care (benchmarks.md, \"Four bands on real GOODS-S data\")."]
+            f"{single['detections']}). " + background_support_sentence(four)]
+
+
+def background_support_sentence(four: dict) -> str:
+    """What lies under the four-band model's detections on the maps' background."""
+    support = four.get("on_background_supported")
+    if not support:
+        return ("Sources seen only in the deeper blue bands would lie there, and so would "
+                "false detections where real ACS images differ from the simulated ones: "
+                "nothing here tells them apart, so treat its detections without F160W light "
+                "with care (benchmarks.md, \"Four bands on real GOODS-S data\").")
+    return (f"Of those, {support['in_f160w']} have S/N ≥ 5 in F160W in a 3-px aperture, "
+            f"{support['only_bluer_bands']} only in a bluer band, and {support['in_no_band']} "
+            "in no band (false detections, or sources too faint to tell): treat its "
+            "detections without F160W light with care (benchmarks.md, \"Four bands on real "
+            "GOODS-S data\").")
 
 
 def four_band_accuracy_lines(accuracy: dict | None) -> list[str]:
