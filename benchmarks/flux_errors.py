@@ -28,6 +28,7 @@ the pulls are reported per band. Its results go to ``flux_errors_<split>_<model 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
@@ -41,6 +42,7 @@ from accuracy import (
     with_offset,
 )
 from astropy.table import Table, vstack
+from tqdm import tqdm
 
 from mosaic_pais.evaluation.metrics import match_catalogs
 from mosaic_pais.nn.model import DEFAULT_MODEL_PATH, PAISPredictor, model_metadata, peak_finding
@@ -210,8 +212,12 @@ def main() -> None:
     several = len(model_bands) > 1
     bands = tuple(model_bands) if several else (None,)  # None: the flux / flux_err columns
     measuring = card_measuring(meta, args.model)
-    scenes = split_scenes(args.split, args.tiles, args.conditions,
-                          bands=model_bands if several else None)
+    # one at a time, without the per-source images this script never reads: a four-band
+    # scene's are ~40 MB, so 500 of them would not fit in memory
+    scenes = [dataclasses.replace(s, sources=s.sources[:0])
+              for i in tqdm(range(args.tiles), desc="scenes", unit="tile")
+              for s in split_scenes(args.split, 1, args.conditions, start=i,
+                                    bands=model_bands if several else None)]
     truth = vstack([with_offset(s.truth, i) for i, s in enumerate(scenes)],
                    metadata_conflicts="silent")
     decoded = decode_as_trained(PAISPredictor(args.model, batch_size=16), scenes, meta)
