@@ -214,7 +214,7 @@ def main() -> None:
     measuring = card_measuring(meta, args.model)
     # one at a time, without the per-source images this script never reads: a four-band
     # scene's are ~40 MB, so 500 of them would not fit in memory
-    scenes = [dataclasses.replace(s, sources=s.sources[:0])
+    scenes = [dataclasses.replace(s, sources=np.zeros((0, *s.sources.shape[1:]), np.float32))
               for i in tqdm(range(args.tiles), desc="scenes", unit="tile")
               for s in split_scenes(args.split, 1, args.conditions, start=i,
                                     bands=model_bands if several else None)]

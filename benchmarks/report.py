@@ -1357,9 +1357,11 @@ def four_band_verdict(r: dict) -> list[str]:
             "the perfect PCR gives " + ", ".join(f"{pcr[b]:.3f}" for b in bands_of(pcr))
             + " and the known-shape fit " + ", ".join(f"{known[b]:.3f}" for b in
                                                       bands_of(pcr))
-            + ". The fit is the noise floor; the perfect PCR's excess over it is the "
-            "estimator's (footprints drawn in F160W, each band's total-flux correction), the "
-            "model's excess over the perfect PCR its fractions' and detections'. (Training "
+            + ". The fit is the noise floor; the perfect PCR's excess over it is what the "
+            "representation and the estimator lose (three slots by distance: a bright "
+            "galaxy's wings, where three nearer sources hold the slots, go to them; "
+            "footprints drawn in F160W; each band's total-flux correction), the model's "
+            "excess over the perfect PCR its fractions' and detections'. (Training "
             "labels every source whose matched-filter S/N over all four bands reaches the "
             "threshold, so a blue source is labelled by its blue light.)")
     return lines + [""]
@@ -1368,7 +1370,8 @@ def four_band_verdict(r: dict) -> list[str]:
 def four_band_flux_errors_section(r: dict | None) -> list[str]:
     """Pull NMADs of the four-band model's flux_err_<band> (benchmarks/flux_errors.py)."""
     out = ["## Four bands: flux errors", "",
-           "`python benchmarks/flux_errors.py --split test --tiles 500 --model "
+           "`python benchmarks/flux_errors.py --split test --tiles "
+           f"{r['tiles'] if r else 200} --model "
            "mosaic_pais/models/pais_fourband.keras` — NMAD of (measured − true) / flux_err per "
            "band on four-band test tiles, the errors' three constants calibrated on "
            "validation tiles for all bands at once (`--split val --calibrate`); 1 means the "
