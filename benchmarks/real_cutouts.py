@@ -84,6 +84,13 @@ def detections(predictor, image: np.ndarray, meta: dict) -> dict:
     return out
 
 
+def labels_at(seg: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    """The segmentation map's label under each (x, y): its nearest pixel, clipped to the map."""
+    ix = np.clip(np.floor(xy[:, 0] + 0.5).astype(int), 0, seg.shape[1] - 1)
+    iy = np.clip(np.floor(xy[:, 1] + 0.5).astype(int), 0, seg.shape[0] - 1)
+    return seg[iy, ix]
+
+
 def segmap_counts(found: dict, seg: np.ndarray, counts: dict) -> int:
     """Adds one stamp's counts per method to ``counts``: how many of the segmentation map's
     objects hold a detection, exactly one, more than one, and how many detections fall on
@@ -91,9 +98,7 @@ def segmap_counts(found: dict, seg: np.ndarray, counts: dict) -> int:
     objects."""
     objects = sorted(set(np.unique(seg)) - {0})
     for name, xy in found.items():
-        ix = np.clip(np.floor(xy[:, 0] + 0.5).astype(int), 0, seg.shape[1] - 1)
-        iy = np.clip(np.floor(xy[:, 1] + 0.5).astype(int), 0, seg.shape[0] - 1)
-        on = seg[iy, ix]
+        on = labels_at(seg, xy)
         per_object = np.array([(on == label).sum() for label in objects])
         c = counts.setdefault(name, {"objects_found": 0, "objects_with_one": 0,
                                      "objects_split": 0, "detections": 0, "on_background": 0})

@@ -33,7 +33,7 @@ import numpy as np
 from astropy.io import fits
 
 sys.path.insert(0, str(Path(__file__).parent))
-from real_cutouts import run_tile, segmap_counts  # noqa: E402, I001 - sibling script
+from real_cutouts import labels_at, run_tile, segmap_counts  # noqa: E402, I001 - sibling script
 
 from mosaic_pais.evaluation.metrics import match_catalogs  # noqa: E402
 from mosaic_pais.evaluation.peers import run_photutils_bands  # noqa: E402
@@ -111,9 +111,7 @@ def aperture_snr(cube: np.ndarray, xy: np.ndarray, radius: float = SUPPORT_RADIU
 def background_support(cube: np.ndarray, xy: np.ndarray, seg: np.ndarray) -> dict:
     """How many of the detections that fall on the map's background have S/N ≥
     :data:`SUPPORT_SNR` in F160W, only in a bluer band, or in no band (:func:`aperture_snr`)."""
-    ix = np.clip(np.floor(xy[:, 0] + 0.5).astype(int), 0, seg.shape[1] - 1)
-    iy = np.clip(np.floor(xy[:, 1] + 0.5).astype(int), 0, seg.shape[0] - 1)
-    snr = aperture_snr(cube, xy[seg[iy, ix] == 0]) >= SUPPORT_SNR
+    snr = aperture_snr(cube, xy[labels_at(seg, xy) == 0]) >= SUPPORT_SNR
     red = snr[:, FOUR_BANDS.index("F160W")]
     return {"in_f160w": int(red.sum()), "only_bluer_bands": int((~red & snr.any(1)).sum()),
             "in_no_band": int((~snr.any(1)).sum())}
