@@ -52,7 +52,6 @@ from mosaic_pais.nn.model import (
     model_input,
     model_metadata,
     peak_finding,
-    split_outputs,
 )
 from mosaic_pais.pcr import (
     MIXED_VOTE_RADIUS,
@@ -248,9 +247,7 @@ def predict_scenes(predictor, scenes, sigmas, batch: int = 16) -> list:
     ``(prediction, index in it)`` per scene."""
     preds = []
     for x in scene_batches(scenes, sigmas, batch):
-        out = predictor.model(x, training=False)
-        pred = split_outputs({k: np.asarray(v) for k, v in out.items()}, predictor.n_bands,
-                             predictor.n_slots)
+        pred = predictor.predict_input(x)  # the compiled network, as a run calls it
         preds += [(pred, j) for j in range(len(x))]
     return preds
 

@@ -46,12 +46,14 @@ from astropy.table import Table, vstack
 
 sys.path.insert(0, str(Path(__file__).parent))
 from accuracy import (  # noqa: E402, I001 - sibling script
+    as_trained,
     card_measuring,
-    decode_as_trained,
     known_shape_catalog,
     model_catalog,
     perfect_pcr_catalog,
+    predict_scenes,
     split_scenes,
+    tile_noise,
     tile_of,
     tile_thresholds,
     with_offset,
@@ -91,16 +93,27 @@ def _prepare(job: tuple) -> dict:
     return out
 
 
-def model_catalogs(predictor, meta: dict, scenes, measuring: dict) -> tuple[list[Table], list,
-                                                                           np.ndarray]:
+def model_catalogs(predictor, meta: dict, scenes, measuring: dict,
+                   stages: dict | None = None) -> tuple[list[Table], list, np.ndarray]:
     """A model's catalogue of each scene, decoded and measured as a run does; and the scenes
-    as it saw them (skies subtracted) with their noise sigmas."""
-    seen, sigmas, textures, preds = decode_as_trained(predictor, scenes, meta)
+    as it saw them (skies subtracted) with their noise sigmas. ``stages``, when given, gets
+    the wall seconds of each stage: sky and noise, network, decoding and measuring."""
+    clock = {"start": time.perf_counter()}
+    seen = as_trained(scenes, meta)
+    sigmas, textures = tile_noise(seen)
+    clock["sky and noise"] = time.perf_counter()
+    preds = predict_scenes(predictor, seen, sigmas)
+    clock["network"] = time.perf_counter()
     finding, vote = peak_finding(meta), str(meta.get("vote", "vectors"))
     tables = [model_catalog(p, j, seen[i].image, sigmas[i], threshold, finding, vote,
                             **measuring)
               for i, ((p, j), threshold) in enumerate(zip(preds, tile_thresholds(textures, meta),
                                                           strict=True))]
+    clock["decoding and measuring"] = time.perf_counter()
+    if stages is not None:
+        ticks = list(clock.values())
+        stages.update({name: b - a for name, a, b in zip(list(clock)[1:], ticks[:-1],
+                                                          ticks[1:], strict=True)})
     return tables, seen, sigmas
 
 
@@ -141,18 +154,18 @@ def timed_alone(models: dict, split: str, tiles: int, max_iter: int) -> dict:
         return out
     for name, (predictor, meta, _, measuring, single) in models.items():
         views = [dataclasses.replace(s, image=s.image[:1]) for s in scenes] if single else scenes
-        model_catalogs(predictor, meta, views[:1], measuring)  # warm-up: graph tracing
-        t0 = time.perf_counter()
-        tables, _, _ = model_catalogs(predictor, meta, views, measuring)
-        out[name] = (time.perf_counter() - t0, sum(len(t) for t in tables))
+        model_catalogs(predictor, meta, views, measuring)  # warm-up: graph tracing per shape
+        stages: dict = {}
+        tables, _, _ = model_catalogs(predictor, meta, views, measuring, stages)
+        out[name] = (sum(stages.values()), sum(len(t) for t in tables), stages)
     t0 = time.perf_counter()
     found = sum(len(run_photutils_bands(s.image, float(s.noise_sigma[0]), FOUR_BANDS))
                 for s in scenes)
-    out[PHOTUTILS] = (time.perf_counter() - t0, found)
+    out[PHOTUTILS] = (time.perf_counter() - t0, found, {})
     psf = simulation_psf(bands=FOUR_BANDS)
     t0 = time.perf_counter()
     fitted = sum(scarlet2_catalog(s, psf, max_iter)[2] for s in scenes)
-    out[SCARLET2] = (time.perf_counter() - t0, fitted)
+    out[SCARLET2] = (time.perf_counter() - t0, fitted, {})
     return out
 
 
@@ -280,7 +293,10 @@ def main() -> None:
     results = figures(catalogs, truth, args.mag_limit, args.scarlet2_tiles)
     timed = timed_alone(models, args.split, args.timing_tiles, args.max_iter)
     results["seconds_per_source"] = {name: seconds / max(n, 1)
-                                     for name, (seconds, n) in timed.items()}
+                                     for name, (seconds, n, _) in timed.items()}
+    results["seconds_per_source_by_stage"] = {
+        name: {stage: t / max(n, 1) for stage, t in stages.items()}
+        for name, (_, n, stages) in timed.items() if stages}
     results["setup"] = {
         "split": args.split, "tiles": args.tiles, "bands": list(FOUR_BANDS),
         "conditions": "varied (the training set's: density, depth, texture per tile)",
@@ -291,7 +307,8 @@ def main() -> None:
         "timing_tiles": args.timing_tiles,
         "timing": "each method alone on the first timing_tiles tiles, one after another in "
                   "one process on 2 CPU cores: wall seconds per measured source; the models "
-                  "include the network, decoding and measuring (after one warm-up tile), "
+                  "include each tile's sky and noise estimates, the compiled network at "
+                  "batch 16, decoding and measuring (after a warm-up pass), "
                   "scarlet2 its JAX compilation per scene"}
     results["simulator"] = SIMULATOR_VERSION
     args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -1318,7 +1318,14 @@ def four_band_accuracy_section(r: dict | None) -> list[str]:
              "after a warm-up tile; scarlet2 with its JAX compilation for each scene)"
              if "timing_tiles" in r["setup"] else "timed beside the other methods")
     out += ["", f"Time per measured source ({alone}): " + ", ".join(
-        f"{name} {v * 1e3:.1f} ms" for name, v in seconds.items()) + ".", ""]
+        f"{name} {v * 1e3:.1f} ms" for name, v in seconds.items()) + "."]
+    for name, stages in r.get("seconds_per_source_by_stage", {}).items():
+        out.append(f"{name}, by stage: " + ", ".join(f"{stage} {v * 1e3:.2f} ms"
+                                                     for stage, v in stages.items()) + ".")
+    if "seconds_per_source_by_stage" in r:
+        out.append("Each test tile is its own image here, so its sky and noise are estimated "
+                   "from it alone; a mosaic run estimates them once per mosaic.")
+    out.append("")
     return out + four_band_verdict(r)
 
 

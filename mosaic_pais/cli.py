@@ -305,9 +305,11 @@ def train(data, output, config_path, simulate_tiles, val_tiles, processes, steps
     cfg = replace(cfg, data=str(data), output=str(output),
                   **{k: v for k, v in given.items() if v is not None})
     if simulate_tiles:
-        build_training_set(data, "train", simulate_tiles, processes=processes, bands=cfg.bands)
+        build_training_set(data, "train", simulate_tiles, processes=processes, bands=cfg.bands,
+                           tile_size=cfg.tile_size)
     if val_tiles:
-        build_training_set(data, "val", val_tiles, processes=processes, bands=cfg.bands)
+        build_training_set(data, "val", val_tiles, processes=processes, bands=cfg.bands,
+                           tile_size=cfg.tile_size)
     if not (data / "train").is_dir():
         raise BadInputError(f"no training set in {data}/train (use --simulate-tiles N)")
     path = train_model(cfg)

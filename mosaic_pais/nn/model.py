@@ -511,7 +511,13 @@ class PAISPredictor:
         :meth:`attention_contexts`) replace every tile's own attention contexts.
         """
         self._check_bands(images)
-        x = model_input(images, noise_sigma, valid)
+        return self.predict_input(model_input(images, noise_sigma, valid), outputs, contexts)
+
+    def predict_input(self, x: np.ndarray,
+                      outputs: tuple[str, ...] = ("center", "vectors", "fractions"),
+                      contexts: list[np.ndarray] | None = None) -> PCRPrediction:
+        """What :meth:`__call__` predicts, from network inputs ``x`` (B, h, w, b + 1) already
+        made by :func:`model_input` (so tiles of different noise can share a batch)."""
         outputs = tuple(outputs)
         key = (outputs, contexts is not None)
         if key not in self._predict:

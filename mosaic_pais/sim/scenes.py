@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from mosaic_pais.errors import BadInputError
-from mosaic_pais.sim.bands import check_bands, draw_colours
+from mosaic_pais.sim.bands import BANDS, check_bands, draw_colours, seeing_psfs, survey_of
 
 __all__ = [
     "SIMULATOR_VERSION",
@@ -255,13 +255,15 @@ def _sample_mags(rng: np.random.Generator, n: int) -> np.ndarray:
 
 def draw_population(rng: np.random.Generator, height: float, width: float, *, margin: float,
                     density: float = 1.0, pair_fraction: float = 0.0,
-                    star_fraction: float = STAR_FRACTION, real_galaxies: str = "all") -> dict:
+                    star_fraction: float = STAR_FRACTION, real_galaxies: str = "all",
+                    pixel_scale: float = PIXEL_SCALE) -> dict:
     """Positions, magnitudes and shape parameters of the sources of a frame (plus margin).
 
     ``real_galaxies`` is the pool the real COSMOS galaxies come from: ``"all"`` 100,
     ``"train"`` the 80 not in :data:`HELD_OUT_REAL_GALAXIES`, ``"held_out"`` those 20.
+    Positions and sizes are in pixels of ``pixel_scale`` (″/px); magnitudes are F160W's.
     """
-    area = (height + 2 * margin) * (width + 2 * margin) * (PIXEL_SCALE / 60.0) ** 2
+    area = (height + 2 * margin) * (width + 2 * margin) * (pixel_scale / 60.0) ** 2
     n = int(rng.poisson(SURFACE_DENSITY * density * area))
     y = rng.uniform(-margin, height + margin, n)
     x = rng.uniform(-margin, width + margin, n)
@@ -275,7 +277,7 @@ def draw_population(rng: np.random.Generator, height: float, width: float, *, ma
         n = len(y)
     mag = _sample_mags(rng, n)
     r50 = 0.3 * 10 ** (-0.1 * (mag - 24.0)) * 10 ** rng.normal(0, 0.15, n)
-    r50 = np.clip(r50, 0.05, 2.5) / PIXEL_SCALE  # px, intrinsic
+    r50 = np.clip(r50, 0.05, 2.5) / pixel_scale  # px, intrinsic
     p_star = np.clip(star_fraction * np.where(mag < 21, 3.0, 1.0), 0, 0.5)
     u = rng.uniform(0, 1, n)
     kind = np.where(u < p_star, "star", np.where(u < p_star + REAL_FRACTION, "real",
@@ -295,6 +297,7 @@ def draw_population(rng: np.random.Generator, height: float, width: float, *, ma
         "q": rng.uniform(0.25, 1.0, n), "angle": rng.uniform(0, 2 * np.pi, n),
         "bulge_fraction": rng.beta(1.2, 3.0, n), "flip": rng.uniform(0, 1, n) < 0.5,
         "rescale": np.exp(rng.uniform(np.log(0.6), np.log(1.6), n)),
+        "pixel_scale": float(pixel_scale),
     }
 
 
@@ -326,7 +329,7 @@ def _profile(pop: dict, i: int, band: str = "F160W", colours: dict | None = None
 
     from mosaic_pais.sim.bands import band_psf, band_weights
 
-    psf = band_psf(band)
+    psf = pop["psfs"][band] if pop.get("psfs") else band_psf(band)
     kind = pop["kind"][i]
     if kind == "star":
         if colours is None:
@@ -344,7 +347,7 @@ def _profile(pop: dict, i: int, band: str = "F160W", colours: dict | None = None
             gal = galsim.Add([gal.withFlux(main), core.withFlux(red)]) if red > 0 else \
                 gal.withFlux(main)
     else:
-        r_arcsec = float(pop["r50_intrinsic"][i]) * PIXEL_SCALE
+        r_arcsec = float(pop["r50_intrinsic"][i]) * _scale_of(pop)
         bt = float(pop["bulge_fraction"][i])
         disk = galsim.Exponential(half_light_radius=r_arcsec)
         bulge = galsim.DeVaucouleurs(half_light_radius=0.6 * r_arcsec)
@@ -357,13 +360,17 @@ def _profile(pop: dict, i: int, band: str = "F160W", colours: dict | None = None
     return galsim.Convolve(gal, psf)
 
 
+def _scale_of(pop: dict) -> float:
+    """The pixel scale (″/px) a population's positions and sizes are in."""
+    return float(pop.get("pixel_scale", PIXEL_SCALE))
+
+
 def band_flux_scale(band: str) -> float:
     """e⁻/s in ``band`` of a source as bright (AB) as one of 1 e⁻/s in F160W.
 
     >>> band_flux_scale("F160W")
     1.0
     """
-    from mosaic_pais.sim.bands import BANDS
 
     return float(10 ** (0.4 * (BANDS[band].zeropoint - ZEROPOINT)))
 
@@ -385,9 +392,9 @@ def render_stamp(pop: dict, i: int, band: str = "F160W",
         flux *= float(prof.flux) * band_flux_scale(band)
     cy, cx = float(pop["y"][i]), float(pop["x"][i])
     iy, ix = int(np.floor(cy + 0.5)), int(np.floor(cx + 0.5))
-    half = int(np.clip(np.ceil(5 * pop["r50_intrinsic"][i] * pop["rescale"][i] + 10), 12,
-                       MAX_STAMP_HALF))
-    img = galsim.ImageF(2 * half + 1, 2 * half + 1, scale=PIXEL_SCALE)
+    half = int(np.clip(np.ceil(5 * pop["r50_intrinsic"][i] * pop["rescale"][i] + 10),
+                       pop.get("psf_half", 12), MAX_STAMP_HALF))
+    img = galsim.ImageF(2 * half + 1, 2 * half + 1, scale=_scale_of(pop))
     prof.withFlux(flux).drawImage(image=img, method="no_pixel",
                                   offset=(cx - ix, cy - iy))
     return img.array.astype(np.float64), iy - half, ix - half
@@ -522,19 +529,28 @@ def simulate_scene(shape=(256, 256), *, seed: int, density: float = 1.0,
         raise BadInputError(f"bad scene: shape {shape}, density {density}")
     sigma = DEFAULT_NOISE_SIGMA if noise_sigma is None else float(noise_sigma)
     bands = check_bands(bands)
+    survey = survey_of(bands)
     given_correlation = noise_correlation
+    det_spec = BANDS[survey.detection_band]
     if noise_correlation is None:
-        noise_correlation = NOISE_CORRELATION_SIGMA
+        noise_correlation = NOISE_CORRELATION_SIGMA if survey.detection_band == "F160W" \
+            else det_spec.noise_correlation
+    # the detection band's pixel noise: ``noise_sigma`` is F160W's, other surveys' depths scale
+    # with it from their reference depth
+    det_sigma = det_spec.noise_sigma * sigma / DEFAULT_NOISE_SIGMA
+    if survey.detection_band == "F160W":
+        det_sigma = sigma
     rng = np.random.default_rng([int(seed), 160])
     pop = draw_population(rng, h, w, margin=margin, density=density,
                           pair_fraction=pair_fraction, star_fraction=star_fraction,
-                          real_galaxies=real_galaxies)
-    noise_f160w = correlated_noise(rng, (h, w), sigma, noise_correlation)
+                          real_galaxies=real_galaxies, pixel_scale=survey.pixel_scale)
+    _add_seeing(pop, survey, bands, int(seed))
+    noise_det = correlated_noise(rng, (h, w), det_sigma, noise_correlation)
     colours = None if bands == ("F160W",) else draw_colours(
         np.random.default_rng([int(seed), 606]), pop)
     sigmas, noise = _band_noise(bands, int(seed), (h, w), sigma, given_correlation,
-                                noise_f160w)
-    det = bands.index("F160W")
+                                noise_det, survey.detection_band)
+    det = bands.index(survey.detection_band)
     stamps, keep, images = [], [], []
     for i in range(len(pop["y"])):
         drawn = [render_stamp(pop, i, band, colours) for band in bands]
@@ -551,9 +567,13 @@ def simulate_scene(shape=(256, 256), *, seed: int, density: float = 1.0,
                ).astype(np.float32)
     truth = _truth_table(pop, keep, stamps, (h, w))
     truth.add_column(np.arange(len(keep), dtype=np.int64), name="id", index=0)
+    if survey.detection_band != "F160W":  # the detection band's flux, in its own units
+        truth["flux"] = [band_flux(pop, colours, i, survey.detection_band) for i in keep]
+        with np.errstate(divide="ignore"):
+            truth["mag"] = det_spec.zeropoint - 2.5 * np.log10(np.asarray(truth["flux"]))
     truth["flux_in_frame"] = sources[:, det].sum(axis=(1, 2)).astype(np.float64)
     truth["blendedness"] = blendedness(sources[:, det:det + 1])
-    truth["snr"] = matched_filter_snr(sources[:, det:det + 1], sigma)
+    truth["snr"] = matched_filter_snr(sources[:, det:det + 1], det_sigma)
     if colours is not None:
         for band in bands:
             truth[f"flux_{band}"] = [band_flux(pop, colours, i, band) for i in keep]
@@ -561,23 +581,38 @@ def simulate_scene(shape=(256, 256), *, seed: int, density: float = 1.0,
     truth.meta.update({"SEED": int(seed), "DENSITY": density, "NOISE": sigma,
                        "NOISECOR": noise_correlation,
                        "PAIRFRAC": pair_fraction, "REALPOOL": real_galaxies,
-                       "ZEROPNT": ZEROPOINT, "PIXSCALE": PIXEL_SCALE, "BANDS": ",".join(bands)})
+                       "ZEROPNT": det_spec.zeropoint, "PIXSCALE": survey.pixel_scale,
+                       "BANDS": ",".join(bands)})
+    if pop.get("psfs"):
+        truth.meta["SEEING"] = pop["seeing"]
     return Scene(image=image, sources=sources, noise=noise.astype(np.float32), truth=truth,
                  noise_sigma=sigma if len(bands) == 1 else np.asarray(sigmas), bands=bands)
 
 
-def _band_noise(bands: tuple, seed: int, shape: tuple, sigma: float,
-                correlation: float | None, noise_f160w: np.ndarray):
-    """Every band's pixel noise and noise image: F160W's as given, the others at their own
-    depth relative to F160W's and their own texture (or ``correlation`` when given), each
-    from its own random stream."""
-    from mosaic_pais.sim.bands import BANDS
+def _add_seeing(pop: dict, survey, bands: tuple, seed: int) -> None:
+    """A ground-based scene's PSFs (:func:`mosaic_pais.sim.bands.seeing_psfs`), from their own
+    random stream, and the stamp half-size that holds their wings."""
+    psfs = seeing_psfs(np.random.default_rng([seed, 168]), survey, bands)
+    if psfs is None:
+        return
+    fwhm = max(float(p.obj_list[0].fwhm) for p in psfs.values()) / survey.pixel_scale
+    pop["psfs"] = psfs
+    pop["seeing"] = float(psfs[survey.detection_band].obj_list[0].fwhm)
+    # a Moffat of β 2.5 holds ~99% of its light within 4 FWHM
+    pop["psf_half"] = int(min(MAX_STAMP_HALF, np.ceil(4 * fwhm) + 2))
 
+
+def _band_noise(bands: tuple, seed: int, shape: tuple, sigma: float,
+                correlation: float | None, noise_det: np.ndarray, detection_band: str):
+    """Every band's pixel noise and noise image: the detection band's as given, the others at
+    their own depth relative to F160W's reference and their own texture (or ``correlation``
+    when given), each from its own random stream."""
     sigmas, planes = [], []
     for k, band in enumerate(bands):
-        if band == "F160W":
-            sigmas.append(sigma)
-            planes.append(noise_f160w)
+        if band == detection_band:
+            sigmas.append(BANDS[band].noise_sigma * sigma / DEFAULT_NOISE_SIGMA
+                          if band != "F160W" else sigma)
+            planes.append(noise_det)
             continue
         spec = BANDS[band]
         band_sigma = spec.noise_sigma * sigma / DEFAULT_NOISE_SIGMA

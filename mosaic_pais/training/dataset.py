@@ -200,8 +200,8 @@ def slot_flux_weight(sources: np.ndarray, source_index: np.ndarray,
 
 
 def _label_one(args):
-    split, index, center_sigma, min_snr, bands = args
-    return index, label_scene(split_scene(split, index, bands=bands),
+    split, index, center_sigma, min_snr, bands, tile_size = args
+    return index, label_scene(split_scene(split, index, (tile_size, tile_size), bands=bands),
                               center_sigma=center_sigma, min_snr=min_snr)
 
 
@@ -209,11 +209,12 @@ def build_training_set(output: str | Path, split: str, n_tiles: int, *, start: i
                        shard_size: int = 100, processes: int = 1,
                        center_sigma: float = TRAINING_CENTER_SIGMA,
                        min_snr: float = LABEL_MIN_SNR, progress: bool = True,
-                       bands=("F160W",)) -> Path:
+                       bands=("F160W",), tile_size: int = 256) -> Path:
     """Simulate and label ``n_tiles`` scenes of ``split`` into Zarr shards under ``output/split``.
 
     ``bands`` are the scenes' bands (:func:`mosaic_pais.sim.scenes.simulate_scene`; the
-    fractions are labelled per band); a set holds one band set, recorded in its shards.
+    fractions are labelled per band); a set holds one band set and one ``tile_size``,
+    recorded in its shards.
 
     Shards already complete and labelled the same way (centre-map width, label S/N, label
     positions) are kept,
@@ -240,10 +241,11 @@ def build_training_set(output: str | Path, split: str, n_tiles: int, *, start: i
                         and attrs.get("label_positions", "centroids") == LABEL_POSITIONS \
                         and attrs.get("real_galaxies") == SPLIT_REAL_GALAXIES[split] \
                         and attrs.get("flux_weight") \
-                        and tuple(attrs.get("bands", ("F160W",))) == tuple(bands):
+                        and tuple(attrs.get("bands", ("F160W",))) == tuple(bands) \
+                        and attrs.get("tile_size", 256) == tile_size:
                     continue
             first = shard * shard_size
-            jobs = [(split, i, center_sigma, min_snr, tuple(bands))
+            jobs = [(split, i, center_sigma, min_snr, tuple(bands), tile_size)
                     for i in range(first, first + shard_size)]
             results = pool.imap(_label_one, jobs) if pool else map(_label_one, jobs)
             samples = [s for _, s in results]
@@ -255,6 +257,7 @@ def build_training_set(output: str | Path, split: str, n_tiles: int, *, start: i
                                         "label_positions": LABEL_POSITIONS,
                                         "real_galaxies": SPLIT_REAL_GALAXIES[split],
                                         "flux_weight": True, "bands": list(bands),
+                                        "tile_size": int(tile_size),
                                         "conditions": CONDITIONS_VERSION})
     finally:
         if pool is not None:

@@ -42,6 +42,9 @@ class TrainConfig:
     #: the bands of the scenes ``mosaic-pais train --simulate-tiles`` renders
     #: (:data:`mosaic_pais.sim.bands.BANDS`; the training set's own decide ``n_bands``)
     bands: tuple[str, ...] = ("F160W",)
+    #: side (px) of the tiles ``--simulate-tiles`` renders: a wide-field survey's tiles hold
+    #: several times more sources than HST's at the same size, and cost as much more to draw
+    tile_size: int = 256
     n_slots: int = 3
     dropout: float = 0.1
     crop: int = 128
@@ -111,6 +114,9 @@ class TrainConfig:
                      if not isinstance(v, int | float) or not v >= 0]
         if not self.filters or any(not isinstance(f, int) or f < 1 for f in self.filters):
             problems.append(f"filters must be widths of at least 1 (got {self.filters!r})")
+        if not isinstance(self.tile_size, int) or self.tile_size < self.crop:
+            problems.append(f"tile_size must be an integer of at least crop {self.crop} px "
+                            f"(got {self.tile_size!r})")
         if self.minutes is not None and not self.minutes > 0:
             problems.append(f"minutes must be positive (got {self.minutes!r})")
         if not isinstance(self.background_mesh, int) or not (

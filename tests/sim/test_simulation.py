@@ -229,3 +229,56 @@ def test_bad_band_sets_are_refused():
     for bands in (("F814W", "F160W"), ("F606W",), ("F160W", "F160W")):
         with pytest.raises(BadInputError, match="bands"):
             simulate_scene((32, 32), seed=1, bands=bands)
+
+
+@pytest.fixture(scope="module")
+def hsc_scene():
+    from mosaic_pais.sim.bands import SURVEYS
+
+    return simulate_scene((96, 96), seed=12, density=1.0, bands=SURVEYS["HSC"].bands)
+
+
+def test_hsc_scene_is_drawn_on_its_own_grid_depth_and_seeing(hsc_scene):
+    from mosaic_pais.sim.bands import BANDS, SURVEYS
+
+    survey = SURVEYS["HSC"]
+    t = hsc_scene.truth
+    assert hsc_scene.image.shape == (5, 96, 96)
+    assert t.meta["PIXSCALE"] == 0.168 and t.meta["ZEROPNT"] == 27.0
+    assert survey.seeing[0] <= t.meta["SEEING"] <= survey.seeing[1]
+    # every band at its own reference depth (the default noise_sigma is the reference)
+    np.testing.assert_allclose(hsc_scene.noise_sigma,
+                               [BANDS[b].noise_sigma for b in survey.bands])
+    # the same sky area holds (0.168 / 0.06)² times the sources of an HST scene of that size
+    hst = simulate_scene((96, 96), seed=12, density=1.0)
+    assert len(t) > 4 * len(hst.truth)
+
+
+def test_hsc_truth_is_the_detection_bands_flux(hsc_scene):
+    t = hsc_scene.truth
+    det = hsc_scene.bands.index("HSC-I")
+    np.testing.assert_allclose(t["flux"], t["flux_HSC-I"])
+    np.testing.assert_allclose(t["mag"], 27.0 - 2.5 * np.log10(t["flux"]))
+    inside = (t["x"] > 28) & (t["x"] < 68) & (t["y"] > 28) & (t["y"] < 68)
+    assert inside.sum() >= 1
+    drawn = hsc_scene.sources[np.asarray(inside), det].sum(axis=(1, 2))
+    np.testing.assert_allclose(drawn, t["flux"][inside], rtol=0.03)
+
+
+def test_hsc_seeing_changes_from_scene_to_scene():
+    from mosaic_pais.sim.bands import SURVEYS, seeing_psfs
+
+    fwhm = [seeing_psfs(np.random.default_rng(s), SURVEYS["HSC"], ["HSC-I", "HSC-G"])
+            for s in range(20)]
+    i_band = [p["HSC-I"].obj_list[0].fwhm for p in fwhm]
+    assert max(i_band) / min(i_band) > 2
+    # bluer bands see worse (Kolmogorov λ^-0.2, within the per-band scatter)
+    ratios = [p["HSC-G"].obj_list[0].fwhm / p["HSC-I"].obj_list[0].fwhm for p in fwhm]
+    assert 1.0 < np.median(ratios) < 1.12
+
+
+def test_bands_of_two_surveys_are_refused():
+    with pytest.raises(BadInputError, match="one survey"):
+        simulate_scene((32, 32), seed=1, bands=("F160W", "HSC-I"))
+    with pytest.raises(BadInputError, match="detection band"):
+        simulate_scene((32, 32), seed=1, bands=("HSC-G",))
