@@ -13,7 +13,7 @@ import numpy as np
 
 from mosaic_pais.nn.model import PAPER_FILTERS, build_pais_model, n_levels_of
 
-__all__ = ["widen_model", "with_bands"]
+__all__ = ["widen_model", "with_bands", "rebanded"]
 
 
 class _ChannelCopier:
@@ -194,22 +194,53 @@ def with_bands(model, n_bands: int):
     """
     if int(model.inputs[0].shape[-1]) - 1 != 1:
         raise ValueError("with_bands starts from a single-band model")
+    return rebanded(model, [0] * int(n_bands))
+
+
+def rebanded(model, source_bands):
+    """A PAIS network whose band ``k`` is read as ``model``'s band ``source_bands[k]`` was.
+
+    Each old band's stem kernel is shared among the new bands made from it (divided by their
+    number), and each new band's fraction logits are its old band's; every other layer keeps
+    its weights. Given, in each new band, the image of its old band, the new network computes
+    what ``model`` does, as long as every old band is used; so a model of one survey's bands
+    can start the training of another's (``mosaic-pais train --from``), e.g. a four-band HST
+    model fine-tuned to Subaru HSC's five bands.
+
+    >>> import numpy as np
+    >>> two = build_pais_model(n_bands=2, filters=(4, 8, 8, 8, 8))
+    >>> three = rebanded(two, [0, 1, 1])
+    >>> x = np.random.default_rng(0).normal(size=(1, 64, 64, 2)).astype("float32")
+    >>> one = np.ones_like(x[..., :1])
+    >>> a = two(np.concatenate([x, one], -1), training=False)
+    >>> b = three(np.concatenate([x[..., :1], x[..., 1:], x[..., 1:], one], -1), training=False)
+    >>> bool(np.allclose(a["center"], b["center"], atol=1e-5))
+    True
+    """
+    n_old = int(model.inputs[0].shape[-1]) - 1
+    source = np.asarray(source_bands, int)
+    if source.ndim != 1 or len(source) == 0 or source.min() < 0 or source.max() >= n_old:
+        raise ValueError(f"source_bands must name bands 0-{n_old - 1} of the model "
+                         f"(got {list(source_bands)})")
+    n_bands, n_slots = len(source), int(model.get_layer("vectors_head").filters) // 2
     n_levels = n_levels_of(model)
     wide = build_pais_model(
-        n_bands=int(n_bands), n_slots=int(model.get_layer("vectors_head").filters) // 2,
+        n_bands=n_bands, n_slots=n_slots,
         filters=tuple(model.get_layer(f"down{i}").filters for i in range(n_levels)),
         dropout=model.get_layer("down0").dropout, stretch=model.get_layer("stretch").scale,
         vector_scale=float(model.get_layer("vectors").scale), name=model.name)
     wide(np.zeros((1, 32, 32, n_bands + 1), "float32"))
+    sharing = np.bincount(source, minlength=n_old)[source]  # new bands per old band
     for layer in wide.layers:
         if not layer.weights:
             continue
         old = model.get_layer(layer.name).get_weights()
         if layer.name == "stem":  # (3, 3, band + validity, filters)
             kernel, bias = old
-            band = np.repeat(kernel[:, :, :1] / n_bands, n_bands, axis=2)
-            old = [np.concatenate([band, kernel[:, :, 1:]], axis=2), bias]
+            bands = kernel[:, :, source] / sharing[None, None, :, None]
+            old = [np.concatenate([bands, kernel[:, :, n_old:]], axis=2), bias]
         elif layer.name == "fraction_logits":  # channel band·n + k
-            old = [np.tile(old[0], (1, 1, 1, n_bands)), np.tile(old[1], n_bands)]
+            channels = (source[:, None] * n_slots + np.arange(n_slots)).ravel()
+            old = [old[0][..., channels], old[1][channels]]
         layer.set_weights(old)
     return wide
