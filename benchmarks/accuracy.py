@@ -81,18 +81,18 @@ from mosaic_pais.training.dataset import (
 
 def split_scenes(split: str, tiles: int, conditions: str = "varied",
                  noise_correlation: float | None = None, real_galaxies: str | None = None,
-                 start: int = 0, bands=None) -> list:
+                 start: int = 0, bands=None, tile_size: int = 256) -> list:
     """Scenes ``start`` to ``start + tiles`` of a split in the given conditions (see the
     module text); ``noise_correlation`` (px, 0: white) replaces the conditions' noise texture
     and ``real_galaxies`` the split's pool of COSMOS galaxies (``held_out``: the 20 that
     training and validation never draw); ``bands`` renders several bands
-    (:mod:`mosaic_pais.sim.bands`; None: F160W alone)."""
+    (:mod:`mosaic_pais.sim.bands`; None: F160W alone), on tiles of ``tile_size``²."""
     pool = real_galaxies or SPLIT_REAL_GALAXIES[split]
     if conditions == "varied":
-        return [split_scene(split, i, noise_correlation=noise_correlation, real_galaxies=pool,
-                            bands=bands)
+        return [split_scene(split, i, (tile_size, tile_size), noise_correlation=noise_correlation,
+                            real_galaxies=pool, bands=bands)
                 for i in range(start, start + tiles)]
-    return [simulate_scene((256, 256), seed=SPLIT_SEED_BASE[split] + i,
+    return [simulate_scene((tile_size, tile_size), seed=SPLIT_SEED_BASE[split] + i,
                            noise_correlation=noise_correlation, real_galaxies=pool,
                            **({"bands": bands} if bands else {}))
             for i in range(start, start + tiles)]
@@ -448,6 +448,9 @@ def _arguments():
     parser.add_argument("--suffix", default="",
                         help="appended to the result file's name (a run on fewer tiles beside "
                              "the full one)")
+    parser.add_argument("--tile-size", type=int, default=256,
+                        help="side of the simulated tiles (px; a wide-field survey's model is "
+                             "trained and tuned on 128² tiles)")
     parser.add_argument("--real-galaxies", choices=("held_out",), default=None,
                         help="draw the scenes' real galaxies from the 20 COSMOS galaxies that "
                              "training and validation never see")
@@ -460,7 +463,8 @@ def tune(args, meta: dict, predictor) -> None:
     bright galaxies' wings to their neighbours would go unseen); written into the card."""
     measuring = card_measuring(meta, args.model)
     scenes = split_scenes(args.split, args.tiles, args.conditions, args.noise_correlation,
-                          args.real_galaxies, bands=measuring.get("bands"))
+                          args.real_galaxies, bands=measuring.get("bands"),
+                          tile_size=args.tile_size)
     seen, sigmas, textures, preds = decode_as_trained(predictor, scenes, meta)
     truth = vstack([with_offset(s.truth, i) for i, s in enumerate(scenes)])
     finding = peak_finding(meta)

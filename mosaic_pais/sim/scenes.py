@@ -319,6 +319,12 @@ def real_galaxy_pool(name: str, n_galaxies: int = 100) -> np.ndarray:
 
 #: half-light radius (arcsec, before the galaxy's rescaling) of a real galaxy's red core
 REAL_CORE_RADIUS = 0.08
+#: in a ground-based scene, sources fainter than this (F160W AB) are drawn as Gaussians seen
+#: through a Gaussian of the seeing's FWHM: far below the seeing's detection limit their shape
+#: is lost in the noise, while their light, two thirds of the sources, still makes the
+#: background it should; a Gaussian through a Gaussian is drawn in real space, each in a few
+#: hundredths of the time of a profile through a Moffat
+SEEING_FAINT_MAG = 27.0
 
 
 def _profile(pop: dict, i: int, band: str = "F160W", colours: dict | None = None):
@@ -329,6 +335,8 @@ def _profile(pop: dict, i: int, band: str = "F160W", colours: dict | None = None
 
     from mosaic_pais.sim.bands import band_psf, band_weights
 
+    if pop.get("psfs") and pop["mag"][i] > SEEING_FAINT_MAG:
+        return _faint_seen(pop, i, band, colours)
     psf = pop["psfs"][band] if pop.get("psfs") else band_psf(band)
     kind = pop["kind"][i]
     if kind == "star":
@@ -361,6 +369,23 @@ def _profile(pop: dict, i: int, band: str = "F160W", colours: dict | None = None
         # core under a sharp seeing small; drawn fluxes move by < 0.1%
         return galsim.Convolve(gal, psf, gsparams=SEEING_GSPARAMS())
     return galsim.Convolve(gal, psf)
+
+
+def _faint_seen(pop: dict, i: int, band: str, colours: dict | None):
+    """A faint source of a ground-based scene (:data:`SEEING_FAINT_MAG`): a Gaussian of its
+    half-light radius (none for a star) through a Gaussian of the band's seeing FWHM, with the
+    source's flux in that band."""
+    import galsim
+
+    from mosaic_pais.sim.bands import band_weights
+
+    seeing = galsim.Gaussian(fwhm=float(pop["psfs"][band].obj_list[0].fwhm))
+    flux = 1.0 if colours is None else sum(band_weights(colours, i, band,
+                                                        _bulge_share(pop, colours, i)))
+    if pop["kind"][i] == "star":
+        return seeing.withFlux(flux)
+    size = float(pop["r50_intrinsic"][i] * pop["rescale"][i]) * _scale_of(pop)
+    return galsim.Convolve(galsim.Gaussian(half_light_radius=size), seeing).withFlux(flux)
 
 
 @functools.cache
