@@ -249,9 +249,12 @@ def test_hsc_scene_is_drawn_on_its_own_grid_depth_and_seeing(hsc_scene):
     # every band at its own reference depth (the default noise_sigma is the reference)
     np.testing.assert_allclose(hsc_scene.noise_sigma,
                                [BANDS[b].noise_sigma for b in survey.bands])
-    # the same sky area holds (0.168 / 0.06)² times the sources of an HST scene of that size
-    hst = simulate_scene((96, 96), seed=12, density=1.0)
-    assert len(t) > 4 * len(hst.truth)
+    # a frame of as many HSC pixels holds (0.168 / 0.06)² = 7.8 times the sources
+    from mosaic_pais.sim.scenes import draw_population
+
+    n = [len(draw_population(np.random.default_rng(3), 256, 256, margin=0, density=10.0,
+                             pixel_scale=scale)["mag"]) for scale in (0.06, 0.168)]
+    assert 6.5 < n[1] / n[0] < 9.5
 
 
 def test_hsc_truth_is_the_detection_bands_flux(hsc_scene):
