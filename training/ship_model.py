@@ -16,6 +16,7 @@ import shutil
 from pathlib import Path
 
 from mosaic_pais.nn.model import DEFAULT_MODEL_PATH, describe_thresholds, file_sha256, load_model
+from mosaic_pais.sim.bands import survey_of
 
 TERMS = ("loss", "center", "vectors", "fractions", "entropy")
 
@@ -66,11 +67,17 @@ def describe_training_set(folder: Path, bands=("F160W",)) -> str:
                2: "white noise for a quarter of the tiles, correlated by 0.3-0.9 px otherwise"}
     parts = [f"{n:,} with {texture.get(v, f'conditions version {v}')}"
              for v, n in sorted(tiles.items())]
-    return (f"{sum(tiles.values()):,} simulated GOODS-S-like {', '.join(bands)} tiles "
+    sky = ("Subaru HSC-like (0.168″/px; each tile its own seeing, 0.2-1.1″ FWHM)"
+           if survey_of(bands).name == "HSC" else "GOODS-S-like")
+    side = {int(zarr.open_group(str(p), mode="r").attrs.get("tile_size", 256))
+            for p in sorted(folder.glob("shard_*.zarr"))}
+    size = "/".join(f"{v}²" for v in sorted(side)) or "256²"
+    return (f"{sum(tiles.values()):,} simulated {sky} {', '.join(bands)} {size} tiles "
             f"({'; '.join(parts)}), "
             "train split seeds 1,000,000+ (validation 2,000,000+; the test split 3,000,000+ is "
             "never used); density 0.5-2.5x, noise 0.6-2x GOODS-S and close companions drawn "
-            "per tile; only sources with white-noise matched-filter S/N >= 5 labelled, at "
+            "per tile (noise relative to each band's reference depth); only sources with "
+            "white-noise matched-filter S/N >= 5 labelled, at "
             + " or ".join(where.get(p, p) for p in sorted(positions)))
 
 
@@ -98,10 +105,14 @@ def doc_suffix(name: str) -> str:
     return "" if name == DEFAULT_NAME else "_" + name.removeprefix("pais_")
 
 
+#: the results each model's card page quotes
+ACCURACY_RESULTS = {DEFAULT_NAME: "accuracy_test", "pais_fourband": "four_band_accuracy",
+                    "pais_hsc": "hsc_blends"}
+
+
 def accuracy_of(name: str) -> dict | None:
-    """The test-split results a model's card page quotes, when they exist."""
-    path = Path("docs/results/accuracy_test.json" if name == DEFAULT_NAME
-                else "docs/results/four_band_accuracy.json")
+    """The test results a model's card page quotes, when they exist."""
+    path = Path(f"docs/results/{ACCURACY_RESULTS.get(name, 'four_band_accuracy')}.json")
     return json.loads(path.read_text()) if path.exists() else None
 
 
@@ -222,6 +233,10 @@ def write_model_card_doc(card: dict, accuracy: dict | None) -> None:
     bands = card.get("bands", ["F160W"])
     task = ("PCR of HST WFC3/IR F160W images at 0.06″/px (GOODS-S-like depth)"
             if bands == ["F160W"] else
+            f"PCR of Subaru HSC {', '.join(bands)} coadds at 0.168″/px, fractions per band; "
+            f"{bands[0]} the detection band. The seeing changes from image to image: give each "
+            "band's PSF with `--psf` for total fluxes (without it, fluxes are footprint sums)"
+            if survey_of(bands).name == "HSC" else
             f"PCR of HST {', '.join(bands)} images on a common 0.06″/px grid (GOODS-S-like "
             f"depths), fractions per band; {bands[0]} the detection band")
     lines = [
@@ -270,6 +285,10 @@ def write_model_card_doc(card: dict, accuracy: dict | None) -> None:
         f"{'f160w' if name == DEFAULT_NAME else doc_suffix(name)[1:]}.sh` resumes from the "
         "last checkpoint); this card, the weights and docs/benchmarks.md are updated together.",
     ]
+    if name == "pais_hsc":
+        lines += hsc_lines(accuracy)
+        Path(f"docs/model_card{doc_suffix(name)}.md").write_text("\n".join(lines) + "\n")
+        return
     if name != DEFAULT_NAME:
         lines += four_band_accuracy_lines(accuracy)
         Path(f"docs/model_card{doc_suffix(name)}.md").write_text("\n".join(lines) + "\n")
@@ -338,6 +357,27 @@ def four_band_accuracy_lines(accuracy: dict | None) -> list[str]:
         lines.append(f"| {method} | " + " | ".join("—" if v is None else f"{v:.3f}"
                                                    for v in cells) + f" | {colour} |")
     return lines + real_four_band_lines()
+
+
+def hsc_lines(accuracy: dict | None) -> list[str]:
+    """The HSC model's figures on the simulated HSC blends (benchmarks/hsc_blends.py)."""
+    if not accuracy:
+        return ["", "Its accuracy on the simulated HSC blends: not measured yet."]
+    lines = ["", "## On simulated HSC blends with true source images (see benchmarks.md)", "",
+             "Median |δ| per band of the sources it recovers, and scarlet2's on the same "
+             "sources (fitted at the true positions with the true PSFs):", "",
+             "| blend | recovered | method | " + " | ".join(accuracy["setup"]["bands"]) + " |",
+             "| --- | --- | --- |" + " --- |" * len(accuracy["setup"]["bands"])]
+    for blend, r in accuracy.items():
+        if blend == "setup":
+            continue
+        for method, key in (("HSC model", "HSC model"), ("scarlet2", "scarlet2 (true positions)")):
+            errs = r[key]["found"]
+            lines.append(f"| {blend} | {r['matched']} of {r['sources']} | {method} | "
+                         + " | ".join("—" if errs[b]["median_abs_delta"] is None
+                                      else f"{errs[b]['median_abs_delta']:.3f}"
+                                      for b in accuracy["setup"]["bands"]) + " |")
+    return lines
 
 
 def cli(argv: list[str] | None = None) -> None:
