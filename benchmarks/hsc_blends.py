@@ -37,7 +37,7 @@ from astropy.io import fits
 from mosaic_pais.evaluation.metrics import match_catalogs
 from mosaic_pais.runtime.infer import estimate_noise
 from mosaic_pais.sim.bands import SURVEYS
-from mosaic_pais.sim.scenes import data_dir
+from mosaic_pais.sim.scenes import data_dir, tan_wcs
 
 #: the npz's band letters and the HSC band names of the model
 HSC_NAMES = {"g": "HSC-G", "r": "HSC-R", "i": "HSC-I", "z": "HSC-Z", "y": "HSC-Y"}
@@ -67,17 +67,6 @@ def load_blend(path: Path) -> dict:
             "bands": [HSC_NAMES[b] for b in HSC_NAMES], "truth": truth}
 
 
-def _wcs_header(shape) -> fits.Header:
-    from astropy.wcs import WCS
-
-    wcs = WCS(naxis=2)
-    wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
-    wcs.wcs.crval = [150.1, 2.2]  # COSMOS
-    wcs.wcs.crpix = [(shape[1] + 1) / 2.0, (shape[0] + 1) / 2.0]
-    wcs.wcs.cd = [[-PIXEL_SCALE / 3600.0, 0.0], [0.0, PIXEL_SCALE / 3600.0]]
-    return wcs.to_header()
-
-
 def model_fluxes(blend: dict, model: Path | None, folder: Path) -> tuple[dict, float]:
     """The run's catalogue of the blend: per band, each truth source's measured flux (NaN
     where no detection matches it), the number of detections, and the wall seconds."""
@@ -88,7 +77,8 @@ def model_fluxes(blend: dict, model: Path | None, folder: Path) -> tuple[dict, f
         images.append(folder / f"{band}.fits")
         psfs.append(folder / f"{band}_psf.fits")
         fits.PrimaryHDU(blend["image"][k].astype(np.float32),
-                        header=_wcs_header(blend["image"].shape[1:])).writeto(images[-1])
+                        header=tan_wcs(*blend["image"].shape[1:], ra=150.1, dec=2.2,
+                                       pixel_scale=PIXEL_SCALE).to_header()).writeto(images[-1])
         fits.PrimaryHDU(blend["psf"][k].astype(np.float32)).writeto(psfs[-1])
     t0 = time.perf_counter()
     table, _ = run(images, folder / "run", bands=blend["bands"], model=model,

@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export RUN=${RUN:-hsc_v1}
 export DATA=${DATA:-training/data_hsc}
-export TRAIN_TILES=${TRAIN_TILES:-700} VAL_TILES=${VAL_TILES:-100}
+export TRAIN_TILES=${TRAIN_TILES:-1500} VAL_TILES=${VAL_TILES:-100}
 if [ -z "${FROM:-}" ] && [ ! -d "training/runs/$RUN/ckpt" ] \
         && [ ! -d "training/resume/$RUN/ckpt" ]; then
     mkdir -p "training/runs/$RUN"

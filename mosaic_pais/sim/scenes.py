@@ -702,15 +702,17 @@ def blendedness(sources: np.ndarray) -> np.ndarray:
     return np.clip(beta, 0.0, 1.0)
 
 
-def tan_wcs(height: int, width: int, ra: float = 53.12, dec: float = -27.80):
-    """A north-up TAN WCS at 0.06″/px centred on (ra, dec) (GOODS-S by default)."""
+def tan_wcs(height: int, width: int, ra: float = 53.12, dec: float = -27.80,
+            pixel_scale: float = PIXEL_SCALE):
+    """A north-up TAN WCS of ``pixel_scale`` ″/px (0.06 by default) centred on (ra, dec)
+    (GOODS-S by default)."""
     from astropy.wcs import WCS
 
     wcs = WCS(naxis=2)
     wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
     wcs.wcs.crval = [ra, dec]
     wcs.wcs.crpix = [(width + 1) / 2.0, (height + 1) / 2.0]
-    wcs.wcs.cd = [[-PIXEL_SCALE / 3600.0, 0.0], [0.0, PIXEL_SCALE / 3600.0]]
+    wcs.wcs.cd = [[-pixel_scale / 3600.0, 0.0], [0.0, pixel_scale / 3600.0]]
     return wcs
 
 
