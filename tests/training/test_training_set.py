@@ -47,6 +47,15 @@ def test_shards_are_rebuilt_when_labelled_differently(tmp_path):
     np.testing.assert_array_equal(group["center"][...], first)
 
 
+def test_a_set_holds_tiles_of_its_tile_size(tmp_path):
+    out = build_training_set(tmp_path, "val", 2, shard_size=2, tile_size=64, progress=False)
+    group = zarr.open_group(str(out / "shard_00000.zarr"), mode="r")
+    assert group.attrs["tile_size"] == 64 and group["image"].shape[-2:] == (64, 64)
+    build_training_set(tmp_path, "val", 2, shard_size=2, tile_size=96, progress=False)
+    group = zarr.open_group(str(out / "shard_00000.zarr"), mode="r")
+    assert group.attrs["tile_size"] == 96 and group["image"].shape[-2:] == (96, 96)
+
+
 def test_conditions_vary_the_noise_texture():
     conditions = [scene_conditions(1_000_000 + i) for i in range(400)]
     correlation = np.array([c["noise_correlation"] for c in conditions])
