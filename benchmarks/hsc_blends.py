@@ -19,7 +19,7 @@ Per band, the median and each source's |δ| = |measured / true − 1|, on every 
 method measures (scarlet2 all of them by construction), and on the sources both measure.
 
 Usage: python benchmarks/hsc_blends.py [--model M.keras] [--max-iter 200]
-Writes docs/results/hsc_blends.json.
+Writes docs/results/hsc_blends.json and docs/figures/hsc_blends.png.
 """
 
 from __future__ import annotations
@@ -44,6 +44,43 @@ HSC_NAMES = {"g": "HSC-G", "r": "HSC-R", "i": "HSC-I", "z": "HSC-Z", "y": "HSC-Y
 BLENDS = ("psf_matched_sim.npz", "psf_unmatched_sim.npz")
 PIXEL_SCALE = SURVEYS["HSC"].pixel_scale
 MODEL, SCARLET2 = "HSC model", "scarlet2 (true positions)"
+#: what the figure shows of each blend, filled as the blends are evaluated
+FIGURE_ROWS: list = []
+
+
+def plot_blends(rows, output: Path) -> None:
+    """Each blend's HSC-I image with the true sources and the model's detections, and each
+    source's δ per band for the model and for scarlet2."""
+    from mosaic_pais.figures import pyplot
+
+    plt = pyplot()
+    fig, axes = plt.subplots(len(rows), 2, figsize=(10, 4 * len(rows)), squeeze=False,
+                             gridspec_kw={"width_ratios": [1, 1.6]})
+    for (name, blend, ours, theirs), (left, right) in zip(rows, axes, strict=True):
+        truth, bands = blend["truth"], blend["bands"]
+        image = blend["image"][bands.index("HSC-I")]
+        left.imshow(np.arcsinh(image / np.percentile(image, 99) * 10), origin="lower",
+                    cmap="gray_r")
+        left.scatter(truth["x"], truth["y"], s=120, facecolors="none", edgecolors="tab:blue",
+                     label="true sources")
+        xy = ours["detections_xy"]
+        left.scatter(xy[:, 0], xy[:, 1], marker="x", color="tab:red", label="HSC model")
+        left.set_title(f"{name}: HSC-I")
+        left.legend(fontsize=8, loc="upper right")
+        x = np.arange(len(bands))
+        for k in range(len(truth["x"])):
+            d_ours = [ours[b][k] / truth[b][k] - 1 for b in bands]
+            d_theirs = [theirs[b][k] / truth[b][k] - 1 for b in bands]
+            right.plot(x + 0.05 * k, d_ours, "o-", color=f"C{k}", ms=4)
+            right.plot(x + 0.05 * k, d_theirs, "s:", color=f"C{k}", ms=4, alpha=0.6)
+        right.axhline(0, color="k", lw=0.8)
+        right.set_xticks(x, bands)
+        right.set_ylabel("δ = measured / true − 1")
+        right.set_title("each source (colour): HSC model ●—, scarlet2 ■···")
+    fig.tight_layout()
+    output.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(output, dpi=90)
+    plt.close(fig)
 
 
 def load_blend(path: Path) -> dict:
@@ -87,7 +124,8 @@ def model_fluxes(blend: dict, model: Path | None, folder: Path) -> tuple[dict, f
     truth = blend["truth"]
     det, tru = match_catalogs(np.stack([_values(table["x"]), _values(table["y"])], 1),
                               np.stack([truth["x"], truth["y"]], 1), radius=3.0)
-    out = {"n_detections": len(table)}
+    out = {"n_detections": len(table),
+           "detections_xy": np.stack([_values(table["x"]), _values(table["y"])], 1)}
     for band in blend["bands"]:
         flux = np.full(len(truth["x"]), np.nan)
         flux[tru] = _values(table[f"flux_{band}"])[det]
@@ -132,6 +170,7 @@ def evaluate_blend(path: Path, model: Path | None, max_iter: int) -> dict:
     theirs, their_seconds = scarlet2_fluxes(blend, sigma, max_iter)
     n = len(truth["x"])
     found = np.flatnonzero(np.isfinite(ours[bands[0]]))
+    FIGURE_ROWS.append((path.name, blend, ours, theirs))
     return {
         "sources": n, "stars": int(truth["is_star"].sum()),
         "detections": ours["n_detections"], "matched": len(found),
@@ -149,6 +188,7 @@ def main() -> None:
                         help="the HSC model (default: the shipped one for the HSC bands)")
     parser.add_argument("--max-iter", type=int, default=200)
     parser.add_argument("--json", type=Path, default=Path("docs/results/hsc_blends.json"))
+    parser.add_argument("--figure", type=Path, default=Path("docs/figures/hsc_blends.png"))
     args = parser.parse_args()
     folder = data_dir() / "hsc"
     if not folder.is_dir():
@@ -160,6 +200,7 @@ def main() -> None:
                         "bands": list(HSC_NAMES.values())}
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=2))
+    plot_blends(FIGURE_ROWS, args.figure)
     for name in BLENDS:
         r = results[name]
         print(name, f"{r['matched']}/{r['sources']} found;",
