@@ -1453,7 +1453,8 @@ def hsc_blends_section(r: dict | None) -> list[str]:
            "source's noiseless image is known; the u band left out), its catalogue matched to "
            "the truth within 3 px, beside scarlet2 fitted at the true positions with the true "
            "PSFs (its best case). Per band the median |δ| = |measured / true − 1| on the "
-           "sources the model recovers (scarlet2 on the same sources, and on all).", ""]
+           "sources the model recovers (scarlet2 on the same sources, and on all).", "",
+           "![HSC blends](figures/hsc_blends.png)", ""]
     if not r:
         return out + ["*(not run yet)*", ""]
     bands = r["setup"]["bands"]
