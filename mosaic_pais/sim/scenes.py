@@ -406,7 +406,6 @@ def band_flux_scale(band: str) -> float:
     >>> band_flux_scale("F160W")
     1.0
     """
-
     return float(10 ** (0.4 * (BANDS[band].zeropoint - ZEROPOINT)))
 
 
@@ -547,7 +546,10 @@ def simulate_scene(shape=(256, 256), *, seed: int, density: float = 1.0,
         colours (:func:`~mosaic_pais.sim.bands.draw_colours`) and every band its own PSF, depth
         (``noise_sigma`` scales them all: it is F160W's) and noise texture (each band's own
         unless ``noise_correlation`` is given). The F160W population and noise are those of
-        the single-band scene of the same seed.
+        the single-band scene of the same seed. The bands of Subaru HSC
+        (:data:`~mosaic_pais.sim.bands.SURVEYS`) make a ground-based scene on their 0.168″ grid,
+        each with the seeing the scene draws; there ``noise_sigma`` scales every band's
+        reference depth as it scales F160W's, and the truth's ``flux`` and ``mag`` are HSC-I's.
 
     Returns
     -------
