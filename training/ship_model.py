@@ -67,17 +67,18 @@ def describe_training_set(folder: Path, bands=("F160W",)) -> str:
                2: "white noise for a quarter of the tiles, correlated by 0.3-0.9 px otherwise"}
     parts = [f"{n:,} with {texture.get(v, f'conditions version {v}')}"
              for v, n in sorted(tiles.items())]
+    hsc = survey_of(bands).name == "HSC"
     sky = ("Subaru HSC-like (0.168″/px; each tile its own seeing, 0.2-1.1″ FWHM)"
-           if survey_of(bands).name == "HSC" else "GOODS-S-like")
+           if hsc else "GOODS-S-like")
+    depth = "HSC's reference depths (a real HSC COSMOS blend's)" if hsc else "GOODS-S"
     side = {int(zarr.open_group(str(p), mode="r").attrs.get("tile_size", 256))
             for p in sorted(folder.glob("shard_*.zarr"))}
     size = "/".join(f"{v}²" for v in sorted(side)) or "256²"
     return (f"{sum(tiles.values()):,} simulated {sky} {', '.join(bands)} {size} tiles "
             f"({'; '.join(parts)}), "
             "train split seeds 1,000,000+ (validation 2,000,000+; the test split 3,000,000+ is "
-            "never used); density 0.5-2.5x, noise 0.6-2x GOODS-S and close companions drawn "
-            "per tile (noise relative to each band's reference depth); only sources with "
-            "white-noise matched-filter S/N >= 5 labelled, at "
+            f"never used); density 0.5-2.5x, noise 0.6-2x {depth} and close companions drawn "
+            "per tile; only sources with white-noise matched-filter S/N >= 5 labelled, at "
             + " or ".join(where.get(p, p) for p in sorted(positions)))
 
 
@@ -174,6 +175,10 @@ def main(run: Path, name: str = DEFAULT_NAME) -> None:
         },
         "sha256": file_sha256(target),
     }
+    if survey_of(card["bands"]).seeing is not None:
+        card["psf"] = {"per_image": True,
+                       "source": "the seeing changes from coadd to coadd: a run takes each "
+                                 "band's PSF from --psf, and without it measures footprint sums"}
     for kept in ("psf", "fraction_error", "relative_flux_error", "flux_errors_calibrated_on",
                  "noise_error_scale"):  # set by their own scripts, kept until they rerun
         if kept in old:

@@ -470,7 +470,7 @@ def psf_paths(psf, model_path: Path, meta: dict, bands=None,
         by_band = dict(zip(given_order or bands, given, strict=True))
         return [by_band[band] for band in bands]
     entry = meta.get("psf")
-    if not entry:
+    if not entry or "file" not in entry:  # none, or one per image (a ground-based survey's)
         return None
     by_band = entry.get("files") or {}
     if all(band in by_band for band in bands):

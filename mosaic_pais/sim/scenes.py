@@ -367,7 +367,7 @@ def _profile(pop: dict, i: int, band: str = "F160W", colours: dict | None = None
         gal = gal.shear(q=float(pop["q"][i]), beta=float(pop["angle"][i]) * galsim.radians)
     if pop.get("psfs"):  # seeing: wings folded at 2% (not 0.5%) keep the FFTs of a cuspy
         # core under a sharp seeing small; drawn fluxes move by < 0.1%
-        return galsim.Convolve(gal, psf, gsparams=SEEING_GSPARAMS())
+        return galsim.Convolve(gal, psf, gsparams=_seeing_gsparams())
     return galsim.Convolve(gal, psf)
 
 
@@ -389,7 +389,7 @@ def _faint_seen(pop: dict, i: int, band: str, colours: dict | None):
 
 
 @functools.cache
-def SEEING_GSPARAMS():  # noqa: N802 - a constant, made on first use (galsim imports lazily)
+def _seeing_gsparams():  # made on first use: galsim imports lazily
     import galsim
 
     return galsim.GSParams(folding_threshold=2e-2)
