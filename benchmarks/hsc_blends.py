@@ -76,6 +76,7 @@ def plot_blends(rows, output: Path) -> None:
         right.axhline(0, color="k", lw=0.8)
         right.set_xticks(x, bands)
         right.set_ylabel("δ = measured / true − 1")
+        right.set_yscale("symlog", linthresh=1.0)  # a faint source's δ of +10 beside ±0.1
         right.set_title("each source (colour): HSC model ●—, scarlet2 ■···")
     fig.tight_layout()
     output.parent.mkdir(parents=True, exist_ok=True)

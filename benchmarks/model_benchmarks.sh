@@ -63,5 +63,10 @@ step "$PY" benchmarks/flux_errors.py --split test --tiles 200 --model "$FOUR"
 step "$PY" benchmarks/real_four_band.py
 step "$PY" training/ship_model.py --card
 step "$PY" training/ship_model.py --card --name pais_fourband
+# the HSC model: thresholds on its 128² validation tiles, then the simulated HSC blends
+HSC=mosaic_pais/models/pais_hsc.keras
+step "$PY" benchmarks/accuracy.py --split val --tiles 100 --tile-size 128 --tune --model "$HSC"
+step "$PY" benchmarks/hsc_blends.py
+step "$PY" training/ship_model.py --card --name pais_hsc
 step "$PY" benchmarks/report.py
 echo "$(date +%T) done: review docs/benchmarks.md, docs/model_card.md and the README's figures"
