@@ -48,6 +48,7 @@ __all__ = [
     "CONDITIONS_VERSION",
     "LABEL_POSITIONS",
     "FLUX_WEIGHT_CAP",
+    "FLUX_WEIGHT_LABELS",
     "scene_conditions",
     "SPLIT_REAL_GALAXIES",
     "split_scene",
@@ -92,6 +93,11 @@ LABEL_POSITIONS = "drawn"
 #: the relative flux error of a faint source beside a bright core is real, but a weight of many
 #: times its flux per pixel would let a few such pixels drive every step.
 FLUX_WEIGHT_CAP = 0.1
+#: How a shard's ``flux_weight`` labels were made, recorded in its attrs (``flux_weight``):
+#: "per_band" (``(h, w, b, n)``, each band's light over each source's flux in it) for multi-band
+#: scenes; ``True`` (``(h, w, n)``, light summed over bands) for single-band ones and for
+#: multi-band shards of earlier versions, which a build remakes.
+FLUX_WEIGHT_LABELS = {False: True, True: "per_band"}
 
 
 def scene_conditions(seed: int) -> dict:
@@ -165,7 +171,9 @@ def label_scene(scene, center_sigma: float = TRAINING_CENTER_SIGMA, n: int = 3,
         "center": pcr.center,
         "vectors": pcr.vectors,
         "fractions": pcr.fractions,
-        "flux_weight": slot_flux_weight(scene.sources[keep], pcr.source_index),
+        # a multi-band scene's per band (:data:`FLUX_WEIGHT_LABELS`)
+        "flux_weight": slot_flux_weight(scene.sources[keep], pcr.source_index,
+                                        per_band=scene.image.shape[0] > 1),
         # one per band (a four-band scene has each band's own)
         "noise_sigma": np.broadcast_to(np.asarray(scene.noise_sigma, np.float32),
                                        scene.image.shape[:1]).copy(),
@@ -173,7 +181,7 @@ def label_scene(scene, center_sigma: float = TRAINING_CENTER_SIGMA, n: int = 3,
 
 
 def slot_flux_weight(sources: np.ndarray, source_index: np.ndarray,
-                     cap: float = FLUX_WEIGHT_CAP) -> np.ndarray:
+                     cap: float = FLUX_WEIGHT_CAP, per_band: bool = False) -> np.ndarray:
     """Each pixel's light in units of the flux of each slot's source, ``(h, w, n)`` float16.
 
     Weighting slot ``k``'s fraction error ``|p_k − f_k|`` at a pixel by ``I / F_k`` (``I`` the
@@ -181,17 +189,29 @@ def slot_flux_weight(sources: np.ndarray, source_index: np.ndarray,
     points to) makes the sum over pixels the error of that source's deblended flux relative to
     its flux: the quantity the catalogue is judged by. Slots of no source weigh 0.
 
+    With ``per_band`` the weights are each band's own, ``(h, w, b, n)``: a pixel's light in
+    that band over the source's flux in that band. Summed over bands, a red bulge's pixels
+    would stand for a blue disk's flux too; per band, the sharing of the blue light is judged
+    against the blue fluxes, which are what a colour is made of.
+
     Examples
     --------
     >>> src = np.zeros((2, 1, 1, 4)); src[0, 0, 0, :2] = 1.0; src[1, 0, 0, 2:] = 3.0
     >>> idx = np.array([[[0, 1], [0, 1], [1, 0], [1, 0]]])
     >>> slot_flux_weight(src, idx, cap=1.0)[0].tolist()
     [[0.5, 0.1666259765625], [0.5, 0.1666259765625], [0.5, 1.0], [0.5, 1.0]]
+    >>> two_bands = np.concatenate([src, src[:, :, :, ::-1]], axis=1)
+    >>> slot_flux_weight(two_bands, idx, cap=1.0, per_band=True).shape
+    (1, 4, 2, 2)
     """
-    images = np.clip(np.asarray(sources, np.float64), 0.0, None).sum(axis=1)  # (N, h, w)
+    sources = np.clip(np.asarray(sources, np.float64), 0.0, None)  # (N, b, h, w)
+    if per_band:
+        return np.stack([slot_flux_weight(sources[:, b:b + 1], source_index, cap)
+                         for b in range(sources.shape[1])], axis=-2)
+    images = sources.sum(axis=1)  # (N, h, w)
     light = images.sum(axis=0)
     if len(images) == 0:
-        return np.zeros((*light.shape, source_index.shape[-1]), np.float16)
+        return np.zeros((*sources.shape[2:], source_index.shape[-1]), np.float16)
     flux = images.sum(axis=(1, 2))
     with np.errstate(divide="ignore", invalid="ignore"):
         per_slot = light[..., None] / flux[np.clip(source_index, 0, None)]
@@ -240,7 +260,7 @@ def build_training_set(output: str | Path, split: str, n_tiles: int, *, start: i
                         and attrs.get("label_min_snr") == min_snr \
                         and attrs.get("label_positions", "centroids") == LABEL_POSITIONS \
                         and attrs.get("real_galaxies") == SPLIT_REAL_GALAXIES[split] \
-                        and attrs.get("flux_weight") \
+                        and attrs.get("flux_weight") == FLUX_WEIGHT_LABELS[len(bands) > 1] \
                         and tuple(attrs.get("bands", ("F160W",))) == tuple(bands) \
                         and attrs.get("tile_size", 256) == tile_size:
                     continue
@@ -256,7 +276,8 @@ def build_training_set(output: str | Path, split: str, n_tiles: int, *, start: i
                                         "label_min_snr": min_snr,
                                         "label_positions": LABEL_POSITIONS,
                                         "real_galaxies": SPLIT_REAL_GALAXIES[split],
-                                        "flux_weight": True, "bands": list(bands),
+                                        "flux_weight": FLUX_WEIGHT_LABELS[len(bands) > 1],
+                                        "bands": list(bands),
                                         "tile_size": int(tile_size),
                                         "conditions": CONDITIONS_VERSION})
     finally:
@@ -313,6 +334,11 @@ def load_split(folder: str | Path) -> dict:
     keys = ["image", "center", "vectors", "fractions", "noise_sigma"]
     if all("flux_weight" in g for g in groups):  # only where every shard has it
         keys.append("flux_weight")
+    for key in keys:
+        shapes = {g[key].shape[1:] for g in groups}
+        if len(shapes) > 1:
+            raise ValueError(f"the shards of {folder} hold {key} of different shapes "
+                             f"{sorted(shapes)}: labelled by different versions; rebuild them")
     total = sum(g["image"].shape[0] for g in groups)
     _, _, h, w = groups[0]["image"].shape
     out = {key: np.empty((total, *groups[0][key].shape[1:]), groups[0][key].dtype)

@@ -28,6 +28,8 @@
   the crop) it is the mean relative flux error of the crop's sources. The cross-entropy
   averages over pixels, most of them sky whose fractions decide no flux; this term weighs each
   pixel by what it changes in the catalogue, and each source equally whatever its brightness.
+  With per-band weights, ``flux_weight (B,h,w,b,n)`` (multi-band training sets), it is the mean
+  over sources and bands of each band's relative flux error, so that the colours count.
 * ``L_S``: entropy ``mean_n(−p log p)`` of the predicted fractions (the paper's λ_S = 2).
 
 Every term averages over valid pixels only: padding outside the mosaic and masked pixels carry
@@ -147,7 +149,12 @@ def _relative_flux_error(p, f_true, labels: dict, valid):
     if "flux_weight" not in labels:
         raise ValueError("the flux term needs flux_weight labels (training sets built with "
                          "this version: mosaic-pais train --simulate-tiles)")
-    weight = ops.cast(labels["flux_weight"], "float32") * valid[..., None]  # (B,h,w,n)
-    moved = ops.mean(ops.abs(p - f_true), axis=-2)  # (B,h,w,n), mean over bands
-    share = ops.mean(f_true, axis=-2)
+    weight = ops.cast(labels["flux_weight"], "float32")
+    if len(weight.shape) == 5:  # (B,h,w,b,n): each band's light over each source's flux in it
+        weight = weight * valid[..., None, None]
+        moved, share = ops.abs(p - f_true), f_true
+    else:  # (B,h,w,n): light summed over bands
+        weight = weight * valid[..., None]
+        moved = ops.mean(ops.abs(p - f_true), axis=-2)  # mean over bands
+        share = ops.mean(f_true, axis=-2)
     return ops.sum(weight * moved) / ops.maximum(ops.sum(weight * share), 1.0)

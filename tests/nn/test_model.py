@@ -311,6 +311,26 @@ def test_flux_term_is_the_mean_relative_flux_error_of_the_sources():
                               LossConfig())["loss"]) + float(t["flux"]), rel=1e-5)
 
 
+def test_per_band_flux_term_judges_each_band_by_its_own_fluxes():
+    # one pixel, two bands, two sources: band 0 as above (A 2/3, B 1/3; A's flux 4, B's 1);
+    # in band 1 B is bright (A 1/5, B 4/5 of the pixel's 5; A's flux 10, B's 4)
+    labels = _labels(h=1, w=1, b=2)
+    labels["fractions"][...] = [[2 / 3, 1 / 3, 0.0], [1 / 5, 4 / 5, 0.0]]
+    labels["flux_weight"] = np.array([[[[[3 / 4, 3 / 1, 0.0], [5 / 10, 5 / 4, 0.0]]]]],
+                                     np.float32)  # (B, h, w, b, n)
+    cfg = LossConfig(flux=1.0)
+    exact = np.log(np.array([2 / 3, 1 / 3, 1e-9, 1 / 5, 4 / 5, 1e-9], np.float32))
+    t = pais_loss_terms(_outputs(h=1, w=1, b=2, logits=exact.reshape(1, 1, 1, 6)), labels, 2,
+                        3, cfg)
+    assert float(t["flux"]) == pytest.approx(0.0, abs=1e-6)
+    # band 1 right, band 0 swapped: only band 0's errors (A −25%, B +100%) count, over the
+    # sources' shares seen in both bands (band 0: 2/4 + 1/1; band 1: 1/10 + 4/4)
+    wrong = np.log(np.array([1 / 3, 2 / 3, 1e-9, 1 / 5, 4 / 5, 1e-9], np.float32))
+    t = pais_loss_terms(_outputs(h=1, w=1, b=2, logits=wrong.reshape(1, 1, 1, 6)), labels, 2,
+                        3, cfg)
+    assert float(t["flux"]) == pytest.approx((1 / 4 + 1.0) / (1.5 + 1.1), rel=1e-4)
+
+
 def test_flux_term_needs_its_labels():
     with pytest.raises(ValueError, match="flux_weight"):
         pais_loss_terms(_outputs(h=1, w=1), _labels(h=1, w=1), 1, 3, LossConfig(flux=1.0))

@@ -176,3 +176,23 @@ def test_flux_weights_sum_to_each_sources_flux_share():
     n_labelled = int(labelled(scene).sum())
     total = (weight * share).sum()
     assert 0.8 * n_labelled < total <= n_labelled + 1e-3
+
+
+def test_four_band_flux_weights_are_each_bands_own():
+    from mosaic_pais.training.dataset import slot_flux_weight
+
+    bands = ("F160W", "F125W", "F850LP", "F606W")
+    scene = split_scene("train", 2, shape=(128, 128), bands=bands)
+    sample = label_scene(scene)
+    weight = sample["flux_weight"].astype(np.float64)  # (h, w, b, n)
+    assert weight.shape == (128, 128, 4, 3)
+    share = sample["fractions"].astype(np.float64)  # (h, w, b, n)
+    n_labelled = int(labelled(scene).sum())
+    for band in range(4):  # each band's weights hold each source's flux in that band
+        total = (weight[:, :, band] * share[:, :, band]).sum()
+        assert 0.7 * n_labelled < total <= n_labelled + 1e-3
+    # a single band's per-band weights are the summed ones
+    one = scene.sources[labelled(scene)][:, :1]
+    index = np.argsort(-one[:, 0], axis=0)[:3].transpose(1, 2, 0)
+    np.testing.assert_array_equal(slot_flux_weight(one, index, per_band=True)[..., 0, :],
+                                  slot_flux_weight(one, index))
