@@ -278,6 +278,8 @@ def stamps(run_dir, ids, output, size) -> None:
               help="A JSON training configuration (see training/configs/).")
 @click.option("--simulate-tiles", default=0, show_default=True, type=click.IntRange(min=0),
               help="First simulate and label this many training tiles into --data.")
+@click.option("--simulate-start", default=0, show_default=True, type=click.IntRange(min=0),
+              help="The first training scene's number: a new set of scenes for a new run.")
 @click.option("--val-tiles", default=0, show_default=True, type=click.IntRange(min=0),
               help="... and this many validation tiles.")
 @click.option("--processes", default=1, show_default=True, type=click.IntRange(min=1),
@@ -288,8 +290,8 @@ def stamps(run_dir, ids, output, size) -> None:
 @click.option("--from", "init_from", default=None, type=click.Path(path_type=Path),
               help="Start from (fine-tune) this .keras model.")
 @_friendly_errors
-def train(data, output, config_path, simulate_tiles, val_tiles, processes, steps, minutes,
-          init_from) -> None:
+def train(data, output, config_path, simulate_tiles, simulate_start, val_tiles, processes, steps,
+          minutes, init_from) -> None:
     """Build a simulated training set and/or train (resuming from the last checkpoint)."""
     from dataclasses import replace
 
@@ -305,8 +307,8 @@ def train(data, output, config_path, simulate_tiles, val_tiles, processes, steps
     cfg = replace(cfg, data=str(data), output=str(output),
                   **{k: v for k, v in given.items() if v is not None})
     if simulate_tiles:
-        build_training_set(data, "train", simulate_tiles, processes=processes, bands=cfg.bands,
-                           tile_size=cfg.tile_size)
+        build_training_set(data, "train", simulate_tiles, start=simulate_start,
+                           processes=processes, bands=cfg.bands, tile_size=cfg.tile_size)
     if val_tiles:
         build_training_set(data, "val", val_tiles, processes=processes, bands=cfg.bands,
                            tile_size=cfg.tile_size)

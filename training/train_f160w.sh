@@ -11,7 +11,9 @@
 #   RUN=f160w_v15 MINUTES=120 bash training/train_f160w.sh
 #
 # RUN and CONFIG choose the run (training/configs/$CONFIG.json, CONFIG defaults to RUN), DATA
-# the training-set folder (default training/data), FROM a model to start a new run from.
+# the training-set folder (default training/data), FROM a model to start a new run from;
+# TRAIN_TILES training scenes from scene number TRAIN_START (default 0), VAL_TILES validation
+# scenes (0: use the folder's as they are).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-.venv/bin}
@@ -25,5 +27,6 @@ if [ -z "${FROM:-}" ] && [ ! -d "$OUT/ckpt" ] && [ "$RUN" = "f160w_v15" ]; then
 fi
 "$BIN/mosaic-pais" train --data "${DATA:-training/data}" --output "$OUT" \
     --config "training/configs/${CONFIG:-$RUN}.json" \
-    --simulate-tiles "${TRAIN_TILES:-3000}" --val-tiles "${VAL_TILES:-200}" \
+    --simulate-tiles "${TRAIN_TILES:-3000}" --simulate-start "${TRAIN_START:-0}" \
+    --val-tiles "${VAL_TILES:-200}" \
     --processes "${PROCESSES:-2}" ${MINUTES:+--minutes "$MINUTES"} ${FROM:+--from "$FROM"}

@@ -6,6 +6,12 @@
 # F160W model made to read four bands (training/with_bands.py).
 #
 #   MINUTES=120 bash training/train_fourband.sh
+#
+# fourband_v3 fine-tunes the shipped model on 2,000 new scenes (numbers 3,000-4,999) labelled
+# with each band's own flux weights, validated on fourband_v1's validation tiles:
+#
+#   RUN=fourband_v3 FROM=mosaic_pais/models/pais_fourband.keras DATA=training/data_fourband2 \
+#       TRAIN_START=3000 TRAIN_TILES=2000 bash training/train_fourband.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export RUN=${RUN:-fourband_v1}

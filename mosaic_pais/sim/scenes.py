@@ -379,7 +379,7 @@ def _faint_seen(pop: dict, i: int, band: str, colours: dict | None):
 
     from mosaic_pais.sim.bands import band_weights
 
-    seeing = galsim.Gaussian(fwhm=float(pop["psfs"][band].obj_list[0].fwhm))
+    seeing = galsim.Gaussian(fwhm=pop["seeing_fwhm"][band])
     flux = 1.0 if colours is None else sum(band_weights(colours, i, band,
                                                         _bulge_share(pop, colours, i)))
     if pop["kind"][i] == "star":
@@ -586,7 +586,7 @@ def simulate_scene(shape=(256, 256), *, seed: int, density: float = 1.0,
     colours = None if bands == ("F160W",) else draw_colours(
         np.random.default_rng([int(seed), 606]), pop)
     sigmas, noise = _band_noise(bands, int(seed), (h, w), sigma, given_correlation,
-                                noise_det, survey.detection_band)
+                                noise_det, survey.detection_band, det_sigma)
     det = bands.index(survey.detection_band)
     stamps, keep, images = [], [], []
     for i in range(len(pop["y"])):
@@ -632,23 +632,25 @@ def _add_seeing(pop: dict, survey, bands: tuple, seed: int) -> None:
     psfs = seeing_psfs(np.random.default_rng([seed, 168]), survey, bands)
     if psfs is None:
         return
-    fwhm = max(float(p.obj_list[0].fwhm) for p in psfs.values()) / survey.pixel_scale
+    # each band's Moffat FWHM (″): the first member of its convolution with the pixel
+    pop["seeing_fwhm"] = {band: float(p.obj_list[0].fwhm) for band, p in psfs.items()}
+    fwhm = max(pop["seeing_fwhm"].values()) / survey.pixel_scale
     pop["psfs"] = psfs
-    pop["seeing"] = float(psfs[survey.detection_band].obj_list[0].fwhm)
+    pop["seeing"] = pop["seeing_fwhm"][survey.detection_band]
     # a Moffat of β 2.5 holds ~99% of its light within 4 FWHM
     pop["psf_half"] = int(min(MAX_STAMP_HALF, np.ceil(4 * fwhm) + 2))
 
 
 def _band_noise(bands: tuple, seed: int, shape: tuple, sigma: float,
-                correlation: float | None, noise_det: np.ndarray, detection_band: str):
-    """Every band's pixel noise and noise image: the detection band's as given, the others at
-    their own depth relative to F160W's reference and their own texture (or ``correlation``
-    when given), each from its own random stream."""
+                correlation: float | None, noise_det: np.ndarray, detection_band: str,
+                det_sigma: float):
+    """Every band's pixel noise and noise image: the detection band's as given (``det_sigma``,
+    ``noise_det``), the others at their own depth relative to F160W's reference and their own
+    texture (or ``correlation`` when given), each from its own random stream."""
     sigmas, planes = [], []
     for k, band in enumerate(bands):
         if band == detection_band:
-            sigmas.append(BANDS[band].noise_sigma * sigma / DEFAULT_NOISE_SIGMA
-                          if band != "F160W" else sigma)
+            sigmas.append(det_sigma)
             planes.append(noise_det)
             continue
         spec = BANDS[band]
