@@ -207,6 +207,27 @@ def main(run: Path, name: str = DEFAULT_NAME) -> None:
 
 
 
+def validation_lines(name: str) -> list[str]:
+    """The candidates' loss terms on the same validation crops
+    (docs/results/val_loss_<band set>.json, training/val_loss.py), when they exist."""
+    path = Path(f"docs/results/val_loss{doc_suffix(name)}.json")
+    if not path.exists():
+        return []
+    r = json.loads(path.read_text())
+    bands = list(r["models"][0].get("flux_by_band", {}))
+    lines = ["", "## Candidates on the same validation crops", "",
+             f"`{r['command']}` — each loss term over the same {r['crops']} validation crops; "
+             "the flux term is the crops' sources' mean relative flux error, summed over "
+             "bands and per band (each band's light over each source's flux in it).", "",
+             "| model | loss | fractions | flux | " + " | ".join(f"flux {b}" for b in bands)
+             + " |", "| --- | --- | --- | --- |" + " --- |" * len(bands)]
+    for m in r["models"]:
+        lines.append(f"| `{m['model']}` | {m['loss']:.4f} | {m['fractions']:.4f} | "
+                     f"{m['flux']:.4f} | " + " | ".join(f"{m['flux_by_band'][b]:.4f}"
+                                                       for b in bands) + " |")
+    return lines
+
+
 def ablation_lines() -> list[str]:
     """The ablation tables of docs/results/ablation_*.json (benchmarks/ablation.py)."""
     lines = []
@@ -295,6 +316,7 @@ def write_model_card_doc(card: dict, accuracy: dict | None) -> None:
         Path(f"docs/model_card{doc_suffix(name)}.md").write_text("\n".join(lines) + "\n")
         return
     if name != DEFAULT_NAME:
+        lines += validation_lines(name)
         lines += four_band_accuracy_lines(accuracy)
         Path(f"docs/model_card{doc_suffix(name)}.md").write_text("\n".join(lines) + "\n")
         return

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mosaic_pais.runtime.robust import clipped_mode
+
 __all__ = [
     "DEFAULT_MESH",
     "FILTER_CELLS",
@@ -100,22 +102,10 @@ def _interpolation_weights(coords: np.ndarray, mesh: int, n_cells: int) -> np.nd
 
 
 def _clipped_level(samples: np.ndarray) -> np.ndarray:
-    """SExtractor's sky estimate of each row of ``samples`` (NaN: not a sample).
-
-    Three rounds of clipping at 3σ about the median; then the mode estimate
-    2.5·median − 1.5·mean, unless the mean and median differ by 30% of σ or more (a crowded
-    cell), where the median is kept.
-    """
-    work = samples.copy()
-    for _ in range(3):
-        median = np.nanmedian(work, axis=1, keepdims=True)
-        sigma = 1.4826 * np.nanmedian(np.abs(work - median), axis=1, keepdims=True)
-        work[np.abs(work - median) > 3 * sigma] = np.nan
-    median = np.nanmedian(work, axis=1)
-    mean = np.nanmean(work, axis=1)
-    sigma = np.nanstd(work, axis=1)
-    crowded = np.abs(mean - median) >= 0.3 * sigma
-    return np.where(crowded, median, 2.5 * median - 1.5 * mean)
+    """SExtractor's sky estimate of each row of ``samples`` (NaN: not a sample):
+    :func:`mosaic_pais.runtime.robust.clipped_mode`, three rounds of clipping at 3σ about the
+    median, then the mode estimate (the median in a crowded cell)."""
+    return np.array([clipped_mode(row) for row in samples], np.float64)
 
 
 def mesh_levels(strip: np.ndarray, valid: np.ndarray, mesh: int) -> np.ndarray:
