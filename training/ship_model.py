@@ -218,11 +218,12 @@ def validation_lines(name: str) -> list[str]:
     lines = ["", "## Candidates on the same validation crops", "",
              f"`{r['command']}` — each loss term over the same {r['crops']} validation crops; "
              "the flux term is the crops' sources' mean relative flux error, summed over "
-             "bands and per band (each band's light over each source's flux in it).", "",
+             "bands and per band (each band's light over each source's flux in it)."
+             + (f" The crops: {r['data_built_by']}." if "data_built_by" in r else ""), "",
              "| model | loss | fractions | flux | " + " | ".join(f"flux {b}" for b in bands)
              + " |", "| --- | --- | --- | --- |" + " --- |" * len(bands)]
     for m in r["models"]:
-        lines.append(f"| `{m['model']}` | {m['loss']:.4f} | {m['fractions']:.4f} | "
+        lines.append(f"| {m.get('label') or m['model']} | {m['loss']:.4f} | {m['fractions']:.4f} | "
                      f"{m['flux']:.4f} | " + " | ".join(f"{m['flux_by_band'][b]:.4f}"
                                                        for b in bands) + " |")
     return lines

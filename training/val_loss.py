@@ -80,6 +80,8 @@ def main() -> None:
     parser.add_argument("--config", type=Path, default=None)
     parser.add_argument("--crops", type=int, default=512)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--labels", nargs="*", default=None,
+                        help="names of the models in the JSON (default: their paths)")
     args = parser.parse_args()
     cfg = TrainConfig.from_json(args.config) if args.config else TrainConfig()
     cfg = replace(cfg, data=str(args.data))
@@ -88,6 +90,8 @@ def main() -> None:
     results = []
     for path in args.models:
         results.append(evaluate(path, batches, cfg, loss_cfg))
+        if args.labels:
+            results[-1]["label"] = args.labels[len(results) - 1]
         print(json.dumps(results[-1]), flush=True)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
