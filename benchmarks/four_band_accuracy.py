@@ -202,10 +202,15 @@ def _median(values: np.ndarray):
     return float(np.median(values)) if len(values) else None
 
 
+def recovered_by_all(matched: dict, chosen: np.ndarray, methods) -> np.ndarray:
+    """The ``chosen`` truths that every one of ``methods`` recovers (an F160W flux matched)."""
+    return chosen & np.all([np.isfinite(matched[m]["F160W"]) for m in methods], axis=0)
+
+
 def common_figures(matched: dict, truth: Table, chosen: np.ndarray, methods) -> dict:
     """Per method, the median |δ| per band and |Δ colour| over the ``chosen`` truths that all
     ``methods`` recover (a method without a band is left out of that band's figure)."""
-    common = chosen & np.all([np.isfinite(matched[m]["F160W"]) for m in methods], axis=0)
+    common = recovered_by_all(matched, chosen, methods)
     result: dict = {"n_common": int(common.sum())}
     for name in methods:
         bands = {}
@@ -243,7 +248,7 @@ def colour_ratio(matched: dict, truth: Table, chosen: np.ndarray, methods, a: st
                  b: str) -> dict:
     """``a``'s median |Δ colour| over ``b``'s on the ``chosen`` truths that all ``methods``
     recover (as :func:`common_figures`), with its bootstrap interval."""
-    common = chosen & np.all([np.isfinite(matched[m]["F160W"]) for m in methods], axis=0)
+    common = recovered_by_all(matched, chosen, methods)
     return ratio_interval(colour_error(matched[a], truth)[common],
                           colour_error(matched[b], truth)[common])
 

@@ -1,7 +1,7 @@
 """Where a perfect PCR's per-band flux error comes from: noise, or the estimator.
 
 The perfect PCR (true centres, true fractions per band, measured by the run's own code:
-:func:`accuracy.perfect_pcr_catalog`) is measured three ways on the same validation scenes:
+:func:`accuracy.perfect_pcr_catalog`) is measured four ways on the same validation scenes:
 
 * ``as run``: on the noisy image, with each band's total-flux correction (the benchmarks' row);
 * ``footprint sums``: the same without the corrections;

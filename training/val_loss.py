@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -23,30 +23,28 @@ import numpy as np
 from mosaic_pais.nn.model import load_model
 from mosaic_pais.training.dataset import load_split, subtract_tile_skies
 from mosaic_pais.training.loss import LossConfig, pais_loss_terms
-from mosaic_pais.training.train import TrainConfig, training_batches
+from mosaic_pais.training.train import TrainConfig, validation_batches
 
 
-def fixed_crops(cfg: TrainConfig, n_crops: int, seed: int = 12345) -> list:
-    """``n_crops`` validation crops in batches of 16, the same for every model."""
+def fixed_crops(cfg: TrainConfig, n_crops: int) -> list:
+    """``n_crops`` validation crops in batches of 16, the same for every model: the training
+    log's own validation crops (:func:`mosaic_pais.training.train.validation_batches`),
+    more of them."""
     val = load_split(Path(cfg.data) / "val")
     if cfg.background_mesh:
         val["image"] = subtract_tile_skies(val["image"], cfg.background_mesh)
-    fixed = TrainConfig(**{**asdict(cfg), "batch": 16, "blend_oversampling": 0.0,
-                           "rotate_probability": 0.0, "mask_probability": 0.0})
-    stream = training_batches(val, fixed, np.random.default_rng(seed))
-    return [next(stream) for _ in range(max(1, n_crops // 16))]
+    return validation_batches(val, cfg, max(1, n_crops // 16))
 
 
 def per_band_flux(outputs: dict, labels: dict, cfg: TrainConfig) -> list[float]:
     """The flux term of each band alone (per-band weights only)."""
     from keras import ops
 
+    pixels = tuple(ops.shape(outputs["center"])[:3])
+    logits = ops.reshape(outputs["fraction_logits"], (*pixels, cfg.n_bands, cfg.n_slots))
     out = []
     for band in range(cfg.n_bands):
-        logits = ops.reshape(outputs["fraction_logits"],
-                             (*ops.shape(outputs["center"])[:3], cfg.n_bands, cfg.n_slots))
-        one = {**outputs, "fraction_logits": ops.reshape(
-            logits[..., band:band + 1, :], (*ops.shape(outputs["center"])[:3], cfg.n_slots))}
+        one = {**outputs, "fraction_logits": logits[..., band, :]}
         labels_one = {**labels, "fractions": labels["fractions"][..., band:band + 1, :],
                       "flux_weight": labels["flux_weight"][..., band:band + 1, :]}
         out.append(float(pais_loss_terms(one, labels_one, 1, cfg.n_slots,

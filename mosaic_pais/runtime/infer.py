@@ -78,12 +78,8 @@ def _per_window(image, statistic, n_windows: int, size: int, seed: int) -> np.nd
         return np.asarray(np.nanmedian(np.asarray(values, np.float64), axis=0), np.float64)
 
 
-def _clipped_std(values: np.ndarray) -> float:
-    return clipped_std(values, sigma=3.0, maxiters=5)
-
-
 def _pixel_noise(band: np.ndarray) -> float:
-    return _clipped_std(band[np.isfinite(band) & (band != 0)])
+    return clipped_std(band[np.isfinite(band) & (band != 0)])
 
 
 #: side (px) of the blocks over which :func:`estimate_noise` measures the noise texture
@@ -101,7 +97,7 @@ def _noise_and_texture(band: np.ndarray, block: int = TEXTURE_BLOCK) -> tuple[fl
     full = good.reshape(h // block, block, w // block, block).all(axis=(1, 3))
     means = np.where(good, cut, 0.0).reshape(h // block, block, w // block, block).mean(
         axis=(1, 3))
-    return pixel, block * _clipped_std(means[full]) / pixel
+    return pixel, block * clipped_std(means[full]) / pixel
 
 
 def estimate_noise(image, n_windows: int = 48, size: int = 256,

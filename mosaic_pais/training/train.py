@@ -23,6 +23,7 @@ from mosaic_pais.training.loss import LossConfig, pais_loss_terms
 __all__ = [
     "TrainConfig",
     "training_batches",
+    "validation_batches",
     "prefetched",
     "LOGGED_TERMS",
     "with_precision",
@@ -334,7 +335,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     checkpoints = _Checkpoints(out, model, optimizer, rng, cfg)
     train_step, eval_step = make_steps(model, optimizer, cfg, LossConfig(**cfg.loss))
     stream = prefetched(training_batches(data, cfg, rng))
-    val_batches = _validation_batches(val, cfg)
+    val_batches = validation_batches(val, cfg)
     log = _TrainingLog(out)
     start = last_checkpoint = time.time()
     deadline = start + cfg.minutes * 60 if cfg.minutes else None
@@ -483,14 +484,15 @@ def _as_tensors(batch):
     return tf.constant(x), {k: tf.constant(v) for k, v in labels.items()}
 
 
-def _validation_batches(val: dict | None, cfg: TrainConfig) -> list:
-    """A fixed set of validation crops, the same at every evaluation (none without ``val``)."""
+def validation_batches(val: dict | None, cfg: TrainConfig, n_batches: int = 8) -> list:
+    """A fixed set of ``n_batches`` batches of validation crops, the same at every evaluation
+    (none without ``val``)."""
     if val is None:
         return []
     val_cfg = TrainConfig(**{**asdict(cfg), "batch": 16, "blend_oversampling": 0.0,
                              "rotate_probability": 0.0, "mask_probability": 0.0})
     stream = training_batches(val, val_cfg, np.random.default_rng(12345))
-    return [_as_tensors(next(stream)) for _ in range(8)]
+    return [_as_tensors(next(stream)) for _ in range(n_batches)]
 
 
 def _evaluate(eval_step, batches: list) -> dict[str, float]:

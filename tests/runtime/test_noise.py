@@ -7,7 +7,8 @@ import pytest
 from astropy.stats import SigmaClip
 
 from mosaic_pais.runtime.background import estimate_sky
-from mosaic_pais.runtime.infer import _clipped_std, estimate_noise
+from mosaic_pais.runtime.infer import estimate_noise
+from mosaic_pais.runtime.robust import clipped_std
 
 
 @pytest.mark.parametrize("size", [16, 257, 4096, 65536])
@@ -17,12 +18,12 @@ def test_clipped_std_equals_astropy_sigma_clip(size, seed):
     values = rng.normal(0.0, 2.0, size)
     values[: size // 20] += rng.exponential(20.0, size // 20)  # sources' light in the window
     clipped = SigmaClip(sigma=3.0, maxiters=5, stdfunc="mad_std")(values)
-    assert _clipped_std(values) == pytest.approx(float(np.std(clipped.compressed())),
+    assert clipped_std(values) == pytest.approx(float(np.std(clipped.compressed())),
                                                  rel=1e-12)
 
 
 def test_too_few_values_give_no_noise():
-    assert np.isnan(_clipped_std(np.arange(15.0)))
+    assert np.isnan(clipped_std(np.arange(15.0)))
 
 
 def test_noise_of_each_band_of_a_tile():
