@@ -12,10 +12,21 @@ runs both passes on one image in memory.
 
 Columns and how they are measured:
 
-``flux``, ``flux_<BAND>``
-    Total deblended flux: ``flux_aper`` times ``aperture_correction``, the share of the light
-    that the footprint misses under the PSF, for the source's size
+``flux``
+    Total deblended flux in the detection band: ``flux_aper`` times ``aperture_correction``,
+    the share of the light that the footprint misses under the PSF, for the source's size
     (:mod:`mosaic_pais.runtime.total_flux`; 1 when the run has no PSF).
+``flux_<BAND>``
+    Each band's total flux, the detection band's ``flux`` times the source's colour, as
+    multi-band survey catalogues scale aperture colours to a total. The colour comes from
+    *matched sums*: each band's deblended light (its own fractions) weighted pixel by pixel
+    by the source's model surface brightness (the PSF ⊗ exponential disk whose size matches
+    its r50, flat inside the PSF's half-light radius), over the same weighted sum of that
+    model seen through the band's own PSF. Weighting by the profile gives the colour with
+    the least background noise and keeps a neighbour's light in the source's outskirts out
+    of it; the footprint sums a band's noise over every pixel equally, where a red source
+    has little blue light. Without a PSF, or with one band, each band's flux is its
+    footprint sum.
 ``flux_aper``
     Deblended flux inside the source's footprint: the sum, over the pixels the source claims,
     of its fraction times the image. PAIS gives every pixel to some source, background
@@ -25,10 +36,11 @@ Columns and how they are measured:
     the moment taken inside 2.5 times its 1σ isophotal radius (:func:`footprint_bins`).
     Pixels beyond every claimant's footprint stay unclaimed (id −1), and the fluxes add up to
     the image summed over the claimed shares of pixels (flux conservation).
-``flux_err``
+``flux_err``, ``flux_err_<BAND>``
     The pixel noise through the fractions (from the weight maps, or from the run's measured
     noise and its texture) and the error that sharing a pixel's light adds
-    (:func:`flux_errors`).
+    (:func:`flux_errors`); for a band scaled by its colour, the same terms of its matched
+    sums and the detection band's relative error, in quadrature.
 ``x``, ``y``
     The network's sub-pixel centre (the centre map is trained on the simulated sources'
     positions: centroids of parametric galaxies and stars, stamp centres of real galaxies).
@@ -92,6 +104,9 @@ __all__ = [
     "RELATIVE_FLUX_ERROR",
     "NOISE_ERROR_SCALE",
     "invalid_neighbourhood",
+    "MATCHED_POWER",
+    "footprint_r50",
+    "matched_weights",
     "FLAG_EDGE",
     "FLAG_MASKED",
     "FLAG_UNCERTAIN",
@@ -109,9 +124,11 @@ MIN_SHAPE_AXIS = 0.3
 
 
 SUM_KEYS = ("flux", "var", "sharing", "npix", "shared_flux", "hist", "count", "edge", "masked",
-            "sum_w", "sum_y", "sum_x", "sum_yy", "sum_xx", "sum_xy")
-#: sums kept per band and source
-BAND_KEYS = ("flux", "var", "sharing")
+            "sum_w", "sum_y", "sum_x", "sum_yy", "sum_xx", "sum_xy",
+            "matched", "matched_var", "matched_sharing")
+#: sums kept per band and source; the ``matched`` ones weight each pixel by the source's
+#: model profile (:func:`colour_weights`)
+BAND_KEYS = ("flux", "var", "sharing", "matched", "matched_var", "matched_sharing")
 #: error of a shared pixel's fraction, per unit of ``f (1 − f)``, when the model card gives none
 #: (``fraction_error``): the part of ``flux_err`` that sharing light adds
 FRACTION_ERROR = 0.1
@@ -159,16 +176,21 @@ def _present_ids(ids, n_sources):
 
 @njit(cache=True, nogil=True)
 def _sum_core(img, ids, frac, peak_y, peak_x, oy, ox, row, mosaic_h, mosaic_w,  # noqa: C901
-              weights, invalid_near, shape_bins, profiles_only, out):
+              weights, invalid_near, shape_bins, matched_size, matched_table, profiles_only,
+              out):
     """Every pixel's slots added into the block's sums ``out`` (see :data:`SUM_KEYS`); the
-    moments only over each source's first ``shape_bins`` radial bins (none given: all).
+    moments only over each source's first ``shape_bins`` radial bins (none given: all); the
+    matched sums with each pixel weighted by ``matched_table`` (sizes × bins) at the
+    source's fractional size ``matched_size`` (none given: not summed).
 
     One compiled pass over the pixels with every sum in it: split into functions, numba would
     read each pixel's slots once per function."""
     (flux, var, sharing, npix, shared_flux, hist, count, edge, masked, sum_w, sum_y, sum_x,
-     sum_yy, sum_xx, sum_xy) = out
+     sum_yy, sum_xx, sum_xy, matched, matched_var, matched_sharing) = out
     n_band, n_slots, h, w = frac.shape
     has_weights = weights.shape[0] > 0
+    has_matched = matched_table.shape[0] > 0
+    n_sizes = matched_table.shape[0]
     has_near = invalid_near.shape[0] > 0
     has_shape_bins = shape_bins.shape[0] > 0
     first = np.zeros(n_slots, np.bool_)
@@ -203,18 +225,29 @@ def _sum_core(img, ids, frac, peak_y, peak_x, oy, ox, row, mosaic_h, mosaic_w,  
                 count[r, rbin] += f0
                 if profiles_only:
                     continue
+                pixel_weight = 0.0
+                if has_matched:
+                    lo = min(int(matched_size[src]), n_sizes - 2)
+                    t = matched_size[src] - lo
+                    pixel_weight = ((1.0 - t) * matched_table[lo, rbin]
+                                    + t * matched_table[lo + 1, rbin])
                 for b in range(n_band):
                     value = img[b, i, j]
                     fb = np.float64(frac[b, s, i, j])
                     finite = value if np.isfinite(value) else 0.0
                     flux[b, r] += fb * finite
                     # without weights, in units of the noise variance (finalize scales it)
+                    pixel_var = 1.0
                     if has_weights:
-                        if weights[b, i, j] > 0:
-                            var[b, r] += fb * fb / np.float64(weights[b, i, j])
-                    else:
-                        var[b, r] += fb * fb
-                    sharing[b, r] += fb * (1.0 - fb) * max(finite, 0.0)
+                        pixel_var = (1.0 / np.float64(weights[b, i, j]) if weights[b, i, j] > 0
+                                     else 0.0)
+                    var[b, r] += fb * fb * pixel_var
+                    share = fb * (1.0 - fb) * max(finite, 0.0)
+                    sharing[b, r] += share
+                    if has_matched:
+                        matched[b, r] += pixel_weight * fb * finite
+                        matched_var[b, r] += pixel_weight * pixel_weight * fb * fb * pixel_var
+                        matched_sharing[b, r] += pixel_weight * share
                 if first[s]:
                     npix[r] += 1.0
                     # pixels where the source meets the mosaic edge or masked pixels
@@ -245,7 +278,9 @@ def measure_region(image: np.ndarray, ids: np.ndarray, fractions: np.ndarray,
                    peak_y: np.ndarray, peak_x: np.ndarray, origin: tuple[int, int],
                    mosaic_shape: tuple[int, int], weights: np.ndarray | None = None,
                    invalid_near: np.ndarray | None = None,
-                   shape_bins: np.ndarray | None = None, profiles_only: bool = False) -> dict:
+                   shape_bins: np.ndarray | None = None,
+                   matched: tuple[np.ndarray, np.ndarray] | None = None,
+                   profiles_only: bool = False) -> dict:
     """Partial sums of one block.
 
     Parameters
@@ -260,6 +295,8 @@ def measure_region(image: np.ndarray, ids: np.ndarray, fractions: np.ndarray,
     shape_bins : (n_sources,) int, optional
         Per global id, the radial bins the shapes' moments take (:func:`isophotal_radius`);
         all of the claimed pixels by default.
+    matched : (sizes, table), optional
+        The weights of the matched sums (:func:`matched_weights`); without, they stay 0.
     profiles_only : bool
         Only the radial profiles (``hist`` and ``count``), all that the first pass needs for
         the footprints (:func:`footprint_bins`).
@@ -285,9 +322,16 @@ def measure_region(image: np.ndarray, ids: np.ndarray, fractions: np.ndarray,
               else np.ascontiguousarray(invalid_near, bool),
               np.zeros(0, np.int64) if shape_bins is None
               else np.ascontiguousarray(shape_bins, np.int64),
+              *(_no_matched() if matched is None else
+                (np.ascontiguousarray(matched[0], np.float64),
+                 np.ascontiguousarray(matched[1], np.float64))),
               profiles_only, tuple(sums.values()))
     keys = PROFILE_KEYS if profiles_only else SUM_KEYS
     return {"id": present, **{key: sums[key] for key in keys}}
+
+
+def _no_matched() -> tuple[np.ndarray, np.ndarray]:
+    return np.zeros(0), np.zeros((0, N_BINS))
 
 
 def combine(parts: list[dict], n_sources: int, n_band: int) -> dict:
@@ -323,6 +367,10 @@ def _radius_enclosing(cum: np.ndarray, target: np.ndarray) -> np.ndarray:
 ISOPHOTE_SIGMA = 1.0   # the isophote bounding where a footprint's first moment is taken
 MIN_FOOTPRINT = 3.5    # px, like SExtractor's minimum Kron radius
 MOMENT_LIMIT = 2.5     # the first moment is taken inside this many isophotal radii
+#: the matched sums weight a pixel by its source's model surface brightness to this power:
+#: 1 is the weight that gives a known profile's flux with the least background noise, and
+#: keeps a neighbour's light in the source's outskirts out of its colours
+MATCHED_POWER = 1.0
 
 
 def isophotal_radius(total: dict, noise_sigma: float) -> np.ndarray:
@@ -385,6 +433,34 @@ def footprint_bins(total: dict, noise_sigma: float) -> tuple[np.ndarray, np.ndar
     return radius, np.ceil(radius / BIN).astype(np.int64)
 
 
+def footprint_r50(total: dict, n_bins: np.ndarray) -> np.ndarray:
+    """Each source's r50 inside its footprint (the first ``n_bins`` radial bins), from the
+    first pass's profiles: the ``r50`` the second pass will measure, known before it."""
+    hist = np.asarray(total["hist"], np.float64) * (np.arange(N_BINS)[None, :]
+                                                    < np.asarray(n_bins)[:, None])
+    r50 = _radius_enclosing(np.cumsum(hist, axis=1), 0.5 * hist.sum(1))
+    return np.where(hist.sum(1) > 0, r50, np.nan)
+
+
+def _detection_curves(growth) -> GrowthCurves:
+    return growth if isinstance(growth, GrowthCurves) else growth[0]
+
+
+def matched_weights(growth: GrowthCurves | Sequence[GrowthCurves] | None, total: dict,
+                    footprint_radius: np.ndarray, n_bands: int
+                    ) -> tuple[np.ndarray, np.ndarray] | None:
+    """The pixel weights of the matched sums, from the first pass's profiles: each source's
+    size in the detection band's model family (:meth:`GrowthCurves.sizes`) and the family's
+    surface brightness per radial bin, to the power ``MATCHED_POWER``. None for a single
+    band or without a PSF (the bands' fluxes are then their footprint sums)."""
+    if growth is None or n_bands < 2:
+        return None
+    first = _detection_curves(growth)
+    n_bins = np.ceil(np.asarray(footprint_radius, np.float64) / BIN).astype(np.int64)
+    sizes = first.sizes(footprint_r50(total, n_bins), footprint_radius)
+    return sizes, first.matched_weights(N_BINS, MATCHED_POWER)
+
+
 @njit(cache=True, nogil=True)
 def _claim_core(ids, fractions, peak_y, peak_x, oy, ox, n_bins):
     n_slots, h, w = ids.shape
@@ -423,12 +499,13 @@ def measure_image(image: np.ndarray, ids: np.ndarray, fractions: np.ndarray, pea
                   fraction_error: float = FRACTION_ERROR,
                   relative_error: float = RELATIVE_FLUX_ERROR,
                   noise_scale: float = NOISE_ERROR_SCALE,
-                  growth: GrowthCurves | Sequence[GrowthCurves] | None = None
-                  ) -> tuple[dict, np.ndarray, np.ndarray]:
+                  growth: GrowthCurves | Sequence[GrowthCurves] | None = None,
+                  matched: bool = True) -> tuple[dict, np.ndarray, np.ndarray]:
     """Both measuring passes on one in-memory image (a single tile, or a test's reference).
 
     ``noise_sigma`` is the detection band's (a number) or every band's; the footprints follow
-    the detection band's.
+    the detection band's. ``matched=False`` keeps every band's footprint sums (the
+    comparison the matched sums are judged by).
 
     Returns the catalogue columns and the footprint-limited ``ids`` and ``fractions``.
     """
@@ -441,7 +518,9 @@ def measure_image(image: np.ndarray, ids: np.ndarray, fractions: np.ndarray, pea
     radius, n_bins = footprint_bins(first, noise_sigma)
     ids, fractions = claim_footprints(ids, fractions, peaks["y"], peaks["x"], (0, 0), n_bins)
     part = measure_region(image, ids, fractions, *args, weights=weights,
-                          invalid_near=invalid_near, shape_bins=shape_bins(first, noise_sigma))
+                          invalid_near=invalid_near, shape_bins=shape_bins(first, noise_sigma),
+                          matched=matched_weights(growth, first, radius, image.shape[0])
+                          if matched else None)
     columns = finalize(combine([part], n, image.shape[0]), peaks, bands, weights is not None,
                        radius, noise_sigma=sigma, noise_texture=noise_texture,
                        fraction_error=fraction_error, relative_error=relative_error,
@@ -502,8 +581,13 @@ def finalize(total: dict, peaks: dict, bands: list[str], has_weights: bool,
     flags |= np.where(no_shape, FLAG_NO_SHAPE, 0).astype(np.int32)
 
     corrections = band_corrections(growth, r50, footprint_radius, len(bands))
-    errors = flux_errors(total, has_weights, noise_sigma, noise_texture, fraction_error,
-                         relative_error, noise_scale) * corrections
+    error_terms = (has_weights, noise_sigma, noise_texture, fraction_error, relative_error,
+                   noise_scale)
+    fluxes = flux * corrections
+    errors = flux_errors(total, *error_terms) * corrections
+    if growth is not None and len(bands) > 1 and "matched" in total:
+        fluxes, errors = _matched_bands(total, growth, r50, footprint_radius, fluxes, errors,
+                                        error_terms)
     # a detection that holds no pixel (its neighbours' votes took them all) measured nothing:
     # its flux is 0 with no error to give, not 0 ± 0
     errors[:, total["npix"] == 0] = np.nan
@@ -511,11 +595,11 @@ def finalize(total: dict, peaks: dict, bands: list[str], has_weights: bool,
         "id": peaks["id"].astype(np.int64),
         "x": peaks["x"].astype(np.float64),
         "y": peaks["y"].astype(np.float64),
-        "flux": flux[0] * corrections[0],
+        "flux": fluxes[0],
         "flux_err": errors[0],
     }
     for i, band in enumerate(bands):
-        columns[f"flux_{band}"] = flux[i] * corrections[i]
+        columns[f"flux_{band}"] = fluxes[i]
         columns[f"flux_err_{band}"] = errors[i]
     columns.update({
         "flux_aper": flux[0], "aperture_correction": corrections[0],
@@ -527,6 +611,40 @@ def finalize(total: dict, peaks: dict, bands: list[str], has_weights: bool,
         "score": peaks["score"].astype(np.float32), "flags": flags,
     })
     return columns
+
+
+def _matched_bands(total: dict, growth, r50: np.ndarray, footprint_radius: np.ndarray,
+                   fluxes: np.ndarray, errors: np.ndarray, error_terms: tuple
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Every band's total flux as the detection band's times the source's colour in the
+    matched sums: each band's weighted sum over its own model's (:meth:`GrowthCurves.
+    matched_norm`), so that a band of another PSF gets the same colour as the light of the
+    model would. The detection band keeps its own; a source whose detection band's matched
+    sum is not positive keeps its footprint sums. Errors: the band's weighted noise and
+    sharing through the same factor, and the detection band's relative error (the total
+    every band is scaled to) in quadrature."""
+    first = _detection_curves(growth)
+    curves = [first] * len(fluxes) if isinstance(growth, GrowthCurves) else list(growth)
+    sizes = first.sizes(r50, footprint_radius)
+    n_bins = np.ceil(np.asarray(footprint_radius, np.float64) / BIN).astype(np.int64)
+    table = first.matched_weights(N_BINS, MATCHED_POWER)
+    norms = np.stack([first.matched_norm(sizes, n_bins, table,
+                                         in_band=None if band is first else band)
+                      for band in curves])
+    matched = np.asarray(total["matched"], np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        scale = fluxes[0] * norms[0] / (matched[0] * norms)  # weighted sum → total flux
+        relative = errors[0] / np.abs(fluxes[0])
+    usable = (matched[0] > 0) & (norms > 0) & np.isfinite(scale)
+    usable[0] = False  # the detection band's total is its own footprint's
+    scale = np.where(usable, scale, 0.0)
+    weighted = {"var": total["matched_var"] * scale ** 2,
+                "sharing": total["matched_sharing"] * np.abs(scale), "flux": scale * matched}
+    with np.errstate(invalid="ignore"):
+        matched_errors = np.hypot(flux_errors(weighted, *error_terms),
+                                  weighted["flux"] * relative)
+    return (np.where(usable, weighted["flux"], fluxes),
+            np.where(usable, matched_errors, errors))
 
 
 def band_corrections(growth: GrowthCurves | Sequence[GrowthCurves] | None, r50: np.ndarray,
@@ -547,7 +665,8 @@ def band_corrections(growth: GrowthCurves | Sequence[GrowthCurves] | None, r50: 
     if len(growth) != n_bands:
         raise ValueError(f"{len(growth)} PSFs for {n_bands} bands")
     first = growth[0]
-    return np.stack([first.correction(r50, footprint_radius,
+    sizes = first.sizes(r50, footprint_radius)
+    return np.stack([first.correction(r50, footprint_radius, sizes=sizes,
                                       in_band=None if band is first else band)
                      for band in growth])
 

@@ -174,6 +174,7 @@ def _resolve_task(spec: BlockSpec, *, image: WindowReader, store: str, scratch: 
 def _measure_task(spec: BlockSpec, *, image: WindowReader, weights: WindowReader | None, store: str,
                   scratch: str, peaks: dict, shape: tuple, min_fraction: float,
                   footprint_bins: np.ndarray, shape_bins: np.ndarray,
+                  matched: tuple[np.ndarray, np.ndarray] | None,
                   segmentation: tuple[str, int, int]) -> dict:
     """The second measuring pass: the block's ids as the first pass resolved them, claims
     beyond the footprints dropped, the result written to the PCR store and, as its owners'
@@ -209,7 +210,7 @@ def _measure_task(spec: BlockSpec, *, image: WindowReader, weights: WindowReader
     with timed("measure: sums"):
         return measure_region(img[:, 1:-1, 1:-1], ids, fractions, peaks["y"], peaks["x"],
                               (y0, x0), shape, weights=w, invalid_near=near,
-                              shape_bins=shape_bins)
+                              shape_bins=shape_bins, matched=matched)
 
 
 def compile_kernels() -> None:
@@ -692,6 +693,7 @@ def _measure(runner: Runner, plan: RunPlan, ds, handle: WindowReader, specs, pea
     t = time.time()
     sigma = float(noise.sigma[0])
     radius, n_bins = measure_mod.footprint_bins(profiles, sigma)
+    growth = _growth_curves(plan, band_names)
     weights = WindowReader(ds["weight"].data) if "weight" in ds else None
     shape = tuple(int(n) for n in handle.shape[1:])
     with atomic_path(plan.output / "segmentation.fits") as tmp:
@@ -701,6 +703,8 @@ def _measure(runner: Runner, plan: RunPlan, ds, handle: WindowReader, specs, pea
                            store=str(plan.store), scratch=str(plan.scratch), peaks=peaks,
                            shape=shape, min_fraction=plan.min_fraction, footprint_bins=n_bins,
                            shape_bins=measure_mod.shape_bins(profiles, sigma),
+                           matched=measure_mod.matched_weights(growth, profiles, radius,
+                                                               len(band_names)),
                            segmentation=(str(tmp), offset, shape[1]))
     total = measure_mod.combine(parts, len(peaks["id"]), len(band_names))
     columns = measure_mod.finalize(
@@ -710,7 +714,7 @@ def _measure(runner: Runner, plan: RunPlan, ds, handle: WindowReader, specs, pea
         relative_error=float(plan.meta.get("relative_flux_error",
                                            measure_mod.RELATIVE_FLUX_ERROR)),
         noise_scale=float(plan.meta.get("noise_error_scale", measure_mod.NOISE_ERROR_SCALE)),
-        growth=_growth_curves(plan, band_names))
+        growth=growth)
     timings["measure"] = time.time() - t
     return columns
 

@@ -89,18 +89,33 @@ class GrowthCurves:
     def truncated_r50(self, radius: np.ndarray) -> np.ndarray:
         """``(sizes, sources)``: each model's r50 measured inside each footprint radius."""
         half = 0.5 * self._enclosed_at(radius)
-        return np.stack([np.interp(half[s], self.enclosed[s], self.edges)
-                         for s in range(len(self.scale_lengths))])
+        return _interp_rows(half, self.enclosed, self.edges)
+
+    def sizes(self, r50: np.ndarray, radius: np.ndarray) -> np.ndarray:
+        """Each source's model as a fractional index into ``scale_lengths``: the one whose r50
+        measured inside the source's footprint radius ``radius`` equals the measured ``r50``,
+        interpolated between the family's sizes (clipped to its range: a source more compact
+        than the PSF is taken as a point; a non-finite ``r50`` gives the point source)."""
+        r50 = np.asarray(r50, np.float64)
+        model_r50 = self.truncated_r50(radius)
+        target = np.where(np.isfinite(r50), r50, model_r50[0])
+        target = np.clip(target, model_r50[0], model_r50[-1])
+        upper = np.clip((model_r50 < target).sum(0), 1, len(self.scale_lengths) - 1)
+        cols = np.arange(len(target))
+        lo, hi = model_r50[upper - 1, cols], model_r50[upper, cols]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            t = np.clip(np.where(hi > lo, (target - lo) / (hi - lo), 0.0), 0.0, 1.0)
+        return upper - 1 + t
 
     def correction(self, r50: np.ndarray, radius: np.ndarray,
                    max_factor: float = MAX_CORRECTION,
-                   in_band: GrowthCurves | None = None) -> np.ndarray:
+                   in_band: GrowthCurves | None = None,
+                   sizes: np.ndarray | None = None) -> np.ndarray:
         """The factor from each footprint sum to a total flux, at most ``max_factor``.
 
         ``r50`` is each source's radius enclosing half its footprint sum and ``radius`` its
-        footprint radius (px). The model whose truncated r50 equals the measured one is
-        interpolated between the family's sizes (clipped to its range: a source more compact
-        than the PSF is taken as a point); a non-finite ``r50`` gives the point source's factor.
+        footprint radius (px); the source's model is chosen by :meth:`sizes` (or given as
+        ``sizes``, its result, when several bands share it).
 
         ``in_band``: the curves of another band's PSF (the same family of sizes). The size is
         still chosen by this band's curves, where ``r50`` was measured, and the factor is that
@@ -115,22 +130,82 @@ class GrowthCurves:
         >>> bool(wide.correction(r50, radius, in_band=sharp)[0] < wide.correction(r50, radius)[0])
         True
         """
-        r50 = np.asarray(r50, np.float64)
-        enclosed = self._enclosed_at(radius)
-        model_r50 = self.truncated_r50(radius)
-        target = np.where(np.isfinite(r50), r50, model_r50[0])
-        target = np.clip(target, model_r50[0], model_r50[-1])
-        upper = np.clip((model_r50 < target).sum(0), 1, len(self.scale_lengths) - 1)
-        cols = np.arange(len(target))
-        lo, hi = model_r50[upper - 1, cols], model_r50[upper, cols]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            t = np.clip(np.where(hi > lo, (target - lo) / (hi - lo), 0.0), 0.0, 1.0)
-        if in_band is not None:
-            if not np.array_equal(in_band.scale_lengths, self.scale_lengths):
-                raise ValueError("the two bands' curves must share their family of sizes")
-            enclosed = in_band._enclosed_at(radius)
-        share = (1 - t) * enclosed[upper - 1, cols] + t * enclosed[upper, cols]
+        curves = self if in_band is None else self._same_sizes(in_band)
+        if sizes is None:
+            sizes = self.sizes(r50, radius)
+        share = _at_sizes(curves._enclosed_at(radius).T, sizes)
         return np.minimum(1.0 / share, max_factor)
+
+    def _same_sizes(self, other: GrowthCurves) -> GrowthCurves:
+        if not np.array_equal(other.scale_lengths, self.scale_lengths):
+            raise ValueError("the two bands' curves must share their family of sizes")
+        return other
+
+    def rings(self, n_bins: int) -> np.ndarray:
+        """``(sizes, n_bins)``: each model's share of light in each radial bin of ``BIN`` px
+        (the pixels whose centres lie in it)."""
+        return np.diff(self.enclosed[:, :n_bins], axis=1, prepend=0.0)
+
+    def surface_brightness(self, n_bins: int) -> np.ndarray:
+        """``(sizes, n_bins)``: each model's mean surface brightness per pixel in each radial
+        bin, for a total flux of 1 (its light in the bin over the bin's area)."""
+        k = np.arange(n_bins)
+        return self.rings(n_bins) / (np.pi * ((k + 1) ** 2 - k ** 2) * BIN ** 2)
+
+    def matched_weights(self, n_bins: int, power: float = 1.0) -> np.ndarray:
+        """``(sizes, n_bins)``: the weight of a pixel in each radial bin for a source of each
+        size: the model's surface brightness to ``power``, flat inside the PSF's half-light
+        radius. Flat there because a pixel's share of a compact source's light depends on
+        where in the pixel its centre falls, and the curves average that over sub-pixel
+        centres: weighted by the model's own cusp, a sharp band's flux would depend on it."""
+        sb = self.surface_brightness(n_bins)
+        core = int(np.searchsorted(self.enclosed[0], 0.5)) + 1  # bins inside the PSF's r50
+        sb[:, :core] = sb[:, min(core, n_bins) - 1:min(core, n_bins)]
+        return sb ** power
+
+    def matched_norm(self, sizes: np.ndarray, n_bins: np.ndarray, weight_table: np.ndarray,
+                     in_band: GrowthCurves | None = None) -> np.ndarray:
+        """Each source's weighted sum of its own model of unit flux: the radial bins below
+        ``n_bins`` weighted by ``weight_table`` (sizes × bins), both at the source's fractional
+        size ``sizes`` (:meth:`sizes`). A weighted sum of the source's pixels over this is its
+        flux, if its light follows the model. ``in_band``: the model through another band's
+        PSF, weighted as in this one."""
+        curves = self if in_band is None else self._same_sizes(in_band)
+        n = weight_table.shape[1]
+        inside = np.arange(n)[None, :] < np.asarray(n_bins)[:, None]
+        weights = _rows_at_sizes(weight_table, sizes)
+        return (weights * _rows_at_sizes(curves.rings(n), sizes) * inside).sum(1)
+
+
+def _interp_rows(x: np.ndarray, xp: np.ndarray, fp: np.ndarray) -> np.ndarray:
+    """``np.interp(x[s], xp[s], fp)`` for every row ``s`` at once (``xp`` rows non-decreasing,
+    within [0, 1]): one search over the rows laid end to end, each shifted above the last."""
+    n_rows, n = xp.shape
+    shift = 2.0 * np.arange(n_rows)[:, None]
+    j = np.searchsorted((xp + shift).ravel(), (x + shift).ravel(), side="right")
+    j = j.reshape(x.shape) - 1 - n * np.arange(n_rows)[:, None]
+    lo = np.clip(j, 0, n - 2)
+    rows = np.arange(n_rows)[:, None]
+    x0, x1 = xp[rows, lo], xp[rows, lo + 1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        inner = fp[lo] + (x - x0) * (fp[lo + 1] - fp[lo]) / (x1 - x0)
+    return np.where(j < 0, fp[0], np.where(j >= n - 1, fp[-1], inner))
+
+
+def _rows_at_sizes(table: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """``(sources, bins)``: the rows of ``table`` (sizes × bins) at each source's fractional
+    size index, interpolated between the two nearest sizes."""
+    lo = np.clip(np.floor(sizes).astype(np.int64), 0, len(table) - 2)
+    t = (sizes - lo)[:, None]
+    return (1 - t) * table[lo] + t * table[lo + 1]
+
+
+def _at_sizes(table: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """``table[source, size]`` (sources × sizes) at each source's fractional size index."""
+    lo = np.clip(np.floor(sizes).astype(np.int64), 0, table.shape[1] - 2)
+    t = sizes - lo
+    rows = np.arange(len(sizes))
+    return (1 - t) * table[rows, lo] + t * table[rows, lo + 1]
 
 
 def _wrapped_radius():

@@ -4,7 +4,15 @@ import numpy as np
 import pytest
 
 from mosaic_pais.nn.model import DEFAULT_MODEL_PATH, model_metadata
-from mosaic_pais.runtime.measure import band_corrections, measure_image
+from mosaic_pais.runtime.measure import (
+    band_corrections,
+    combine,
+    footprint_bins,
+    footprint_r50,
+    matched_weights,
+    measure_image,
+    measure_region,
+)
 from mosaic_pais.runtime.pipeline import psf_path
 from mosaic_pais.runtime.total_flux import MAX_CORRECTION, GrowthCurves, read_psf
 
@@ -136,3 +144,79 @@ def test_a_sharper_band_of_a_point_source_is_made_total_by_its_own_psf(shipped_p
     columns, _, _ = measure_image(image, ids, frac, peaks, ["W", "S"], noise_sigma=[1e-3, 1e-3],
                                   growth=[curves, sharp])
     np.testing.assert_allclose([columns["flux_W"][0], columns["flux_S"][0]], 2.0, rtol=0.02)
+
+
+def _two_band_measure(image: np.ndarray, centres, growth, noise=1e-3):
+    """Both bands of ``image`` measured with every source's true footprint of light: each
+    pixel given to the nearest centre (one slot), as a perfect deblend of separated sources."""
+    yy, xx = np.mgrid[:SHAPE[0], :SHAPE[1]]
+    centres = np.asarray(centres, float)
+    nearest = np.argmin([np.hypot(yy - y, xx - x) for y, x in centres], axis=0)
+    ids = np.full((3, *SHAPE), -1, np.int64)
+    ids[0] = nearest
+    frac = np.zeros((2, 3, *SHAPE))
+    frac[:, 0] = 1.0
+    peaks = {"id": np.arange(len(centres)), "y": centres[:, 0], "x": centres[:, 1],
+             "score": np.ones(len(centres))}
+    columns, _, _ = measure_image(image, ids, frac, peaks, ["W", "S"], noise_sigma=[noise] * 2,
+                                  growth=growth)
+    return columns
+
+
+@pytest.mark.parametrize("scale_length", [0.0, 1.0, 3.0])
+def test_a_colour_through_two_psfs_is_the_sources(shipped_psf, curves, scale_length):
+    """A disc of one colour seen through a wide and a sharp PSF: the matched sums weight both
+    bands alike, and each band's model of the disc turns them into the same colour."""
+    sharp_psf = shipped_psf[::2, ::2]
+    centre = (47.6, 48.3)
+    image = np.stack([render(shipped_psf, centre, scale_length, 2.0),
+                      render(sharp_psf, centre, scale_length, 3.0)])
+    columns = _two_band_measure(image, [centre], [curves, GrowthCurves.from_psf(sharp_psf)])
+    assert columns["flux_S"][0] / columns["flux_W"][0] == pytest.approx(1.5, rel=0.02)
+    assert columns["flux_W"][0] == pytest.approx(2.0, rel=0.05)
+
+
+def test_matched_colours_take_in_less_noise_than_footprint_sums(shipped_psf, curves, rng):
+    """A faint blue band: weighted by the source's profile, its colour scatters less over
+    noise realisations than the ratio of the two bands' footprint sums does."""
+    centre = (48.0, 48.0)
+    clean = np.stack([render(shipped_psf, centre, 1.5, 200.0),
+                      render(shipped_psf, centre, 1.5, 100.0)])
+    matched, summed = [], []
+    for _ in range(40):
+        noisy = clean + rng.normal(0, [[[0.05]], [[0.5]]], clean.shape)
+        with_psf = _two_band_measure(noisy, [centre], curves, noise=0.5)
+        matched.append(with_psf["flux_S"][0] / with_psf["flux_W"][0])
+        plain = _two_band_measure(noisy, [centre], None, noise=0.5)
+        summed.append(plain["flux_S"][0] / plain["flux_W"][0])
+    assert np.median(matched) == pytest.approx(0.5, rel=0.05)
+    assert np.std(matched) < 0.8 * np.std(summed)
+
+
+def test_matched_sums_need_no_second_look_at_the_profiles(shipped_psf, curves):
+    """The matched weights are chosen from the first pass's profiles before the second pass
+    (:func:`footprint_r50`): that r50 is the one the catalogue reports, and block by block the
+    matched sums add up to the whole image's."""
+    centres = [(30.4, 40.2), (60.7, 52.9)]
+    image = sum(np.stack([render(shipped_psf, c, h, f), render(shipped_psf, c, h, g)])
+                for c, h, f, g in zip(centres, (1.0, 2.5), (5.0, 8.0), (2.0, 9.0), strict=True))
+    yy, xx = np.mgrid[:SHAPE[0], :SHAPE[1]]
+    ids = np.full((3, *SHAPE), -1, np.int64)
+    ids[0] = np.argmin([np.hypot(yy - y, xx - x) for y, x in centres], axis=0)
+    frac = np.zeros((2, 3, *SHAPE))
+    frac[:, 0] = 1.0
+    y, x = np.array(centres).T
+    first = combine([measure_region(image, ids, frac, y, x, (0, 0), SHAPE, profiles_only=True)],
+                    2, 2)
+    radius, n_bins = footprint_bins(first, 1e-3)
+    peaks = {"id": np.arange(2), "y": y, "x": x, "score": np.ones(2)}
+    columns, kept_ids, kept_frac = measure_image(image, ids, frac, peaks, ["W", "S"], [1e-3] * 2,
+                                                 growth=curves)
+    np.testing.assert_allclose(footprint_r50(first, n_bins), columns["r50"], rtol=1e-9)
+    matched = matched_weights(curves, first, radius, 2)
+    whole = measure_region(image, kept_ids, kept_frac, y, x, (0, 0), SHAPE, matched=matched)
+    halves = combine([measure_region(image[:, a:b], kept_ids[:, a:b], kept_frac[:, :, a:b], y, x,
+                                     (a, 0), SHAPE, matched=matched)
+                      for a, b in ((0, 45), (45, SHAPE[0]))], 2, 2)
+    assert np.all(whole["matched"] > 0)
+    np.testing.assert_allclose(halves["matched"], whole["matched"], rtol=1e-12)
