@@ -58,6 +58,7 @@ step "$PY" benchmarks/mosaic_scale.py --sizes 4096 16384 --memory-limit 3GB
 FOUR=mosaic_pais/models/pais_fourband.keras
 step "$PY" benchmarks/accuracy.py --split val --tiles 200 --tune --model "$FOUR"
 step "$PY" benchmarks/flux_errors.py --split val --tiles 200 --calibrate --model "$FOUR"
+step "$PY" benchmarks/matched_colours.py --tiles 300
 step "$PY" benchmarks/four_band_accuracy.py --tiles 1000 --scarlet2-tiles 150
 step "$PY" benchmarks/flux_errors.py --split test --tiles 200 --model "$FOUR"
 step "$PY" benchmarks/real_four_band.py

@@ -1279,8 +1279,9 @@ def four_band_accuracy_section(r: dict | None) -> list[str]:
     out = ["## Four bands: per-band fluxes and colours against the peers", "",
            f"`python benchmarks/four_band_accuracy.py --tiles {tiles} --scarlet2-tiles {sub}` "
            "— held-out four-band test tiles in the training set's varied conditions. The "
-           "four-band model (each band's flux from its own fractions, made total with its own "
-           "PSF), the F160W model on the F160W plane, photutils in dual-image mode (detected "
+           "four-band model (each band's flux from its own fractions: the F160W total times "
+           "the colour of its matched sums, made with each band's own PSF), the F160W model "
+           "on the F160W plane, photutils in dual-image mode (detected "
            "and deblended on F160W, every band in the same segments and Kron apertures), a "
            "perfect PCR through the run's own estimator, and scarlet2 at the true positions "
            "with the simulator's PSFs on the first tiles. Median |δ| per band and median "
@@ -1329,32 +1330,41 @@ def four_band_accuracy_section(r: dict | None) -> list[str]:
     return out + four_band_verdict(r)
 
 
-def perfect_pcr_bands_section(r: dict | None) -> list[str]:
-    """A perfect PCR's per-band errors with and without noise and corrections
-    (benchmarks/perfect_pcr_bands.py)."""
-    out = ["### Four bands: what limits a perfect PCR's blue fluxes", "",
-           f"`python benchmarks/perfect_pcr_bands.py --tiles {r['tiles'] if r else 40}` — the "
-           "perfect PCR (true centres and per-band fractions through the run's own measuring) "
-           "on validation scenes, measured as a run measures (noisy image, each band's "
-           "total-flux correction), without the corrections, and on the noiseless image. "
-           "Median δ / median |δ| of the blended sources (β > 0.1, H < 27).", ""]
+def matched_colours_section(r: dict | None) -> list[str]:
+    """Footprint sums against matched colours on validation scenes
+    (benchmarks/matched_colours.py)."""
+    out = ["### Four bands: how each band's flux is measured", "",
+           f"`python benchmarks/matched_colours.py --tiles {r['tiles'] if r else 300}` — on "
+           "four-band validation scenes, every band's flux measured two ways from the same "
+           "detections and fractions: its own footprint sum made total with its own PSF (the "
+           "estimator of earlier versions), and the detection band's total times the colour "
+           "from the matched sums (the current one: each band's deblended light weighted by "
+           "the source's model profile, docs/user_guide.md). For the shipped four-band model, "
+           "for the perfect PCR (true centres and per-band fractions) on the noisy images and "
+           "on the noiseless ones: median |Δ(F606W − F160W)| (mag) and per band median δ / "
+           "median |δ|, on the sources (H < 27) that both ways recover.", ""]
     if not r:
         return out + ["*(not run yet)*", ""]
-    bands = list(next(iter(r["ways"].values())))
-    out += ["| measured | " + " | ".join(bands) + " |", "| --- |" + " --- |" * len(bands)]
-    for way, row in r["ways"].items():
-        out.append(f"| {way} | " + " | ".join(
-            f"{row[b]['median']:+.3f} / {row[b]['median_abs']:.3f}" for b in bands) + " |")
-    ways = r["ways"]
-    quiet, noisy = ways["noiseless"], ways["as run"]
-    out += ["", "Median |δ| with no noise at all against as run, per band: " + ", ".join(
-        f"{b} {quiet[b]['median_abs']:.3f} → {noisy[b]['median_abs']:.3f}" for b in bands)
-        + ". The difference is the noise a footprint sum takes in: a footprint drawn in F160W "
-        "sums each band's noise over every pixel of it, where a red source has little blue "
-        "light. What remains without noise is the estimator's own (the footprints, the "
-        "slots, each band's total-flux correction sized in F160W). The known-shape fit, which "
-        "weights pixels by the light they hold, shows what a weighted estimator could "
-        "recover.", ""]
+    bands = ["F160W", "F125W", "F850LP", "F606W"]
+    out += ["| catalogue | sources | measured | colour | " + " | ".join(bands) + " |",
+            "| --- | --- | --- | --- |" + " --- |" * len(bands)]
+    for group, figures in r["groups"].items():
+        for which in ("blended", "all"):
+            row = figures[which]
+            for name in ("footprint sums", "matched colours"):
+                v = row[name]
+                out.append(f"| {group} | {which} ({row['n']}) | {name} | {v['colour']:.3f} | "
+                           + " | ".join(f"{v['median'][b]:+.3f} / {v['median_abs'][b]:.3f}"
+                                        for b in bands) + " |")
+    model = r["groups"]["model"]
+    before, after = (model["blended"][n]["colour"] for n in ("footprint sums", "matched colours"))
+    out += ["", f"The model's colours of blended sources: {before:.3f} mag with footprint sums, "
+            f"{after:.3f} with matched colours. A footprint drawn in F160W sums each band's "
+            "noise over every pixel of it, where a red source has little blue light, and "
+            "takes in a neighbour's light at its edge as fully as the source's own core; "
+            "weighting by the profile does neither. A band's total now carries the F160W "
+            "total's error as well as its colour's, so per band its |δ| can be above its "
+            "footprint sum's where the colour gains.", ""]
     return out
 
 
@@ -1400,7 +1410,8 @@ def four_band_verdict(r: dict) -> list[str]:
             + ". The fit is the noise floor; the perfect PCR's excess over it is what the "
             "representation and the estimator lose (three slots by distance: a bright "
             "galaxy's wings, where three nearer sources hold the slots, go to them; "
-            "footprints drawn in F160W; each band's total-flux correction), the model's "
+            "footprints drawn in F160W; the F160W total's error, which every band's total "
+            "carries), the model's "
             "excess over the perfect PCR its fractions' and detections'. (Training "
             "labels every source whose matched-filter S/N over all four bands reaches the "
             "threshold, so a blue source is labelled by its blue light.)")
@@ -1665,7 +1676,7 @@ def main() -> None:
                 "on selected bright galaxies).", ""]
     out += four_band_scenes_section(load("four_band_scenes"))
     out += four_band_accuracy_section(load("four_band_accuracy"))
-    out += perfect_pcr_bands_section(load("perfect_pcr_bands"))
+    out += matched_colours_section(load("matched_colours"))
     out += four_band_flux_errors_section(load("flux_errors_test_pais_fourband"))
     out += real_four_band_section(load("real_four_band"))
     out += hsc_blends_section(load("hsc_blends"))
