@@ -262,7 +262,8 @@ def write_model_card_doc(card: dict, accuracy: dict | None) -> None:
             if bands == ["F160W"] else
             f"PCR of Subaru HSC {', '.join(bands)} coadds at 0.168″/px, fractions per band; "
             f"{bands[0]} the detection band. The seeing changes from image to image: give each "
-            "band's PSF with `--psf` for total fluxes (without it, fluxes are footprint sums)"
+            "band's PSF with `--psf` for total fluxes and matched colours (without it, each "
+            "band's flux is its footprint sum)"
             if survey_of(bands).name == "HSC" else
             f"PCR of HST {', '.join(bands)} images on a common 0.06″/px grid (GOODS-S-like "
             f"depths), fractions per band; {bands[0]} the detection band")

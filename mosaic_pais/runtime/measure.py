@@ -619,8 +619,8 @@ def _matched_bands(total: dict, growth, r50: np.ndarray, footprint_radius: np.nd
     """Every band's total flux as the detection band's times the source's colour in the
     matched sums: each band's weighted sum over its own model's (:meth:`GrowthCurves.
     matched_norm`), so that a band of another PSF gets the same colour as the light of the
-    model would. The detection band keeps its own; a source whose detection band's matched
-    sum is not positive keeps its footprint sums. Errors: the band's weighted noise and
+    model would. The detection band keeps its own; a source whose detection band's total or
+    matched sum is not positive keeps its footprint sums. Errors: the band's weighted noise and
     sharing through the same factor, and the detection band's relative error (the total
     every band is scaled to) in quadrature."""
     first = _detection_curves(growth)
@@ -635,7 +635,8 @@ def _matched_bands(total: dict, growth, r50: np.ndarray, footprint_radius: np.nd
     with np.errstate(invalid="ignore", divide="ignore"):
         scale = fluxes[0] * norms[0] / (matched[0] * norms)  # weighted sum → total flux
         relative = errors[0] / np.abs(fluxes[0])
-    usable = (matched[0] > 0) & (norms > 0) & np.isfinite(scale)
+    # a colour needs light in the detection band: without it, a band keeps its own sum
+    usable = (matched[0] > 0) & (fluxes[0] > 0) & (norms > 0) & np.isfinite(scale)
     usable[0] = False  # the detection band's total is its own footprint's
     scale = np.where(usable, scale, 0.0)
     weighted = {"var": total["matched_var"] * scale ** 2,

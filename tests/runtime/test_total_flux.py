@@ -220,3 +220,18 @@ def test_matched_sums_need_no_second_look_at_the_profiles(shipped_psf, curves):
                       for a, b in ((0, 45), (45, SHAPE[0]))], 2, 2)
     assert np.all(whole["matched"] > 0)
     np.testing.assert_allclose(halves["matched"], whole["matched"], rtol=1e-12)
+
+
+def test_a_source_without_light_in_the_detection_band_keeps_its_own_sums(shipped_psf, curves):
+    """No colour can be scaled from a detection band whose total is not positive (a faint
+    core in a dip of noise): the other band keeps its own footprint sum, made total, and
+    does not take the detection band's sign."""
+    sharp_psf = shipped_psf[::2, ::2]
+    centre = (47.6, 48.3)
+    yy, xx = np.mgrid[:SHAPE[0], :SHAPE[1]]
+    ring = (np.abs(np.hypot(yy - centre[0], xx - centre[1]) - 4.5) < 0.4).astype(float)
+    detection = render(shipped_psf, centre, 0.0, 0.5) - ring / ring.sum()
+    image = np.stack([detection, render(sharp_psf, centre, 0.0, 3.0)])
+    columns = _two_band_measure(image, [centre], [curves, GrowthCurves.from_psf(sharp_psf)])
+    assert columns["flux_W"][0] < 0
+    assert columns["flux_S"][0] == pytest.approx(3.0, rel=0.05)
