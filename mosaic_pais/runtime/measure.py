@@ -127,7 +127,7 @@ SUM_KEYS = ("flux", "var", "sharing", "npix", "shared_flux", "hist", "count", "e
             "sum_w", "sum_y", "sum_x", "sum_yy", "sum_xx", "sum_xy",
             "matched", "matched_var", "matched_sharing")
 #: sums kept per band and source; the ``matched`` ones weight each pixel by the source's
-#: model profile (:func:`colour_weights`)
+#: model profile (:func:`matched_weights`)
 BAND_KEYS = ("flux", "var", "sharing", "matched", "matched_var", "matched_sharing")
 #: error of a shared pixel's fraction, per unit of ``f (1 − f)``, when the model card gives none
 #: (``fraction_error``): the part of ``flux_err`` that sharing light adds
