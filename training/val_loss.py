@@ -26,14 +26,17 @@ from mosaic_pais.training.loss import LossConfig, pais_loss_terms
 from mosaic_pais.training.train import TrainConfig, validation_batches
 
 
-def fixed_crops(cfg: TrainConfig, n_crops: int) -> list:
+def fixed_crops(cfg: TrainConfig, n_crops: int) -> tuple[list, TrainConfig]:
     """``n_crops`` validation crops in batches of 16, the same for every model: the training
     log's own validation crops (:func:`mosaic_pais.training.train.validation_batches`),
-    more of them."""
+    more of them; and ``cfg`` with the crops' band and slot counts, which the data decide
+    (as in training)."""
     val = load_split(Path(cfg.data) / "val")
     if cfg.background_mesh:
         val["image"] = subtract_tile_skies(val["image"], cfg.background_mesh)
-    return validation_batches(val, cfg, max(1, n_crops // 16))
+    cfg = replace(cfg, n_bands=int(val["image"].shape[1]),
+                  n_slots=int(val["vectors"].shape[-2]))
+    return validation_batches(val, cfg, max(1, n_crops // 16)), cfg
 
 
 def per_band_flux(outputs: dict, labels: dict, cfg: TrainConfig) -> list[float]:
@@ -83,7 +86,7 @@ def main() -> None:
     args = parser.parse_args()
     cfg = TrainConfig.from_json(args.config) if args.config else TrainConfig()
     cfg = replace(cfg, data=str(args.data))
-    batches = fixed_crops(cfg, args.crops)
+    batches, cfg = fixed_crops(cfg, args.crops)
     loss_cfg = LossConfig(**cfg.loss) if isinstance(cfg.loss, dict) else cfg.loss
     results = []
     for path in args.models:
