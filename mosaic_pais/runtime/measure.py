@@ -580,13 +580,15 @@ def finalize(total: dict, peaks: dict, bands: list[str], has_weights: bool,
     flags |= np.where((blend > 0.5) & (peaks["score"] < 0.5), FLAG_UNCERTAIN, 0).astype(np.int32)
     flags |= np.where(no_shape, FLAG_NO_SHAPE, 0).astype(np.int32)
 
-    corrections = band_corrections(growth, r50, footprint_radius, len(bands))
+    # each source's size in the detection band's model family, chosen once for every band
+    sizes = None if growth is None else _detection_curves(growth).sizes(r50, footprint_radius)
+    corrections = band_corrections(growth, r50, footprint_radius, len(bands), sizes=sizes)
     error_terms = (has_weights, noise_sigma, noise_texture, fraction_error, relative_error,
                    noise_scale)
     fluxes = flux * corrections
     errors = flux_errors(total, *error_terms) * corrections
     if growth is not None and len(bands) > 1 and "matched" in total:
-        fluxes, errors = _matched_bands(total, growth, r50, footprint_radius, fluxes, errors,
+        fluxes, errors = _matched_bands(total, growth, sizes, footprint_radius, fluxes, errors,
                                         error_terms)
     # a detection that holds no pixel (its neighbours' votes took them all) measured nothing:
     # its flux is 0 with no error to give, not 0 ± 0
@@ -613,7 +615,7 @@ def finalize(total: dict, peaks: dict, bands: list[str], has_weights: bool,
     return columns
 
 
-def _matched_bands(total: dict, growth, r50: np.ndarray, footprint_radius: np.ndarray,
+def _matched_bands(total: dict, growth, sizes: np.ndarray, footprint_radius: np.ndarray,
                    fluxes: np.ndarray, errors: np.ndarray, error_terms: tuple
                    ) -> tuple[np.ndarray, np.ndarray]:
     """Every band's total flux as the detection band's times the source's colour in the
@@ -625,7 +627,6 @@ def _matched_bands(total: dict, growth, r50: np.ndarray, footprint_radius: np.nd
     every band is scaled to) in quadrature."""
     first = _detection_curves(growth)
     curves = [first] * len(fluxes) if isinstance(growth, GrowthCurves) else list(growth)
-    sizes = first.sizes(r50, footprint_radius)
     n_bins = np.ceil(np.asarray(footprint_radius, np.float64) / BIN).astype(np.int64)
     table = first.matched_weights(N_BINS, MATCHED_POWER)
     norms = np.stack([first.matched_norm(sizes, n_bins, table,
@@ -649,12 +650,14 @@ def _matched_bands(total: dict, growth, r50: np.ndarray, footprint_radius: np.nd
 
 
 def band_corrections(growth: GrowthCurves | Sequence[GrowthCurves] | None, r50: np.ndarray,
-                     footprint_radius: np.ndarray, n_bands: int) -> np.ndarray:
+                     footprint_radius: np.ndarray, n_bands: int,
+                     sizes: np.ndarray | None = None) -> np.ndarray:
     """``(band, source)``: each band's factor from footprint sum to total flux.
 
     ``growth`` is None (factors 1), one PSF's curves for all bands, or one per band. Sizes are
-    chosen in the detection band, where ``r50`` is measured; another band's factor is that
-    of the same model seen through its own PSF (:meth:`GrowthCurves.correction`).
+    chosen in the detection band, where ``r50`` is measured (``sizes``, when the caller has
+    them: :meth:`GrowthCurves.sizes`); another band's factor is that of the same model seen
+    through its own PSF (:meth:`GrowthCurves.correction`).
 
     >>> band_corrections(None, np.array([1.0, 2.0]), np.array([3.0, 3.0]), 2).tolist()
     [[1.0, 1.0], [1.0, 1.0]]
@@ -662,11 +665,12 @@ def band_corrections(growth: GrowthCurves | Sequence[GrowthCurves] | None, r50: 
     if growth is None:
         return np.ones((n_bands, len(r50)))
     if isinstance(growth, GrowthCurves):
-        return np.broadcast_to(growth.correction(r50, footprint_radius), (n_bands, len(r50)))
+        return np.broadcast_to(growth.correction(r50, footprint_radius, sizes=sizes),
+                               (n_bands, len(r50)))
     if len(growth) != n_bands:
         raise ValueError(f"{len(growth)} PSFs for {n_bands} bands")
     first = growth[0]
-    sizes = first.sizes(r50, footprint_radius)
+    sizes = first.sizes(r50, footprint_radius) if sizes is None else sizes
     return np.stack([first.correction(r50, footprint_radius, sizes=sizes,
                                       in_band=None if band is first else band)
                      for band in growth])

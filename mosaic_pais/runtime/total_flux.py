@@ -192,18 +192,23 @@ def _interp_rows(x: np.ndarray, xp: np.ndarray, fp: np.ndarray) -> np.ndarray:
     return np.where(j < 0, fp[0], np.where(j >= n - 1, fp[-1], inner))
 
 
+def _bracket(sizes: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The lower of the two tabulated sizes around each fractional size index (of ``n``
+    sizes) and the weight of the upper one."""
+    lo = np.clip(np.floor(sizes).astype(np.int64), 0, n - 2)
+    return lo, sizes - lo
+
+
 def _rows_at_sizes(table: np.ndarray, sizes: np.ndarray) -> np.ndarray:
     """``(sources, bins)``: the rows of ``table`` (sizes × bins) at each source's fractional
     size index, interpolated between the two nearest sizes."""
-    lo = np.clip(np.floor(sizes).astype(np.int64), 0, len(table) - 2)
-    t = (sizes - lo)[:, None]
-    return (1 - t) * table[lo] + t * table[lo + 1]
+    lo, t = _bracket(sizes, len(table))
+    return (1 - t)[:, None] * table[lo] + t[:, None] * table[lo + 1]
 
 
 def _at_sizes(table: np.ndarray, sizes: np.ndarray) -> np.ndarray:
     """``table[source, size]`` (sources × sizes) at each source's fractional size index."""
-    lo = np.clip(np.floor(sizes).astype(np.int64), 0, table.shape[1] - 2)
-    t = sizes - lo
+    lo, t = _bracket(sizes, table.shape[1])
     rows = np.arange(len(sizes))
     return (1 - t) * table[rows, lo] + t * table[rows, lo + 1]
 
