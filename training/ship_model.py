@@ -1,6 +1,7 @@
 """Copy a training run's exported model into the package with its card, and plot its curves.
 
 Usage: python training/ship_model.py training/runs/f160w_v1
+       python training/ship_model.py training/resume/hsc_v2 --name pais_hsc  # its checkpoint
        python training/ship_model.py training/runs/fourband_v1 --name pais_fourband
        python training/ship_model.py --card     # re-render docs/model_card.md only
 Writes mosaic_pais/models/<name>.keras (default pais_f160w), its .json card (kept decoder
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from mosaic_pais.nn.model import DEFAULT_MODEL_PATH, describe_thresholds, file_sha256, load_model
 from mosaic_pais.sim.bands import survey_of
+from mosaic_pais.training.train import export_checkpoint
 
 TERMS = ("loss", "center", "vectors", "fractions", "entropy")
 
@@ -82,6 +84,17 @@ def describe_training_set(folder: Path, bands=("F160W",)) -> str:
             + " or ".join(where.get(p, p) for p in sorted(positions)))
 
 
+def training_set_text(folder: Path, bands, old_card: dict) -> str:
+    """:func:`describe_training_set`, or, where the shards are not on this machine (a run
+    shipped from a checkpoint kept in the repository), the text of the card it replaces."""
+    if any(folder.glob("shard_*.zarr")):
+        return describe_training_set(folder, bands)
+    if "data" in old_card.get("training", {}):
+        return old_card["training"]["data"]
+    raise SystemExit(f"{folder}: no training shards to describe, and no card to keep the "
+                     "description of")
+
+
 def describe_tile_sampling(config: dict) -> str:
     """How a run drew its training tiles (train.tile_weights), in words."""
     terms = []
@@ -130,7 +143,10 @@ def main(run: Path, name: str = DEFAULT_NAME) -> None:
     val_rows = [r for r in rows if r["split"] == "val"]
     target = model_path(name)
     target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(run / "model.keras", target)
+    if (run / "model.keras").is_file():
+        shutil.copyfile(run / "model.keras", target)
+    else:  # a checkpoint kept in the repository, exported here
+        export_checkpoint(run, target)
     model = load_model(target)  # refuses anything safe_mode cannot load
     card_path = target.with_suffix(".json")
     old = json.loads(card_path.read_text()) if card_path.exists() else {}
@@ -161,8 +177,8 @@ def main(run: Path, name: str = DEFAULT_NAME) -> None:
         "vote": old.get("vote", "vectors"),
         "threshold_tuned_on": old.get("threshold_tuned_on", "not tuned"),
         "training": {
-            "data": describe_training_set(Path(config["data"]) / "train",
-                                          config.get("bands", ["F160W"])),
+            "data": training_set_text(Path(config["data"]) / "train",
+                                      config.get("bands", ["F160W"]), old),
             "steps": int(last.get("step", 0)),
             "wall_seconds": total_wall_seconds(rows),
             "batch": config["batch"], "crop": config["crop"],
@@ -314,6 +330,7 @@ def write_model_card_doc(card: dict, accuracy: dict | None) -> None:
         "last checkpoint); this card, the weights and docs/benchmarks.md are updated together.",
     ]
     if name == "pais_hsc":
+        lines += validation_lines(name)
         lines += hsc_lines(accuracy)
         Path(f"docs/model_card{doc_suffix(name)}.md").write_text("\n".join(lines) + "\n")
         return
@@ -424,8 +441,8 @@ def cli(argv: list[str] | None = None) -> None:
         render_card(args.name)
     elif args.run is None:
         parser.error("give a training run's folder, or --card")
-    elif not (args.run / "model.keras").is_file():
-        parser.error(f"{args.run}: no exported model.keras in this folder")
+    elif not (args.run / "model.keras").is_file() and not (args.run / "ckpt").is_dir():
+        parser.error(f"{args.run}: neither an exported model.keras nor a ckpt/ in this folder")
     else:
         main(args.run, args.name)
 

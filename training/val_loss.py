@@ -1,7 +1,9 @@
 """Compare models on validation tiles: each loss term on the same crops, per band too.
 
 Usage: python training/val_loss.py MODEL [MODEL ...] --data DIR [--config CONFIG] [--crops 512]
-           [--json docs/results/val_loss_fourband.json]
+           [--json docs/results/val_loss_fourband.json] [--labels NAME ...] [--built-by TEXT]
+
+A MODEL is a ``.keras`` file or a run folder with a checkpoint (``training/resume/hsc_v1``).
 
 The training log's validation loss uses 128 crops, enough to follow a run but not to tell two
 candidates apart by a few per cent; this script evaluates every model on the same ``--crops``
@@ -15,6 +17,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,7 +27,7 @@ import numpy as np
 from mosaic_pais.nn.model import load_model
 from mosaic_pais.training.dataset import load_split, subtract_tile_skies
 from mosaic_pais.training.loss import LossConfig, pais_loss_terms
-from mosaic_pais.training.train import TrainConfig, validation_batches
+from mosaic_pais.training.train import TrainConfig, export_checkpoint, validation_batches
 
 
 def fixed_crops(cfg: TrainConfig, n_crops: int) -> tuple[list, TrainConfig]:
@@ -55,8 +59,17 @@ def per_band_flux(outputs: dict, labels: dict, cfg: TrainConfig) -> list[float]:
     return out
 
 
+def network(path: Path):
+    """The model at ``path``: a ``.keras`` file, or a run folder whose last checkpoint is
+    exported first (a checkpoint kept in training/resume/)."""
+    if not path.is_dir():
+        return load_model(path)
+    with tempfile.TemporaryDirectory() as tmp:
+        return load_model(export_checkpoint(path, Path(tmp) / "model.keras"))
+
+
 def evaluate(model_path: Path, batches: list, cfg: TrainConfig, loss_cfg: LossConfig) -> dict:
-    model = load_model(model_path)
+    model = network(model_path)
     sums: dict = {}
     bands = np.zeros(cfg.n_bands)
     per_band = batches[0][1]["flux_weight"].ndim == 5 if "flux_weight" in batches[0][1] \
@@ -83,6 +96,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--labels", nargs="*", default=None,
                         help="names of the models in the JSON (default: their paths)")
+    parser.add_argument("--built-by", default=None,
+                        help="how the validation tiles of --data were made (for the JSON)")
     args = parser.parse_args()
     cfg = TrainConfig.from_json(args.config) if args.config else TrainConfig()
     cfg = replace(cfg, data=str(args.data))
@@ -99,9 +114,12 @@ def main() -> None:
         args.json.write_text(json.dumps({
             "data": str(args.data), "crops": len(batches) * 16,
             "config": str(args.config), "models": results,
+            **({"data_built_by": args.built_by} if args.built_by else {}),
             "command": "python training/val_loss.py " + " ".join(
                 str(p) for p in args.models) + f" --data {args.data} --config {args.config} "
-            f"--crops {args.crops}"}, indent=2))
+            f"--crops {args.crops}"
+            + (" --labels " + " ".join(map(shlex.quote, args.labels))
+               if args.labels else "")}, indent=2))
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ __all__ = [
     "with_precision",
     "make_steps",
     "train",
+    "export_checkpoint",
 ]
 
 
@@ -391,10 +392,60 @@ def _initial_model(cfg: TrainConfig, data: dict, out: Path):
     (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
     if cfg.precision != "float32":
         return with_precision(model, cfg)
-    if model is None:
-        model = build_pais_model(n_bands=cfg.n_bands, n_slots=cfg.n_slots,
-                                 filters=tuple(cfg.filters), dropout=cfg.dropout)
-    return model
+    return model if model is not None else _network(cfg)
+
+
+def export_checkpoint(run: str | Path, destination: str | Path | None = None) -> Path:
+    """Export the last checkpoint of a training run folder as a float32 ``.keras`` model.
+
+    A run folder kept in the repository (its ``config.json`` and ``ckpt/``) is enough: no
+    training data is read, so a checkpoint can be turned into a model on any machine.
+
+    Parameters
+    ----------
+    run : str or Path
+        The run folder (``training/runs/<run>`` or ``training/resume/<run>``).
+    destination : str or Path, optional
+        Where to write the model; ``<run>/model.keras`` by default.
+
+    Returns
+    -------
+    Path
+        The written model.
+    """
+    import tensorflow as tf
+
+    run = Path(run)
+    latest = tf.train.latest_checkpoint(str(run / "ckpt"))
+    if latest is None:
+        raise BadInputError(f"{run}: no checkpoint in {run / 'ckpt'}")
+    cfg = TrainConfig.from_json(run / "config.json")
+    cfg.init_from = None
+    model = _network(cfg)
+    restored = tf.train.Checkpoint(model=model).restore(latest).expect_partial()
+    restored.assert_existing_objects_matched()  # every weight of the network, not a new one
+    destination = Path(destination) if destination else run / "model.keras"
+    _float32_copy(model, cfg).save(destination)
+    return destination
+
+
+def _network(cfg: TrainConfig):
+    """A new network of ``cfg``'s widths, bands and slots, in ``cfg.precision``."""
+    if cfg.precision != "float32":
+        return with_precision(None, cfg)
+    return build_pais_model(n_bands=cfg.n_bands, n_slots=cfg.n_slots,
+                            filters=tuple(cfg.filters), dropout=cfg.dropout)
+
+
+def _float32_copy(model, cfg: TrainConfig, into=None):
+    """``model`` itself if it computes in float32, else its weights in a float32 network
+    (``into``, when one was built before); runs and fine-tuning read float32 models."""
+    if cfg.precision == "float32":
+        return model
+    into = into if into is not None else _network(
+        TrainConfig(**{**asdict(cfg), "precision": "float32"}))
+    into.set_weights(model.get_weights())
+    return into
 
 
 class _Checkpoints:
@@ -431,14 +482,8 @@ class _Checkpoints:
     def save(self) -> None:
         self.manager.save(checkpoint_number=self.step)
         self.rng_path.write_text(json.dumps(self.rng.bit_generator.state))
-        export = self.model
-        if self.cfg.precision != "float32":  # runs and fine-tuning read float32 models
-            if self._float32 is None:  # built once, its weights refreshed at every save
-                self._float32 = build_pais_model(
-                    n_bands=self.cfg.n_bands, n_slots=self.cfg.n_slots,
-                    filters=tuple(self.cfg.filters), dropout=self.cfg.dropout)
-            export = self._float32
-            export.set_weights(self.model.get_weights())
+        export = _float32_copy(self.model, self.cfg, self._float32)
+        self._float32 = export  # built once, its weights refreshed at every save
         tmp = self.out / "model.tmp.keras"
         export.save(tmp)
         tmp.replace(self.out / "model.keras")
