@@ -353,6 +353,31 @@ def test_mixed_bfloat16_training_starts_from_a_float32_model(tmp_path, small_mod
     np.testing.assert_allclose(np.asarray(half, np.float32), np.asarray(full), atol=0.03)
 
 
+def test_a_kept_checkpoint_exports_the_network_it_holds(tmp_path, small_model):
+    """A run folder's configuration and checkpoint alone (no training data) give back the
+    float32 network the checkpoint holds; a folder without one is refused in one line."""
+    import json
+    from dataclasses import asdict
+
+    import tensorflow as tf
+
+    from mosaic_pais.errors import BadInputError
+    from mosaic_pais.training.train import TrainConfig, export_checkpoint, with_precision
+
+    cfg = TrainConfig(filters=SMALL, n_bands=2, precision="mixed_bfloat16")
+    mixed = with_precision(small_model, cfg)
+    mixed.set_weights([w * 1.5 for w in small_model.get_weights()])  # not the start's
+    (tmp_path / "config.json").write_text(json.dumps(asdict(cfg)))
+    tf.train.CheckpointManager(tf.train.Checkpoint(model=mixed), str(tmp_path / "ckpt"),
+                               max_to_keep=1).save(checkpoint_number=7)
+    exported = load_model(export_checkpoint(tmp_path, tmp_path / "out.keras"))
+    assert exported.layers[-1].dtype_policy.compute_dtype == "float32"
+    for kept, back in zip(mixed.get_weights(), exported.get_weights(), strict=True):
+        np.testing.assert_array_equal(kept, back)
+    with pytest.raises(BadInputError, match="no checkpoint"):
+        export_checkpoint(tmp_path / "ckpt")
+
+
 @pytest.mark.parametrize("bands", list(shipped_models()))
 def test_every_shipped_model_matches_its_card(bands):
     """Each shipped model reads the bands its card names, its checksum is the card's, and
