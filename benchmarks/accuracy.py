@@ -107,12 +107,22 @@ def perfect_pcr_catalog(scene, image: np.ndarray, noise_sigma, min_fraction: flo
     keep = labelled(scene)
     truth = scene.truth[keep]
     centers = np.stack([np.asarray(truth["y"], float), np.asarray(truth["x"], float)], 1)
-    pcr = encode(centers, scene.sources[keep], n=N_SLOTS)
-    ids = np.transpose(pcr.source_index, (2, 0, 1))
-    fractions = clean_fractions(np.transpose(pcr.fractions, (2, 3, 0, 1)), ids, min_fraction)
     pixel = np.rint(centers).astype(int)
     peaks = Peaks(y=centers[:, 0], x=centers[:, 1], score=np.ones(len(centers)),
                   iy=pixel[:, 0], ix=pixel[:, 1])
+    return true_fractions_catalog(peaks, scene.sources[keep], image, noise_sigma, min_fraction,
+                                  **measuring)
+
+
+def true_fractions_catalog(peaks: Peaks, sources: np.ndarray, image: np.ndarray, noise_sigma,
+                           min_fraction: float = 0.01, **measuring) -> Table:
+    """The catalogue of ``peaks`` whose slots (nearest peaks) and fractions are exact for the
+    noiseless images ``sources`` (one per peak, ``(n, b, h, w)``), decoded and measured by the
+    run's own code on the noisy ``image``."""
+    centers = np.stack([np.asarray(peaks.y, float), np.asarray(peaks.x, float)], 1)
+    pcr = encode(centers, sources, n=N_SLOTS)
+    ids = np.transpose(pcr.source_index, (2, 0, 1))
+    fractions = clean_fractions(np.transpose(pcr.fractions, (2, 3, 0, 1)), ids, min_fraction)
     return measured(peaks, ids, fractions, image, noise_sigma, **measuring)
 
 
