@@ -250,7 +250,7 @@ def prefetched(stream, depth: int = 4):
 
 
 #: loss terms written to a run's log.csv, in its columns' order (0 for a term not in the loss)
-LOGGED_TERMS = ("loss", "center", "vectors", "fractions", "entropy", "flux")
+LOGGED_TERMS = ("loss", "center", "vectors", "fractions", "entropy", "flux", "shared")
 
 
 def with_precision(model, cfg: TrainConfig):
@@ -497,11 +497,15 @@ class _TrainingLog:
 
         self.writer = tf.summary.create_file_writer(str(out / "tensorboard"))
         path = out / "log.csv"
-        new = not path.exists()
+        # a resumed run keeps its log's columns (one written before a term was added has
+        # fewer); a new log has every term's
+        header = path.read_text().splitlines()[:1] if path.exists() else []
+        self.terms = ([t for t in header[0].split(",") if t in LOGGED_TERMS] if header
+                      else list(LOGGED_TERMS))
         self.file = open(path, "a", newline="")  # noqa: SIM115 - closed by close()
         self.csv = csv.writer(self.file)
-        if new:
-            self.csv.writerow(["step", "wall_s", "split", *LOGGED_TERMS, "lr"])
+        if not header:
+            self.csv.writerow(["step", "wall_s", "split", *self.terms, "lr"])
 
     def write(self, step: int, seconds: float, split: str, terms: dict,
               lr: float | None = None) -> None:
@@ -509,7 +513,7 @@ class _TrainingLog:
 
         values = {k: float(v) for k, v in terms.items()}
         self.csv.writerow([step, round(seconds, 1), split,
-                           *[f"{values.get(k, 0.0):.6g}" for k in LOGGED_TERMS],
+                           *[f"{values.get(k, 0.0):.6g}" for k in self.terms],
                            "" if lr is None else lr])
         self.file.flush()
         with self.writer.as_default(step=step):

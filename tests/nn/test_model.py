@@ -331,6 +331,36 @@ def test_per_band_flux_term_judges_each_band_by_its_own_fluxes():
     assert float(t["flux"]) == pytest.approx((1 / 4 + 1.0) / (1.5 + 1.1), rel=1e-4)
 
 
+def test_shared_term_counts_the_shared_pixels_however_rare():
+    """``L_m^shared`` is the cross-entropy of the shared, bright pixels alone: one shared pixel
+    among many owned ones gives the same term as alone, a nearest-takes-all prediction scores
+    worse there than the true shares, and the total loss carries it with its weight."""
+    cfg = LossConfig(fraction_shared=4.0)
+
+    def case(h, w, logits):
+        labels = _labels(h=h, w=w)
+        labels["fractions"][:] = [1.0, 0.0, 0.0]  # every pixel owned by its nearest source
+        labels["fractions"][0, 0, 0, 0] = [0.5, 0.5, 0.0]  # but one, shared half and half
+        labels["snr"] = np.full((1, h, w), 20.0, np.float32)
+        out = np.zeros((1, h, w, 3), np.float32)
+        out[0, 0, 0] = logits
+        return pais_loss_terms(_outputs(h=h, w=w, logits=out), labels, 1, 3, cfg)
+
+    true_shares = np.log([0.5, 0.5, 1e-6]).astype(np.float32)
+    nearest_takes_all = np.log([0.9, 0.1 - 1e-6, 1e-6]).astype(np.float32)
+    alone, among = case(1, 1, true_shares), case(8, 8, true_shares)
+    assert float(alone["shared"]) == pytest.approx(np.log(2), rel=1e-3)
+    assert float(among["shared"]) == pytest.approx(float(alone["shared"]), rel=1e-5)
+    assert float(case(8, 8, nearest_takes_all)["shared"]) > float(among["shared"]) + 0.3
+    plain = pais_loss_terms(_outputs(h=1, w=1), _labels(h=1, w=1), 1, 3, LossConfig())
+    assert "shared" not in plain  # off by default: the paper's loss
+    without = {k: v for k, v in alone.items() if k not in ("loss", "shared")}
+    assert float(alone["loss"]) == pytest.approx(
+        15 * float(without["center"]) + 0.06 * float(without["vectors"])
+        + 4 * float(without["fractions"]) + 2 * float(without["entropy"])
+        + 4 * float(alone["shared"]), rel=1e-5)
+
+
 def test_flux_term_needs_its_labels():
     with pytest.raises(ValueError, match="flux_weight"):
         pais_loss_terms(_outputs(h=1, w=1), _labels(h=1, w=1), 1, 3, LossConfig(flux=1.0))
