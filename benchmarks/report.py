@@ -156,6 +156,28 @@ def error_budget_section(r: dict | None) -> list[str]:
     return lines
 
 
+def shared_pixels_lines(r: dict | None) -> list[str]:
+    """How models share the shared pixels' light against the truth (shared_pixels.py)."""
+    if not r:
+        return []
+    lines = ["", f"`{r['command']}` — on {r['tiles']} validation tiles ({r['conditions']}), "
+             f"the pixels whose labelled light no source holds {r['shared_below']:.0%} of and "
+             f"whose noiseless S/N exceeds {r['min_snr']:g}: the light-weighted mean share "
+             "each model gives the pixel's nearest source, beside the true one, and the same "
+             "where the nearest source should hold less than 0.3 (the pixel is mostly a "
+             "farther source's).", "",
+             "| model | pixels | nearest source: true | predicted | where mostly a farther "
+             "source's (pixels): true | predicted | mean Σ\\|p − f\\| |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for name, m in r["models"].items():
+        lines.append(f"| {name} | {m['pixels']} | {m['nearest_true']:.3f} | "
+                     f"{m['nearest_predicted']:.3f} | {m['nearest_true_where_mostly_farther']:.3f}"
+                     f" ({m['pixels_mostly_farther']}) | "
+                     f"{m['nearest_predicted_where_mostly_farther']:.3f} | "
+                     f"{m['mean_abs_error']:.3f} |")
+    return lines
+
+
 def flux_errors_section(r) -> list[str]:
     """Pull NMADs of flux_err on test tiles, from the measured noise and from weight maps."""
     if not r:
@@ -1759,6 +1781,7 @@ def main() -> None:
     out += f1_gap_section(load("centre_net_baseline_goods-s_white"),
                           load("f1_limits_goods-s_white"), file_sha256(DEFAULT_MODEL_PATH))
     out += error_budget_section(load("error_budget"))
+    out += shared_pixels_lines(load("shared_pixels"))
     out += position_bias_section(load("position_bias"))
     card_vote = str(model_metadata(DEFAULT_MODEL_PATH).get("vote", "vectors"))
     # the scale runs with each vote but the card's (mosaic_scale.py --vote)

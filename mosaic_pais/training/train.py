@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from mosaic_pais.errors import BadInputError
-from mosaic_pais.nn.model import build_pais_model, load_model, model_input
+from mosaic_pais.nn.model import build_pais_model, cpu_has_bfloat16, load_model, model_input
 from mosaic_pais.training.augment import random_augment, random_edge_mask
 from mosaic_pais.training.dataset import load_split, subtract_tile_skies, tile_weights
 from mosaic_pais.training.loss import LossConfig, pais_loss_terms
@@ -326,6 +326,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
 
     out = Path(cfg.output)
     out.mkdir(parents=True, exist_ok=True)
+    _warn_if_emulated(cfg)
     data, val = _training_data(cfg)
     model = _initial_model(cfg, data, out)
     schedule = tf.keras.optimizers.schedules.CosineDecay(
@@ -362,6 +363,21 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
         bar.close()
         log.close()
     return out / "model.keras"
+
+
+def _warn_if_emulated(cfg: TrainConfig) -> None:
+    """One line on stderr when ``mixed_bfloat16`` would be emulated: on a CPU without bfloat16
+    instructions (and no GPU) its steps run several times slower than float32. The configuration is
+    kept as given, so that a run means the same on every machine."""
+    import sys
+
+    import tensorflow as tf
+
+    if cfg.precision == "mixed_bfloat16" and not tf.config.list_physical_devices("GPU") \
+            and not cpu_has_bfloat16():
+        print("note: this CPU has no bfloat16 instructions (AVX-512 BF16 or AMX), so "
+              "mixed_bfloat16 is emulated and slower than float32; set \"precision\": "
+              "\"float32\" in the configuration to train faster here", file=sys.stderr)
 
 
 def _training_data(cfg: TrainConfig) -> tuple[dict, dict | None]:
