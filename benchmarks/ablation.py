@@ -22,12 +22,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 import time
 from pathlib import Path
 
 from accuracy import (
     decode_as_trained,
     model_catalog,
+    model_file,
     perfect_pcr_catalog,
     split_scenes,
     tile_thresholds,
@@ -91,18 +93,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--name", required=True)
     parser.add_argument("--model", action="append", required=True,
-                        help="NAME=PATH[@PRECISION] of a .keras model (repeat)")
+                        help="NAME=PATH[@PRECISION] of a .keras model or a run folder with a "
+                             "checkpoint (repeat)")
     parser.add_argument("--card", type=Path, default=DEFAULT_MODEL_PATH.with_suffix(".json"))
     parser.add_argument("--tiles", type=int, default=200)
     parser.add_argument("--mag-limit", type=float, default=27.0)
     args = parser.parse_args()
-    models = {name: (path, precision)
+    scratch = Path(tempfile.mkdtemp())
+    models = {name: (model_file(path, scratch), precision)
               for name, path, precision in map(model_spec, args.model)}
+    given = {name: path for name, path, _ in map(model_spec, args.model)}
     card = model_metadata(args.card.with_suffix(".keras")) if args.card.with_suffix(
         ".keras").exists() else json.loads(args.card.read_text())
     out = {"split": "val", "tiles": args.tiles, "card": str(args.card),
-           "models": {k: str(path) + ("" if precision == "float32" else f"@{precision}")
-                      for k, (path, precision) in models.items()},
+           "models": {k: str(given[k]) + ("" if precision == "float32" else f"@{precision}")
+                      for k, (_, precision) in models.items()},
            "simulator": SIMULATOR_VERSION,
            "conditions": {}}
     for label, (conditions, correlation) in CONDITIONS.items():

@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 from pathlib import Path
 
 import numpy as np
-from accuracy import decode_as_trained, split_scenes
+from accuracy import decode_as_trained, model_file, split_scenes
 
 from mosaic_pais.nn.model import DEFAULT_MODEL_PATH, PAISPredictor, model_metadata
 from mosaic_pais.training.dataset import label_scene, labelled
@@ -63,7 +64,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tiles", type=int, default=60)
     parser.add_argument("--model", action="append", default=None,
-                        help="NAME=PATH (repeatable; default: the shipped model)")
+                        help="NAME=PATH of a .keras model or a run folder with a checkpoint "
+                             "(repeatable; default: the shipped model)")
     args = parser.parse_args()
     models = dict(spec.split("=", 1) for spec in args.model or
                   [f"shipped={DEFAULT_MODEL_PATH}"])
@@ -74,8 +76,10 @@ def main() -> None:
               "command": "python benchmarks/shared_pixels.py --tiles "
                          f"{args.tiles} " + " ".join(f"--model {k}={v}"
                                                      for k, v in models.items())}
+    scratch = Path(tempfile.mkdtemp())
     for name, path in models.items():
-        result["models"][name] = {"path": path, **model_shares(Path(path), scenes)}
+        result["models"][name] = {"path": path,
+                                  **model_shares(model_file(Path(path), scratch), scenes)}
         print(name, json.dumps(result["models"][name]), flush=True)
     Path("docs/results/shared_pixels.json").write_text(json.dumps(result, indent=2))
 
