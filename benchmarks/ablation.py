@@ -99,10 +99,10 @@ def main() -> None:
     parser.add_argument("--tiles", type=int, default=200)
     parser.add_argument("--mag-limit", type=float, default=27.0)
     args = parser.parse_args()
+    specs = [model_spec(spec) for spec in args.model]
     scratch = Path(tempfile.mkdtemp())
-    models = {name: (model_file(path, scratch), precision)
-              for name, path, precision in map(model_spec, args.model)}
-    given = {name: path for name, path, _ in map(model_spec, args.model)}
+    models = {name: (model_file(path, scratch), precision) for name, path, precision in specs}
+    given = {name: path for name, path, _ in specs}
     card = model_metadata(args.card.with_suffix(".keras")) if args.card.with_suffix(
         ".keras").exists() else json.loads(args.card.read_text())
     out = {"split": "val", "tiles": args.tiles, "card": str(args.card),
