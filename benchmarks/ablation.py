@@ -29,7 +29,6 @@ from pathlib import Path
 from accuracy import (
     decode_as_trained,
     model_catalog,
-    model_file,
     perfect_pcr_catalog,
     split_scenes,
     tile_thresholds,
@@ -40,6 +39,7 @@ from astropy.table import vstack
 from mosaic_pais.evaluation.metrics import evaluate, flux_errors_on_common_sources
 from mosaic_pais.nn.model import DEFAULT_MODEL_PATH, PAISPredictor, model_metadata, peak_finding
 from mosaic_pais.sim.scenes import SIMULATOR_VERSION
+from mosaic_pais.training.train import model_file
 
 CONDITIONS = {"GOODS-S depth, white noise": ("goods-s", 0.0), "varied": ("varied", None)}
 

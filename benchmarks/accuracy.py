@@ -77,15 +77,6 @@ from mosaic_pais.training.dataset import (
     labelled,
     split_scene,
 )
-from mosaic_pais.training.train import export_checkpoint
-
-
-def model_file(path: Path, scratch: Path) -> Path:
-    """``path`` itself, or the model exported from a run folder's last checkpoint (a checkpoint
-    kept in training/resume/) into ``scratch``."""
-    if not path.is_dir():
-        return path
-    return export_checkpoint(path, scratch / f"{path.name}.keras")
 
 
 def split_scenes(split: str, tiles: int, conditions: str = "varied",

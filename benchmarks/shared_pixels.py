@@ -22,10 +22,11 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from accuracy import decode_as_trained, model_file, split_scenes
+from accuracy import decode_as_trained, split_scenes
 
 from mosaic_pais.nn.model import DEFAULT_MODEL_PATH, PAISPredictor, model_metadata
 from mosaic_pais.training.dataset import label_scene, labelled
+from mosaic_pais.training.train import model_file
 
 #: a pixel is shared when no source holds this much of its labelled light
 SHARED_BELOW = 0.8

@@ -27,7 +27,7 @@ import numpy as np
 from mosaic_pais.nn.model import load_model
 from mosaic_pais.training.dataset import load_split, subtract_tile_skies
 from mosaic_pais.training.loss import LossConfig, pais_loss_terms
-from mosaic_pais.training.train import TrainConfig, export_checkpoint, validation_batches
+from mosaic_pais.training.train import TrainConfig, model_file, validation_batches
 
 
 def fixed_crops(cfg: TrainConfig, n_crops: int) -> tuple[list, TrainConfig]:
@@ -62,10 +62,8 @@ def per_band_flux(outputs: dict, labels: dict, cfg: TrainConfig) -> list[float]:
 def network(path: Path):
     """The model at ``path``: a ``.keras`` file, or a run folder whose last checkpoint is
     exported first (a checkpoint kept in training/resume/)."""
-    if not path.is_dir():
-        return load_model(path)
     with tempfile.TemporaryDirectory() as tmp:
-        return load_model(export_checkpoint(path, Path(tmp) / "model.keras"))
+        return load_model(model_file(path, tmp))
 
 
 def evaluate(model_path: Path, batches: list, cfg: TrainConfig, loss_cfg: LossConfig) -> dict:

@@ -30,6 +30,7 @@ __all__ = [
     "make_steps",
     "train",
     "export_checkpoint",
+    "model_file",
 ]
 
 
@@ -443,6 +444,16 @@ def export_checkpoint(run: str | Path, destination: str | Path | None = None) ->
     destination = Path(destination) if destination else run / "model.keras"
     _float32_copy(model, cfg).save(destination)
     return destination
+
+
+def model_file(path: str | Path, scratch: str | Path) -> Path:
+    """``path`` itself if it is a model file, or the model exported from a run folder's last
+    checkpoint (:func:`export_checkpoint`) into the folder ``scratch``: scripts that compare
+    models take either."""
+    path = Path(path)
+    if not path.is_dir():
+        return path
+    return export_checkpoint(path, Path(scratch) / f"{path.name}.keras")
 
 
 def _network(cfg: TrainConfig):
