@@ -14,7 +14,13 @@ Usage:
       --model float32=mosaic_pais/models/pais_f160w.keras \
       --model bfloat16=mosaic_pais/models/pais_f160w.keras@bfloat16
 A model's ``@PRECISION`` suffix decodes it in that precision (float32 by default;
-:func:`mosaic_pais.nn.model.inference_network`).
+:func:`mosaic_pais.nn.model.inference_network`); ``+KEY=VALUE`` suffixes change the card's
+decoding for that model alone, e.g.
+``--model reshared=mosaic_pais/models/pais_f160w.keras+footprint_reshare=true`` (values are
+read as JSON). Besides the card's own keys: ``footprint_reshare`` (a claim dropped beyond its
+source's footprint goes to the pixel's other claimants,
+:func:`mosaic_pais.runtime.measure.claim_footprints`) and ``fraction_power`` (the fractions
+raised to this power and renormalised before they are cleaned).
 Writes docs/results/ablation_<name>.json (the model card's ablation table reads it).
 """
 
@@ -44,11 +50,13 @@ from mosaic_pais.training.train import model_file
 CONDITIONS = {"GOODS-S depth, white noise": ("goods-s", 0.0), "varied": ("varied", None)}
 
 
-def model_spec(spec: str) -> tuple[str, Path, str]:
-    """``NAME=PATH[@PRECISION]`` → (name, path, precision)."""
+def model_spec(spec: str) -> tuple[str, Path, str, dict]:
+    """``NAME=PATH[@PRECISION][+KEY=VALUE...]`` → (name, path, precision, card changes)."""
     name, rest = spec.split("=", 1)
+    rest, *changes = rest.split("+")
     path, _, precision = rest.partition("@")
-    return name, Path(path), precision or "float32"
+    card = {key: json.loads(value) for key, value in (c.split("=", 1) for c in changes)}
+    return name, Path(path), precision or "float32", card
 
 
 def model_catalogue(path: Path, card: dict, scenes, precision: str = "float32") -> tuple:
@@ -58,8 +66,10 @@ def model_catalogue(path: Path, card: dict, scenes, precision: str = "float32") 
     seen, sigmas, textures, preds = decode_as_trained(predictor, scenes, card)
     finding, vote = peak_finding(card), str(card.get("vote", "vectors"))
     thresholds = tile_thresholds(textures, card)
+    decoding = {"reshare": bool(card.get("footprint_reshare", False)),
+                "fraction_power": float(card.get("fraction_power", 1.0))}
     catalog = vstack([with_offset(model_catalog(p, j, seen[i].image, sigmas[i], thresholds[i],
-                                                finding, vote), i)
+                                                finding, vote, **decoding), i)
                       for i, (p, j) in enumerate(preds)])
     return catalog, time.time() - t, seen, sigmas
 
@@ -68,8 +78,9 @@ def compare(models: dict, card: dict, scenes, mag_limit: float) -> dict:
     truth = vstack([with_offset(s.truth, i) for i, s in enumerate(scenes)],
                    metadata_conflicts="silent")
     catalogs, result = {}, {}
-    for name, (path, precision) in models.items():
-        catalogs[name], seconds, seen, sigmas = model_catalogue(path, card, scenes, precision)
+    for name, (path, precision, changes) in models.items():
+        catalogs[name], seconds, seen, sigmas = model_catalogue(path, card | changes, scenes,
+                                                                precision)
         r = evaluate(catalogs[name], truth, mag_limit=mag_limit)
         result[name] = {"f1": r["f1"], "completeness": r["completeness"], "purity": r["purity"],
                         "completeness_blended": r["completeness_blended"],
@@ -93,21 +104,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--name", required=True)
     parser.add_argument("--model", action="append", required=True,
-                        help="NAME=PATH[@PRECISION] of a .keras model or a run folder with a "
-                             "checkpoint (repeat)")
+                        help="NAME=PATH[@PRECISION][+KEY=VALUE...] of a .keras model or a run "
+                             "folder with a checkpoint (repeat)")
     parser.add_argument("--card", type=Path, default=DEFAULT_MODEL_PATH.with_suffix(".json"))
     parser.add_argument("--tiles", type=int, default=200)
     parser.add_argument("--mag-limit", type=float, default=27.0)
     args = parser.parse_args()
     specs = [model_spec(spec) for spec in args.model]
     scratch = Path(tempfile.mkdtemp())
-    models = {name: (model_file(path, scratch), precision) for name, path, precision in specs}
-    given = {name: path for name, path, _ in specs}
+    models = {name: (model_file(path, scratch), precision, changes)
+              for name, path, precision, changes in specs}
+    given = {name: path for name, path, _, _ in specs}
     card = model_metadata(args.card.with_suffix(".keras")) if args.card.with_suffix(
         ".keras").exists() else json.loads(args.card.read_text())
     out = {"split": "val", "tiles": args.tiles, "card": str(args.card),
            "models": {k: str(given[k]) + ("" if precision == "float32" else f"@{precision}")
-                      for k, (_, precision) in models.items()},
+                      for k, (_, precision, _) in models.items()},
+           "card_changes": {k: changes for k, (_, _, changes) in models.items() if changes},
            "simulator": SIMULATOR_VERSION,
            "conditions": {}}
     for label, (conditions, correlation) in CONDITIONS.items():

@@ -162,26 +162,32 @@ def conditions_suffix(conditions: str, noise_correlation: float | None) -> str:
 
 
 def resolved(pred, index: int, threshold: float, finding: dict, vote: str = "vectors",
-             min_fraction: float = 0.01, mixed_radius: float = MIXED_VOTE_RADIUS):
+             min_fraction: float = 0.01, mixed_radius: float = MIXED_VOTE_RADIUS,
+             fraction_power: float = 1.0):
     """One tile decoded as the mosaic pipeline decodes: its peaks, every pixel's slots resolved
-    to them (``vote``) and the fractions cleaned as the pipeline cleans them."""
+    to them (``vote``) and the fractions cleaned as the pipeline cleans them.
+    ``fraction_power`` sharpens (> 1) or softens (< 1) the fractions before they are cleaned
+    (f ** power, renormalised): a decoding choice that ablations measure."""
     center, vectors, fractions = pred.center[index], pred.vectors[index], pred.fractions[index]
     peaks = find_peaks(center, threshold=threshold, **finding)
     # the vectors of every VECTOR_STEP-th pixel, as a run keeps them
     ids = resolve_votes(vectors[::VECTOR_STEP, ::VECTOR_STEP], peaks.yx,
                         valid=np.ones(center.shape, bool), mode=vote, mixed_radius=mixed_radius,
                         step=VECTOR_STEP)
+    if fraction_power != 1.0:
+        fractions = np.power(fractions, fraction_power)
     return peaks, ids, clean_fractions(np.transpose(fractions, (2, 3, 0, 1)), ids, min_fraction)
 
 
 def model_catalog(pred, index: int, image: np.ndarray, noise_sigma: float, threshold: float,
                   finding: dict, vote: str = "vectors", min_fraction: float = 0.01,
-                  mixed_radius: float = MIXED_VOTE_RADIUS, **measuring) -> Table:
+                  mixed_radius: float = MIXED_VOTE_RADIUS, fraction_power: float = 1.0,
+                  **measuring) -> Table:
     """The mosaic pipeline's decode + measure, on one tile; ``finding`` is the card's peak
     finding (:func:`mosaic_pais.nn.model.peak_finding`); ``measuring`` goes to
     :func:`measured`."""
-    return measured(*resolved(pred, index, threshold, finding, vote, min_fraction, mixed_radius),
-                    image, noise_sigma, **measuring)
+    return measured(*resolved(pred, index, threshold, finding, vote, min_fraction, mixed_radius,
+                              fraction_power), image, noise_sigma, **measuring)
 
 
 @functools.lru_cache(maxsize=1)

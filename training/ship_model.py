@@ -255,15 +255,20 @@ def ablation_lines() -> list[str]:
                   f"`python benchmarks/ablation.py` on {r['tiles']} validation tiles per "
                   "condition, every model decoded with the same card "
                   f"(`{Path(r['card']).name}`); median |δ| on the sources every model recovers "
-                  "(common) beside a perfect PCR through the same decoder.", "",
+                  "(common; their number, all / blended, beside each condition) beside a "
+                  "perfect PCR through the same decoder.", "",
                   "| conditions | model | F1 | completeness blended | median \\|δ\\| common "
                   "| blended | perfect PCR common | blended |",
                   "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+        changes = r.get("card_changes", {})
         for label, rows in r["conditions"].items():
             ref = rows["perfect PCR"]
             for name in models:
                 v = rows[name]
-                lines.append(f"| {label} | {name} ({r['models'][name]}) | {v['f1']:.3f} | "
+                decoded = "".join(f", {key} = {json.dumps(value)}"
+                                  for key, value in changes.get(name, {}).items())
+                lines.append(f"| {label} ({rows['n_common']} / {rows['n_common_blended']}) | "
+                             f"{name} ({r['models'][name]}{decoded}) | {v['f1']:.3f} | "
                              f"{v['completeness_blended']:.3f} | {v['common_all']:.3f} | "
                              f"{v['common_blended']:.3f} | {ref['common_all']:.3f} | "
                              f"{ref['common_blended']:.3f} |")

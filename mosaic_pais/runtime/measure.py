@@ -462,34 +462,63 @@ def matched_weights(growth: GrowthCurves | Sequence[GrowthCurves] | None, total:
 
 
 @njit(cache=True, nogil=True)
-def _claim_core(ids, fractions, peak_y, peak_x, oy, ox, n_bins):
+def _claim_core(ids, fractions, peak_y, peak_x, oy, ox, n_bins, reshare):
     n_slots, h, w = ids.shape
-    for s in range(n_slots):
-        for i in range(h):
-            for j in range(w):
+    n_bands = fractions.shape[0]
+    for i in range(h):
+        for j in range(w):
+            dropped = False
+            for s in range(n_slots):
                 src = ids[s, i, j]
                 if src >= 0 and radial_bin(i + oy - peak_y[src],
                                            j + ox - peak_x[src]) >= n_bins[src]:
                     ids[s, i, j] = -1
-                    for b in range(fractions.shape[0]):
+                    dropped = True
+            if not dropped:
+                continue
+            for b in range(n_bands):
+                given = 0.0
+                kept = 0.0
+                for s in range(n_slots):
+                    given += fractions[b, s, i, j]
+                    if ids[s, i, j] >= 0:
+                        kept += fractions[b, s, i, j]
+                scale = given / kept if reshare and kept > 0 else 1.0
+                for s in range(n_slots):
+                    if ids[s, i, j] < 0:
                         fractions[b, s, i, j] = 0.0
+                    else:
+                        fractions[b, s, i, j] *= scale
 
 
 def claim_footprints(ids: np.ndarray, fractions: np.ndarray, peak_y: np.ndarray,
-                     peak_x: np.ndarray, origin: tuple[int, int], n_bins: np.ndarray
-                     ) -> tuple[np.ndarray, np.ndarray]:
+                     peak_x: np.ndarray, origin: tuple[int, int], n_bins: np.ndarray,
+                     reshare: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Drop every claim of a pixel that lies beyond its source's footprint.
 
     ``ids (n, h, w)`` and ``fractions (b, n, h, w)`` of a block at ``origin``; ``n_bins`` per
-    global id from :func:`footprint_bins`. Dropped slots get id −1 and fraction 0; the other
-    slots keep their fractions, so a pixel's unclaimed share is simply not in any source.
-    The test is the radial-bin index of the histograms (:func:`radial_bin`).
+    global id from :func:`footprint_bins`. Dropped slots get id −1 and fraction 0. The other
+    slots keep their fractions, so a pixel's dropped share is in no source; with ``reshare``
+    they share it in proportion to their own, so that a pixel some source still claims is
+    given out whole. The test is the radial-bin index of the histograms (:func:`radial_bin`).
+
+    Examples
+    --------
+    >>> ids = np.array([0, 1]).reshape(2, 1, 1)
+    >>> fractions = np.array([0.6, 0.4]).reshape(1, 2, 1, 1)
+    >>> peak_y, peak_x = np.array([0.0, 9.0]), np.array([0.0, 0.0])
+    >>> n_bins = np.array([20, 4])  # the second source's footprint ends 2 px from its centre
+    >>> claim_footprints(ids, fractions, peak_y, peak_x, (0, 0), n_bins)[1].ravel().tolist()
+    [0.6, 0.0]
+    >>> claim_footprints(ids, fractions, peak_y, peak_x, (0, 0), n_bins,
+    ...                  reshare=True)[1].ravel().tolist()
+    [1.0, 0.0]
     """
     ids = np.array(ids, dtype=np.int64, copy=True, order="C")
     fractions = _floating(fractions).copy()
     _claim_core(ids, fractions, np.ascontiguousarray(peak_y, np.float64),
                 np.ascontiguousarray(peak_x, np.float64), float(origin[0]), float(origin[1]),
-                np.ascontiguousarray(n_bins, np.int64))
+                np.ascontiguousarray(n_bins, np.int64), bool(reshare))
     return ids, fractions
 
 
@@ -500,12 +529,14 @@ def measure_image(image: np.ndarray, ids: np.ndarray, fractions: np.ndarray, pea
                   relative_error: float = RELATIVE_FLUX_ERROR,
                   noise_scale: float = NOISE_ERROR_SCALE,
                   growth: GrowthCurves | Sequence[GrowthCurves] | None = None,
-                  matched: bool = True) -> tuple[dict, np.ndarray, np.ndarray]:
+                  matched: bool = True, reshare: bool = False
+                  ) -> tuple[dict, np.ndarray, np.ndarray]:
     """Both measuring passes on one in-memory image (a single tile, or a test's reference).
 
     ``noise_sigma`` is the detection band's (a number) or every band's; the footprints follow
     the detection band's. ``matched=False`` keeps every band's footprint sums (the
-    comparison the matched sums are judged by).
+    comparison the matched sums are judged by). ``reshare`` gives a claim dropped beyond its
+    source's footprint to the pixel's other claimants (:func:`claim_footprints`).
 
     Returns the catalogue columns and the footprint-limited ``ids`` and ``fractions``.
     """
@@ -516,7 +547,8 @@ def measure_image(image: np.ndarray, ids: np.ndarray, fractions: np.ndarray, pea
     first = combine([measure_region(image, ids, fractions, *args, profiles_only=True)], n,
                     image.shape[0])
     radius, n_bins = footprint_bins(first, noise_sigma)
-    ids, fractions = claim_footprints(ids, fractions, peaks["y"], peaks["x"], (0, 0), n_bins)
+    ids, fractions = claim_footprints(ids, fractions, peaks["y"], peaks["x"], (0, 0), n_bins,
+                                      reshare)
     part = measure_region(image, ids, fractions, *args, weights=weights,
                           invalid_near=invalid_near, shape_bins=shape_bins(first, noise_sigma),
                           matched=matched_weights(growth, first, radius, image.shape[0])
