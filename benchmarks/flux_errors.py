@@ -11,6 +11,10 @@ estimator's own, ``relative_flux_error · |flux|``; the noise part is scaled by
         ``fraction_error`` together, for which the pulls of the isolated and of the blended
         sources have an NMAD nearest 1 in every magnitude bin (the sum over both kinds and all
         bins of the squared logarithms of the NMADs is least), and writes them into the card;
+    python benchmarks/flux_errors.py --split val --tiles 150 --parts
+        what each part of ``flux_err`` is worth against the real misses, per kind of source
+        and magnitude bin: the relative scatter and bias of the fluxes, and the noise and
+        sharing parts (with the card's constants) as fractions of the true flux;
     python benchmarks/flux_errors.py --split test --tiles 500
         the NMAD of the pulls of isolated and blended sources (blendedness ≤ or > 0.1), per
         magnitude bin, with ``flux_err`` from the measured noise and from weight maps (the
@@ -186,6 +190,36 @@ def calibrate(scenes, seen, sigmas, textures, preds, meta, truth, bands=(None,),
     return result
 
 
+def error_parts(parts: list, meta: dict) -> dict:
+    """Per kind of source (isolated, blended) and magnitude bin: the fluxes' relative scatter
+    (NMAD of (measured − true) / true) and median bias, beside the median noise and sharing
+    parts of flux_err with the card's constants, as fractions of the true flux, and the NMAD
+    of the pulls they give. Detection band only."""
+    rows, noise, sharing = parts[0]
+    scale = float(meta.get("noise_error_scale", NOISE_ERROR_SCALE))
+    fraction = float(meta.get("fraction_error", FRACTION_ERROR))
+    relative = float(meta.get("relative_flux_error", RELATIVE_FLUX_ERROR))
+    miss, mag, err, blended = _pull_parts(rows, noise, sharing)
+    true = np.abs(np.asarray(rows["true"], np.float64))
+    total = err((scale, relative, fraction))
+    out = {"noise_error_scale": scale, "fraction_error": fraction,
+           "relative_flux_error": relative}
+    for kind, chosen in (("isolated", ~blended), ("blended", blended)):
+        out[kind] = []
+        for lo, hi in zip(MAG_BINS[:-1], MAG_BINS[1:], strict=True):
+            sel = chosen & (mag >= lo) & (mag < hi)
+            if sel.sum() < 5:
+                continue
+            out[kind].append({
+                "lo": lo, "hi": hi, "n": int(sel.sum()),
+                "relative_scatter": nmad(miss[sel] / true[sel]),
+                "relative_bias": float(np.median(miss[sel] / true[sel])),
+                "noise_part": float(np.median(scale * noise[sel] / true[sel])),
+                "sharing_part": float(np.median(fraction * sharing[sel] / true[sel])),
+                "pull_nmad": nmad(miss[sel] / total[sel])})
+    return out
+
+
 def _pull_parts(rows: Table, noise: np.ndarray, sharing: np.ndarray) -> tuple:
     """One band's misses, magnitudes, flux_err as a function of the three constants, and
     which sources are blended."""
@@ -206,6 +240,8 @@ def main() -> None:
     parser.add_argument("--conditions", choices=("varied", "goods-s"), default="varied")
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH)
     parser.add_argument("--calibrate", action="store_true")
+    parser.add_argument("--parts", action="store_true",
+                        help="what each part of flux_err is worth (module text)")
     args = parser.parse_args()
     meta = model_metadata(args.model)
     model_bands = list(meta.get("bands") or ["F160W"])
@@ -221,6 +257,15 @@ def main() -> None:
     truth = vstack([with_offset(s.truth, i) for i, s in enumerate(scenes)],
                    metadata_conflicts="silent")
     decoded = decode_as_trained(PAISPredictor(args.model, batch_size=16), scenes, meta)
+    if args.parts:
+        result = error_parts(sharing_parts(scenes, *decoded, meta, truth, measuring=measuring),
+                             meta)
+        result |= {"split": args.split, "tiles": args.tiles, "conditions": args.conditions,
+                   "model": str(args.model), "simulator": SIMULATOR_VERSION}
+        out = Path(f"docs/results/flux_error_parts_{args.split}.json")
+        out.write_text(json.dumps(result, indent=2))
+        print(json.dumps(result, indent=2))
+        return
     if args.calibrate:
         result = calibrate(scenes, *decoded, meta, truth, bands, measuring)
         card_path = Path(args.model).with_suffix(".json")
