@@ -38,6 +38,13 @@
   source: on validation tiles the nearest source got 0.84 of the shared light where the truth
   gives it 0.52 (``benchmarks/error_budget.py`` shows what that costs the blended fluxes).
   This term is normalised by those pixels alone, so it counts however rare they are.
+* ``L_m^misordered`` (``fraction_misordered`` > 0): the same cross-entropy averaged over the
+  pixels whose light belongs mostly to a source that is not their nearest (the labels order
+  the slots nearest-first, so: the largest true fraction is not slot 0's), each weighted by
+  how much more light that source has there than the nearest one and by its S/N (up to 10).
+  These are the pixels a partition by distance gets wrong: a bright galaxy's halo around a
+  faint neighbour. Unlike the shared pixels, most of them have one clear owner, so the term
+  asks for confident fractions, given to the right source.
 * ``L_S``: entropy ``mean_n(−p log p)`` of the predicted fractions (the paper's λ_S = 2).
 
 Every term averages over valid pixels only: padding outside the mosaic and masked pixels carry
@@ -68,6 +75,9 @@ class LossConfig:
     #: weight of ``L_m^shared``, the fractions' cross-entropy over the shared pixels alone (0:
     #: none)
     fraction_shared: float = 0.0
+    #: weight of ``L_m^misordered``, the fractions' cross-entropy over the pixels whose light is
+    #: mostly a farther source's (0: none)
+    fraction_misordered: float = 0.0
     flux: float = 0.0  # weight of the relative flux term L_F (0: the paper's loss)
 
     def to_dict(self) -> dict:
@@ -150,6 +160,9 @@ def pais_loss_terms(outputs: dict, labels: dict, n_bands: int, n_slots: int,
     if cfg.fraction_shared > 0:
         terms["shared"] = _shared_cross_entropy(ce, f_true, labels, valid)
         total = total + cfg.fraction_shared * terms["shared"]
+    if cfg.fraction_misordered > 0:
+        terms["misordered"] = _misordered_cross_entropy(ce, f_true, labels, valid)
+        total = total + cfg.fraction_misordered * terms["misordered"]
     if cfg.flux > 0:
         terms["flux"] = _relative_flux_error(p, f_true, labels, valid)
         total = total + cfg.flux * terms["flux"]
@@ -165,6 +178,20 @@ def _shared_cross_entropy(ce, f_true, labels: dict, valid):
     snr = ops.clip(ops.cast(labels["snr"], "float32"), 0.0, 10.0) / 10.0
     weight = shared * snr * valid
     # a batch without shared pixels gives 0 / 1e-3 = 0: the floor only avoids 0 / 0
+    return ops.sum(ops.mean(ce, axis=-1) * weight) / ops.maximum(ops.sum(weight), 1e-3)
+
+
+def _misordered_cross_entropy(ce, f_true, labels: dict, valid):
+    """``L_m^misordered``: the cross-entropy ``ce (B,h,w,b)`` over the pixels whose light is
+    mostly a farther source's, each weighted by that source's lead over the nearest one and by
+    its S/N (module docstring)."""
+    from keras import ops
+
+    mean_true = ops.mean(f_true, axis=-2)  # (B,h,w,n), over the bands
+    lead = ops.max(mean_true, axis=-1) - mean_true[..., 0]  # 0 where the nearest leads
+    snr = ops.clip(ops.cast(labels["snr"], "float32"), 0.0, 10.0) / 10.0
+    weight = lead * snr * valid
+    # a batch without such pixels gives 0 / 1e-3 = 0: the floor only avoids 0 / 0
     return ops.sum(ops.mean(ce, axis=-1) * weight) / ops.maximum(ops.sum(weight), 1e-3)
 
 

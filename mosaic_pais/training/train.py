@@ -251,7 +251,8 @@ def prefetched(stream, depth: int = 4):
 
 
 #: loss terms written to a run's log.csv, in its columns' order (0 for a term not in the loss)
-LOGGED_TERMS = ("loss", "center", "vectors", "fractions", "entropy", "flux", "shared")
+LOGGED_TERMS = ("loss", "center", "vectors", "fractions", "entropy", "flux", "shared",
+                "misordered")
 
 
 def with_precision(model, cfg: TrainConfig):

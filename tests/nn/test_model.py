@@ -361,6 +361,37 @@ def test_shared_term_counts_the_shared_pixels_however_rare():
         + 4 * float(alone["shared"]), rel=1e-5)
 
 
+def test_misordered_term_counts_the_pixels_a_farther_source_owns():
+    """``L_m^misordered`` is the cross-entropy of the bright pixels whose light is mostly a
+    farther source's: one such pixel among many owned by their nearest source gives the same
+    term as alone, giving it to the nearest source scores worse than giving it to its owner,
+    and pixels shared half and half with the nearest source do not count."""
+    cfg = LossConfig(fraction_misordered=2.0)
+
+    def case(h, w, logits, owned_by=(0.1, 0.9, 0.0)):
+        labels = _labels(h=h, w=w)
+        labels["fractions"][:] = [1.0, 0.0, 0.0]  # every pixel owned by its nearest source
+        labels["fractions"][0, 0, 0, 0] = owned_by  # but one, mostly the second's
+        labels["snr"] = np.full((1, h, w), 20.0, np.float32)
+        out = np.zeros((1, h, w, 3), np.float32)
+        out[0, 0, 0] = logits
+        return pais_loss_terms(_outputs(h=h, w=w, logits=out), labels, 1, 3, cfg)
+
+    owner = np.log([0.1, 0.9, 1e-6]).astype(np.float32)
+    nearest = np.log([0.9, 0.1 - 1e-6, 1e-6]).astype(np.float32)
+    alone, among = case(1, 1, owner), case(8, 8, owner)
+    assert float(among["misordered"]) == pytest.approx(float(alone["misordered"]), rel=1e-5)
+    assert float(case(8, 8, nearest)["misordered"]) > float(among["misordered"]) + 1.0
+    assert float(case(8, 8, nearest, owned_by=(0.5, 0.5, 0.0))["misordered"]) == 0.0
+    assert "misordered" not in pais_loss_terms(_outputs(h=1, w=1), _labels(h=1, w=1), 1, 3,
+                                               LossConfig())
+    without = {k: v for k, v in alone.items() if k not in ("loss", "misordered")}
+    assert float(alone["loss"]) == pytest.approx(
+        15 * float(without["center"]) + 0.06 * float(without["vectors"])
+        + 4 * float(without["fractions"]) + 2 * float(without["entropy"])
+        + 2 * float(alone["misordered"]), rel=1e-5)
+
+
 def test_flux_term_needs_its_labels():
     with pytest.raises(ValueError, match="flux_weight"):
         pais_loss_terms(_outputs(h=1, w=1), _labels(h=1, w=1), 1, 3, LossConfig(flux=1.0))
