@@ -331,20 +331,26 @@ def test_per_band_flux_term_judges_each_band_by_its_own_fluxes():
     assert float(t["flux"]) == pytest.approx((1 / 4 + 1.0) / (1.5 + 1.1), rel=1e-4)
 
 
+def _one_pixel_apart(cfg, h: int, w: int, logits, fractions) -> dict:
+    """The loss terms of an h × w crop whose pixels are all owned by their nearest source but
+    the first, which has the true ``fractions`` and the predicted ``logits`` (S/N 20)."""
+    labels = _labels(h=h, w=w)
+    labels["fractions"][:] = [1.0, 0.0, 0.0]
+    labels["fractions"][0, 0, 0, 0] = fractions
+    labels["snr"] = np.full((1, h, w), 20.0, np.float32)
+    out = np.zeros((1, h, w, 3), np.float32)
+    out[0, 0, 0] = logits
+    return pais_loss_terms(_outputs(h=h, w=w, logits=out), labels, 1, 3, cfg)
+
+
 def test_shared_term_counts_the_shared_pixels_however_rare():
     """``L_m^shared`` is the cross-entropy of the shared, bright pixels alone: one shared pixel
     among many owned ones gives the same term as alone, a nearest-takes-all prediction scores
     worse there than the true shares, and the total loss carries it with its weight."""
     cfg = LossConfig(fraction_shared=4.0)
 
-    def case(h, w, logits):
-        labels = _labels(h=h, w=w)
-        labels["fractions"][:] = [1.0, 0.0, 0.0]  # every pixel owned by its nearest source
-        labels["fractions"][0, 0, 0, 0] = [0.5, 0.5, 0.0]  # but one, shared half and half
-        labels["snr"] = np.full((1, h, w), 20.0, np.float32)
-        out = np.zeros((1, h, w, 3), np.float32)
-        out[0, 0, 0] = logits
-        return pais_loss_terms(_outputs(h=h, w=w, logits=out), labels, 1, 3, cfg)
+    def case(h, w, logits):  # one pixel shared half and half
+        return _one_pixel_apart(cfg, h, w, logits, [0.5, 0.5, 0.0])
 
     true_shares = np.log([0.5, 0.5, 1e-6]).astype(np.float32)
     nearest_takes_all = np.log([0.9, 0.1 - 1e-6, 1e-6]).astype(np.float32)
@@ -368,14 +374,8 @@ def test_misordered_term_counts_the_pixels_a_farther_source_owns():
     and pixels shared half and half with the nearest source do not count."""
     cfg = LossConfig(fraction_misordered=2.0)
 
-    def case(h, w, logits, owned_by=(0.1, 0.9, 0.0)):
-        labels = _labels(h=h, w=w)
-        labels["fractions"][:] = [1.0, 0.0, 0.0]  # every pixel owned by its nearest source
-        labels["fractions"][0, 0, 0, 0] = owned_by  # but one, mostly the second's
-        labels["snr"] = np.full((1, h, w), 20.0, np.float32)
-        out = np.zeros((1, h, w, 3), np.float32)
-        out[0, 0, 0] = logits
-        return pais_loss_terms(_outputs(h=h, w=w, logits=out), labels, 1, 3, cfg)
+    def case(h, w, logits, owned_by=(0.1, 0.9, 0.0)):  # one pixel mostly the second's
+        return _one_pixel_apart(cfg, h, w, logits, owned_by)
 
     owner = np.log([0.1, 0.9, 1e-6]).astype(np.float32)
     nearest = np.log([0.9, 0.1 - 1e-6, 1e-6]).astype(np.float32)
