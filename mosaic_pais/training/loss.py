@@ -175,10 +175,7 @@ def _shared_cross_entropy(ce, f_true, labels: dict, valid):
     from keras import ops
 
     shared = 1.0 - ops.max(ops.mean(f_true, axis=-2), axis=-1)  # (B,h,w): 0 for one owner
-    snr = ops.clip(ops.cast(labels["snr"], "float32"), 0.0, 10.0) / 10.0
-    weight = shared * snr * valid
-    # a batch without shared pixels gives 0 / 1e-3 = 0: the floor only avoids 0 / 0
-    return ops.sum(ops.mean(ce, axis=-1) * weight) / ops.maximum(ops.sum(weight), 1e-3)
+    return _mean_over_chosen_pixels(ce, shared, labels, valid)
 
 
 def _misordered_cross_entropy(ce, f_true, labels: dict, valid):
@@ -189,8 +186,17 @@ def _misordered_cross_entropy(ce, f_true, labels: dict, valid):
 
     mean_true = ops.mean(f_true, axis=-2)  # (B,h,w,n), over the bands
     lead = ops.max(mean_true, axis=-1) - mean_true[..., 0]  # 0 where the nearest leads
+    return _mean_over_chosen_pixels(ce, lead, labels, valid)
+
+
+def _mean_over_chosen_pixels(ce, chosen, labels: dict, valid):
+    """The cross-entropy ``ce (B,h,w,b)`` averaged over the pixels, each weighted by
+    ``chosen (B,h,w)`` (0 for a pixel the term does not count) and by its S/N (up to 10),
+    normalised by those weights alone, so that the term counts however rare the pixels are."""
+    from keras import ops
+
     snr = ops.clip(ops.cast(labels["snr"], "float32"), 0.0, 10.0) / 10.0
-    weight = lead * snr * valid
+    weight = chosen * snr * valid
     # a batch without such pixels gives 0 / 1e-3 = 0: the floor only avoids 0 / 0
     return ops.sum(ops.mean(ce, axis=-1) * weight) / ops.maximum(ops.sum(weight), 1e-3)
 
