@@ -129,7 +129,8 @@ SUM_KEYS = ("flux", "var", "sharing", "npix", "shared_flux", "hist", "count", "e
 #: sums kept per band and source; the ``matched`` ones weight each pixel by the source's
 #: model profile (:func:`matched_weights`)
 BAND_KEYS = ("flux", "var", "sharing", "matched", "matched_var", "matched_sharing")
-#: error of a shared pixel's fraction, per unit of ``f (1 − f)``, when the model card gives none
+#: error of a shared pixel's fraction, per unit of ``f · f_others`` (the source's fraction times
+#: the other sources' of the pixel), when the model card gives none
 #: (``fraction_error``): the part of ``flux_err`` that sharing light adds
 FRACTION_ERROR = 0.1
 #: the error of the estimator itself relative to the flux (light outside the footprint, the
@@ -172,6 +173,18 @@ def _present_ids(ids, n_sources):
     present = np.flatnonzero(row >= 0)
     row[present] = np.arange(len(present))
     return present, row
+
+
+@njit(cache=True, nogil=True)
+def _held_by_others(ids, frac, b, s, i, j):
+    """The fraction of pixel (i, j) in band b that sources other than slot s's hold: a share
+    dropped beyond every footprint (id −1), or a second slot of the same source, is shared
+    with no one."""
+    others = 0.0
+    for t in range(ids.shape[0]):
+        if t != s and ids[t, i, j] >= 0 and ids[t, i, j] != ids[s, i, j]:
+            others += np.float64(frac[b, t, i, j])
+    return others
 
 
 @njit(cache=True, nogil=True)
@@ -242,7 +255,7 @@ def _sum_core(img, ids, frac, peak_y, peak_x, oy, ox, row, mosaic_h, mosaic_w,  
                         pixel_var = (1.0 / np.float64(weights[b, i, j]) if weights[b, i, j] > 0
                                      else 0.0)
                     var[b, r] += fb * fb * pixel_var
-                    share = fb * (1.0 - fb) * max(finite, 0.0)
+                    share = fb * _held_by_others(ids, frac, b, s, i, j) * max(finite, 0.0)
                     sharing[b, r] += share
                     if has_matched:
                         matched[b, r] += pixel_weight * fb * finite
@@ -722,8 +735,10 @@ def flux_errors(total: dict, has_weights: bool, noise_sigma=None,
       source's footprint, by the texture's square (the noise of 4×4-pixel sums against white
       noise's), and times ``noise_scale²`` (the card's ``noise_error_scale``): the noise also
       moves a faint source's centre and footprint, which the pixel sum does not see;
-    * the sharing of light, ``fraction_error · Σ f (1 − f) I``: a pixel's fraction is only known
-      to some precision where it is shared, and the errors of neighbouring pixels go together,
+    * the sharing of light, ``fraction_error · Σ f f_others I``, where ``f_others`` is what the
+      pixel's other sources hold (their fractions after the footprints; a share dropped beyond
+      every footprint is no one's and is not counted): a pixel's fraction is only known to
+      some precision where it is shared, and the errors of neighbouring pixels go together,
       so they add linearly. ``fraction_error`` is calibrated on validation tiles (the model
       card's ``fraction_error``; benchmarks/flux_errors.py);
     * the estimator's own error, ``relative_error · |flux|`` (light beyond the footprint, the

@@ -291,3 +291,19 @@ def test_a_shape_is_given_only_where_the_light_defines_one():
     assert np.isnan([col["a"][0], col["b"][0], col["theta"][0]]).all()
     assert col["flags"][0] & FLAG_NO_SHAPE and not col["flags"][1] & FLAG_NO_SHAPE
     assert np.isfinite(col["a"][1]) and -90 < col["theta"][1] <= 90
+
+
+def test_sharing_counts_only_light_another_source_holds():
+    """The sharing part of ``flux_err`` sums f · f_others · I: a pixel split with a neighbour
+    counts, a share dropped beyond every footprint or a source held in two slots does not."""
+    image = np.full((1, 1, 3), 10.0)
+    ids = np.array([[[0, 0, 0]], [[1, -1, 0]], [[-1, -1, -1]]], np.int64)  # (slot, y, x)
+    frac = np.zeros((1, 3, 1, 3))
+    frac[0, 0] = 0.6  # slot 0: source 0 everywhere
+    frac[0, 1, 0, 0] = 0.4  # a neighbour holds the rest of the first pixel
+    frac[0, 1, 0, 2] = 0.4  # source 0 again, in a second slot
+    part = measure_region(image, ids, frac, np.array([0.0, 0.0]), np.array([0.0, 5.0]),
+                          (0, 0), (1, 3))
+    by_id = dict(zip(part["id"].tolist(), part["sharing"][0].tolist(), strict=True))
+    assert by_id[0] == pytest.approx(0.6 * 0.4 * 10.0)  # only the first pixel is shared
+    assert by_id[1] == pytest.approx(0.4 * 0.6 * 10.0)
