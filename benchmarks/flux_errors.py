@@ -2,9 +2,9 @@
 
 ``flux_err`` has three parts (:func:`mosaic_pais.runtime.measure.flux_errors`): the pixel
 noise through the fractions (from the run's measured noise and texture, or from weight maps),
-the error that sharing a pixel's light adds, ``fraction_error · Σ f (1 − f) I``, and the
-estimator's own, ``relative_flux_error · |flux|``; the noise part is scaled by
-``noise_error_scale``.
+the error that sharing a pixel's light adds, ``fraction_error · Σ f f_others I`` (``f_others``:
+what the pixel's other sources hold), and the estimator's own, ``relative_flux_error ·
+|flux|``; the noise part is scaled by ``noise_error_scale``.
 
     python benchmarks/flux_errors.py --split val --tiles 200 --calibrate
         chooses on validation tiles ``noise_error_scale``, ``relative_flux_error`` and
@@ -61,7 +61,7 @@ MAG_BINS = (18.0, 22.0, 24.0, 25.0, 26.0, 27.0)
 BLENDED = 0.1
 RELATIVE_GRID = tuple(np.round(np.arange(0.0, 0.205, 0.005), 3))
 SCALE_GRID = tuple(np.round(np.arange(1.0, 4.01, 0.1), 2))
-FRACTION_GRID = tuple(np.round(np.arange(0.0, 4.01, 0.05), 2))
+FRACTION_GRID = tuple(np.round(np.arange(0.0, 8.01, 0.1), 2))
 
 
 def nmad(values: np.ndarray) -> float:
@@ -75,8 +75,10 @@ def catalogues(scenes, seen, sigmas, textures, preds, meta, fraction_error: floa
                relative_error: float = 0.0, noise_scale: float = 1.0,
                kinds=("noise", "weights"), measuring: dict | None = None) -> dict:
     """The model's stacked catalogues with ``flux_err`` from the measured noise and texture
-    (``noise``) and from weight maps of the tiles' noise (``weights``, each band's own);
-    ``measuring`` is a multi-band model's (:func:`accuracy.card_measuring`)."""
+    (``noise``) and from weight maps of the tiles' noise (``weights``, each band's own, with
+    the measured texture, as a run uses them: a weight map gives each pixel's variance but not
+    how the noise is correlated); ``measuring`` is a multi-band model's
+    (:func:`accuracy.card_measuring`)."""
     finding, vote = peak_finding(meta), str(meta.get("vote", "vectors"))
     thresholds = tile_thresholds(textures, meta)
     out = {kind: [] for kind in kinds}
@@ -85,10 +87,10 @@ def catalogues(scenes, seen, sigmas, textures, preds, meta, fraction_error: floa
         common = dict(pred=pred, index=j, image=image, noise_sigma=sigmas[i],
                       threshold=thresholds[i], finding=finding, vote=vote,
                       fraction_error=fraction_error, relative_error=relative_error,
-                      noise_scale=noise_scale, **(measuring or {}))
+                      noise_scale=noise_scale, noise_texture=textures[i],
+                      **(measuring or {}))
         if "noise" in out:
-            out["noise"].append(with_offset(model_catalog(**common,
-                                                          noise_texture=textures[i]), i))
+            out["noise"].append(with_offset(model_catalog(**common), i))
         if "weights" in out:
             sigma = np.asarray(scenes[i].noise_sigma, np.float64).reshape(-1, 1, 1)
             weights = np.broadcast_to(1.0 / sigma ** 2, image.shape).astype(np.float32)

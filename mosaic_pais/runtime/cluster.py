@@ -29,6 +29,7 @@ __all__ = [
     "worker_memory_config",
     "start_cluster",
     "JOBQUEUE_SYSTEMS",
+    "WORKER_START_TIMEOUT",
     "local_cluster",
     "jobqueue_cluster",
     "Runner",
@@ -194,6 +195,11 @@ def start_cluster(kind: str | None, workers: int | None = None,
 
 
 JOBQUEUE_SYSTEMS = ("slurm", "pbs")
+#: s: the least time a batch job's worker is given to start before its nanny gives up on it
+#: (dask-jobqueue's ``death-timeout``, 60 s by default). Starting includes the model plugin's
+#: import of TensorFlow and loading of the model, which took over a minute on a loaded node;
+#: a worker killed then is not replaced, and the run waits for workers that never come.
+WORKER_START_TIMEOUT = 600.0
 
 
 def local_cluster(kind: str, workers: int | None, memory_limit: str | None) -> Any:
@@ -228,6 +234,7 @@ def jobqueue_cluster(kind: str, **kwargs):
     variant such as ``slurm-gpu`` only needs the keys it changes: the rest is taken from the
     plain ``slurm``/``pbs`` section (dask-jobqueue itself would fail on any missing key).
     Nothing is submitted until the cluster is scaled; ``kwargs`` go to the cluster class.
+    A configured ``death-timeout`` below :data:`WORKER_START_TIMEOUT` is raised to it.
     """
     import dask
 
@@ -237,6 +244,7 @@ def jobqueue_cluster(kind: str, **kwargs):
     if system not in JOBQUEUE_SYSTEMS:
         raise BadInputError(f"--cluster {kind}: batch systems are {', '.join(JOBQUEUE_SYSTEMS)}")
     cls = dask_jobqueue.SLURMCluster if system == "slurm" else dask_jobqueue.PBSCluster
+    kwargs.setdefault("death_timeout", _death_timeout(kind, system))
     if kind == system:
         return cls(**kwargs)
     section = dask.config.get(f"jobqueue.{kind}", None)
@@ -249,6 +257,20 @@ def jobqueue_cluster(kind: str, **kwargs):
     # set for good, not in a context: every job the cluster starts later reads it again
     dask.config.set({f"jobqueue.{kind}": merged})
     return cls(config_name=kind, **kwargs)
+
+
+def _death_timeout(kind: str, system: str) -> float:
+    """The configured ``death-timeout`` of ``kind`` (else of ``system``), at least
+    :data:`WORKER_START_TIMEOUT`."""
+    import dask
+
+    configured = dask.config.get(f"jobqueue.{kind}.death-timeout",
+                                 dask.config.get(f"jobqueue.{system}.death-timeout", None))
+    try:
+        configured = float(configured)
+    except (TypeError, ValueError):
+        configured = 0.0
+    return max(configured, WORKER_START_TIMEOUT)
 
 
 class Runner(AbstractContextManager):

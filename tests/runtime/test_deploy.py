@@ -11,9 +11,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from dask.config import set as dask_config_set
 
 from mosaic_pais.errors import BadInputError
-from mosaic_pais.runtime.cluster import jobqueue_cluster, start_cluster
+from mosaic_pais.runtime.cluster import WORKER_START_TIMEOUT, jobqueue_cluster, start_cluster
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 REPO = DEPLOY.parent
@@ -56,6 +57,16 @@ def test_slurm_cpu_job_script(deploy_config):
     assert re.search(r" --nthreads 4 .*--memory-limit 14.90GiB --nworkers 2 --nanny", line)
     assert line.count("--nthreads") == 1
     assert "--local-directory $TMPDIR" in line  # expanded by the shell on the node
+
+
+@pytest.mark.parametrize("kind", ["slurm", "pbs", "slurm-gpu"])
+def test_workers_are_given_time_to_load_the_model(deploy_config, kind):
+    """A worker's start includes the model plugin's loading of TensorFlow and the model: the
+    nanny's death timeout (dask-jobqueue's default 60 s killed workers on a loaded node) is
+    raised to WORKER_START_TIMEOUT, and a longer configured one is kept."""
+    assert f"--death-timeout {WORKER_START_TIMEOUT}" in _worker_line(_script(kind))
+    with dask_config_set({f"jobqueue.{kind}.death-timeout": 1800}):
+        assert "--death-timeout 1800" in _worker_line(_script(kind))
 
 
 def test_pbs_cpu_job_script(deploy_config):

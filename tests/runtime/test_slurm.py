@@ -56,7 +56,8 @@ jobqueue:
 def _env(tmp_path: Path) -> dict:
     config = tmp_path / "dask-config"
     config.mkdir(exist_ok=True)
-    (config / "jobqueue.yaml").write_text(JOBQUEUE)
+    # the worker jobs' logs beside the test's files, not in the directory pytest runs from
+    (config / "jobqueue.yaml").write_text(JOBQUEUE + f"    log-directory: {tmp_path / 'logs'}\n")
     return {**os.environ, "DASK_CONFIG": str(config), "TF_CPP_MIN_LOG_LEVEL": "3",
             "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
 
