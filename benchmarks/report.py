@@ -223,15 +223,18 @@ def flux_error_parts_section(r) -> list[str]:
     iso = r["isolated"]
     if iso:
         bright, faint = iso[0], iso[-1]
+        relative = r.get("relative_flux_error", 0.0)
         lines += ["", f"For the brightest isolated sources (H {bright['lo']:g}–{bright['hi']:g}) "
-                  f"the sharing part alone is {bright['sharing_part']:.3f} of the flux, against "
-                  f"a scatter of {bright['relative_scatter']:.3f}; for the faintest "
+                  f"the sharing part is {bright['sharing_part']:.3f} of the flux and the "
+                  f"estimator's part (relative_flux_error) {relative:g}, against a scatter of "
+                  f"{bright['relative_scatter']:.3f}; for the faintest "
                   f"(H {faint['lo']:g}–{faint['hi']:g}) the scaled noise part is "
                   f"{faint['noise_part']:.3f} against a scatter of "
-                  f"{faint['relative_scatter']:.3f}. With one constant per part, the calibration "
-                  "trades these against the blended sources, whose misses the parts do not "
-                  "follow, so the pulls are off in both directions. The isolated sources' "
-                  f"fluxes are biased low by {-max(b['relative_bias'] for b in iso):.3f} to "
+                  f"{faint['relative_scatter']:.3f}. The sharing part counts only the light "
+                  "that a pixel's other detected sources hold, so it is nil for a source whose "
+                  "neighbours were not detected, whose light it then holds. The isolated "
+                  f"sources' fluxes are biased low by {-max(b['relative_bias'] for b in iso):.3f} "
+                  "to "
                   f"{-min(b['relative_bias'] for b in iso):.3f}."]
     return lines
 
