@@ -260,17 +260,16 @@ def jobqueue_cluster(kind: str, **kwargs):
 
 
 def _death_timeout(kind: str, system: str) -> float:
-    """The configured ``death-timeout`` of ``kind`` (else of ``system``), at least
+    """The configured ``death-timeout`` of ``kind`` (else of ``system``; seconds, or a
+    duration such as "15m" as the worker's own option takes it), at least
     :data:`WORKER_START_TIMEOUT`."""
     import dask
+    from dask.utils import parse_timedelta
 
     configured = dask.config.get(f"jobqueue.{kind}.death-timeout",
                                  dask.config.get(f"jobqueue.{system}.death-timeout", None))
-    try:
-        configured = float(configured)
-    except (TypeError, ValueError):
-        configured = 0.0
-    return max(configured, WORKER_START_TIMEOUT)
+    seconds = parse_timedelta(configured, default="seconds") if configured is not None else 0
+    return max(float(seconds or 0), WORKER_START_TIMEOUT)
 
 
 class Runner(AbstractContextManager):

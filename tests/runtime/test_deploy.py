@@ -67,6 +67,8 @@ def test_workers_are_given_time_to_load_the_model(deploy_config, kind):
     assert f"--death-timeout {WORKER_START_TIMEOUT}" in _worker_line(_script(kind))
     with dask_config_set({f"jobqueue.{kind}.death-timeout": 1800}):
         assert "--death-timeout 1800" in _worker_line(_script(kind))
+    with dask_config_set({f"jobqueue.{kind}.death-timeout": "30m"}):  # as the worker takes it
+        assert "--death-timeout 1800" in _worker_line(_script(kind))
 
 
 def test_pbs_cpu_job_script(deploy_config):
