@@ -4,7 +4,14 @@
 
 * ``L_c``: mean squared error of the centre map. ``center_weight`` > 0 weights each pixel by
   ``1 + center_weight·target`` so the few pixels near centres are not drowned by background
-  (0 gives the paper's plain MSE).
+  (0 gives the paper's plain MSE). ``center_pair`` > 0 adds ``center_pair·closeness·target``
+  to that weight, where ``closeness = exp(−½ (d / center_pair_scale)²)`` and ``d`` is the
+  distance between the pixel's nearest and second-nearest sources (from its label vectors; 0,
+  a single source's repeated slot, gives no closeness). The centres of close pairs are where
+  detection fails: on validation tiles the model found 0.49 of the blended sources at GOODS-S
+  depth, while its peak finding on the true centre map finds 0.83 of them, so most of the loss
+  is the network's. Their centre pixels are a small part of all centre pixels, and the plain
+  weight lets the network smear a faint companion's peak into its bright neighbour's.
 * ``L_v``: mean absolute error of the claim vectors. ``vector_mode="paper"`` is the prototype's
   plain MAE of raw offsets over all pixels; there, pixels far from every source (offsets of up to
   a few hundred pixels) dominate the loss although their votes decide little. ``"weighted"``
@@ -67,6 +74,10 @@ class LossConfig:
     fractions: float = 4.0
     entropy: float = 2.0
     center_weight: float = 0.0
+    #: extra centre-map weight of the centres of close pairs (0: none), and the separation
+    #: scale (px) of their closeness
+    center_pair: float = 0.0
+    center_pair_scale: float = 8.0
     vector_mode: str = "paper"  # "paper" or "weighted"
     vector_scale: float = 16.0
     vector_floor: float = 0.1
@@ -112,14 +123,16 @@ def pais_loss_terms(outputs: dict, labels: dict, n_bands: int, n_slots: int,
     # centre map
     c_true = ops.cast(labels["center"], "float32")
     c_pred = outputs["center"][..., 0]
+    v_true = ops.cast(labels["vectors"], "float32")
     c_weight = 1.0 + cfg.center_weight * c_true
+    if cfg.center_pair > 0:
+        c_weight = c_weight + cfg.center_pair * _pair_closeness(v_true, cfg) * c_true
     l_center = ops.sum(c_weight * (c_pred - c_true) ** 2 * valid) / ops.maximum(
         ops.sum(c_weight * valid), 1.0)
 
     # claim vectors
     shape = ops.shape(c_pred)
     v_pred = ops.reshape(outputs["vectors"], (shape[0], shape[1], shape[2], n_slots, 2))
-    v_true = ops.cast(labels["vectors"], "float32")
     err = ops.sum(ops.abs(v_pred - v_true), axis=-1)  # (B,h,w,n), L1 over (dy, dx)
     f_true = ops.cast(labels["fractions"], "float32")
     if cfg.vector_mode == "paper":
@@ -167,6 +180,18 @@ def pais_loss_terms(outputs: dict, labels: dict, n_bands: int, n_slots: int,
         terms["flux"] = _relative_flux_error(p, f_true, labels, valid)
         total = total + cfg.flux * terms["flux"]
     return {"loss": total, **terms}
+
+
+def _pair_closeness(v_true, cfg: LossConfig):
+    """``(B,h,w)``: how close the pixel's two nearest sources are to each other, 1 for a pair
+    at one place and falling as a Gaussian of ``center_pair_scale``; 0 where both slots hold
+    the same source (fewer than two sources in reach)."""
+    from keras import ops
+
+    gap = v_true[..., 1, :] - v_true[..., 0, :]
+    separation = ops.sqrt(ops.sum(gap * gap, axis=-1))
+    closeness = ops.exp(-0.5 * (separation / cfg.center_pair_scale) ** 2)
+    return closeness * ops.cast(separation > 0.5, "float32")
 
 
 def _shared_cross_entropy(ce, f_true, labels: dict, valid):

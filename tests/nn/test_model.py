@@ -200,6 +200,23 @@ def test_loss_ignores_invalid_pixels():
     assert float(t["center"]) == 0.0
 
 
+def test_centre_loss_weighs_the_centres_of_close_pairs_more():
+    # two centre pixels, both predicted 0 where the truth is 1: one source 2 px from another,
+    # one whose slots repeat a single source
+    labels = _labels(h=1, w=2)
+    labels["center"][...] = 1.0
+    labels["vectors"][0, 0, 0, 1] = [2.0, 0.0]
+    out = _outputs(h=1, w=2)
+    out["center"][0, 0, 1] = 1.0  # only the pair's centre is wrong
+    plain = LossConfig(center_weight=20.0)
+    paired = LossConfig(center_weight=20.0, center_pair=60.0, center_pair_scale=8.0)
+    assert float(pais_loss_terms(out, labels, 1, 3, plain)["center"]) == pytest.approx(0.5)
+    closeness = np.exp(-0.5 * (2.0 / 8.0) ** 2)
+    w_pair = 21.0 + 60.0 * closeness
+    assert float(pais_loss_terms(out, labels, 1, 3, paired)["center"]) == pytest.approx(
+        w_pair / (w_pair + 21.0), rel=1e-5)
+
+
 def test_weighted_vector_loss_discounts_far_low_fraction_slots():
     cfg = LossConfig(vector_mode="weighted", vector_scale=10.0, vector_floor=0.0)
     labels = _labels(h=1, w=1)
