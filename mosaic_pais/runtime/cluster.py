@@ -9,7 +9,9 @@ loaded on each distributed worker once, by :class:`ModelPlugin`, before tasks ar
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from typing import Any
@@ -32,6 +34,10 @@ __all__ = [
     "WORKER_START_TIMEOUT",
     "local_cluster",
     "jobqueue_cluster",
+    "JOB_CHECK_INTERVAL",
+    "ClusterLostError",
+    "slurm_jobs_queued",
+    "lost_batch_jobs",
     "Runner",
 ]
 
@@ -272,13 +278,65 @@ def _death_timeout(kind: str, system: str) -> float:
     return max(float(seconds or 0), WORKER_START_TIMEOUT)
 
 
-class Runner(AbstractContextManager):
-    """Run tasks locally (threads) or on a distributed client, with a progress bar."""
+#: s between two looks at whether a batch run still has jobs to work for it
+JOB_CHECK_INTERVAL = 30.0
+#: SLURM job states of a job that will never run again (``squeue -o %T``)
+SLURM_ENDED_STATES = frozenset({
+    "BOOT_FAIL", "CANCELLED", "COMPLETED", "DEADLINE", "FAILED", "NODE_FAIL", "OUT_OF_MEMORY",
+    "PREEMPTED", "REVOKED", "SPECIAL_EXIT", "TIMEOUT"})
 
-    def __init__(self, client=None, threads: int | None = None, progress: bool = True):
+
+class ClusterLostError(RuntimeError):
+    """No worker is left to run the tasks, and none will come."""
+
+
+def slurm_jobs_queued(job_ids: list[str]) -> int | None:
+    """How many of ``job_ids`` SLURM still holds pending or running (None: squeue cannot be
+    asked). Ids it no longer knows count as ended, as do jobs in an ended state: with ``-j``,
+    squeue lists finished jobs too, for ``MinJobAge`` seconds."""
+    try:
+        out = subprocess.run(["squeue", "-h", "-o", "%i %T", "-j", ",".join(job_ids)],
+                             capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if out.returncode != 0 and "Invalid job id" not in out.stderr:
+        return None
+    states = dict(line.split()[:2] for line in out.stdout.splitlines() if len(line.split()) > 1)
+    return sum(1 for job in job_ids if states.get(job, "COMPLETED") not in SLURM_ENDED_STATES)
+
+
+def lost_batch_jobs(cluster, client) -> str | None:
+    """Why a dask-jobqueue ``cluster``'s run cannot go on, or None while it can.
+
+    A run on a batch system cannot tell a job that waits in the queue from one that will never
+    start by its workers alone: both have none. It is lost when no worker is connected and the
+    batch system holds none of the jobs it submitted (they failed, were cancelled or ended);
+    without this look it would wait for ever. Asked of SLURM only: on other systems (PBS,
+    which no test here can run) it returns None, as when squeue cannot answer."""
+    if type(cluster).__name__ != "SLURMCluster" or client.scheduler_info().get("workers"):
+        return None
+    jobs = [str(job.job_id) for job in cluster.workers.values()
+            if getattr(job, "job_id", None)]
+    if not jobs or slurm_jobs_queued(jobs) != 0:
+        return None
+    return (f"every batch job of this run has ended (SLURM jobs {', '.join(jobs)}) and no "
+            "worker is connected; their logs (jobqueue log-directory) say why. Finished blocks "
+            "are kept: rerun with --resume")
+
+
+class Runner(AbstractContextManager):
+    """Run tasks locally (threads) or on a distributed client, with a progress bar.
+
+    ``watch``, when given, is asked every :data:`JOB_CHECK_INTERVAL` seconds while the
+    client's tasks run; a reason it returns (:func:`lost_batch_jobs`) ends the run with
+    :class:`ClusterLostError`."""
+
+    def __init__(self, client=None, threads: int | None = None, progress: bool = True,
+                 watch: Callable[[], str | None] | None = None):
         self.client = client
         self.threads = threads or min(os.cpu_count() or 1, 4)
         self.progress = progress
+        self.watch = watch
 
     def map(self, func: Callable, items: Iterable, desc: str = "", **kwargs) -> list:
         """``[func(item, **kwargs) for item in items]`` in parallel, results in order."""
@@ -298,9 +356,13 @@ class Runner(AbstractContextManager):
             results: list = [None] * len(items)
             with tqdm(total=len(items), desc=desc, disable=not self.progress,
                       file=sys.stderr) as bar:
-                for future in as_completed(futures):
-                    results[index[future.key]] = future.result()
-                    bar.update(1)
+                try:
+                    for future in _watched(as_completed(futures), self.watch):
+                        results[index[future.key]] = future.result()
+                        bar.update(1)
+                except ClusterLostError:
+                    self.client.cancel(futures)
+                    raise
             return results
         import dask
         from dask.callbacks import Callback
@@ -328,6 +390,26 @@ class Runner(AbstractContextManager):
 
     def __exit__(self, *exc):
         return None
+
+
+def _watched(completed, watch: Callable[[], str | None] | None):
+    """The futures of a distributed ``as_completed`` as they finish, with ``watch`` asked
+    every :data:`JOB_CHECK_INTERVAL` seconds while none does."""
+    if watch is None:
+        yield from completed
+        return
+    next_look = time.monotonic() + JOB_CHECK_INTERVAL
+    while not completed.is_empty():
+        done = completed.next_batch(block=False)
+        if done:
+            yield from done
+            continue
+        if time.monotonic() >= next_look:
+            reason = watch()
+            if reason:
+                raise ClusterLostError(reason)
+            next_look = time.monotonic() + JOB_CHECK_INTERVAL
+        time.sleep(0.1)
 
 
 def _is_large(value: Any) -> bool:

@@ -40,6 +40,7 @@ from mosaic_pais.runtime.cluster import (
     Runner,
     check_memory_limit,
     local_cpu_threads,
+    lost_batch_jobs,
     start_cluster,
 )
 from mosaic_pais.runtime.infer import estimate_noise
@@ -618,7 +619,10 @@ def _dask(plan: RunPlan, client):
             client.register_plugin(ModelPlugin(str(plan.model_path), plan.batch_size,
                                                cpu_threads=local_cpu_threads(own_cluster),
                                                precision=plan.precision))
-        yield Runner(client, threads=plan.workers, progress=plan.progress), own_cluster
+        watch = (functools.partial(lost_batch_jobs, own_cluster, client)
+                 if own_cluster is not None and hasattr(own_cluster, "job_cls") else None)
+        yield (Runner(client, threads=plan.workers, progress=plan.progress, watch=watch),
+               own_cluster)
     finally:
         if own_cluster is not None:
             client.close()

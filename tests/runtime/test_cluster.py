@@ -12,6 +12,7 @@ from mosaic_pais.errors import BadInputError
 from mosaic_pais.nn.model import DEFAULT_MODEL_PATH
 from mosaic_pais.runtime.cluster import (
     WORKER_PAUSE_FRACTION,
+    ClusterLostError,
     ModelPlugin,
     Runner,
     gpus_visible,
@@ -22,6 +23,13 @@ from mosaic_pais.runtime.cluster import (
 
 def _square(x, offset=0):
     return x * x + offset
+
+
+def _slow_square(x, seconds=0.0):
+    import time
+
+    time.sleep(seconds)
+    return x * x
 
 
 def test_no_gpu_here():
@@ -90,3 +98,27 @@ def test_unreachable_scheduler():
 
 def test_local_threads_runner_keeps_order():
     assert Runner(threads=2, progress=False).map(_square, range(6)) == [0, 1, 4, 9, 16, 25]
+
+
+def test_a_watched_run_ends_when_told_no_worker_will_come(monkeypatch):
+    from distributed import Client, LocalCluster
+
+    from mosaic_pais.runtime import cluster as cluster_module
+
+    monkeypatch.setattr(cluster_module, "JOB_CHECK_INTERVAL", 0.2)
+    looks = []
+
+    def still_there():
+        looks.append(1)
+        return None
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address="127.0.0.1:0") as cluster, Client(cluster) as client:
+        # while the watch has nothing to say, the tasks finish as without it
+        runner = Runner(client, progress=False, watch=still_there)
+        assert runner.map(_slow_square, [2, 3], seconds=1.0) == [4, 9]
+        assert looks, "the watch was never asked"
+        # a reason from it ends the wait, in one line, long before the tasks would end
+        lost = Runner(client, progress=False, watch=lambda: "every batch job has ended")
+        with pytest.raises(ClusterLostError, match="every batch job has ended"):
+            lost.map(_slow_square, [2, 3], seconds=20.0)

@@ -2,7 +2,8 @@
 
 ``mosaic-pais run --cluster slurm`` with two worker jobs gives the local run's catalogue; the
 sbatch script of deploy/ finishes and writes its outputs; a worker job cancelled mid-run is
-survived; a whole run cancelled with ``scancel`` and resumed gives the same catalogue.
+survived; a whole run cancelled with ``scancel`` and resumed gives the same catalogue; a run
+whose every worker job dies ends with one line instead of waiting for ever.
 Skipped where no SLURM answers (``sinfo``); CI starts one first.
 """
 
@@ -53,11 +54,14 @@ jobqueue:
 """
 
 
-def _env(tmp_path: Path) -> dict:
+def _env(tmp_path: Path, extra: str = "") -> dict:
+    """The environment of a run whose ``jobqueue.slurm`` section is :data:`JOBQUEUE` and the
+    lines ``extra``."""
     config = tmp_path / "dask-config"
     config.mkdir(exist_ok=True)
     # the worker jobs' logs beside the test's files, not in the directory pytest runs from
-    (config / "jobqueue.yaml").write_text(JOBQUEUE + f"    log-directory: {tmp_path / 'logs'}\n")
+    (config / "jobqueue.yaml").write_text(JOBQUEUE + f"    log-directory: {tmp_path / 'logs'}\n"
+                                          + extra)
     return {**os.environ, "DASK_CONFIG": str(config), "TF_CPP_MIN_LOG_LEVEL": "3",
             "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
 
@@ -173,3 +177,18 @@ def test_a_cancelled_run_resumes_to_the_same_catalogue(small_field, tmp_path):
                              capture_output=True, text=True, timeout=3600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     _assert_same(local, Table.read(out / "catalog.fits"))
+
+
+def test_a_run_whose_worker_jobs_all_die_ends_with_one_line(small_field, tmp_path):
+    image, _ = small_field
+    out = tmp_path / "no_workers"
+    # every worker job exits before its worker starts, as a broken environment makes it
+    env = _env(tmp_path, extra='    job-script-prologue: ["exit 3"]\n')
+    result = subprocess.run(_cli("run", image, "--output", out, "--cluster", "slurm",
+                                 "--workers", 2, "--quiet"),
+                            env=env, capture_output=True, text=True, timeout=1200)
+    assert result.returncode == 1, result.stderr[-3000:]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "every batch job of this run has ended" in lines[0], lines
+    assert "--resume" in lines[0]
+    assert not (out / "catalog.fits").exists()
