@@ -4,7 +4,10 @@ Each model decodes the same validation tiles with the same card (the shipped mod
 thresholds, peak finding and votes, unless ``--card`` names another), so that what differs is
 the network alone. Reported per model: F1, the completeness of blended sources (β > 0.1) and
 the median |δ| of all and of blended sources over the sources every model recovers; a perfect
-PCR through the same decoder is the reference row.
+PCR through the same decoder is the reference row. A model whose centre map is trained
+differently may want other thresholds than the card's, so each model's detections are also
+swept over one threshold for every tile (:data:`SWEEP_THRESHOLDS`): F1 and the completeness of
+blended sources at each, and at the threshold of its best F1.
 
 Usage:
   python benchmarks/ablation.py --name f160w_v15 \\
@@ -44,10 +47,13 @@ from astropy.table import vstack
 
 from mosaic_pais.evaluation.metrics import evaluate, flux_errors_on_common_sources
 from mosaic_pais.nn.model import DEFAULT_MODEL_PATH, PAISPredictor, model_metadata, peak_finding
+from mosaic_pais.pcr import find_peaks
 from mosaic_pais.sim.scenes import SIMULATOR_VERSION
 from mosaic_pais.training.train import model_file
 
 CONDITIONS = {"GOODS-S depth, white noise": ("goods-s", 0.0), "varied": ("varied", None)}
+#: centre-map thresholds of the detection sweep
+SWEEP_THRESHOLDS = (0.6, 0.7, 0.75, 0.8, 0.825, 0.85, 0.875, 0.9, 0.925, 0.95, 0.975)
 
 
 def model_spec(spec: str) -> tuple[str, Path, str, dict]:
@@ -71,7 +77,29 @@ def model_catalogue(path: Path, card: dict, scenes, precision: str = "float32") 
     catalog = vstack([with_offset(model_catalog(p, j, seen[i].image, sigmas[i], thresholds[i],
                                                 finding, vote, **decoding), i)
                       for i, (p, j) in enumerate(preds)])
-    return catalog, time.time() - t, seen, sigmas
+    return catalog, time.time() - t, seen, sigmas, preds
+
+
+def detection_sweep(preds, card: dict, truth, mag_limit: float) -> dict:
+    """F1 and the completeness of blended sources of the model's peaks at each of
+    :data:`SWEEP_THRESHOLDS` (one for every tile), and both at the threshold of its best F1."""
+    from astropy.table import Table
+
+    finding = peak_finding(card)
+    sweep = {"thresholds": list(SWEEP_THRESHOLDS), "f1": [], "completeness_blended": []}
+    for threshold in SWEEP_THRESHOLDS:
+        parts = []
+        for i, (p, j) in enumerate(preds):
+            peaks = find_peaks(p.center[j], threshold=threshold, **finding)
+            parts.append(with_offset(Table({"x": peaks.x, "y": peaks.y,
+                                            "flux": [1.0] * len(peaks.x)}), i))
+        r = evaluate(vstack(parts), truth, mag_limit=mag_limit)
+        sweep["f1"].append(r["f1"])
+        sweep["completeness_blended"].append(r["completeness_blended"])
+    best = max(range(len(SWEEP_THRESHOLDS)), key=lambda k: sweep["f1"][k])
+    sweep["at_best_f1"] = {"threshold": SWEEP_THRESHOLDS[best], "f1": sweep["f1"][best],
+                           "completeness_blended": sweep["completeness_blended"][best]}
+    return sweep
 
 
 def compare(models: dict, card: dict, scenes, mag_limit: float) -> dict:
@@ -79,14 +107,16 @@ def compare(models: dict, card: dict, scenes, mag_limit: float) -> dict:
                    metadata_conflicts="silent")
     catalogs, result = {}, {}
     for name, (path, precision, changes) in models.items():
-        catalogs[name], seconds, seen, sigmas = model_catalogue(path, card | changes, scenes,
-                                                                precision)
+        catalogs[name], seconds, seen, sigmas, preds = model_catalogue(
+            path, card | changes, scenes, precision)
         r = evaluate(catalogs[name], truth, mag_limit=mag_limit)
         result[name] = {"f1": r["f1"], "completeness": r["completeness"], "purity": r["purity"],
                         "completeness_blended": r["completeness_blended"],
                         "median_abs_delta": r["flux"]["median_abs"],
                         "median_abs_delta_blended": r["flux_blended"]["median_abs"],
-                        "seconds": seconds}
+                        "seconds": seconds,
+                        "sweep": detection_sweep(preds, card | changes, truth, mag_limit)}
+        del preds
     catalogs["perfect PCR"] = vstack([with_offset(perfect_pcr_catalog(s, seen[i].image,
                                                                       sigmas[i]), i)
                                       for i, s in enumerate(scenes)])
