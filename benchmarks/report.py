@@ -156,6 +156,31 @@ def error_budget_section(r: dict | None) -> list[str]:
     return lines
 
 
+def detection_budget_section(r: dict | None) -> list[str]:
+    """Blended sources lost by the network's centre map or by the peak finding
+    (benchmarks/detection_budget.py, validation tiles)."""
+    if not r:
+        return []
+    labels = list(r["conditions"])
+    rows = list(r["conditions"][labels[0]])
+    lines = ["", "### Where blended sources are lost", "",
+             f"`{r['setup']['command']}` — on {r['setup']['tiles']} validation tiles per "
+             "condition, the detections of the model's centre map and of the true one (the "
+             "training labels' map of the labelled sources), each read by the card's peak "
+             "finding and bare (a 3 × 3 window, no smoothing); F1 and the completeness of "
+             f"blended sources (β > 0.1, H < {r['setup']['mag_limit']:g}). From the model to "
+             "the true map read the same way is what the network's map costs; from there to "
+             "the labelled centres, what the peak finding costs.", "",
+             "| centre map, read by | " + " | ".join(f"{c}: F1, blended completeness"
+                                                    for c in labels) + " |",
+             "| --- |" + " --- |" * len(labels)]
+    for name in rows:
+        lines.append(f"| {name} | " + " | ".join(
+            f"{f(r['conditions'][c][name]['f1'])}, "
+            f"{f(r['conditions'][c][name]['completeness_blended'])}" for c in labels) + " |")
+    return lines
+
+
 def shared_pixels_lines(r: dict | None) -> list[str]:
     """How models share the shared pixels' light against the truth (shared_pixels.py)."""
     if not r:
@@ -1819,6 +1844,7 @@ def main() -> None:
     out += f1_gap_section(load("centre_net_baseline_goods-s_white"),
                           load("f1_limits_goods-s_white"), file_sha256(DEFAULT_MODEL_PATH))
     out += error_budget_section(load("error_budget"))
+    out += detection_budget_section(load("detection_budget"))
     out += shared_pixels_lines(load("shared_pixels"))
     out += position_bias_section(load("position_bias"))
     card_vote = str(model_metadata(DEFAULT_MODEL_PATH).get("vote", "vectors"))
