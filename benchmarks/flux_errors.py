@@ -50,6 +50,7 @@ from tqdm import tqdm
 
 from mosaic_pais.evaluation.metrics import match_catalogs
 from mosaic_pais.nn.model import DEFAULT_MODEL_PATH, PAISPredictor, model_metadata, peak_finding
+from mosaic_pais.runtime.infer import estimate_noise
 from mosaic_pais.runtime.measure import (
     FRACTION_ERROR,
     NOISE_ERROR_SCALE,
@@ -74,20 +75,22 @@ def nmad(values: np.ndarray) -> float:
 def catalogues(scenes, seen, sigmas, textures, preds, meta, fraction_error: float,
                relative_error: float = 0.0, noise_scale: float = 1.0,
                kinds=("noise", "weights"), measuring: dict | None = None) -> dict:
-    """The model's stacked catalogues with ``flux_err`` from the measured noise and texture
-    (``noise``) and from weight maps of the tiles' noise (``weights``, each band's own, with
-    the measured texture, as a run uses them: a weight map gives each pixel's variance but not
-    how the noise is correlated); ``measuring`` is a multi-band model's
+    """The model's stacked catalogues with ``flux_err`` from the measured noise and each
+    band's texture (``noise``) and from weight maps of the tiles' noise (``weights``, each
+    band's own, with the measured textures, as a run uses them: a weight map gives each
+    pixel's variance but not how the noise is correlated); ``measuring`` is a multi-band model's
     (:func:`accuracy.card_measuring`)."""
     finding, vote = peak_finding(meta), str(meta.get("vote", "vectors"))
     thresholds = tile_thresholds(textures, meta)
+    # the flux errors take each band's own texture, as a run's do
+    band_textures = [estimate_noise(s.image, n_windows=1)[1] for s in seen]
     out = {kind: [] for kind in kinds}
     for i, (pred, j) in enumerate(preds):
         image = seen[i].image
         common = dict(pred=pred, index=j, image=image, noise_sigma=sigmas[i],
                       threshold=thresholds[i], finding=finding, vote=vote,
                       fraction_error=fraction_error, relative_error=relative_error,
-                      noise_scale=noise_scale, noise_texture=textures[i],
+                      noise_scale=noise_scale, noise_texture=band_textures[i],
                       **(measuring or {}))
         if "noise" in out:
             out["noise"].append(with_offset(model_catalog(**common), i))

@@ -537,7 +537,7 @@ def claim_footprints(ids: np.ndarray, fractions: np.ndarray, peak_y: np.ndarray,
 
 def measure_image(image: np.ndarray, ids: np.ndarray, fractions: np.ndarray, peaks: dict,
                   bands: list[str], noise_sigma, weights: np.ndarray | None = None,
-                  invalid_near: np.ndarray | None = None, noise_texture: float | None = None,
+                  invalid_near: np.ndarray | None = None, noise_texture=None,
                   fraction_error: float = FRACTION_ERROR,
                   relative_error: float = RELATIVE_FLUX_ERROR,
                   noise_scale: float = NOISE_ERROR_SCALE,
@@ -574,7 +574,7 @@ def measure_image(image: np.ndarray, ids: np.ndarray, fractions: np.ndarray, pea
 
 
 def finalize(total: dict, peaks: dict, bands: list[str], has_weights: bool,
-             footprint_radius: np.ndarray, noise_sigma=None, noise_texture: float | None = None,
+             footprint_radius: np.ndarray, noise_sigma=None, noise_texture=None,
              fraction_error: float = FRACTION_ERROR,
              relative_error: float = RELATIVE_FLUX_ERROR,
              noise_scale: float = NOISE_ERROR_SCALE,
@@ -721,8 +721,17 @@ def band_corrections(growth: GrowthCurves | Sequence[GrowthCurves] | None, r50: 
                      for band in growth])
 
 
+def _band_textures(noise_texture, n_bands: int) -> np.ndarray:
+    """``(n_bands,)`` textures from one for every band or one per band; 1 (white noise) where
+    none is known."""
+    if noise_texture is None:
+        return np.ones(n_bands)
+    texture = np.broadcast_to(np.asarray(noise_texture, np.float64).reshape(-1), (n_bands,))
+    return np.where(np.isfinite(texture), texture, 1.0)
+
+
 def flux_errors(total: dict, has_weights: bool, noise_sigma=None,
-                noise_texture: float | None = None, fraction_error: float = FRACTION_ERROR,
+                noise_texture=None, fraction_error: float = FRACTION_ERROR,
                 relative_error: float = RELATIVE_FLUX_ERROR,
                 noise_scale: float = NOISE_ERROR_SCALE) -> np.ndarray:
     """Each source's flux error per band, ``(band, source)``.
@@ -733,8 +742,10 @@ def flux_errors(total: dict, has_weights: bool, noise_sigma=None,
       (inverse variances), else the run's measured noise per band — times ``texture²``: noise
       correlated over a few pixels (drizzled data) adds up faster than white noise over a
       source's footprint, by the texture's square (the noise of 4×4-pixel sums against white
-      noise's), and times ``noise_scale²`` (the card's ``noise_error_scale``): the noise also
-      moves a faint source's centre and footprint, which the pixel sum does not see;
+      noise's; ``noise_texture`` one for every band, or each band's own: bands drizzled with
+      other kernels or pixel fractions have other textures), and times ``noise_scale²`` (the
+      card's ``noise_error_scale``): the noise also moves a faint source's centre and
+      footprint, which the pixel sum does not see;
     * the sharing of light, ``fraction_error · Σ f f_others I``, where ``f_others`` is what the
       pixel's other sources hold (their fractions after the footprints; a share dropped beyond
       every footprint is no one's and is not counted): a pixel's fraction is only known to
@@ -755,6 +766,12 @@ def flux_errors(total: dict, has_weights: bool, noise_sigma=None,
     [[1.0]]
     >>> flux_errors(total, False, noise_sigma=[0.5], noise_texture=2.0).tolist()
     [[2.0]]
+
+    Each band with its own texture:
+
+    >>> two = {key: np.repeat(value, 2, axis=0) for key, value in total.items()}
+    >>> flux_errors(two, False, noise_sigma=[0.5, 0.5], noise_texture=[1.0, 2.0]).tolist()
+    [[1.0], [2.0]]
     """
     var = np.asarray(total["var"], np.float64)
     if not has_weights:
@@ -762,7 +779,7 @@ def flux_errors(total: dict, has_weights: bool, noise_sigma=None,
             return np.full(var.shape, np.nan)
         sigma = np.broadcast_to(np.asarray(noise_sigma, np.float64).reshape(-1), (len(var),))
         var = var * sigma[:, None] ** 2
-    texture = 1.0 if noise_texture is None or not np.isfinite(noise_texture) else noise_texture
+    texture = _band_textures(noise_texture, len(var))[:, None]
     sharing = fraction_error * np.asarray(total["sharing"], np.float64)
     estimator = relative_error * np.abs(np.asarray(total["flux"], np.float64))
     return np.sqrt(var * (noise_scale * texture) ** 2 + sharing ** 2 + estimator ** 2)

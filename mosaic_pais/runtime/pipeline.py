@@ -282,11 +282,13 @@ class RunPlan:
 
 @dataclass
 class Noise:
-    """The mosaic's noise per band, its texture and the peak threshold that follows from it."""
+    """The mosaic's noise per band, its texture (the median of its bands', for the peak
+    threshold that follows from it) and each band's own (for the flux errors)."""
 
     sigma: np.ndarray
     texture: float | None
     threshold: float
+    band_textures: np.ndarray | None = None
 
 
 #: what ``--overwrite`` removes from an output folder (and nothing else)
@@ -563,7 +565,8 @@ def _noise(ds, pixels, plan: RunPlan) -> Noise:
     texture = float(np.median(textures)) if np.isfinite(textures).all() else None
     threshold = plan.threshold if plan.threshold is not None else detection_threshold(
         plan.meta, texture)
-    return Noise(sigma=sigma, texture=texture, threshold=float(threshold))
+    return Noise(sigma=sigma, texture=texture, threshold=float(threshold),
+                 band_textures=np.asarray(textures, np.float64))
 
 
 def _open_or_resume_store(plan: RunPlan, ds, band_names: list[str], noise: Noise):
@@ -602,6 +605,13 @@ def _open_or_resume_store(plan: RunPlan, ds, band_names: list[str], noise: Noise
                  overwrite=True, compressed=False)
     write_json(params, plan.output / "work" / "params.json")
     return specs, params
+
+
+def _finite_or_none(values) -> list | None:
+    """A JSON list of ``values``, None for each that is not finite (JSON has no NaN)."""
+    if values is None:
+        return None
+    return [float(v) if np.isfinite(v) else None for v in np.asarray(values, float)]
 
 
 @contextmanager
@@ -713,7 +723,7 @@ def _measure(runner: Runner, plan: RunPlan, ds, handle: WindowReader, specs, pea
     total = measure_mod.combine(parts, len(peaks["id"]), len(band_names))
     columns = measure_mod.finalize(
         total, peaks, band_names, weights is not None, radius, noise_sigma=noise.sigma,
-        noise_texture=noise.texture,
+        noise_texture=noise.texture if noise.band_textures is None else noise.band_textures,
         fraction_error=float(plan.meta.get("fraction_error", measure_mod.FRACTION_ERROR)),
         relative_error=float(plan.meta.get("relative_flux_error",
                                            measure_mod.RELATIVE_FLUX_ERROR)),
@@ -820,7 +830,9 @@ def _provenance(plan: RunPlan, params: dict, band_names: list[str], ds, noise: N
                        "min_fraction": plan.min_fraction, "vote": plan.vote,
                        "cluster": plan.cluster, "workers": plan.workers,
                        "memory_limit": plan.memory_limit, "noise_sigma": noise.sigma.tolist(),
-                       "noise_texture": noise.texture, "resume": plan.resume,
+                       "noise_texture": noise.texture,
+                       "noise_texture_per_band": _finite_or_none(noise.band_textures),
+                       "resume": plan.resume,
                        # the PSF whose curve of growth made the total fluxes (None: none)
                        "psf": _psf_name(plan, band_names)},
         # the sky subtracted: the median level per band and the map (``mosaic-pais stamps``

@@ -10,8 +10,9 @@
   a single source's repeated slot, gives no closeness). The centres of close pairs are where
   detection fails: on validation tiles (``benchmarks/detection_budget.py``) the shipped model
   finds 0.52 of the blended sources at GOODS-S depth, while the same peak finding on the true
-  centre map finds 0.84 of them, so most of the loss is the network's. Their centre pixels are a small part of all centre pixels, and the plain
-  weight lets the network smear a faint companion's peak into its bright neighbour's.
+  centre map finds 0.84 of them, so most of the loss is the network's. Their centre pixels
+  are a small part of all centre pixels, and the plain weight lets the network smear a faint
+  companion's peak into its bright neighbour's.
 * ``L_v``: mean absolute error of the claim vectors. ``vector_mode="paper"`` is the prototype's
   plain MAE of raw offsets over all pixels; there, pixels far from every source (offsets of up to
   a few hundred pixels) dominate the loss although their votes decide little. ``"weighted"``
