@@ -8,9 +8,10 @@ what the pixel's other sources hold), and the estimator's own, ``relative_flux_e
 
     python benchmarks/flux_errors.py --split val --tiles 200 --calibrate
         chooses on validation tiles ``noise_error_scale``, ``relative_flux_error`` and
-        ``fraction_error`` together, for which the pulls of the isolated and of the blended
-        sources have an NMAD nearest 1 in every magnitude bin (the sum over both kinds and all
-        bins of the squared logarithms of the NMADs is least), and writes them into the card;
+        ``fraction_error`` together (each band its own, for a model of several bands), for
+        which the pulls of the isolated and of the blended sources have an NMAD nearest 1 in
+        every magnitude bin (the sum over both kinds and all bins of the squared logarithms of
+        the NMADs is least), and writes them into the card;
     python benchmarks/flux_errors.py --split val --tiles 150 --parts
         what each part of ``flux_err`` is worth against the real misses, per kind of source
         and magnitude bin: the relative scatter and bias of the fluxes, and the noise and
@@ -25,8 +26,9 @@ docs/results/flux_errors_<split>.json.
 
 A model of several bands (``--model mosaic_pais/models/pais_fourband.keras``) is judged on
 scenes of its bands, every band's ``flux_<band>`` against ``flux_err_<band>``: calibrating
-fits the same three constants to the pulls of every band (the sum of the bands' misfits), and
-the pulls are reported per band. Its results go to ``flux_errors_<split>_<model name>.json``.
+fits each band's own three constants to its pulls (the card then holds a list of each, in the
+model's band order), and the pulls are reported per band. Its results go to
+``flux_errors_<split>_<model name>.json``.
 """
 
 from __future__ import annotations
@@ -165,34 +167,42 @@ def calibrate(scenes, seen, sigmas, textures, preds, meta, truth, bands=(None,),
               measuring: dict | None = None) -> dict:
     """``noise_error_scale``, ``relative_flux_error`` and ``fraction_error`` together, so that
     the pulls of the isolated and of the blended sources both have an NMAD nearest 1 in every
-    magnitude bin (module text), in every band of ``bands``. The sharing term is not zero for
+    magnitude bin (module text), each band of ``bands`` its own (bands differ in PSF, noise
+    and in how bright a source is in them against the detection band that sets its
+    footprint). The sharing term is not zero for
     isolated sources (a bright source whose fractions are 0.95 shares 5% of its light), so
     fitting it on the blended ones alone, after the other two, inflated the isolated sources'
     errors."""
     parts = [_pull_parts(*part) for part in sharing_parts(scenes, seen, sigmas, textures,
                                                           preds, meta, truth, bands, measuring)]
 
-    def misfit(params):
-        total = 0.0
-        for miss, mag, err, blended in parts:
-            e = err(params)
-            total += sum(bins_misfit(miss[kind], e[kind], mag[kind]) for kind in (~blended,
-                                                                                  blended))
-        return total
-
-    grid = [(k, r, c) for k in SCALE_GRID for r in RELATIVE_GRID for c in FRACTION_GRID[::2]]
-    scale, relative, fraction = min(grid, key=misfit)
-    # then the sharing term finely, the other two kept
-    fraction = min(FRACTION_GRID, key=lambda c: misfit((scale, relative, c)))
-    result = {"noise_error_scale": float(scale), "relative_flux_error": float(relative),
-              "fraction_error": float(fraction)}
-    for band, (miss, _, err, blended) in zip(bands, parts, strict=True):
-        final = err((scale, relative, fraction))
+    fits = [_fit(part) for part in parts]
+    keys = ("noise_error_scale", "relative_flux_error", "fraction_error")
+    result = {key: ([fit[k] for fit in fits] if len(fits) > 1 else fits[0][k])
+              for k, key in enumerate(keys)}
+    for band, (miss, _, err, blended), fit in zip(bands, parts, fits, strict=True):
+        final = err(fit)
         result[band or "detection band"] = {
             "isolated_nmad": nmad(miss[~blended] / final[~blended]),
             "blended_nmad": nmad(miss[blended] / final[blended]),
             "n_isolated": int((~blended).sum()), "n_blended": int(blended.sum())}
     return result
+
+
+def _fit(part: tuple) -> tuple:
+    """One band's ``(noise_error_scale, relative_flux_error, fraction_error)`` of least
+    misfit over the magnitude bins of its isolated and its blended sources."""
+    miss, mag, err, blended = part
+
+    def misfit(params):
+        e = err(params)
+        return sum(bins_misfit(miss[kind], e[kind], mag[kind]) for kind in (~blended, blended))
+
+    grid = [(k, r, c) for k in SCALE_GRID for r in RELATIVE_GRID for c in FRACTION_GRID[::2]]
+    scale, relative, fraction = min(grid, key=misfit)
+    # then the sharing term finely, the other two kept
+    fraction = min(FRACTION_GRID, key=lambda c: misfit((scale, relative, c)))
+    return float(scale), float(relative), float(fraction)
 
 
 def error_parts(parts: list, meta: dict) -> dict:
@@ -201,9 +211,11 @@ def error_parts(parts: list, meta: dict) -> dict:
     parts of flux_err with the card's constants, as fractions of the true flux, and the NMAD
     of the pulls they give. Detection band only."""
     rows, noise, sharing = parts[0]
-    scale = float(meta.get("noise_error_scale", NOISE_ERROR_SCALE))
-    fraction = float(meta.get("fraction_error", FRACTION_ERROR))
-    relative = float(meta.get("relative_flux_error", RELATIVE_FLUX_ERROR))
+    # the detection band's constants (a multi-band card has one per band, that band's first)
+    scale, fraction, relative = (float(np.atleast_1d(meta.get(key, default))[0]) for key, default
+                                 in (("noise_error_scale", NOISE_ERROR_SCALE),
+                                     ("fraction_error", FRACTION_ERROR),
+                                     ("relative_flux_error", RELATIVE_FLUX_ERROR)))
     miss, mag, err, blended = _pull_parts(rows, noise, sharing)
     true = np.abs(np.asarray(rows["true"], np.float64))
     total = err((scale, relative, fraction))
@@ -286,9 +298,10 @@ def main() -> None:
               f"{result['relative_flux_error']}, fraction_error {result['fraction_error']} "
               f"→ {card_path}")
     else:
-        c = float(meta.get("fraction_error", FRACTION_ERROR))
-        r = float(meta.get("relative_flux_error", RELATIVE_FLUX_ERROR))
-        k = float(meta.get("noise_error_scale", NOISE_ERROR_SCALE))
+        # each one for every band or one per band, as the card has them
+        c = meta.get("fraction_error", FRACTION_ERROR)
+        r = meta.get("relative_flux_error", RELATIVE_FLUX_ERROR)
+        k = meta.get("noise_error_scale", NOISE_ERROR_SCALE)
         cats = catalogues(scenes, *decoded, meta, c, r, k, measuring=measuring)
         result = {"fraction_error": c, "relative_flux_error": r, "noise_error_scale": k}
         for name, cat in cats.items():

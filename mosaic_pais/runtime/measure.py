@@ -538,9 +538,9 @@ def claim_footprints(ids: np.ndarray, fractions: np.ndarray, peak_y: np.ndarray,
 def measure_image(image: np.ndarray, ids: np.ndarray, fractions: np.ndarray, peaks: dict,
                   bands: list[str], noise_sigma, weights: np.ndarray | None = None,
                   invalid_near: np.ndarray | None = None, noise_texture=None,
-                  fraction_error: float = FRACTION_ERROR,
-                  relative_error: float = RELATIVE_FLUX_ERROR,
-                  noise_scale: float = NOISE_ERROR_SCALE,
+                  fraction_error=FRACTION_ERROR,
+                  relative_error=RELATIVE_FLUX_ERROR,
+                  noise_scale=NOISE_ERROR_SCALE,
                   growth: GrowthCurves | Sequence[GrowthCurves] | None = None,
                   matched: bool = True, reshare: bool = False
                   ) -> tuple[dict, np.ndarray, np.ndarray]:
@@ -575,9 +575,9 @@ def measure_image(image: np.ndarray, ids: np.ndarray, fractions: np.ndarray, pea
 
 def finalize(total: dict, peaks: dict, bands: list[str], has_weights: bool,
              footprint_radius: np.ndarray, noise_sigma=None, noise_texture=None,
-             fraction_error: float = FRACTION_ERROR,
-             relative_error: float = RELATIVE_FLUX_ERROR,
-             noise_scale: float = NOISE_ERROR_SCALE,
+             fraction_error=FRACTION_ERROR,
+             relative_error=RELATIVE_FLUX_ERROR,
+             noise_scale=NOISE_ERROR_SCALE,
              growth: GrowthCurves | Sequence[GrowthCurves] | None = None) -> dict:
     """Catalogue columns (a dict of arrays) from the second pass's combined sums.
 
@@ -721,19 +721,19 @@ def band_corrections(growth: GrowthCurves | Sequence[GrowthCurves] | None, r50: 
                      for band in growth])
 
 
-def _band_textures(noise_texture, n_bands: int) -> np.ndarray:
-    """``(n_bands,)`` textures from one for every band or one per band; 1 (white noise) where
-    none is known."""
-    if noise_texture is None:
-        return np.ones(n_bands)
-    texture = np.broadcast_to(np.asarray(noise_texture, np.float64).reshape(-1), (n_bands,))
-    return np.where(np.isfinite(texture), texture, 1.0)
+def _per_band(value, n_bands: int, unknown: float) -> np.ndarray:
+    """``(n_bands, 1)`` values from one for every band or one per band; ``unknown`` where
+    none is given or it is not finite."""
+    if value is None:
+        return np.full((n_bands, 1), unknown)
+    values = np.broadcast_to(np.asarray(value, np.float64).reshape(-1), (n_bands,))
+    return np.where(np.isfinite(values), values, unknown)[:, None]
 
 
 def flux_errors(total: dict, has_weights: bool, noise_sigma=None,
-                noise_texture=None, fraction_error: float = FRACTION_ERROR,
-                relative_error: float = RELATIVE_FLUX_ERROR,
-                noise_scale: float = NOISE_ERROR_SCALE) -> np.ndarray:
+                noise_texture=None, fraction_error=FRACTION_ERROR,
+                relative_error=RELATIVE_FLUX_ERROR,
+                noise_scale=NOISE_ERROR_SCALE) -> np.ndarray:
     """Each source's flux error per band, ``(band, source)``.
 
     Three parts, added in quadrature:
@@ -756,7 +756,8 @@ def flux_errors(total: dict, has_weights: bool, noise_sigma=None,
       fractions' error on isolated sources), also calibrated on validation tiles (the card's
       ``relative_flux_error``).
 
-    NaN where neither weights nor a noise sigma are given.
+    Each constant is one for every band or one per band (a multi-band card calibrates each
+    band's own). NaN where neither weights nor a noise sigma are given.
 
     Examples
     --------
@@ -772,6 +773,12 @@ def flux_errors(total: dict, has_weights: bool, noise_sigma=None,
     >>> two = {key: np.repeat(value, 2, axis=0) for key, value in total.items()}
     >>> flux_errors(two, False, noise_sigma=[0.5, 0.5], noise_texture=[1.0, 2.0]).tolist()
     [[1.0], [2.0]]
+
+    and its own constants, as a multi-band card gives them:
+
+    >>> flux_errors(two, False, noise_sigma=[0.5, 0.5], noise_texture=1.0,
+    ...             noise_scale=[1.0, 3.0]).tolist()
+    [[1.0], [3.0]]
     """
     var = np.asarray(total["var"], np.float64)
     if not has_weights:
@@ -779,10 +786,14 @@ def flux_errors(total: dict, has_weights: bool, noise_sigma=None,
             return np.full(var.shape, np.nan)
         sigma = np.broadcast_to(np.asarray(noise_sigma, np.float64).reshape(-1), (len(var),))
         var = var * sigma[:, None] ** 2
-    texture = _band_textures(noise_texture, len(var))[:, None]
-    sharing = fraction_error * np.asarray(total["sharing"], np.float64)
-    estimator = relative_error * np.abs(np.asarray(total["flux"], np.float64))
-    return np.sqrt(var * (noise_scale * texture) ** 2 + sharing ** 2 + estimator ** 2)
+    n = len(var)
+    texture = _per_band(noise_texture, n, 1.0)  # 1: white noise
+    scale = _per_band(noise_scale, n, NOISE_ERROR_SCALE)
+    sharing = (_per_band(fraction_error, n, FRACTION_ERROR)
+               * np.asarray(total["sharing"], np.float64))
+    estimator = (_per_band(relative_error, n, RELATIVE_FLUX_ERROR)
+                 * np.abs(np.asarray(total["flux"], np.float64)))
+    return np.sqrt(var * (scale * texture) ** 2 + sharing ** 2 + estimator ** 2)
 
 
 def invalid_neighbourhood(valid: np.ndarray) -> np.ndarray:

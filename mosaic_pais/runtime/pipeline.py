@@ -724,10 +724,10 @@ def _measure(runner: Runner, plan: RunPlan, ds, handle: WindowReader, specs, pea
     columns = measure_mod.finalize(
         total, peaks, band_names, weights is not None, radius, noise_sigma=noise.sigma,
         noise_texture=noise.texture if noise.band_textures is None else noise.band_textures,
-        fraction_error=float(plan.meta.get("fraction_error", measure_mod.FRACTION_ERROR)),
-        relative_error=float(plan.meta.get("relative_flux_error",
-                                           measure_mod.RELATIVE_FLUX_ERROR)),
-        noise_scale=float(plan.meta.get("noise_error_scale", measure_mod.NOISE_ERROR_SCALE)),
+        # each one for every band, or one per band
+        fraction_error=plan.meta.get("fraction_error", measure_mod.FRACTION_ERROR),
+        relative_error=plan.meta.get("relative_flux_error", measure_mod.RELATIVE_FLUX_ERROR),
+        noise_scale=plan.meta.get("noise_error_scale", measure_mod.NOISE_ERROR_SCALE),
         growth=growth)
     timings["measure"] = time.time() - t
     return columns
