@@ -8,7 +8,7 @@ what the pixel's other sources hold), and the estimator's own, ``relative_flux_e
 
     python benchmarks/flux_errors.py --split val --tiles 200 --calibrate
         chooses on validation tiles ``noise_error_scale``, ``relative_flux_error`` and
-        ``fraction_error`` together (each band its own, for a model of several bands), for
+        ``fraction_error`` together (the same for every band of a model of several), for
         which the pulls of the isolated and of the blended sources have an NMAD nearest 1 in
         every magnitude bin (the sum over both kinds and all bins of the squared logarithms of
         the NMADs is least), and writes them into the card;
@@ -26,8 +26,9 @@ docs/results/flux_errors_<split>.json.
 
 A model of several bands (``--model mosaic_pais/models/pais_fourband.keras``) is judged on
 scenes of its bands, every band's ``flux_<band>`` against ``flux_err_<band>``: calibrating
-fits each band's own three constants to its pulls (the card then holds a list of each, in the
-model's band order), and the pulls are reported per band. Its results go to
+fits the same three constants to the pulls of every band (the sum of the bands' misfits;
+``--per-band`` fits each band its own, and the card then holds a list of each in the model's
+band order), and the pulls are reported per band. Its results go to
 ``flux_errors_<split>_<model name>.json``.
 """
 
@@ -164,21 +165,22 @@ def bins_misfit(miss: np.ndarray, err: np.ndarray, mag: np.ndarray) -> float:
 
 
 def calibrate(scenes, seen, sigmas, textures, preds, meta, truth, bands=(None,),
-              measuring: dict | None = None) -> dict:
+              measuring: dict | None = None, per_band: bool = False) -> dict:
     """``noise_error_scale``, ``relative_flux_error`` and ``fraction_error`` together, so that
     the pulls of the isolated and of the blended sources both have an NMAD nearest 1 in every
-    magnitude bin (module text), each band of ``bands`` its own (bands differ in PSF, noise
-    and in how bright a source is in them against the detection band that sets its
-    footprint). The sharing term is not zero for
+    magnitude bin (module text), in every band of ``bands`` (``per_band``: each band its
+    own; measured on the four-band model, that overfits: fitted on validation tiles, F850LP's
+    estimator part came out at 0.17 and its isolated sources' test pulls at 0.59-0.68). The
+    sharing term is not zero for
     isolated sources (a bright source whose fractions are 0.95 shares 5% of its light), so
     fitting it on the blended ones alone, after the other two, inflated the isolated sources'
     errors."""
     parts = [_pull_parts(*part) for part in sharing_parts(scenes, seen, sigmas, textures,
                                                           preds, meta, truth, bands, measuring)]
 
-    fits = [_fit(part) for part in parts]
+    fits = [_fit([part]) for part in parts] if per_band else [_fit(parts)] * len(parts)
     keys = ("noise_error_scale", "relative_flux_error", "fraction_error")
-    result = {key: ([fit[k] for fit in fits] if len(fits) > 1 else fits[0][k])
+    result = {key: ([fit[k] for fit in fits] if per_band else fits[0][k])
               for k, key in enumerate(keys)}
     for band, (miss, _, err, blended), fit in zip(bands, parts, fits, strict=True):
         final = err(fit)
@@ -189,14 +191,17 @@ def calibrate(scenes, seen, sigmas, textures, preds, meta, truth, bands=(None,),
     return result
 
 
-def _fit(part: tuple) -> tuple:
-    """One band's ``(noise_error_scale, relative_flux_error, fraction_error)`` of least
-    misfit over the magnitude bins of its isolated and its blended sources."""
-    miss, mag, err, blended = part
+def _fit(parts: list) -> tuple:
+    """The ``(noise_error_scale, relative_flux_error, fraction_error)`` of least misfit over
+    the magnitude bins of the isolated and the blended sources of every band in ``parts``."""
 
     def misfit(params):
-        e = err(params)
-        return sum(bins_misfit(miss[kind], e[kind], mag[kind]) for kind in (~blended, blended))
+        total = 0.0
+        for miss, mag, err, blended in parts:
+            e = err(params)
+            total += sum(bins_misfit(miss[kind], e[kind], mag[kind])
+                         for kind in (~blended, blended))
+        return total
 
     grid = [(k, r, c) for k in SCALE_GRID for r in RELATIVE_GRID for c in FRACTION_GRID[::2]]
     scale, relative, fraction = min(grid, key=misfit)
@@ -257,6 +262,8 @@ def main() -> None:
     parser.add_argument("--conditions", choices=("varied", "goods-s"), default="varied")
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH)
     parser.add_argument("--calibrate", action="store_true")
+    parser.add_argument("--per-band", action="store_true",
+                        help="--calibrate: each band its own constants (overfits; module text)")
     parser.add_argument("--parts", action="store_true",
                         help="what each part of flux_err is worth (module text)")
     args = parser.parse_args()
@@ -284,7 +291,7 @@ def main() -> None:
         print(json.dumps(result, indent=2))
         return
     if args.calibrate:
-        result = calibrate(scenes, *decoded, meta, truth, bands, measuring)
+        result = calibrate(scenes, *decoded, meta, truth, bands, measuring, args.per_band)
         card_path = Path(args.model).with_suffix(".json")
         card = json.loads(card_path.read_text())
         for key in ("fraction_error", "relative_flux_error", "noise_error_scale"):

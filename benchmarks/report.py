@@ -1555,7 +1555,7 @@ def four_band_flux_errors_section(r: dict | None) -> list[str]:
            f"{r['tiles'] if r else 200} --model "
            "mosaic_pais/models/pais_fourband.keras` — NMAD of (measured − true) / flux_err per "
            "band on four-band test tiles, the errors' three constants calibrated on "
-           "validation tiles, each band its own (`--split val --calibrate`); 1 means the "
+           "validation tiles for all bands at once (`--split val --calibrate`); 1 means the "
            "errors are right.", ""]
     if not r:
         return out + ["*(not run yet)*", ""]
